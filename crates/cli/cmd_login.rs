@@ -1,0 +1,8 @@
+//! `distroless-pack login` (not written yet).
+
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<u8> {
+    anyhow::bail!("`login` is not implemented yet")
+}

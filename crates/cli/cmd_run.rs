@@ -1,0 +1,8 @@
+//! `distroless-pack run` (not written yet).
+
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<u8> {
+    anyhow::bail!("`run` is not implemented yet")
+}

@@ -1,0 +1,109 @@
+//! `os/architecture[/variant]` platforms.
+
+use std::fmt;
+use std::str::FromStr;
+
+use oci_spec::image::ImageConfiguration;
+
+/// A platform such as `linux/amd64` or `linux/arm64/v8`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+/// A platform string that could not be parsed or is not supported.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid platform {0:?}: expected linux/amd64 or linux/arm64")]
+pub struct PlatformError(pub String);
+
+impl Platform {
+    pub fn linux(architecture: &str) -> Platform {
+        Platform { os: "linux".into(), architecture: architecture.into(), variant: None }
+    }
+
+    /// The platform of the machine running this program.
+    pub fn host() -> Platform {
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        Platform::linux(arch)
+    }
+
+    /// The platform an image config declares.
+    pub fn from_config(config: &ImageConfiguration) -> Platform {
+        Platform {
+            os: config.os().to_string(),
+            architecture: config.architecture().to_string(),
+            variant: config.variant().clone(),
+        }
+    }
+
+    /// Equal, treating a missing variant as a wildcard (`linux/arm64`
+    /// matches `linux/arm64/v8`).
+    pub fn matches(&self, other: &Platform) -> bool {
+        self.os == other.os
+            && self.architecture == other.architecture
+            && match (&self.variant, &other.variant) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+
+    /// `{"os":..,"architecture":..[,"variant":..]}` as in an index.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({ "architecture": self.architecture, "os": self.os });
+        if let Some(variant) = &self.variant {
+            v["variant"] = variant.clone().into();
+        }
+        v
+    }
+}
+
+impl FromStr for Platform {
+    type Err = PlatformError;
+    fn from_str(s: &str) -> Result<Platform, PlatformError> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let (os, arch, variant) = match parts.as_slice() {
+            [os, arch] => (*os, *arch, None),
+            [os, arch, variant] => (*os, *arch, Some(variant.to_string())),
+            _ => return Err(PlatformError(s.to_string())),
+        };
+        let arch = match arch {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            a => a,
+        };
+        if os != "linux" || !matches!(arch, "amd64" | "arm64") {
+            return Err(PlatformError(s.to_string()));
+        }
+        Ok(Platform { os: os.to_string(), architecture: arch.to_string(), variant })
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_normalises() {
+        assert_eq!("linux/x86_64".parse::<Platform>().unwrap(), Platform::linux("amd64"));
+        assert_eq!("linux/arm64/v8".parse::<Platform>().unwrap().to_string(), "linux/arm64/v8");
+        assert!("windows/amd64".parse::<Platform>().is_err());
+        assert!("linux".parse::<Platform>().is_err());
+        assert!(Platform::linux("arm64").matches(&"linux/arm64/v8".parse().unwrap()));
+    }
+}

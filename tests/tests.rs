@@ -1,0 +1,15 @@
+//! End-to-end tests: each drives the real `distroless-pack` binary against
+//! real consumers (skopeo, umoci, docker, podman, a registry, toolchains).
+//! A missing tool fails the test with the package to install; nothing is
+//! skipped silently. `scripts/test.sh` installs everything and runs them.
+
+mod support;
+mod util;
+
+mod build;
+mod inspect;
+mod pack;
+mod push;
+mod run;
+mod sinks;
+mod verify;
