@@ -13,6 +13,8 @@ mod cmd_push;
 mod cmd_run;
 mod cmd_verify;
 mod exit;
+mod image_args;
+mod outputs;
 mod progress;
 
 use std::process::ExitCode;
