@@ -1,8 +1,316 @@
-//! `distroless-pack pack` (not written yet).
+//! `distroless-pack pack FILE [--tag NAME:TAG] [--output SINK]... [options] [-- ARGS...]`:
+//! verifies a static executable, wraps it in a reproducible FROM-scratch
+//! image and ships it to every output.
+//!
+//! Stdout gets the image digest (or, with `--json`, a summary document);
+//! progress and findings go to stderr. Exit status: 0 packed, 1 verify found
+//! errors (nothing written), 2 bad input or usage, 6 engine, 8 output.
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use distroless_pack_image::{Artifact, Image, Index, Platform};
+use distroless_pack_verify::{platform_of, verify_file, Report, Severity};
+
+use crate::cmd_verify;
+use crate::exit::{self, WithCode};
+use crate::image_args::ImageArgs;
+use crate::outputs::{self, OutputArgs, ShippedOutput};
+use crate::progress::Stage;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// The static executable to pack.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 
-pub fn run(_args: Args) -> anyhow::Result<u8> {
-    anyhow::bail!("`pack` is not implemented yet")
+    /// Platform of the image (linux/amd64 or linux/arm64); the binary is
+    /// verified against it. Default: this machine's.
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<Platform>,
+
+    /// Pack even when verify would refuse the binary: verify is skipped
+    /// (a warning says so) and os/arch come from the ELF header.
+    #[arg(long)]
+    pub no_verify: bool,
+
+    /// Print a JSON summary on stdout (digest, size, platform, layers,
+    /// findings, outputs) instead of the digest; no progress lines.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub image: ImageArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub smoke: crate::cmd_run::SmokeArgs,
+}
+
+/// One binary to pack and the platform it is for. `pack` has one today;
+/// multi-platform packing (`--binary PLATFORM=PATH`) adds more, and then
+/// the images go under one index, in this order.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub platform: Platform,
+    pub binary: PathBuf,
+}
+
+/// What packing one target gave.
+pub struct Packed {
+    pub image: Image,
+    pub report: Option<Report>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let quiet = args.json;
+    let targets = vec![Target {
+        platform: args.platform.clone().unwrap_or_else(Platform::host),
+        binary: args.file.clone(),
+    }];
+    let names = args.image.names(&args.file)?;
+    let temp_dir = temp_dir_for(&args.output);
+
+    let mut packed = Vec::new();
+    for t in &targets {
+        match pack_one(t, &args.image, args.no_verify, &temp_dir, quiet)? {
+            Ok(p) => packed.push(p),
+            Err(report) => {
+                // Refused: the findings are the output.
+                if args.json {
+                    let doc = serde_json::json!({
+                        "schema_version": 1,
+                        "packed": false,
+                        "file": t.binary.display().to_string(),
+                        "platform": t.platform.to_string(),
+                        "findings": report.to_json(),
+                    });
+                    print_json(&doc)?;
+                }
+                let errors = report.count(Severity::Error);
+                return Err(anyhow::anyhow!(
+                    "{}: verify found {errors} error{} for {}; nothing was packed (--no-verify packs it anyway)",
+                    t.binary.display(),
+                    if errors == 1 { "" } else { "s" },
+                    t.platform
+                ))
+                .code(exit::FINDINGS);
+            }
+        }
+    }
+
+    let artifact = if packed.len() == 1 {
+        Artifact::Image(packed[0].image.clone())
+    } else {
+        let images = packed.iter().map(|p| p.image.clone()).collect();
+        Artifact::Index(Index::new(images, &Default::default()).code(exit::USAGE)?)
+    };
+
+    // Before any output is written.
+    args.smoke.check(&artifact, quiet)?;
+    let shipped = ship_all(&artifact, &names, &args.output, quiet)?;
+    if !args.output.any() && !quiet {
+        let _ = writeln!(io::stderr(), "note: no --output, --load or --push given: the image was built and nothing was written");
+    }
+
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    if args.json {
+        let images: Vec<serde_json::Value> = packed
+            .iter()
+            .map(|p| {
+                let img = &p.image;
+                serde_json::json!({
+                    "digest": img.digest().to_string(),
+                    "platform": img.platform.to_string(),
+                    "size": image_size(img),
+                    "config": img.config.digest.to_string(),
+                    "layers": img.layers.iter().map(|l| serde_json::json!({
+                        "digest": l.digest.to_string(),
+                        "size": l.size,
+                        "media_type": l.media_type,
+                    })).collect::<Vec<_>>(),
+                    "findings": p.report.as_ref().map(|r| r.to_json()),
+                    "verified": p.report.is_some(),
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "schema_version": 1,
+            "packed": true,
+            "digest": artifact.digest().to_string(),
+            "name": names[0].full(),
+            "tags": names.iter().map(|n| n.full()).collect::<Vec<_>>(),
+            "media_type": artifact.top().media_type,
+            "size": artifact.images().iter().map(image_size).sum::<u64>(),
+            "platform": packed.first().map(|p| p.image.platform.to_string()),
+            "images": images,
+            "outputs": shipped,
+        });
+        drop(out);
+        print_json(&doc)?;
+    } else {
+        writeln!(out, "{}", artifact.digest()).code(exit::OUTPUT)?;
+        out.flush().code(exit::OUTPUT)?;
+    }
+    Ok(exit::OK)
+}
+
+/// Ships `artifact` to every output under the first name, then adds the
+/// further names as refs in each `oci:DIR` output that named no tag.
+/// (Shared with `build`.)
+pub fn ship_all(
+    artifact: &Artifact,
+    names: &[crate::image_args::ImageName],
+    output: &OutputArgs,
+    quiet: bool,
+) -> anyhow::Result<Vec<ShippedOutput>> {
+    let mut shipped: Vec<ShippedOutput> = outputs::ship(artifact, output, &names[0].full(), quiet)?;
+    for extra in names.iter().skip(1) {
+        let mut more = output.clone();
+        more.outputs.retain(|s| matches!(s, distroless_pack_ship::Sink::OciLayout { tag: None, .. }));
+        more.load = None;
+        more.push.clear();
+        more.digest_file = None;
+        if !more.outputs.is_empty() {
+            shipped.extend(outputs::ship(artifact, &more, &extra.full(), quiet)?);
+        }
+    }
+    Ok(shipped)
+}
+
+/// Verifies (unless `no_verify`) and assembles one target. `Ok(Err(report))`
+/// means verify refused it.
+pub fn pack_one(
+    t: &Target,
+    image: &ImageArgs,
+    no_verify: bool,
+    temp_dir: &Path,
+    quiet: bool,
+) -> anyhow::Result<Result<Packed, Report>> {
+    let (platform, report) = if no_verify {
+        let elf_platform = elf_header_platform(&t.binary).code(exit::USAGE)?;
+        let _ = writeln!(
+            io::stderr(),
+            "warning: --no-verify: {} was not checked; it may not start in a scratch image (run `distroless-pack verify {}`)",
+            t.binary.display(),
+            t.binary.display()
+        );
+        (elf_platform.unwrap_or_else(|| t.platform.clone()), None)
+    } else {
+        let stage = Stage::start("verify", &format!("{} for {}", t.binary.display(), t.platform), quiet);
+        // The message already names the file and the cause: no chain.
+        let report = verify_file(&t.binary, &t.platform).map_err(|e| anyhow::anyhow!("{e}")).code(exit::USAGE)?;
+        if report.has_errors() {
+            if !quiet {
+                let _ = cmd_verify::print_report(&report, &mut io::stderr());
+            }
+            return Ok(Err(report));
+        }
+        let warnings = report.count(Severity::Warning);
+        if warnings > 0 && !quiet {
+            let _ = cmd_verify::print_report(&report, &mut io::stderr());
+        }
+        stage.done(&format!(
+            "{}: {}{}",
+            t.binary.display(),
+            report.verdict(),
+            if warnings > 0 { format!(" ({warnings} warning{})", if warnings == 1 { "" } else { "s" }) } else { String::new() }
+        ));
+        (platform_of(&report), Some(report))
+    };
+    // Keep the variant the user asked for (linux/arm64/v8) when the ELF agrees.
+    let platform = if platform.os == t.platform.os && platform.architecture == t.platform.architecture {
+        t.platform.clone()
+    } else {
+        platform
+    };
+
+    let spec = image.to_spec(&t.binary, &platform, temp_dir)?;
+    let stage = Stage::start("pack", &format!("{} -> {} ({})", t.binary.display(), spec.path, platform), quiet);
+    let img = distroless_pack_assemble::assemble(&spec).map_err(|e| {
+        use distroless_pack_assemble::AssembleError as E;
+        let code = match &e {
+            E::Write { .. } => exit::OUTPUT,
+            _ => exit::USAGE,
+        };
+        exit::tag(anyhow::anyhow!("{e}"), code)
+    })?;
+    stage.done(&format!(
+        "{} ({} layer{}, {})",
+        img.digest(),
+        img.layers.len(),
+        if img.layers.len() == 1 { "" } else { "s" },
+        human(image_size(&img))
+    ));
+    Ok(Ok(Packed { image: img, report }))
+}
+
+/// Compressed size of an image: config and layers (what a pull downloads
+/// besides the manifest).
+pub fn image_size(img: &Image) -> u64 {
+    img.blobs().map(|b| b.size).sum()
+}
+
+pub fn human(n: u64) -> String {
+    if n >= 1 << 20 {
+        format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
+    } else if n >= 1 << 10 {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{n} B")
+    }
+}
+
+pub fn print_json(doc: &serde_json::Value) -> anyhow::Result<()> {
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    serde_json::to_writer_pretty(&mut out, doc).code(exit::OUTPUT)?;
+    writeln!(out).code(exit::OUTPUT)?;
+    out.flush().code(exit::OUTPUT)
+}
+
+/// Where layer temp files go: the system temp directory ($TMPDIR), so an
+/// interrupted run never leaves a stray file next to the outputs (the
+/// outputs copy the blobs into place through their own temp files).
+pub fn temp_dir_for(_outputs: &OutputArgs) -> PathBuf {
+    std::env::temp_dir()
+}
+
+/// Reads the ELF identification and machine of `path` (for `--no-verify`):
+/// an error when it is not a readable ELF file, `None` for an architecture
+/// images are not made for.
+fn elf_header_platform(path: &Path) -> anyhow::Result<Option<Platform>> {
+    let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
+    if meta.is_dir() {
+        anyhow::bail!("{}: is a directory, not an executable", path.display());
+    }
+    if !meta.is_file() {
+        anyhow::bail!("{}: not a regular file", path.display());
+    }
+    let mut head = [0u8; 20];
+    let mut f = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+    let mut n = 0;
+    while n < head.len() {
+        let k = f.read(&mut head[n..]).with_context(|| format!("{}", path.display()))?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    if n < 4 || &head[..4] != b"\x7fELF" {
+        anyhow::bail!("{}: not an ELF file", path.display());
+    }
+    if n < 20 {
+        anyhow::bail!("{}: truncated ELF file", path.display());
+    }
+    let machine = if head[5] == 2 { u16::from_be_bytes([head[18], head[19]]) } else { u16::from_le_bytes([head[18], head[19]]) };
+    Ok(match machine {
+        0x3e => Some(Platform::linux("amd64")),
+        0xb7 => Some(Platform::linux("arm64")),
+        _ => None,
+    })
 }

@@ -1,1 +1,440 @@
-//! placeholder
+//! distroless-pack-build: a project directory -> one static Linux executable.
+//!
+//! Four kinds of project are known (see [`Kind`]): .NET NativeAOT, Cargo, Go
+//! and C (make or CMake). Each kind module turns the project and its
+//! [`Config`] into a [`Plan`]: a POSIX shell script plus the tools it needs
+//! and where its output lands. A [`runner`] executes the script on the host or
+//! in a builder container (docker or podman), with the project mounted at
+//! `/src` and an empty output directory at `/out`; [`locate`] then finds the
+//! one executable the build made. Nothing here prints: the compiler's output
+//! is captured into [`Built::log`] (or [`BuildError::Failed`]) and, when
+//! [`Request::stream_output`] is set, copied to stderr as it comes.
+//!
+//! Every build writes into a fresh temporary directory that lives as long as
+//! the returned [`Built`]; a failed build leaves nothing behind but what the
+//! project's own build system writes into the project (e.g. `target/`).
+
+pub mod c;
+pub mod cargo;
+pub mod config;
+pub mod detect;
+pub mod dotnet;
+mod error;
+pub mod go;
+pub mod locate;
+pub mod runner;
+pub mod shell;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use config::Config;
+pub use distroless_pack_image::Platform;
+pub use error::{BuildError, ErrorClass};
+pub use runner::{Engine, Runner};
+use shell::Cmd;
+
+/// The kinds of project `build` knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Dotnet,
+    Cargo,
+    Go,
+    C,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Dotnet => "dotnet",
+            Kind::Cargo => "cargo",
+            Kind::Go => "go",
+            Kind::C => "c",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Kind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Kind, String> {
+        match s {
+            "dotnet" => Ok(Kind::Dotnet),
+            "cargo" | "rust" => Ok(Kind::Cargo),
+            "go" => Ok(Kind::Go),
+            "c" => Ok(Kind::C),
+            _ => Err(format!("unknown project kind {s:?}: expected dotnet, cargo, go or c")),
+        }
+    }
+}
+
+/// Where the build runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunnerChoice {
+    /// The container when docker or podman answers, else the host.
+    #[default]
+    Auto,
+    /// In the builder image, with docker or podman.
+    Container,
+    /// With the host's own toolchains.
+    Host,
+}
+
+impl std::str::FromStr for RunnerChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<RunnerChoice, String> {
+        match s {
+            "auto" => Ok(RunnerChoice::Auto),
+            "container" => Ok(RunnerChoice::Container),
+            "host" => Ok(RunnerChoice::Host),
+            _ => Err(format!("unknown runner {s:?}: expected auto, container or host")),
+        }
+    }
+}
+
+/// What to build. The CLI merges its flags into `config` before calling.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// The project directory.
+    pub dir: PathBuf,
+    /// The merged configuration (file + flags).
+    pub config: Config,
+    /// The platform to build for.
+    pub platform: Platform,
+    /// Copy the build's output to stderr while it runs.
+    pub stream_output: bool,
+}
+
+/// A tool a plan runs, with how to get it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tool {
+    pub name: String,
+    pub hint: String,
+}
+
+impl Tool {
+    pub fn new(name: &str, hint: &str) -> Tool {
+        Tool { name: name.to_string(), hint: hint.to_string() }
+    }
+}
+
+/// One command of a plan; `stdout` redirects its standard output to a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub cmd: Cmd,
+    pub stdout: Option<String>,
+}
+
+impl From<Cmd> for Step {
+    fn from(cmd: Cmd) -> Step {
+        Step { cmd, stdout: None }
+    }
+}
+
+/// Where a plan's executable ends up (paths as the runner sees them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Locate {
+    /// Exactly this file.
+    Exact(String),
+    /// The executables listed in cargo's JSON messages in this file.
+    CargoMessages(String),
+    /// The executable ELF files under this directory.
+    Scan { dir: String, prefer: Option<String> },
+    /// The executable ELF files under this directory that the build created
+    /// or changed (falling back to all of them).
+    Changed(String),
+}
+
+/// What a kind module produces: a shell script and how to find its result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Tools the script runs (checked before a host build).
+    pub tools: Vec<Tool>,
+    /// Variables exported at the top of the script.
+    pub env: Vec<(String, String)>,
+    /// Raw shell lines run first (toolchain selection, data file discovery).
+    pub prelude: Vec<String>,
+    /// The build commands.
+    pub steps: Vec<Step>,
+    /// Raw shell lines run after the steps (copying data files out).
+    pub epilogue: Vec<String>,
+    /// Where the binary is.
+    pub locate: Locate,
+    /// Things the user should know (fallbacks taken, modes chosen).
+    pub notes: Vec<String>,
+    /// Files the generator wrote (name relative to the output dir, contents).
+    pub files: Vec<(String, String)>,
+}
+
+impl Plan {
+    fn new(locate: Locate) -> Plan {
+        Plan {
+            tools: Vec::new(),
+            env: Vec::new(),
+            prelude: Vec::new(),
+            steps: Vec::new(),
+            epilogue: Vec::new(),
+            locate,
+            notes: Vec::new(),
+            files: Vec::new(),
+        }
+    }
+
+    /// The main command, for messages.
+    pub fn command_line(&self) -> String {
+        self.steps.last().map(|s| s.cmd.to_string()).unwrap_or_default()
+    }
+
+    /// The whole script (`pre_build` runs after the prelude).
+    pub fn script(&self, pre_build: Option<&str>) -> String {
+        let mut s = String::from("set -e\n");
+        for (k, v) in &self.env {
+            s.push_str(&format!("export {k}={}\n", shell::quote(v)));
+        }
+        for t in &self.tools {
+            s.push_str(&format!(
+                "command -v {0} >/dev/null 2>&1 || {{ echo \"{MISSING_TOOL}{0}\" >&2; exit 127; }}\n",
+                t.name
+            ));
+        }
+        for l in &self.prelude {
+            s.push_str(l);
+            s.push('\n');
+        }
+        if let Some(pre) = pre_build {
+            s.push_str(&format!("echo {} >&2\n", shell::quote(&format!("+ {pre}"))));
+            s.push_str(&format!("( {pre} )\n"));
+        }
+        for step in &self.steps {
+            s.push_str(&format!("echo {} >&2\n", shell::quote(&format!("+ {}", step.cmd))));
+            s.push_str(&step.cmd.to_shell());
+            if let Some(f) = &step.stdout {
+                s.push_str(&format!(" > {}", shell::quote(f)));
+            }
+            s.push('\n');
+        }
+        for l in &self.epilogue {
+            s.push_str(l);
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// The marker a script prints when a tool is missing in the builder image.
+pub const MISSING_TOOL: &str = "distroless-pack: missing tool: ";
+
+/// What a kind module is given to make its plan.
+#[derive(Clone, Debug)]
+pub struct Ctx<'a> {
+    /// The project directory on the host.
+    pub dir: &'a Path,
+    pub config: &'a Config,
+    pub platform: &'a Platform,
+    /// The project directory as the runner sees it.
+    pub src: String,
+    /// The output directory as the runner sees it.
+    pub out: String,
+    /// Whether the script runs in the builder container.
+    pub container: bool,
+}
+
+impl Ctx<'_> {
+    /// `amd64` or `arm64`.
+    pub fn arch(&self) -> &str {
+        &self.platform.architecture
+    }
+
+    /// Whether the target is the machine's own architecture.
+    pub fn native(&self) -> bool {
+        self.platform.architecture == Platform::host().architecture
+    }
+
+    pub fn out_path(&self, name: &str) -> String {
+        format!("{}/{}", self.out.trim_end_matches('/'), name)
+    }
+}
+
+/// The result of a successful build.
+#[derive(Debug)]
+pub struct Built {
+    /// The static executable (inside [`Built::workdir`]).
+    pub binary: PathBuf,
+    /// Its file name, a good default for the image name.
+    pub name: String,
+    /// The separate debug symbols (`.dbg`), never put in the image.
+    pub debug_symbols: Option<PathBuf>,
+    /// An ICU data file to ship in the image (dotnet `icu-file` mode).
+    pub icu_data: Option<PathBuf>,
+    pub kind: Kind,
+    /// Where it ran: `host`, or `docker:IMAGE` / `podman:IMAGE`.
+    pub runner: String,
+    /// The main build command.
+    pub command: String,
+    /// Everything the build printed.
+    pub log: String,
+    /// Notes for the user (fallbacks taken and why).
+    pub notes: Vec<String>,
+    workdir: tempfile::TempDir,
+}
+
+impl Built {
+    /// The temporary directory holding the outputs (removed on drop).
+    pub fn workdir(&self) -> &Path {
+        self.workdir.path()
+    }
+}
+
+/// Builds the project: detect, plan, run, locate.
+pub fn build(req: &Request) -> Result<Built, BuildError> {
+    let dir = std::fs::canonicalize(&req.dir).map_err(BuildError::io(&req.dir))?;
+    if !dir.is_dir() {
+        return Err(BuildError::Invalid(format!("{}: not a directory", dir.display())));
+    }
+    let cfg = &req.config;
+    let kind = match cfg.kind {
+        Some(k) => k,
+        None => detect::detect(&dir)?,
+    };
+    let runner = Runner::resolve(cfg)?;
+
+    let workdir = tempfile::Builder::new()
+        .prefix("distroless-pack-build-")
+        .tempdir()
+        .map_err(BuildError::io(std::env::temp_dir()))?;
+    let out = workdir.path().join("out");
+    std::fs::create_dir_all(&out).map_err(BuildError::io(&out))?;
+
+    let (src, out_seen) = match &runner {
+        Runner::Host => (dir.display().to_string(), out.display().to_string()),
+        Runner::Container(_) => (runner::CONTAINER_SRC.to_string(), runner::CONTAINER_OUT.to_string()),
+    };
+    let ctx = Ctx {
+        dir: &dir,
+        config: cfg,
+        platform: &req.platform,
+        src,
+        out: out_seen,
+        container: runner.is_container(),
+    };
+    let plan = make_plan(kind, &ctx)?;
+    for (name, contents) in &plan.files {
+        let p = out.join(name);
+        std::fs::write(&p, contents).map_err(BuildError::io(&p))?;
+    }
+    if let Runner::Host = runner {
+        for t in &plan.tools {
+            if runner::which(&t.name).is_none() {
+                return Err(BuildError::ToolMissing { tool: t.name.clone(), hint: t.hint.clone() });
+            }
+        }
+    }
+
+    let snapshot = match &plan.locate {
+        Locate::Changed(_) => Some(locate::snapshot(&dir)),
+        _ => None,
+    };
+    let script = plan.script(cfg.pre_build.as_deref());
+    let log_path = workdir.path().join("build.log");
+    let status = runner.run(&script, &dir, &out, &log_path, req.stream_output)?;
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    if !status.success {
+        if let Some(tool) = log.lines().find_map(|l| l.trim().strip_prefix(MISSING_TOOL)) {
+            let hint = plan
+                .tools
+                .iter()
+                .find(|t| t.name == tool)
+                .map(|t| t.hint.clone())
+                .unwrap_or_else(|| "use a builder image that has it".to_string());
+            return Err(match &runner {
+                Runner::Container(c) => BuildError::ToolMissingInImage {
+                    tool: tool.to_string(),
+                    image: c.image.clone(),
+                    hint,
+                },
+                Runner::Host => BuildError::ToolMissing { tool: tool.to_string(), hint },
+            });
+        }
+        return Err(BuildError::Failed {
+            command: plan.command_line(),
+            status: status.description,
+            output: log,
+        });
+    }
+
+    let map = |p: &str| -> PathBuf { runner.host_path(p, &dir, &out) };
+    let binary = locate::locate(&plan.locate, cfg.binary.as_deref(), &map, snapshot.as_ref())?;
+    let name = binary
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "app".to_string());
+
+    // Keep only what we need, inside the work dir.
+    let bin_dir = workdir.path().join("bin");
+    std::fs::create_dir_all(&bin_dir).map_err(BuildError::io(&bin_dir))?;
+    let kept = bin_dir.join(&name);
+    std::fs::copy(&binary, &kept).map_err(BuildError::io(&binary))?;
+    let dbg = binary.with_file_name(format!("{name}.dbg"));
+    let debug_symbols = if dbg.is_file() {
+        let d = workdir.path().join(format!("{name}.dbg"));
+        std::fs::copy(&dbg, &d).map_err(BuildError::io(&dbg))?;
+        Some(d)
+    } else {
+        None
+    };
+    let icu_data = locate::first_file(&out.join(dotnet::ICU_OUT_DIR));
+
+    Ok(Built {
+        binary: kept,
+        name,
+        debug_symbols,
+        icu_data,
+        kind,
+        runner: runner.describe(),
+        command: plan.command_line(),
+        log,
+        notes: plan.notes,
+        workdir,
+    })
+}
+
+/// The plan `build` would run, without running it (for `--dry-run` and tests).
+pub fn plan_for(req: &Request, container: bool) -> Result<(Kind, Plan), BuildError> {
+    let dir = std::fs::canonicalize(&req.dir).map_err(BuildError::io(&req.dir))?;
+    let kind = match req.config.kind {
+        Some(k) => k,
+        None => detect::detect(&dir)?,
+    };
+    let (src, out) = if container {
+        (runner::CONTAINER_SRC.to_string(), runner::CONTAINER_OUT.to_string())
+    } else {
+        (dir.display().to_string(), "/tmp/distroless-pack-out".to_string())
+    };
+    let ctx = Ctx { dir: &dir, config: &req.config, platform: &req.platform, src, out, container };
+    Ok((kind, make_plan(kind, &ctx)?))
+}
+
+/// The kind's plan; a `pre_build` command also gets the musl C toolchain.
+pub fn make_plan(kind: Kind, ctx: &Ctx) -> Result<Plan, BuildError> {
+    let mut plan = match kind {
+        Kind::Dotnet => dotnet::plan(ctx)?,
+        Kind::Cargo => cargo::plan(ctx)?,
+        Kind::Go => go::plan(ctx)?,
+        Kind::C => c::plan(ctx)?,
+    };
+    if ctx.config.pre_build.is_some() && kind != Kind::C {
+        let (env, prelude, tools) = c::toolchain(ctx)?;
+        plan.env.extend(env);
+        plan.prelude.extend(prelude);
+        plan.tools.extend(tools);
+    }
+    Ok(plan)
+}

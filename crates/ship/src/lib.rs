@@ -1,1 +1,90 @@
-//! placeholder
+//! Ships an [`Artifact`] (one image or an index) to where it is used, and
+//! reads it back: one module per format, each writing the same value with
+//! the same verbs, as go-containerregistry's `layout`, `tarball` and
+//! `daemon` packages do.
+//!
+//! | module              | sink syntax            | writes                                  |
+//! |---------------------|------------------------|-----------------------------------------|
+//! | [`layout`]          | `oci:DIR[:TAG]`        | OCI image layout directory (adds a tag) |
+//! | [`oci_archive`]     | `oci-archive:FILE`     | the layout as one deterministic tar     |
+//! | [`docker_archive`]  | `docker-archive:FILE`  | tar for `docker load` and `podman load` |
+//! | [`engine`]          | `--load[=ENGINE]`      | a docker archive piped into the engine  |
+//!
+//! Nothing here recompresses or re-serialises a blob: the bytes written
+//! are the bytes the image holds, so digests are the same in every format.
+//! Every file output is atomic (temp file in the destination directory,
+//! renamed into place).
+
+mod error;
+mod store;
+mod tarw;
+
+pub mod docker_archive;
+pub mod engine;
+pub mod layout;
+pub mod list;
+pub mod oci_archive;
+pub mod sink;
+
+// The registry push lives in `registry` (another module's owner adds it here).
+pub mod registry;
+
+pub use engine::{load, Engine, Loaded};
+pub use error::ShipError;
+pub use list::{list_layer, LayerEntry};
+pub use sink::{Sink, Source};
+
+use distroless_pack_image::{Artifact, Platform};
+
+/// How an output names and selects the image.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    /// The full image name, e.g. `hello:latest` or `registry/x/y:tag`: its
+    /// tag is the default ref name in layouts, and docker archives carry it
+    /// as `RepoTags`.
+    pub name: Option<String>,
+    /// For single-platform formats (docker-archive, load): the platform to
+    /// take from an index.
+    pub platform: Option<Platform>,
+}
+
+/// Writes `artifact` to `sink`.
+pub fn write(artifact: &Artifact, sink: &Sink, opts: &WriteOptions) -> Result<(), ShipError> {
+    match sink {
+        Sink::OciLayout { dir, tag } => layout::write_layout(artifact, dir, tag.as_deref(), opts),
+        Sink::OciArchive { path } => oci_archive::write_oci_archive(artifact, path, opts),
+        Sink::DockerArchive { path } => docker_archive::write_docker_archive(artifact, path, opts),
+    }
+}
+
+/// Reads the image or index at `source` (same syntax as sinks).
+pub fn read(source: &Source) -> Result<Artifact, ShipError> {
+    match source {
+        Sink::OciLayout { dir, tag } => layout::read_layout(dir, tag.as_deref()),
+        Sink::OciArchive { path } => oci_archive::read_oci_archive(path, None),
+        Sink::DockerArchive { path } => docker_archive::read_docker_archive(path),
+    }
+}
+
+/// Parses a source, also taking a bare path: a directory is an OCI layout,
+/// a file a docker archive when it carries `manifest.json`, else an OCI
+/// archive.
+pub fn parse_source(s: &str) -> Result<Source, ShipError> {
+    let parsed = s.parse::<Sink>();
+    if parsed.is_ok() {
+        return parsed;
+    }
+    let p = std::path::Path::new(s);
+    if p.is_dir() {
+        return Ok(Sink::OciLayout { dir: p.to_path_buf(), tag: None });
+    }
+    if p.is_file() {
+        let store = store::TarStore::open(p)?;
+        return Ok(if store.has("manifest.json") {
+            Sink::DockerArchive { path: p.to_path_buf() }
+        } else {
+            Sink::OciArchive { path: p.to_path_buf() }
+        });
+    }
+    parsed
+}

@@ -1,0 +1,125 @@
+//! Cargo projects: `--target <arch>-unknown-linux-musl` when that target is
+//! installed (always in the builder image), else, on the host and for the
+//! host's own architecture, the gnu target with `-C target-feature=+crt-static`
+//! (a static-pie glibc binary: the verifier's glibc warnings apply).
+
+use std::path::PathBuf;
+
+use crate::error::BuildError;
+use crate::runner::which;
+use crate::shell::Cmd;
+use crate::{Ctx, Locate, Plan, Step, Tool};
+
+/// The musl target triple for a platform architecture.
+pub fn musl_target(arch: &str) -> &'static str {
+    match arch {
+        "arm64" => "aarch64-unknown-linux-musl",
+        _ => "x86_64-unknown-linux-musl",
+    }
+}
+
+/// The gnu target triple for a platform architecture.
+pub fn gnu_target(arch: &str) -> &'static str {
+    match arch {
+        "arm64" => "aarch64-unknown-linux-gnu",
+        _ => "x86_64-unknown-linux-gnu",
+    }
+}
+
+/// Whether the host's rustc has the standard library for `target`.
+pub fn target_installed(target: &str) -> bool {
+    let Ok(out) = std::process::Command::new("rustc").args(["--print", "sysroot"]).output() else {
+        return false;
+    };
+    if !out.status.success() {
+        return false;
+    }
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    sysroot.join("lib/rustlib").join(target).join("lib").is_dir()
+}
+
+fn linker_var(target: &str) -> String {
+    format!("CARGO_TARGET_{}_LINKER", target.to_uppercase().replace('-', "_"))
+}
+
+/// The plan for a Cargo project.
+pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
+    let cfg = ctx.config.cargo.clone().unwrap_or_default();
+    let musl = musl_target(ctx.arch());
+    let messages = ctx.out_path("cargo-messages.json");
+    let mut plan = Plan::new(Locate::CargoMessages(messages.clone()));
+    plan.tools.push(Tool::new("cargo", "install Rust with rustup (https://rustup.rs)"));
+
+    let target = if ctx.container || target_installed(musl) {
+        musl.to_string()
+    } else if ctx.native() && which("cargo").is_some() {
+        let gnu = gnu_target(ctx.arch());
+        plan.prelude.push(
+            "export RUSTFLAGS=\"${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static\"".to_string(),
+        );
+        plan.notes.push(format!(
+            "the Rust target {musl} is not installed: building {gnu} with -C target-feature=+crt-static (static glibc; run `rustup target add {musl}` for a musl binary)"
+        ));
+        gnu.to_string()
+    } else if which("cargo").is_none() {
+        return Err(BuildError::ToolMissing {
+            tool: "cargo".into(),
+            hint: "install Rust with rustup (https://rustup.rs) or use --runner container".into(),
+        });
+    } else {
+        return Err(BuildError::ToolMissing {
+            tool: format!("the Rust target {musl}"),
+            hint: format!("rustup target add {musl}"),
+        });
+    };
+    if target == musl && !ctx.native() {
+        // Cross: rustc's self-contained musl objects with its own lld.
+        let var = linker_var(musl);
+        plan.prelude.push(format!(": \"${{{var}:=rust-lld}}\"; export {var}"));
+    }
+
+    let mut cmd = Cmd::new(["cargo", "build", "--locked"]);
+    // `--locked` only when there is a lock file to honour.
+    if !ctx.dir.join("Cargo.lock").is_file() {
+        cmd.0.pop();
+    }
+    let profile = cfg.profile.unwrap_or_else(|| "release".to_string());
+    cmd.push(format!("--profile={profile}"));
+    cmd.push(format!("--target={target}"));
+    cmd.push("--message-format=json-render-diagnostics");
+    if let Some(p) = cfg.package {
+        cmd.push(format!("--package={p}"));
+    }
+    if let Some(b) = &ctx.config.binary {
+        cmd.push(format!("--bin={b}"));
+    }
+    if let Some(f) = cfg.features.filter(|f| !f.is_empty()) {
+        cmd.push(format!("--features={}", f.join(",")));
+    }
+    if cfg.no_default_features == Some(true) {
+        cmd.push("--no-default-features");
+    }
+    plan.steps.push(Step { cmd, stdout: Some(messages) });
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Config, Platform};
+
+    #[test]
+    fn container_plan_uses_musl() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("Cargo.toml"), "").unwrap();
+        let cfg = Config { binary: Some("hello".into()), ..Config::default() };
+        let p = Platform::linux("amd64");
+        let ctx = Ctx { dir: t.path(), config: &cfg, platform: &p, src: "/src".into(), out: "/out".into(), container: true };
+        let plan = plan(&ctx).unwrap();
+        assert_eq!(
+            plan.command_line(),
+            "cargo build --profile=release --target=x86_64-unknown-linux-musl --message-format=json-render-diagnostics --bin=hello"
+        );
+        assert!(plan.script(None).contains("> /out/cargo-messages.json"));
+    }
+}

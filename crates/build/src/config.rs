@@ -1,0 +1,316 @@
+//! `distroless-pack.toml`: everything the flags can say, kept with the project.
+//!
+//! Unknown keys are an error naming the file, the line and the key, so a typo
+//! never silently does nothing. Flags given on the command line override the
+//! file (the CLI does the merge).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::BuildError;
+use crate::{Kind, RunnerChoice};
+
+/// The file name looked for in the project directory.
+pub const FILE_NAME: &str = "distroless-pack.toml";
+
+/// The whole file. Every field is optional.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    // --- build ---
+    /// `dotnet`, `cargo`, `go` or `c` (default: detected from the directory).
+    pub kind: Option<Kind>,
+    /// `auto`, `container` or `host`.
+    pub runner: Option<RunnerChoice>,
+    /// Builder image for the container runner.
+    pub builder_image: Option<String>,
+    /// `docker` or `podman` for the container runner.
+    pub engine: Option<String>,
+    /// Platforms to build, e.g. `["linux/amd64", "linux/arm64"]`.
+    pub platforms: Option<Vec<String>>,
+    /// Name of the executable to pack when the build makes several.
+    pub binary: Option<String>,
+    /// A shell command run in the project directory before the build, with
+    /// the same runner and `CC`/`AR` set to the musl toolchain.
+    pub pre_build: Option<String>,
+
+    // --- image ---
+    /// Image name (repository), used with `tags` when no --tag is given.
+    pub name: Option<String>,
+    /// Tags for `name` (default `["latest"]`).
+    pub tags: Option<Vec<String>>,
+    /// Path of the binary inside the image.
+    pub path: Option<String>,
+    /// Arguments after the entrypoint.
+    pub args: Option<Vec<String>>,
+    /// Environment variables of the image.
+    pub env: Option<BTreeMap<String, String>>,
+    /// `uid:gid` the program runs as.
+    pub user: Option<String>,
+    /// Working directory.
+    pub workdir: Option<String>,
+    /// Exposed ports, e.g. `["8080/tcp"]`.
+    pub ports: Option<Vec<String>>,
+    /// Image config labels.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Manifest annotations.
+    pub annotations: Option<BTreeMap<String, String>>,
+    /// Opt-in files beside the binary.
+    pub extras: Option<Extras>,
+
+    // --- per kind ---
+    pub dotnet: Option<DotnetConfig>,
+    pub cargo: Option<CargoConfig>,
+    pub go: Option<GoConfig>,
+    pub c: Option<CConfig>,
+}
+
+/// Opt-in extra files (`pack --ca-certs`, `--tzdata`, `--passwd`, `--icu-data`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Extras {
+    /// `true` for the host bundle, or a file path.
+    pub ca_certs: Option<PathOrBool>,
+    pub tzdata: Option<bool>,
+    pub passwd: Option<bool>,
+    /// An ICU `.dat` file to ship (the dotnet `icu-file` mode sets this itself).
+    pub icu_data: Option<PathBuf>,
+}
+
+/// `true`/`false`, or a path.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum PathOrBool {
+    Bool(bool),
+    Path(PathBuf),
+}
+
+/// `[dotnet]`: the NativeAOT recipe's knobs.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DotnetConfig {
+    /// The project file when the directory holds several.
+    pub project: Option<String>,
+    /// `invariant` (default), `static-icu` or `icu-file`.
+    pub globalization: Option<Globalization>,
+    /// ICU `.dat` to embed or ship (default: the one under /usr/share/icu).
+    pub icu_data: Option<String>,
+    /// `auto` (default), `static` or `off`.
+    pub openssl: Option<OpenSsl>,
+    /// Static libraries (`.a`/`.o`) linked in, relative to the project.
+    pub native_libraries: Option<Vec<String>>,
+    /// Extra Direct P/Invoke modules or `module!entry` (libc is always added).
+    pub direct_pinvoke: Option<Vec<String>>,
+    /// Raw linker arguments.
+    pub linker_args: Option<Vec<String>>,
+    /// `false` links `-static` instead of `-static-pie` (dotnet/runtime#81086).
+    pub pie: Option<bool>,
+    /// Extra MSBuild properties.
+    pub properties: Option<BTreeMap<String, String>>,
+}
+
+/// How a .NET app gets its globalization data.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Globalization {
+    /// `InvariantGlobalization=true`: no ICU at all.
+    #[default]
+    Invariant,
+    /// ICU linked statically, its data embedded (`EmbedIcuDataPath`, .NET 10+).
+    StaticIcu,
+    /// ICU linked statically, the `.dat` shipped in the image with `ICU_DATA`.
+    IcuFile,
+}
+
+impl std::str::FromStr for Globalization {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "invariant" => Ok(Globalization::Invariant),
+            "static-icu" => Ok(Globalization::StaticIcu),
+            "icu-file" => Ok(Globalization::IcuFile),
+            _ => Err(format!("unknown globalization mode {s:?}: expected invariant, static-icu or icu-file")),
+        }
+    }
+}
+
+/// Whether OpenSSL is linked statically.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum OpenSsl {
+    /// Static when the project looks like it uses TLS or crypto.
+    #[default]
+    Auto,
+    /// Always `StaticOpenSslLinking=true`.
+    Static,
+    /// Never.
+    Off,
+}
+
+impl std::str::FromStr for OpenSsl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(OpenSsl::Auto),
+            "static" | "true" => Ok(OpenSsl::Static),
+            "off" | "false" => Ok(OpenSsl::Off),
+            _ => Err(format!("unknown openssl mode {s:?}: expected auto, static or off")),
+        }
+    }
+}
+
+/// `[cargo]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CargoConfig {
+    pub features: Option<Vec<String>>,
+    pub no_default_features: Option<bool>,
+    /// Cargo profile (default `release`).
+    pub profile: Option<String>,
+    /// Package in a workspace (`-p`).
+    pub package: Option<String>,
+}
+
+/// `[go]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GoConfig {
+    /// The main package (default `.`, or the single `cmd/*`).
+    pub package: Option<String>,
+    /// `-ldflags` (default `-s -w`).
+    pub ldflags: Option<String>,
+    /// Build tags.
+    pub tags: Option<Vec<String>>,
+}
+
+/// `[c]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CConfig {
+    /// `make` or `cmake` (default: from the files present).
+    pub build: Option<String>,
+    /// Extra arguments to make (targets or variables).
+    pub make_args: Option<Vec<String>>,
+    /// Extra arguments to the cmake configure step.
+    pub cmake_args: Option<Vec<String>>,
+}
+
+impl Config {
+    /// Reads `dir/distroless-pack.toml`; a missing file is an empty config.
+    pub fn load_dir(dir: &Path) -> Result<(Config, Option<PathBuf>), BuildError> {
+        let file = dir.join(FILE_NAME);
+        if !file.exists() {
+            return Ok((Config::default(), None));
+        }
+        Ok((Config::load(&file)?, Some(file)))
+    }
+
+    /// Reads and parses one file.
+    pub fn load(file: &Path) -> Result<Config, BuildError> {
+        let text = std::fs::read_to_string(file).map_err(|e| BuildError::Config {
+            file: file.to_path_buf(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&text).map_err(|message| BuildError::Config { file: file.to_path_buf(), message })
+    }
+
+    /// Parses the text of a file; the error is one line with the line number.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str::<Config>(text).map_err(|e| {
+            let msg = e.message().trim().replace('\n', " ");
+            match e.span() {
+                Some(span) => {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    let key = text.get(span.clone()).unwrap_or("").trim();
+                    if msg.starts_with("unknown field") || key.is_empty() || key.len() > 60 {
+                        format!("line {line}: {msg}")
+                    } else {
+                        format!("line {line}: `{key}`: {msg}")
+                    }
+                }
+                None => msg,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_section() {
+        let c = Config::parse(
+            r#"
+kind = "dotnet"
+runner = "container"
+platforms = ["linux/amd64"]
+name = "console"
+tags = ["1.0"]
+args = ["--x"]
+env = { A = "b" }
+ports = ["8080/tcp"]
+[extras]
+ca_certs = true
+tzdata = true
+[dotnet]
+globalization = "icu-file"
+openssl = "static"
+native_libraries = ["libfoo.a"]
+direct_pinvoke = ["foo!add"]
+pie = false
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.kind, Some(Kind::Dotnet));
+        assert_eq!(c.runner, Some(RunnerChoice::Container));
+        let d = c.dotnet.unwrap();
+        assert_eq!(d.globalization, Some(Globalization::IcuFile));
+        assert_eq!(d.openssl, Some(OpenSsl::Static));
+        assert_eq!(d.pie, Some(false));
+        assert_eq!(c.extras.unwrap().ca_certs, Some(PathOrBool::Bool(true)));
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = Config::parse("name = \"x\"\n[dotnet]\nglobalisation = \"invariant\"\n").unwrap_err();
+        assert!(e.contains("line 3"), "{e}");
+        assert!(e.contains("globalisation"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn bad_value_is_one_line() {
+        let e = Config::parse("kind = \"java\"\n").unwrap_err();
+        assert!(e.contains("line 1"), "{e}");
+        assert!(e.contains("java"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod doc_tests {
+    use super::*;
+
+    /// Every TOML example in docs/config.md and every example project's
+    /// file parses: the documentation cannot drift from the schema.
+    #[test]
+    fn documented_examples_parse() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let doc = std::fs::read_to_string(root.join("docs/config.md")).unwrap();
+        let mut blocks = 0;
+        for (i, part) in doc.split("```toml\n").enumerate().skip(1) {
+            let block = part.split("```").next().unwrap();
+            Config::parse(block).unwrap_or_else(|e| panic!("docs/config.md toml block {i}: {e}\n{block}"));
+            blocks += 1;
+        }
+        assert!(blocks >= 6, "found {blocks} blocks");
+        for e in std::fs::read_dir(root.join("images")).unwrap().flatten() {
+            let f = e.path().join(FILE_NAME);
+            if f.is_file() {
+                Config::load(&f).unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! Running a plan's script on the host or in the builder container.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use crate::config::Config;
+use crate::error::BuildError;
+use crate::RunnerChoice;
+
+/// Where the project is mounted in the builder container.
+pub const CONTAINER_SRC: &str = "/src";
+/// Where the output directory is mounted in the builder container.
+pub const CONTAINER_OUT: &str = "/out";
+/// Where the cache volume is mounted in the builder container.
+pub const CONTAINER_CACHE: &str = "/cache";
+/// The named volume holding NuGet, cargo and Go caches between builds.
+pub const CACHE_VOLUME: &str = "distroless-pack-cache";
+
+/// The Dockerfile of the default builder image, built into this program.
+pub const BUILDER_DOCKERFILE: &str = include_str!("../../../Dockerfile.alpine-builder");
+
+/// The default builder image's name: its tag changes with the Dockerfile.
+pub fn default_builder_image() -> String {
+    // FNV-1a: a stable fingerprint, not a security measure.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in BUILDER_DOCKERFILE.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("distroless-pack-builder:{:012x}", h >> 16)
+}
+
+/// docker or podman.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Engine {
+    /// `docker` or `podman` (the program run).
+    pub program: String,
+}
+
+impl Engine {
+    /// Whether this engine's daemon/service answers.
+    pub fn answers(program: &str) -> bool {
+        if which(program).is_none() {
+            return false;
+        }
+        let args: &[&str] = if program == "podman" {
+            &["info", "--format", "{{.Host.Arch}}"]
+        } else {
+            &["version", "--format", "{{.Server.Version}}"]
+        };
+        Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+
+    /// The first engine that answers: `preferred`, else docker, else podman.
+    pub fn find(preferred: Option<&str>) -> Option<Engine> {
+        let order: Vec<&str> = match preferred {
+            Some(p) => vec![p],
+            None => vec!["docker", "podman"],
+        };
+        order.into_iter().find(|p| Engine::answers(p)).map(|p| Engine { program: p.to_string() })
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(&self.program);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    fn rootless_podman(&self) -> bool {
+        self.program == "podman" && uid() != 0
+    }
+}
+
+/// The builder container: engine and image.
+#[derive(Clone, Debug)]
+pub struct Container {
+    pub engine: Engine,
+    pub image: String,
+    /// Whether `image` is our default, built from the embedded Dockerfile.
+    pub default_image: bool,
+}
+
+/// Where a plan runs.
+#[derive(Clone, Debug)]
+pub enum Runner {
+    Host,
+    Container(Container),
+}
+
+/// How a script ended.
+#[derive(Clone, Debug)]
+pub struct Status {
+    pub success: bool,
+    pub description: String,
+}
+
+impl Runner {
+    /// Picks the runner from the configuration (flags already merged).
+    pub fn resolve(cfg: &Config) -> Result<Runner, BuildError> {
+        let choice = cfg.runner.unwrap_or_default();
+        if let Some(e) = cfg.engine.as_deref() {
+            if e != "docker" && e != "podman" {
+                return Err(BuildError::Invalid(format!("unknown engine {e:?}: expected docker or podman")));
+            }
+        }
+        let container = |engine: Engine| {
+            let (image, default_image) = match &cfg.builder_image {
+                Some(i) => (i.clone(), false),
+                None => (default_builder_image(), true),
+            };
+            Runner::Container(Container { engine, image, default_image })
+        };
+        match choice {
+            RunnerChoice::Host => Ok(Runner::Host),
+            RunnerChoice::Container => match Engine::find(cfg.engine.as_deref()) {
+                Some(e) => Ok(container(e)),
+                None => Err(BuildError::Engine(format!(
+                    "--runner container needs a working container engine, but {} did not answer: start the docker daemon (or install podman), or use --runner host",
+                    cfg.engine.as_deref().unwrap_or("neither docker nor podman")
+                ))),
+            },
+            RunnerChoice::Auto => Ok(match Engine::find(cfg.engine.as_deref()) {
+                Some(e) => container(e),
+                None => Runner::Host,
+            }),
+        }
+    }
+
+    pub fn is_container(&self) -> bool {
+        matches!(self, Runner::Container(_))
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Runner::Host => "host".to_string(),
+            Runner::Container(c) => format!("{}:{}", c.engine.program, c.image),
+        }
+    }
+
+    /// Turns a path the script saw into the host's path.
+    pub fn host_path(&self, p: &str, src: &Path, out: &Path) -> PathBuf {
+        if let Runner::Container(_) = self {
+            for (inside, outside) in [(CONTAINER_SRC, src), (CONTAINER_OUT, out)] {
+                if p == inside {
+                    return outside.to_path_buf();
+                }
+                if let Some(rest) = p.strip_prefix(inside).and_then(|r| r.strip_prefix('/')) {
+                    return outside.join(rest);
+                }
+            }
+        }
+        PathBuf::from(p)
+    }
+
+    /// Runs `script` with the project as working directory; output goes to
+    /// `log` (and to stderr when `stream`).
+    pub fn run(&self, script: &str, src: &Path, out: &Path, log: &Path, stream: bool) -> Result<Status, BuildError> {
+        let mut cmd = match self {
+            Runner::Host => {
+                let mut c = Command::new("sh");
+                c.arg("-c").arg(script).current_dir(src).stdin(Stdio::null());
+                c
+            }
+            Runner::Container(c) => {
+                c.ensure_image(log, stream)?;
+                c.prepare_cache()?;
+                c.run_command(script, src, out)
+            }
+        };
+        let (ok, desc) = run_logged(&mut cmd, log, stream)?;
+        if !ok {
+            if let Runner::Container(c) = self {
+                // Exit 125 is the engine's own failure (image missing, bad mount).
+                if desc.contains("125") {
+                    let text = std::fs::read_to_string(log).unwrap_or_default();
+                    let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+                    return Err(BuildError::Engine(format!(
+                        "{} could not start the builder image {}: {last}",
+                        c.engine.program, c.image
+                    )));
+                }
+            }
+        }
+        Ok(Status { success: ok, description: desc })
+    }
+}
+
+impl Container {
+    /// Builds the default builder image unless it is there already.
+    fn ensure_image(&self, log: &Path, stream: bool) -> Result<(), BuildError> {
+        if !self.default_image {
+            return Ok(());
+        }
+        let present = self
+            .engine
+            .cmd()
+            .args(["image", "inspect", &self.image])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if present {
+            return Ok(());
+        }
+        let ctx = tempfile::tempdir().map_err(BuildError::io(std::env::temp_dir()))?;
+        let df = ctx.path().join("Dockerfile");
+        std::fs::write(&df, BUILDER_DOCKERFILE).map_err(BuildError::io(&df))?;
+        let mut c = self.engine.cmd();
+        c.args(["build", "-t", &self.image, "-f"]).arg(&df).arg(ctx.path());
+        let (ok, desc) = run_logged(&mut c, log, stream)?;
+        if !ok {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+            return Err(BuildError::Engine(format!(
+                "building the builder image {} from Dockerfile.alpine-builder failed ({desc}): {last}; pass --builder-image IMAGE to use another image",
+                self.image
+            )));
+        }
+        Ok(())
+    }
+
+    /// Makes the cache volume writable by the calling user.
+    fn prepare_cache(&self) -> Result<(), BuildError> {
+        if uid() == 0 || self.engine.rootless_podman() {
+            return Ok(());
+        }
+        let status = self
+            .engine
+            .cmd()
+            .args(["run", "--rm", "--network=none", "--user", "0:0", "-v"])
+            .arg(format!("{CACHE_VOLUME}:{CONTAINER_CACHE}"))
+            .arg(&self.image)
+            .args(["chown", &format!("{}:{}", uid(), gid()), CONTAINER_CACHE])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| BuildError::Engine(format!("cannot run {}: {e}", self.engine.program)))?;
+        if !status.status.success() {
+            return Err(BuildError::Engine(format!(
+                "preparing the cache volume {CACHE_VOLUME} failed: {}",
+                String::from_utf8_lossy(&status.stderr).trim()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The `docker run` / `podman run` command line for a script.
+    pub fn run_command(&self, script: &str, src: &Path, out: &Path) -> Command {
+        let mut c = self.engine.cmd();
+        c.args(["run", "--rm", "--network=host"]);
+        if self.engine.rootless_podman() {
+            c.arg("--userns=keep-id");
+        } else {
+            c.args(["--user", &format!("{}:{}", uid(), gid())]);
+        }
+        c.arg("-v").arg(format!("{}:{CONTAINER_SRC}", src.display()));
+        c.arg("-v").arg(format!("{}:{CONTAINER_OUT}", out.display()));
+        c.arg("-v").arg(format!("{CACHE_VOLUME}:{CONTAINER_CACHE}"));
+        c.args(["-w", CONTAINER_SRC]);
+        for (k, v) in container_env() {
+            c.arg("-e").arg(format!("{k}={v}"));
+        }
+        c.arg(&self.image).args(["sh", "-c"]).arg(format!("mkdir -p \"$HOME\"\n{script}"));
+        c
+    }
+}
+
+/// Environment of every container build: caches in the volume, a writable HOME.
+pub fn container_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("HOME", "/cache/home"),
+        ("NUGET_PACKAGES", "/cache/nuget"),
+        ("DOTNET_CLI_HOME", "/cache/dotnet-home"),
+        ("CARGO_HOME", "/cache/cargo"),
+        ("GOCACHE", "/cache/go-build"),
+        ("GOMODCACHE", "/cache/go-mod"),
+        ("GOPATH", "/cache/go"),
+    ]
+}
+
+/// Runs a command, its stdout and stderr appended to `log` line by line
+/// (and copied to stderr when `stream`). Returns success and a description.
+fn run_logged(cmd: &mut Command, log: &Path, stream: bool) -> Result<(bool, String), BuildError> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(BuildError::io(log))?;
+    let sink = Arc::new(Mutex::new(file));
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let mut child = cmd.spawn().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            BuildError::ToolMissing { tool: program.clone(), hint: format!("install {program}") }
+        } else {
+            BuildError::Engine(format!("cannot start {program}: {e}"))
+        }
+    })?;
+    let mut threads = Vec::new();
+    let pipes: Vec<Box<dyn Read + Send>> = vec![
+        Box::new(child.stdout.take().expect("piped stdout")),
+        Box::new(child.stderr.take().expect("piped stderr")),
+    ];
+    for mut pipe in pipes {
+        let sink = Arc::clone(&sink);
+        threads.push(std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match pipe.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if let Ok(mut f) = sink.lock() {
+                            let _ = f.write_all(&buf[..n]);
+                        }
+                        if stream {
+                            let _ = std::io::stderr().write_all(&buf[..n]);
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    let status = child.wait().map_err(|e| BuildError::Engine(format!("waiting for {program}: {e}")))?;
+    for t in threads {
+        let _ = t.join();
+    }
+    let desc = match status.code() {
+        Some(c) => format!("exit status {c}"),
+        None => {
+            use std::os::unix::process::ExitStatusExt;
+            format!("killed by signal {}", status.signal().unwrap_or(0))
+        }
+    };
+    Ok((status.success(), desc))
+}
+
+/// Finds an executable on PATH.
+pub fn which(tool: &str) -> Option<PathBuf> {
+    if tool.contains('/') {
+        let p = PathBuf::from(tool);
+        return p.is_file().then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(tool)).find(|p| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    })
+}
+
+/// The effective uid/gid of this process (the owner of `/proc/self`).
+fn uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
+}
+
+fn gid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.gid()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_container_paths() {
+        let r = Runner::Container(Container {
+            engine: Engine { program: "docker".into() },
+            image: "x".into(),
+            default_image: false,
+        });
+        let (src, out) = (Path::new("/home/u/app"), Path::new("/tmp/o"));
+        assert_eq!(r.host_path("/src/target/x", src, out), PathBuf::from("/home/u/app/target/x"));
+        assert_eq!(r.host_path("/out/app", src, out), PathBuf::from("/tmp/o/app"));
+        assert_eq!(r.host_path("/srcx", src, out), PathBuf::from("/srcx"));
+        assert_eq!(Runner::Host.host_path("/src/a", src, out), PathBuf::from("/src/a"));
+    }
+
+    #[test]
+    fn default_image_name_is_stable() {
+        let a = default_builder_image();
+        assert!(a.starts_with("distroless-pack-builder:"));
+        assert_eq!(a, default_builder_image());
+    }
+}

@@ -1,0 +1,99 @@
+//! The files in a layer, read by streaming the blob through gunzip and tar
+//! (nothing is extracted or held in memory), for `inspect`.
+
+use std::io::Read;
+
+use distroless_pack_image::Blob;
+use serde::Serialize;
+
+use crate::ShipError;
+
+/// One entry of a layer's tar.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LayerEntry {
+    /// Path as in the image, starting with `/`.
+    pub path: String,
+    /// `file`, `dir`, `symlink`, `hardlink`, `char`, `block`, `fifo` or `other`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Permission bits (e.g. 0o755).
+    pub mode: u32,
+    pub size: u64,
+    pub uid: u64,
+    pub gid: u64,
+    /// Modification time in seconds since the epoch.
+    pub mtime: u64,
+    /// Target of a symlink or hard link.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+fn kind(t: tar::EntryType) -> &'static str {
+    use tar::EntryType::*;
+    match t {
+        Regular | Continuous => "file",
+        Directory => "dir",
+        Symlink => "symlink",
+        Link => "hardlink",
+        Char => "char",
+        Block => "block",
+        Fifo => "fifo",
+        _ => "other",
+    }
+}
+
+/// Lists the entries of a layer blob (gzip-compressed or plain tar,
+/// told apart by the first bytes).
+pub fn list_layer(blob: &Blob) -> Result<Vec<LayerEntry>, ShipError> {
+    let label = std::path::PathBuf::from(format!("layer {}", blob.digest));
+    let bad =
+        |e: std::io::Error| ShipError::invalid(&label, format!("cannot read it as a tar: {e}"));
+    let mut r = blob.open().map_err(ShipError::io("reading", &label))?;
+    let mut head = [0u8; 4];
+    let mut got = 0;
+    while got < head.len() {
+        let n = r
+            .read(&mut head[got..])
+            .map_err(ShipError::io("reading", &label))?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    let chained = std::io::Cursor::new(head[..got].to_vec()).chain(r);
+    let input: Box<dyn Read> = if got >= 2 && head[..2] == [0x1f, 0x8b] {
+        Box::new(flate2::read::MultiGzDecoder::new(chained))
+    } else if got >= 4 && head == [0x28, 0xb5, 0x2f, 0xfd] {
+        return Err(ShipError::invalid(
+            &label,
+            "zstd-compressed layers cannot be listed",
+        ));
+    } else {
+        Box::new(chained)
+    };
+    let mut archive = tar::Archive::new(input);
+    let mut out = Vec::new();
+    for entry in archive.entries().map_err(bad)? {
+        let entry = entry.map_err(bad)?;
+        let h = entry.header();
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let trimmed = raw
+            .trim_start_matches("./")
+            .trim_start_matches('/')
+            .trim_end_matches('/');
+        let path = format!("/{trimmed}");
+        out.push(LayerEntry {
+            path,
+            kind: kind(h.entry_type()),
+            mode: h.mode().map_err(bad)? & 0o7777,
+            size: entry.size(),
+            uid: h.uid().unwrap_or(0),
+            gid: h.gid().unwrap_or(0),
+            mtime: h.mtime().unwrap_or(0),
+            link: entry
+                .link_name_bytes()
+                .map(|l| String::from_utf8_lossy(&l).into_owned()),
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,212 @@
+//! Pushing an [`Artifact`] to OCI distribution registries (GHCR, Docker Hub,
+//! ECR, Harbor, a self-hosted `distribution`), without a daemon.
+//!
+//! The entry point is [`push`]: blocking, it pushes one artifact to one or
+//! more [`RegistryTarget`]s and reports, per target, which blobs it uploaded,
+//! mounted from another repository or skipped because the registry had them.
+//!
+//! How a push goes, per registry:
+//! 1. `GET /v2/` picks the scheme (HTTPS; plain HTTP only for loopback hosts
+//!    or `--insecure`) and learns the auth challenge (`Basic` or `Bearer`).
+//! 2. For each repository, each blob (configs and layers, de-duplicated) is
+//!    checked with `HEAD`; a missing one is mounted from a repository of the
+//!    same registry this run already pushed it to (`POST ?mount=&from=`), or
+//!    uploaded: `POST` then one streaming `PUT` (monolithic) read from disk,
+//!    falling back to chunked `PATCH`es when the registry refuses a single
+//!    request. Several blobs go in parallel.
+//! 3. Manifests are `PUT` with their own media type (per-platform manifests
+//!    by digest first for an index), and the `Docker-Content-Digest` the
+//!    registry answers is checked against ours.
+//!
+//! Why not `oci-client`: see `docs/design.md` ("Registry client").
+
+mod auth;
+pub mod credentials;
+mod push;
+pub mod reference;
+mod transport;
+
+use std::path::PathBuf;
+
+pub use credentials::{Credential, CredentialOptions, Secret};
+pub use push::push;
+pub use reference::{Reference, ReferenceError};
+
+use distroless_pack_image::Digest;
+
+/// Where to push: a parsed reference (`REGISTRY/REPO[:TAG][@DIGEST]`).
+#[derive(Clone, Debug)]
+pub struct RegistryTarget {
+    pub reference: Reference,
+}
+
+impl RegistryTarget {
+    pub fn parse(s: &str) -> Result<RegistryTarget, RegistryError> {
+        Ok(RegistryTarget { reference: Reference::parse(s)? })
+    }
+}
+
+/// How blobs are sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UploadMode {
+    /// `POST` then one streaming `PUT`; chunked only if the registry refuses.
+    #[default]
+    Monolithic,
+    /// `PATCH` chunks from the start.
+    Chunked,
+}
+
+/// Options for [`push`].
+#[derive(Clone, Debug)]
+pub struct PushOptions {
+    pub credentials: CredentialOptions,
+    /// Extra PEM CA certificates to trust besides the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Allow plain HTTP and unverified TLS for any registry.
+    pub insecure: bool,
+    pub upload_mode: UploadMode,
+    /// Chunk size for chunked uploads (a registry's `OCI-Chunk-Min-Length`
+    /// raises it; `ghcr.io` caps it at 4 MiB).
+    pub chunk_size: u64,
+    /// Blobs uploaded at the same time.
+    pub jobs: usize,
+    /// Attempts per request on 408/429/5xx and dropped connections.
+    pub attempts: u32,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions {
+            credentials: CredentialOptions::default(),
+            ca_file: None,
+            insecure: false,
+            upload_mode: UploadMode::Monolithic,
+            chunk_size: 5 * 1024 * 1024 + 1024 * 1024, // above ECR's 5 MB minimum
+            jobs: 4,
+            attempts: 5,
+        }
+    }
+}
+
+/// What happened to one blob in one repository.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BlobAction {
+    /// Sent to the registry.
+    Uploaded,
+    /// Mounted from another repository of the same registry.
+    Mounted,
+    /// The repository already had it (found by `HEAD`, or pushed earlier in
+    /// this run for another tag of the same repository).
+    Skipped,
+}
+
+/// Progress of a push, reported as it goes (from several threads).
+#[derive(Clone, Debug)]
+pub enum PushEvent<'a> {
+    /// A blob's upload starts.
+    BlobStarted { name: &'a str, digest: &'a Digest, size: u64 },
+    /// Bytes of a blob sent so far.
+    BlobProgress { name: &'a str, digest: &'a Digest, done: u64, size: u64 },
+    /// A blob is in the repository.
+    BlobFinished { name: &'a str, digest: &'a Digest, size: u64, action: BlobAction },
+    /// A manifest or index was stored under `reference` (a tag or digest).
+    ManifestPushed { reference: &'a str, digest: &'a Digest },
+}
+
+/// One blob in a target's report.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlobReport {
+    pub digest: String,
+    pub size: u64,
+    pub media_type: String,
+    pub action: BlobAction,
+    /// For a mount, the repository it came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+/// What a push did for one target reference.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetReport {
+    /// The reference as normalised (`docker.io/library/x:latest`).
+    pub reference: String,
+    /// `NAME@sha256:...`, the immutable reference to what was pushed.
+    pub pushed: String,
+    pub digest: String,
+    pub uploaded: usize,
+    pub mounted: usize,
+    pub skipped: usize,
+    pub bytes_uploaded: u64,
+    pub blobs: Vec<BlobReport>,
+}
+
+/// What [`push`] did.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushReport {
+    /// The digest of the top-level manifest or index.
+    pub digest: String,
+    pub media_type: String,
+    pub targets: Vec<TargetReport>,
+}
+
+/// Errors pushing to a registry. None of them ever holds a credential.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("registry credentials: {message}")]
+    Credentials { message: String },
+    /// 401/403: the message says which credential sources were tried and how
+    /// to log in.
+    #[error("{registry}: {message}")]
+    Auth { registry: String, message: String },
+    #[error("{registry}: repository {repository} not found (HTTP {status} on {what}); check the name, or create the repository first on registries that need it (ECR, Harbor projects)")]
+    RepositoryNotFound { registry: String, repository: String, what: String, status: u16 },
+    #[error("{registry}: {what}: HTTP {status}{detail}")]
+    Http { registry: String, what: String, status: u16, detail: String },
+    #[error("{registry}: {what}: {message}")]
+    Network { registry: String, what: String, message: String },
+    #[error("reading blob {digest}: {source}")]
+    Io {
+        digest: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{registry}: {what}: the registry computed digest {got}, expected {expected}")]
+    DigestMismatch { registry: String, what: String, expected: String, got: String },
+}
+
+impl RegistryError {
+    /// A 401/403 (or missing credentials).
+    pub fn is_auth(&self) -> bool {
+        matches!(self, RegistryError::Auth { .. })
+    }
+    /// Bad input from the user (reference, option, unreadable file).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, RegistryError::Reference(_) | RegistryError::Invalid(_))
+    }
+}
+
+/// Checks that `registry` (`HOST[:PORT]` or `docker.io`) accepts the
+/// credentials in `opts` (for `login`): `GET /v2/` with Basic auth, or a
+/// token fetched with them. A registry that needs no auth at all passes.
+pub fn check_login(registry: &str, opts: &PushOptions) -> Result<(), RegistryError> {
+    let host = credentials::normalise_key(registry);
+    let reference = Reference::parse(&format!("{host}/login-check"))?;
+    let client = transport::client(opts)?;
+    let session = transport::Session::open(&reference, opts, client, Vec::new())?;
+    let url = session.url("/v2/");
+    let resp = session.send("GET /v2/", opts.attempts, &|c| Ok(c.get(&url).timeout(transport::SMALL_TIMEOUT)))?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(session.http_error("GET /v2/", resp))
+    }
+}

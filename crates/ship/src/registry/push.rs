@@ -1,0 +1,587 @@
+//! The push itself: blobs (HEAD, mount, monolithic or chunked upload, in
+//! parallel), then manifests, for every target, each blob at most once per
+//! registry.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use distroless_pack_image::{Artifact, Blob, Digest};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
+
+use super::transport::{self, timeout_for, Session, SMALL_TIMEOUT};
+use super::{
+    BlobAction, BlobReport, PushEvent, PushOptions, PushReport, RegistryError, RegistryTarget,
+    TargetReport, UploadMode,
+};
+
+/// A progress callback, called from several threads.
+pub type ProgressFn<'a> = &'a (dyn Fn(&PushEvent) + Sync);
+
+/// Pushes `artifact` to every target (blocking). Blobs are checked with
+/// `HEAD` and sent only where missing; a blob already in another repository
+/// of the same registry (pushed earlier in this run) is mounted from it.
+/// An image goes up as its manifest; an index as each platform's manifest
+/// (by digest) and then the index. Every tag of a repository gets the same
+/// top-level manifest.
+pub fn push(
+    artifact: &Artifact,
+    targets: &[RegistryTarget],
+    opts: &PushOptions,
+    progress: ProgressFn,
+) -> Result<PushReport, RegistryError> {
+    if targets.is_empty() {
+        return Err(RegistryError::Invalid("no registry reference to push to".into()));
+    }
+    let top = artifact.top();
+    for t in targets {
+        if let Some(d) = &t.reference.digest {
+            if *d != top.digest {
+                return Err(RegistryError::Invalid(format!(
+                    "{} names digest {d}, but the image's digest is {}",
+                    t.reference, top.digest
+                )));
+            }
+        }
+    }
+    let client = transport::client(opts)?;
+
+    // every blob once, configs and layers of every platform
+    let mut seen = HashSet::new();
+    let blobs: Vec<&Blob> = artifact
+        .images()
+        .iter()
+        .flat_map(|i| i.blobs())
+        .filter(|b| seen.insert(b.digest.clone()))
+        .collect();
+
+    let mut registries: Vec<&str> = Vec::new();
+    for t in targets {
+        if !registries.contains(&t.reference.registry.as_str()) {
+            registries.push(&t.reference.registry);
+        }
+    }
+    let mut reports: Vec<Option<TargetReport>> = vec![None; targets.len()];
+    for registry in registries {
+        let idx: Vec<usize> =
+            (0..targets.len()).filter(|&i| targets[i].reference.registry == registry).collect();
+        let mut repos: Vec<&str> = Vec::new();
+        for &i in &idx {
+            if !repos.contains(&targets[i].reference.repository.as_str()) {
+                repos.push(&targets[i].reference.repository);
+            }
+        }
+        let scopes = repos.iter().map(|r| format!("repository:{r}:pull,push")).collect();
+        let session = Session::open(&targets[idx[0]].reference, opts, client.clone(), scopes)?;
+        // where each blob is known to be on this registry (for mounts)
+        let mut known: HashMap<Digest, String> = HashMap::new();
+        for repo in repos {
+            let name = format!("{registry}/{repo}");
+            let blob_reports = push_blobs(&session, &name, repo, &blobs, &known, opts, progress)?;
+            for b in &blobs {
+                known.entry(b.digest.clone()).or_insert_with(|| repo.to_string());
+            }
+            if let Artifact::Index(x) = artifact {
+                for img in &x.images {
+                    put_manifest(&session, repo, img.digest().as_str(), &img.manifest, opts)?;
+                    progress(&PushEvent::ManifestPushed {
+                        reference: &format!("{name}@{}", img.digest()),
+                        digest: img.digest(),
+                    });
+                }
+            }
+            let mut first = true;
+            for &i in idx.iter().filter(|&&i| targets[i].reference.repository == repo) {
+                let r = &targets[i].reference;
+                let (at, shown) = match r.push_tag() {
+                    Some(tag) => (tag.to_string(), format!("{name}:{tag}")),
+                    None => (top.digest.to_string(), format!("{name}@{}", top.digest)),
+                };
+                put_manifest(&session, repo, &at, top, opts)?;
+                progress(&PushEvent::ManifestPushed { reference: &shown, digest: &top.digest });
+                let blobs_here: Vec<BlobReport> = if first {
+                    blob_reports.clone()
+                } else {
+                    blob_reports
+                        .iter()
+                        .map(|b| BlobReport { action: BlobAction::Skipped, from: None, ..b.clone() })
+                        .collect()
+                };
+                first = false;
+                let count = |a: BlobAction| blobs_here.iter().filter(|b| b.action == a).count();
+                let mut normalised = r.clone();
+                if normalised.tag.is_none() && normalised.digest.is_none() {
+                    normalised.tag = Some("latest".into());
+                }
+                reports[i] = Some(TargetReport {
+                    reference: normalised.to_string(),
+                    pushed: format!("{name}@{}", top.digest),
+                    digest: top.digest.to_string(),
+                    uploaded: count(BlobAction::Uploaded),
+                    mounted: count(BlobAction::Mounted),
+                    skipped: count(BlobAction::Skipped),
+                    bytes_uploaded: blobs_here
+                        .iter()
+                        .filter(|b| b.action == BlobAction::Uploaded)
+                        .map(|b| b.size)
+                        .sum(),
+                    blobs: blobs_here,
+                });
+            }
+        }
+    }
+    Ok(PushReport {
+        digest: top.digest.to_string(),
+        media_type: media_type_of(top),
+        targets: reports.into_iter().map(|r| r.expect("every target reported")).collect(),
+    })
+}
+
+fn short(d: &Digest) -> &str {
+    &d.as_str()[..19]
+}
+
+/// Pushes `blobs` into one repository, `opts.jobs` at a time.
+fn push_blobs(
+    session: &Session,
+    name: &str,
+    repo: &str,
+    blobs: &[&Blob],
+    known: &HashMap<Digest, String>,
+    opts: &PushOptions,
+    progress: ProgressFn,
+) -> Result<Vec<BlobReport>, RegistryError> {
+    let n = blobs.len();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<BlobReport>>> = Mutex::new(vec![None; n]);
+    let failure: Mutex<Option<RegistryError>> = Mutex::new(None);
+    let stop = AtomicBool::new(false);
+    let finished = AtomicBool::new(false);
+    let active: Mutex<Vec<(usize, Arc<AtomicU64>)>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        let ticker = s.spawn(|| {
+            while !finished.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                let now: Vec<(usize, u64)> = active
+                    .lock()
+                    .expect("active")
+                    .iter()
+                    .map(|(i, c)| (*i, c.load(Ordering::Relaxed)))
+                    .collect();
+                for (i, done) in now {
+                    let b = blobs[i];
+                    progress(&PushEvent::BlobProgress { name, digest: &b.digest, done, size: b.size });
+                }
+            }
+        });
+        let workers: Vec<_> = (0..opts.jobs.clamp(1, 16).min(n.max(1)))
+            .map(|_| {
+                s.spawn(|| loop {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let blob = blobs[i];
+                    let counter = Arc::new(AtomicU64::new(0));
+                    let r = push_one(session, name, repo, blob, known.get(&blob.digest), opts, progress, || {
+                        active.lock().expect("active").push((i, counter.clone()));
+                        counter.clone()
+                    });
+                    active.lock().expect("active").retain(|(j, _)| *j != i);
+                    match r {
+                        Ok(report) => results.lock().expect("results")[i] = Some(report),
+                        Err(e) => {
+                            stop.store(true, Ordering::Relaxed);
+                            failure.lock().expect("failure").get_or_insert(e);
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            let _ = w.join();
+        }
+        finished.store(true, Ordering::Relaxed);
+        let _ = ticker.join();
+    });
+    if let Some(e) = failure.into_inner().expect("failure") {
+        return Err(e);
+    }
+    Ok(results.into_inner().expect("results").into_iter().map(|r| r.expect("every blob pushed")).collect())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push_one(
+    session: &Session,
+    name: &str,
+    repo: &str,
+    blob: &Blob,
+    known_in: Option<&String>,
+    opts: &PushOptions,
+    progress: ProgressFn,
+    start_counting: impl FnOnce() -> Arc<AtomicU64>,
+) -> Result<BlobReport, RegistryError> {
+    let report = |action: BlobAction, from: Option<String>| BlobReport {
+        digest: blob.digest.to_string(),
+        size: blob.size,
+        media_type: blob.media_type.clone(),
+        action,
+        from,
+    };
+    let finish = |action: BlobAction| {
+        progress(&PushEvent::BlobFinished { name, digest: &blob.digest, size: blob.size, action })
+    };
+    if blob_exists(session, repo, &blob.digest, opts)? {
+        finish(BlobAction::Skipped);
+        return Ok(report(BlobAction::Skipped, None));
+    }
+    let mut location = None;
+    if let Some(from) = known_in.filter(|f| f.as_str() != repo) {
+        match start_upload(session, repo, Some((from, &blob.digest)), opts)? {
+            Started::Mounted => {
+                finish(BlobAction::Mounted);
+                return Ok(report(BlobAction::Mounted, Some(from.clone())));
+            }
+            Started::Upload(l) => location = Some(l),
+        }
+    }
+    progress(&PushEvent::BlobStarted { name, digest: &blob.digest, size: blob.size });
+    let counter = start_counting();
+    upload(session, repo, blob, location, opts, &counter)?;
+    finish(BlobAction::Uploaded);
+    Ok(report(BlobAction::Uploaded, None))
+}
+
+fn blob_exists(session: &Session, repo: &str, digest: &Digest, opts: &PushOptions) -> Result<bool, RegistryError> {
+    let url = session.url(&format!("/v2/{repo}/blobs/{digest}"));
+    let what = format!("HEAD blob {}", short(digest));
+    let resp = session.send(&what, opts.attempts, &|c| Ok(c.head(&url).timeout(SMALL_TIMEOUT)))?;
+    match resp.status().as_u16() {
+        200..=299 => Ok(true),
+        404 => Ok(false),
+        _ => Err(session.http_error(&what, resp)),
+    }
+}
+
+enum Started {
+    Mounted,
+    Upload(String),
+}
+
+/// `POST /v2/REPO/blobs/uploads/` (with `mount` and `from` to mount).
+fn start_upload(
+    session: &Session,
+    repo: &str,
+    mount: Option<(&str, &Digest)>,
+    opts: &PushOptions,
+) -> Result<Started, RegistryError> {
+    let mut url = reqwest::Url::parse(&session.url(&format!("/v2/{repo}/blobs/uploads/")))
+        .map_err(|e| RegistryError::Invalid(format!("bad registry URL: {e}")))?;
+    let what = match mount {
+        Some((from, digest)) => {
+            url.query_pairs_mut().append_pair("mount", digest.as_str()).append_pair("from", from);
+            format!("mount of {} from {from}", short(digest))
+        }
+        None => "starting a blob upload".to_string(),
+    };
+    let resp = session.send(&what, opts.attempts, &|c| {
+        Ok(c.post(url.clone()).header(CONTENT_LENGTH, 0).timeout(SMALL_TIMEOUT))
+    })?;
+    let status = resp.status().as_u16();
+    let location = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+    match status {
+        // 201 is "mounted"; some registries (ECR) also answer 201 to open an
+        // upload session, with an upload Location.
+        201 if mount.is_some() && !location.as_deref().is_some_and(|l| l.contains("/blobs/uploads/")) => {
+            Ok(Started::Mounted)
+        }
+        200..=299 => match location {
+            Some(l) => Ok(Started::Upload(l)),
+            None => Err(RegistryError::Http {
+                registry: session.registry.clone(),
+                what,
+                status,
+                detail: ": no Location header in the answer".into(),
+            }),
+        },
+        404 => Err(RegistryError::RepositoryNotFound {
+            registry: session.registry.clone(),
+            repository: repo.to_string(),
+            what,
+            status,
+        }),
+        _ => Err(session.http_error(&what, resp)),
+    }
+}
+
+/// How an upload attempt failed.
+enum Fail {
+    /// Worth another attempt from a new upload session.
+    Transient(RegistryError),
+    /// The registry refuses this way of uploading: try chunked.
+    Refused(RegistryError),
+    Fatal(RegistryError),
+}
+
+fn classify(session: &Session, what: &str, resp: reqwest::blocking::Response) -> Fail {
+    let status = resp.status().as_u16();
+    let e = session.http_error(what, resp);
+    let detail = match &e {
+        RegistryError::Http { detail, .. } => detail.clone(),
+        _ => String::new(),
+    };
+    match status {
+        408 | 429 | 500..=599 | 404 => Fail::Transient(e),
+        400 if detail.contains("DIGEST_INVALID") || detail.contains("SIZE_INVALID") => Fail::Fatal(e),
+        400 | 405 | 411 | 413 | 416 => Fail::Refused(e),
+        _ => Fail::Fatal(e),
+    }
+}
+
+/// Uploads one blob: new session (unless given one), then monolithic PUT or
+/// chunks; retried from a fresh session on transient failures, and moved to
+/// chunked when the registry refuses a single PUT.
+fn upload(
+    session: &Session,
+    repo: &str,
+    blob: &Blob,
+    mut location: Option<String>,
+    opts: &PushOptions,
+    counter: &Arc<AtomicU64>,
+) -> Result<(), RegistryError> {
+    let mut mode = opts.upload_mode;
+    let mut attempt = 0u32;
+    let mut chunk = opts.chunk_size.max(64 * 1024);
+    if session.base.ends_with("://ghcr.io") {
+        chunk = chunk.min(4 * 1024 * 1024);
+    }
+    loop {
+        let loc = match location.take() {
+            Some(l) => l,
+            None => match start_upload(session, repo, None, opts)? {
+                Started::Upload(l) => l,
+                Started::Mounted => return Ok(()),
+            },
+        };
+        counter.store(0, Ordering::Relaxed);
+        let r = match mode {
+            UploadMode::Monolithic => put_monolithic(session, &loc, blob, counter),
+            UploadMode::Chunked => put_chunked(session, &loc, blob, chunk, counter),
+        };
+        match r {
+            Ok(()) => return Ok(()),
+            Err(Fail::Refused(e)) => {
+                if mode == UploadMode::Chunked {
+                    return Err(e);
+                }
+                mode = UploadMode::Chunked;
+            }
+            Err(Fail::Transient(e)) => {
+                attempt += 1;
+                if attempt >= opts.attempts.max(1) {
+                    return Err(e);
+                }
+                std::thread::sleep(transport::backoff(attempt, None));
+            }
+            Err(Fail::Fatal(e)) => return Err(e),
+        }
+    }
+}
+
+fn with_digest(session: &Session, location: &str, digest: &Digest) -> Result<reqwest::Url, Fail> {
+    let mut url = reqwest::Url::parse(&session.url(location)).map_err(|e| {
+        Fail::Fatal(RegistryError::Http {
+            registry: session.registry.clone(),
+            what: "blob upload".into(),
+            status: 0,
+            detail: format!(": bad Location {location:?}: {e}"),
+        })
+    })?;
+    url.query_pairs_mut().append_pair("digest", digest.as_str());
+    Ok(url)
+}
+
+/// Counts the bytes read through it, for progress.
+struct Counting {
+    inner: Box<dyn Read + Send>,
+    counter: Arc<AtomicU64>,
+}
+
+impl Read for Counting {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+fn send_once(
+    session: &Session,
+    what: &str,
+    mk: &dyn Fn(&reqwest::blocking::Client) -> Result<reqwest::blocking::RequestBuilder, RegistryError>,
+) -> Result<reqwest::blocking::Response, Fail> {
+    session.send(what, 1, mk).map_err(|e| match e {
+        RegistryError::Network { .. } => Fail::Transient(e),
+        e => Fail::Fatal(e),
+    })
+}
+
+fn put_monolithic(session: &Session, location: &str, blob: &Blob, counter: &Arc<AtomicU64>) -> Result<(), Fail> {
+    let url = with_digest(session, location, &blob.digest)?;
+    let what = format!("upload of {} ({} bytes)", short(&blob.digest), blob.size);
+    let resp = send_once(session, &what, &|c| {
+        counter.store(0, Ordering::Relaxed);
+        let reader = blob
+            .open()
+            .map_err(|source| RegistryError::Io { digest: blob.digest.to_string(), source })?;
+        let body = reqwest::blocking::Body::sized(Counting { inner: reader, counter: counter.clone() }, blob.size);
+        Ok(c.put(url.clone())
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(body)
+            .timeout(timeout_for(blob.size)))
+    })?;
+    finish_upload(session, &what, resp, &blob.digest)
+}
+
+fn finish_upload(session: &Session, what: &str, resp: reqwest::blocking::Response, digest: &Digest) -> Result<(), Fail> {
+    match resp.status().as_u16() {
+        200..=299 => {
+            check_digest(session, what, &resp, digest).map_err(Fail::Fatal)?;
+            Ok(())
+        }
+        _ => Err(classify(session, what, resp)),
+    }
+}
+
+fn check_digest(
+    session: &Session,
+    what: &str,
+    resp: &reqwest::blocking::Response,
+    expected: &Digest,
+) -> Result<(), RegistryError> {
+    if let Some(got) = resp.headers().get("Docker-Content-Digest").and_then(|v| v.to_str().ok()) {
+        if got != expected.as_str() {
+            return Err(RegistryError::DigestMismatch {
+                registry: session.registry.clone(),
+                what: what.to_string(),
+                expected: expected.to_string(),
+                got: got.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Reads until `buf` is full or the input ends.
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+fn put_chunked(
+    session: &Session,
+    location: &str,
+    blob: &Blob,
+    chunk: u64,
+    counter: &Arc<AtomicU64>,
+) -> Result<(), Fail> {
+    let io = |source| Fail::Fatal(RegistryError::Io { digest: blob.digest.to_string(), source });
+    let mut reader = blob.open().map_err(io)?;
+    let mut buf = vec![0u8; chunk.min(blob.size.max(1)) as usize];
+    let mut offset = 0u64;
+    let mut loc = location.to_string();
+    loop {
+        let n = read_full(&mut reader, &mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        let url = session.url(&loc);
+        let what = format!("chunk {offset}+{n} of {}", short(&blob.digest));
+        let data = &buf[..n];
+        let resp = send_once(session, &what, &|c| {
+            Ok(c.patch(&url)
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .header(CONTENT_RANGE, format!("{offset}-{}", offset + n as u64 - 1))
+                .body(data.to_vec())
+                .timeout(timeout_for(n as u64)))
+        })?;
+        if !resp.status().is_success() {
+            return Err(classify(session, &what, resp));
+        }
+        loc = match resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()) {
+            Some(l) => l.to_string(),
+            None => loc,
+        };
+        offset += n as u64;
+        counter.store(offset, Ordering::Relaxed);
+    }
+    let url = with_digest(session, &loc, &blob.digest)?;
+    let what = format!("completing upload of {}", short(&blob.digest));
+    let resp = send_once(session, &what, &|c| {
+        Ok(c.put(url.clone()).header(CONTENT_LENGTH, 0).timeout(SMALL_TIMEOUT))
+    })?;
+    finish_upload(session, &what, resp, &blob.digest)
+}
+
+fn media_type_of(blob: &Blob) -> String {
+    if !blob.media_type.is_empty() {
+        return blob.media_type.clone();
+    }
+    blob.read_all()
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(str::to_string))
+        .unwrap_or_else(|| distroless_pack_image::MEDIA_TYPE_MANIFEST.to_string())
+}
+
+/// `PUT /v2/REPO/manifests/REF` with the manifest's media type, checking the
+/// digest the registry computed.
+fn put_manifest(
+    session: &Session,
+    repo: &str,
+    at: &str,
+    manifest: &Blob,
+    opts: &PushOptions,
+) -> Result<(), RegistryError> {
+    let bytes = manifest
+        .read_all()
+        .map_err(|e| RegistryError::Invalid(format!("reading manifest {}: {e}", manifest.digest)))?;
+    let media_type = media_type_of(manifest);
+    let url = session.url(&format!("/v2/{repo}/manifests/{at}"));
+    let what = format!("PUT manifest {repo}:{at}");
+    let resp = session.send(&what, opts.attempts, &|c| {
+        Ok(c.put(&url).header(CONTENT_TYPE, media_type.as_str()).body(bytes.clone()).timeout(SMALL_TIMEOUT))
+    })?;
+    match resp.status().as_u16() {
+        200..=299 => check_digest(session, &what, &resp, &manifest.digest),
+        404 => {
+            let e = session.http_error(&what, resp);
+            match e {
+                RegistryError::Http { detail, .. } if detail.contains("NAME_UNKNOWN") || detail.is_empty() => {
+                    Err(RegistryError::RepositoryNotFound {
+                        registry: session.registry.clone(),
+                        repository: repo.to_string(),
+                        what,
+                        status: 404,
+                    })
+                }
+                e => Err(e),
+            }
+        }
+        _ => Err(session.http_error(&what, resp)),
+    }
+}

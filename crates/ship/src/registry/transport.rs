@@ -1,0 +1,260 @@
+//! HTTP transport: a rustls client (system roots plus `--ca-file`), the
+//! scheme choice (HTTPS; HTTP only for loopback hosts or `--insecure`), and
+//! one `send` that adds auth, retries with backoff on 408/429/5xx and
+//! dropped connections, and turns 401/403 into auth errors.
+
+use std::time::Duration;
+
+use reqwest::blocking::{Client, RequestBuilder, Response};
+
+use super::auth::Auth;
+use super::reference::Reference;
+use super::{PushOptions, RegistryError};
+
+/// Timeout for requests without a large body.
+pub const SMALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A timeout for sending `size` bytes: 60 s plus the time at 256 KiB/s, so a
+/// 500 MB layer gets ~35 minutes, never a fixed 100 s.
+pub fn timeout_for(size: u64) -> Duration {
+    SMALL_TIMEOUT + Duration::from_secs(size / (256 * 1024))
+}
+
+/// The error and its causes on one line (reqwest hides the useful part,
+/// e.g. the certificate problem, in its sources).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        src = s.source();
+    }
+    parts.join(": ")
+}
+
+/// Builds the HTTP client.
+pub fn client(opts: &PushOptions) -> Result<Client, RegistryError> {
+    let mut b = Client::builder()
+        .use_rustls_tls()
+        .connect_timeout(Duration::from_secs(30))
+        .timeout(None::<Duration>)
+        .user_agent(concat!("distroless-pack/", env!("CARGO_PKG_VERSION")))
+        .pool_max_idle_per_host(8);
+    if let Some(ca) = &opts.ca_file {
+        let pem = std::fs::read(ca).map_err(|e| {
+            RegistryError::Invalid(format!("--ca-file {}: {e}", ca.display()))
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            RegistryError::Invalid(format!("--ca-file {}: not PEM certificates: {e}", ca.display()))
+        })?;
+        if certs.is_empty() {
+            return Err(RegistryError::Invalid(format!(
+                "--ca-file {}: no PEM certificate in it",
+                ca.display()
+            )));
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    if opts.insecure {
+        b = b.danger_accept_invalid_certs(true);
+    }
+    b.build().map_err(|e| RegistryError::Invalid(format!("cannot set up HTTPS: {}", error_chain(&e))))
+}
+
+/// A connection to one registry: base URL, client, auth state, retry policy.
+pub struct Session {
+    pub registry: String,
+    pub base: String,
+    pub client: Client,
+    pub auth: Auth,
+}
+
+/// The `{"errors":[{"code":..,"message":..}]}` body of a failed request, as
+/// `: CODE: message` (empty if the body is something else).
+pub fn error_detail(body: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Errs {
+        errors: Vec<E>,
+    }
+    #[derive(serde::Deserialize)]
+    struct E {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    match serde_json::from_str::<Errs>(body) {
+        Ok(e) if !e.errors.is_empty() => {
+            let parts: Vec<String> =
+                e.errors.iter().map(|e| format!("{} {}", e.code, e.message).trim().to_string()).collect();
+            format!(": {}", parts.join("; "))
+        }
+        _ => {
+            let t: String = body.trim().chars().take(200).collect();
+            if t.is_empty() || t.starts_with('<') {
+                String::new()
+            } else {
+                format!(": {}", t.replace('\n', " "))
+            }
+        }
+    }
+}
+
+impl Session {
+    /// Connects to the registry of `reference` with `GET /v2/`: picks the
+    /// scheme and learns whether (and how) it wants auth.
+    pub fn open(
+        reference: &Reference,
+        opts: &PushOptions,
+        client: Client,
+        scopes: Vec<String>,
+    ) -> Result<Session, RegistryError> {
+        let host = reference.api_host().to_string();
+        let auth = Auth::new(reference.clone(), opts.credentials.clone(), scopes);
+        let mut s = Session {
+            registry: reference.registry.clone(),
+            base: format!("https://{host}"),
+            client,
+            auth,
+        };
+        let https_err = match s.ping() {
+            Ok(()) => return Ok(s),
+            Err(e @ RegistryError::Network { .. }) => e,
+            Err(e) => return Err(e),
+        };
+        if !(reference.is_loopback() || opts.insecure) {
+            return Err(https_err);
+        }
+        // plain HTTP, but only if something speaks registry there
+        s.base = format!("http://{host}");
+        match s.ping() {
+            Ok(()) => Ok(s),
+            // nothing speaks HTTP there either: the HTTPS error says more
+            Err(RegistryError::Network { .. }) => Err(https_err),
+            // a registry answered over HTTP (e.g. refused the credentials)
+            Err(e) => Err(e),
+        }
+    }
+
+    fn ping(&mut self) -> Result<(), RegistryError> {
+        let url = format!("{}/v2/", self.base);
+        let resp = self.client.get(&url).timeout(Duration::from_secs(30)).send().map_err(|e| {
+            RegistryError::Network {
+                registry: self.registry.clone(),
+                what: format!("connecting to {url}"),
+                message: error_chain(&e),
+            }
+        })?;
+        let status = resp.status().as_u16();
+        match status {
+            200..=299 => Ok(()),
+            401 => {
+                let www = resp
+                    .headers()
+                    .get(reqwest::header::WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                self.auth.on_unauthorized(&self.client, www.as_deref(), "GET /v2/")
+            }
+            _ => Err(RegistryError::Network {
+                registry: self.registry.clone(),
+                what: format!("connecting to {url}"),
+                message: format!("HTTP {status}: not an OCI distribution registry API"),
+            }),
+        }
+    }
+
+    /// An absolute URL for `path_or_url` (a path under the base, or the
+    /// `Location` a registry returned, possibly relative).
+    pub fn url(&self, path_or_url: &str) -> String {
+        if path_or_url.starts_with("http://") || path_or_url.starts_with("https://") {
+            path_or_url.to_string()
+        } else if path_or_url.starts_with('/') {
+            format!("{}{}", self.base, path_or_url)
+        } else {
+            format!("{}/{}", self.base, path_or_url)
+        }
+    }
+
+    /// Sends the request `mk` builds (called again for each attempt), with
+    /// auth. Retries 408/429/5xx and transport errors `attempts` times with
+    /// exponential backoff (honouring `Retry-After`); on a 401 gets new
+    /// credentials or a token once. Returns any other response as is.
+    pub fn send(
+        &self,
+        what: &str,
+        attempts: u32,
+        mk: &dyn Fn(&Client) -> Result<RequestBuilder, RegistryError>,
+    ) -> Result<Response, RegistryError> {
+        let mut attempt = 0u32;
+        let mut reauthed = false;
+        loop {
+            let rb = self.auth.apply(mk(&self.client)?);
+            match rb.send() {
+                Err(e) => {
+                    attempt += 1;
+                    if attempt < attempts && !e.is_builder() {
+                        std::thread::sleep(backoff(attempt, None));
+                        continue;
+                    }
+                    return Err(RegistryError::Network {
+                        registry: self.registry.clone(),
+                        what: what.to_string(),
+                        message: error_chain(&e),
+                    });
+                }
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    if status == 401 && !reauthed {
+                        reauthed = true;
+                        let www = resp
+                            .headers()
+                            .get(reqwest::header::WWW_AUTHENTICATE)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string);
+                        self.auth.on_unauthorized(&self.client, www.as_deref(), what)?;
+                        continue;
+                    }
+                    if status == 401 || status == 403 {
+                        return Err(self.auth.denied_error(status, what));
+                    }
+                    if status == 408 || status == 429 || status >= 500 {
+                        attempt += 1;
+                        if attempt < attempts {
+                            let retry_after = resp
+                                .headers()
+                                .get(reqwest::header::RETRY_AFTER)
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| v.trim().parse::<u64>().ok());
+                            std::thread::sleep(backoff(attempt, retry_after));
+                            continue;
+                        }
+                    }
+                    return Ok(resp);
+                }
+            }
+        }
+    }
+
+    /// The error for an unexpected response.
+    pub fn http_error(&self, what: &str, resp: Response) -> RegistryError {
+        let status = resp.status().as_u16();
+        let body = resp.text().unwrap_or_default();
+        RegistryError::Http { registry: self.registry.clone(), what: what.to_string(), status, detail: error_detail(&body) }
+    }
+}
+
+/// 0.5 s, 1 s, 2 s, ... capped at 8 s; `Retry-After` seconds (capped at 60)
+/// when the registry gives one.
+pub fn backoff(attempt: u32, retry_after: Option<u64>) -> Duration {
+    if let Some(s) = retry_after {
+        return Duration::from_secs(s.min(60));
+    }
+    let ms = 500u64.saturating_mul(1 << attempt.saturating_sub(1).min(4));
+    Duration::from_millis(ms.min(8000))
+}

@@ -1,0 +1,146 @@
+//! Deterministic tar output shared by the archive formats: entries sorted by
+//! path, mtime 0, uid/gid 0, modes 0644/0755, no PAX headers; written to a
+//! temp file beside the target and renamed.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use distroless_pack_image::Blob;
+
+use crate::ShipError;
+
+/// What one tar entry holds.
+pub(crate) enum Content<'a> {
+    Dir,
+    Bytes(Vec<u8>),
+    Blob(&'a Blob),
+}
+
+/// Writes `entries` (sorted here) as a tar stream to `w`. `label` names the
+/// destination in errors.
+pub(crate) fn write_tar<W: Write>(
+    w: W,
+    mut entries: Vec<(String, Content<'_>)>,
+    label: &Path,
+) -> Result<W, ShipError> {
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.dedup_by(|a, b| a.0 == b.0);
+    let mut tar = tar::Builder::new(w);
+    let res: io::Result<()> = (|| {
+        for (path, content) in &entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mtime(0);
+            h.set_uid(0);
+            h.set_gid(0);
+            match content {
+                Content::Dir => {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    h.set_mode(0o755);
+                    h.set_size(0);
+                    tar.append_data(&mut h, format!("{path}/"), io::empty())?;
+                }
+                Content::Bytes(b) => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_mode(0o644);
+                    h.set_size(b.len() as u64);
+                    tar.append_data(&mut h, path, &b[..])?;
+                }
+                Content::Blob(blob) => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_mode(0o644);
+                    h.set_size(blob.size);
+                    let r = blob.open()?;
+                    let mut counted = CheckedReader {
+                        inner: r,
+                        left: blob.size,
+                    };
+                    tar.append_data(&mut h, path, &mut counted)?;
+                    if counted.left != 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("blob {} is shorter than its size", blob.digest),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    })();
+    res.map_err(ShipError::io("writing", label))?;
+    tar.into_inner().map_err(ShipError::io("writing", label))
+}
+
+struct CheckedReader<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: io::Read> io::Read for CheckedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.left = self.left.saturating_sub(n as u64);
+        Ok(n)
+    }
+}
+
+/// Writes a tar of `entries` to `dest` atomically: a temp file in the same
+/// directory, renamed over `dest` once complete.
+pub(crate) fn write_tar_file(
+    dest: &Path,
+    entries: Vec<(String, Content<'_>)>,
+) -> Result<(), ShipError> {
+    if dest.is_dir() {
+        return Err(ShipError::invalid(
+            dest,
+            "is a directory; an archive output needs a file path",
+        ));
+    }
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    if !parent.is_dir() {
+        return Err(ShipError::invalid(
+            &parent,
+            "no such directory (create it first)",
+        ));
+    }
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.tmp-"))
+        .tempfile_in(&parent)
+        .map_err(ShipError::io("creating a temp file in", &parent))?;
+    let w = write_tar(io::BufWriter::with_capacity(1 << 20, tmp), entries, dest)?;
+    let tmp = w
+        .into_inner()
+        .map_err(|e| ShipError::io("writing", dest)(e.into_error()))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(ShipError::io("writing", dest))?;
+    // Temp files are created 0600; archives are ordinary files.
+    let mode = 0o666 & !umask();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = tmp
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode));
+    }
+    tmp.persist(dest)
+        .map_err(|e| ShipError::io("renaming into", dest)(e.error))?;
+    Ok(())
+}
+
+fn umask() -> u32 {
+    // Read it from /proc (no libc dependency); 022 when unknown.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:").map(|v| v.trim().to_string()))
+        })
+        .and_then(|v| u32::from_str_radix(&v, 8).ok())
+        .unwrap_or(0o022)
+}

@@ -1,0 +1,297 @@
+//! Which libc and which toolchain made the binary, and which telling strings
+//! it contains.
+
+use std::collections::BTreeSet;
+
+use memchr::memmem;
+use serde::Serialize;
+
+use crate::notes::NoteFacts;
+use crate::parse::Evidence;
+
+/// The C library linked in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Libc {
+    Musl,
+    Glibc,
+    /// No C library (a Go program without cgo).
+    None,
+    Unknown,
+}
+
+impl Libc {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Libc::Musl => "musl",
+            Libc::Glibc => "glibc",
+            Libc::None => "none",
+            Libc::Unknown => "unknown",
+        }
+    }
+}
+
+/// The toolchain that produced the binary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Toolchain {
+    Go,
+    DotnetNativeaot,
+    Rust,
+    C,
+    Unknown,
+}
+
+impl Toolchain {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Toolchain::Go => "go",
+            Toolchain::DotnetNativeaot => "dotnet-nativeaot",
+            Toolchain::Rust => "rust",
+            Toolchain::C => "c",
+            Toolchain::Unknown => "unknown",
+        }
+    }
+}
+
+/// What the Go build info (`.go.buildinfo`) says.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct GoInfo {
+    /// e.g. `go1.19.8`.
+    pub version: Option<String>,
+    /// The `CGO_ENABLED` build setting, when recorded.
+    pub cgo_enabled: Option<bool>,
+    /// The `-buildmode` build setting, when recorded.
+    pub build_mode: Option<String>,
+    /// The `GOAMD64` build setting (`v1`..`v4`), when recorded.
+    pub goamd64: Option<String>,
+}
+
+/// Strings the scan looks for anywhere in the file.
+pub(crate) mod needle {
+    pub const GLIBC_TUNABLES: &str = "GLIBC_TUNABLES";
+    pub const NSSWITCH: &str = "/etc/nsswitch.conf";
+    pub const MUSL_STRERROR: &str = "No error information";
+    pub const MUSL_NO_DLOPEN: &str = "Dynamic loading not supported";
+    pub const LIBICUUC: &str = "libicuuc.so";
+    pub const LIBSSL: &str = "libssl.so.";
+    pub const CLR_OPENSSL: &str = "CLR_OPENSSL_VERSION_OVERRIDE";
+    pub const ICU_DATA_DIR: &str = "/usr/share/icu/";
+    pub const SSL_DIR: &str = "/etc/ssl";
+    pub const ZONEINFO: &str = "/usr/share/zoneinfo";
+    pub const RUSTC_PATH: &str = "/rustc/";
+    pub const ALL: &[&str] = &[
+        GLIBC_TUNABLES,
+        NSSWITCH,
+        MUSL_STRERROR,
+        MUSL_NO_DLOPEN,
+        LIBICUUC,
+        LIBSSL,
+        CLR_OPENSSL,
+        ICU_DATA_DIR,
+        SSL_DIR,
+        ZONEINFO,
+        RUSTC_PATH,
+    ];
+}
+
+/// Which of [`needle::ALL`] occur in `bytes` (one SIMD substring search each).
+pub(crate) fn scan_strings(bytes: &[u8]) -> BTreeSet<&'static str> {
+    needle::ALL
+        .iter()
+        .copied()
+        .filter(|n| memmem::find(bytes, n.as_bytes()).is_some())
+        .collect()
+}
+
+/// The Go build-info magic (its first byte is 0xff, not the UTF-8 of ÿ).
+const GO_MAGIC: &[u8] = b"\xff Go buildinf:";
+
+/// Reads `.go.buildinfo` (or finds its magic when sections are stripped).
+pub(crate) fn go_info(ev: &Evidence<'_>) -> Option<GoInfo> {
+    let start = match ev.section(".go.buildinfo") {
+        Some(s) if s.starts_with(GO_MAGIC) => s,
+        Some(_) => return None,
+        // Without section headers (sstrip), look for the magic itself: Go
+        // aligns it to 16 bytes and follows it with the pointer size.
+        None if ev.sections.is_empty() => memmem::find_iter(ev.bytes, GO_MAGIC)
+            .filter(|at| at % 16 == 0)
+            .map(|at| &ev.bytes[at..])
+            .find(|s| matches!(s.get(14), Some(4 | 8)))?,
+        None => return None,
+    };
+    let mut info = GoInfo::default();
+    // Go 1.18+: flags bit 2 means the version and module info follow inline
+    // at offset 32 as varint-length-prefixed strings.
+    let flags = *start.get(15)?;
+    if flags & 2 == 0 {
+        return Some(info);
+    }
+    let mut at = 32;
+    let version = read_varint_string(start, &mut at)?;
+    info.version = Some(String::from_utf8_lossy(version).into_owned()).filter(|v| !v.is_empty());
+    let modinfo = read_varint_string(start, &mut at).unwrap_or_default();
+    for line in String::from_utf8_lossy(modinfo).lines() {
+        let Some(setting) = line.strip_prefix("build\t") else {
+            continue;
+        };
+        let Some((k, v)) = setting.split_once('=') else {
+            continue;
+        };
+        match k {
+            "CGO_ENABLED" => info.cgo_enabled = Some(v == "1"),
+            "-buildmode" => info.build_mode = Some(v.to_string()),
+            "GOAMD64" => info.goamd64 = Some(v.to_string()),
+            _ => {}
+        }
+    }
+    Some(info)
+}
+
+fn read_varint_string<'a>(b: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+    let mut len: u64 = 0;
+    let mut shift = 0;
+    loop {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        len |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+        if shift > 35 {
+            return None;
+        }
+    }
+    let end = at.checked_add(usize::try_from(len).ok()?)?;
+    let s = b.get(*at..end)?;
+    *at = end;
+    Some(s)
+}
+
+/// The `.comment` strings (compiler and linker identification).
+pub(crate) fn comments(ev: &Evidence<'_>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    if let Some(c) = ev.section(".comment") {
+        for part in c.split(|b| *b == 0) {
+            let s = String::from_utf8_lossy(part).trim().to_string();
+            if !s.is_empty() && !out.contains(&s) {
+                out.push(s);
+            }
+        }
+    }
+    out
+}
+
+/// Section names NativeAOT emits, which survive stripping.
+const NATIVEAOT_SECTIONS: &[&str] = &[
+    "__managedcode",
+    "__modules",
+    "__unbox",
+    ".hydrated",
+    ".dotnet_eh_table",
+];
+
+pub(crate) fn is_nativeaot(ev: &Evidence<'_>) -> bool {
+    ev.has_symbol("DotNetRuntimeDebugHeader")
+        || NATIVEAOT_SECTIONS.iter().any(|s| ev.has_section(s))
+}
+
+pub(crate) fn toolchain(
+    ev: &Evidence<'_>,
+    notes: &NoteFacts,
+    go: Option<&GoInfo>,
+    comments: &[String],
+    strings: &BTreeSet<&'static str>,
+) -> Toolchain {
+    if is_nativeaot(ev) {
+        return Toolchain::DotnetNativeaot;
+    }
+    if notes.go_build_id.is_some() || go.is_some() || ev.has_section(".gopclntab") {
+        return Toolchain::Go;
+    }
+    let comment_has = |p: &str| comments.iter().any(|c| c.contains(p));
+    if comment_has("rustc version")
+        || ev.has_symbol("rust_begin_unwind")
+        || ev.has_symbol("__rust_alloc")
+        || strings.contains(needle::RUSTC_PATH)
+    {
+        return Toolchain::Rust;
+    }
+    if comment_has("GCC:") || comment_has("clang version") {
+        return Toolchain::C;
+    }
+    Toolchain::Unknown
+}
+
+pub(crate) fn libc(
+    ev: &Evidence<'_>,
+    notes: &NoteFacts,
+    toolchain: Toolchain,
+    go: Option<&GoInfo>,
+    comments: &[String],
+    strings: &BTreeSet<&'static str>,
+) -> Libc {
+    if toolchain == Toolchain::Go && go.and_then(|g| g.cgo_enabled) == Some(false) {
+        return Libc::None;
+    }
+    if let Some(interp) = &ev.interpreter {
+        if interp.contains("ld-musl") {
+            return Libc::Musl;
+        }
+        if interp.contains("ld-linux") {
+            return Libc::Glibc;
+        }
+    }
+    if ev.needed.iter().any(|n| n == "libc.so.6") {
+        return Libc::Glibc;
+    }
+    if ev
+        .needed
+        .iter()
+        .any(|n| n.starts_with("libc.musl-") || n == "libc.so")
+    {
+        return Libc::Musl;
+    }
+    if ev.has_symbol("_dl_relocate_static_pie")
+        || strings.contains(needle::GLIBC_TUNABLES)
+        || notes.gnu_abi_tag
+    {
+        return Libc::Glibc;
+    }
+    if ev.has_symbol("__init_libc")
+        || ev.has_symbol("_dlstart_c")
+        || strings.contains(needle::MUSL_STRERROR)
+        || strings.contains(needle::MUSL_NO_DLOPEN)
+        || comments.iter().any(|c| c.contains("(Alpine"))
+    {
+        return Libc::Musl;
+    }
+    if toolchain == Toolchain::Go {
+        return Libc::None;
+    }
+    Libc::Unknown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varint_strings() {
+        let b = [3, b'a', b'b', b'c', 0x81, 0x00];
+        let mut at = 0;
+        assert_eq!(read_varint_string(&b, &mut at), Some(&b"abc"[..]));
+        assert_eq!(read_varint_string(&b, &mut at), None); // length 1 past the end
+        let huge = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+        assert_eq!(read_varint_string(&huge, &mut 0), None);
+    }
+
+    #[test]
+    fn scan_finds_needles() {
+        let found = scan_strings(b"xx/etc/ssl/certs\0libicuuc.so.%d\0");
+        assert!(found.contains(needle::SSL_DIR));
+        assert!(found.contains(needle::LIBICUUC));
+        assert!(!found.contains(needle::ZONEINFO));
+    }
+}

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Benchmark of registry push (issue 3), run as `just bench-push`.
+#
+# Builds a ~100 MB static binary with realistic contents (the bytes of the
+# host's shared libraries embedded with .incbin, linked with musl-gcc
+# -static), packs it once with distroless-pack into an OCI layout, then, in
+# the same run, pushes that layout to a local CNCF distribution registry
+# (docker-registry on 127.0.0.1, plain HTTP) with:
+#   - distroless-pack push oci:DIR:TAG 127.0.0.1:PORT/bench:1
+#   - skopeo copy oci:DIR:TAG docker://127.0.0.1:PORT/bench:1
+# each into its own empty registry ("first push") and then again into the
+# same registry ("re-push", nothing to upload). Prints the median wall time
+# of $RUNS runs and the peak RSS (/usr/bin/time %M) of each as a Markdown
+# table on stdout; progress goes to stderr.
+#
+# Environment: BENCH_DIR (work dir, default a new temp dir, removed at the
+# end unless KEEP=1), BENCH_MB (default 100), RUNS (default 3), DP (a
+# distroless-pack binary to use instead of building the release one).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH_MB=${BENCH_MB:-100}
+RUNS=${RUNS:-3}
+
+need() {
+    if ! command -v "$1" >/dev/null 2>&1; then
+        echo "bench-push: $1 is not installed: run \`apt-get install -y $2\` (scripts/install-deps.sh installs everything)" >&2
+        exit 1
+    fi
+}
+need musl-gcc musl-tools
+need skopeo skopeo
+need docker-registry docker-registry
+need python3 python3
+[ -x /usr/bin/time ] || { echo "bench-push: /usr/bin/time is not installed: run \`apt-get install -y time\`" >&2; exit 1; }
+
+WORK=${BENCH_DIR:-$(mktemp -d /var/tmp/bench-push.XXXXXX)}
+mkdir -p "$WORK"
+REG_PIDS=()
+cleanup() {
+    for p in "${REG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    [ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if [ -z "${DP:-}" ]; then
+    echo "== building distroless-pack (release)" >&2
+    (cd "$ROOT" && cargo build --release --quiet --bin distroless-pack)
+    DP="$ROOT/target/release/distroless-pack"
+fi
+
+LIBDIR=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+
+echo "== building a ${BENCH_MB} MB static binary from $LIBDIR" >&2
+python3 - "$LIBDIR" "$WORK/payload.bin" $((BENCH_MB * 1000 * 1000)) <<'EOF'
+import os, sys
+libdir, out, want = sys.argv[1], sys.argv[2], int(sys.argv[3])
+files = sorted(os.path.join(libdir, f) for f in os.listdir(libdir) if ".so" in f)
+files = [f for f in files if os.path.isfile(f) and not os.path.islink(f)]
+written = 0
+with open(out, "wb") as o:
+    while written < want:
+        for f in files:
+            with open(f, "rb") as i:
+                data = i.read(want - written)
+            o.write(data)
+            written += len(data)
+            if written >= want:
+                break
+EOF
+cat >"$WORK/app.c" <<EOF
+#include <stdio.h>
+__asm__(".section .rodata\n.global payload\npayload:\n.incbin \"$WORK/payload.bin\"\n.global payload_end\npayload_end:\n.previous\n");
+extern const unsigned char payload[], payload_end[];
+int main(void) { printf("payload of %ld bytes\n", (long)(payload_end - payload)); return 0; }
+EOF
+musl-gcc -static -O2 -o "$WORK/app" "$WORK/app.c"
+rm -f "$WORK/payload.bin"
+
+echo "== packing it" >&2
+"$DP" pack "$WORK/app" --tag bench:1 --output "oci:$WORK/layout:1" >/dev/null
+LAYER=$(find "$WORK/layout/blobs/sha256" -type f -printf '%s\n' | sort -n | tail -1)
+echo "   binary $(stat -c %s "$WORK/app") bytes, layer $LAYER bytes" >&2
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start_registry NAME: an empty registry; sets PORT.
+start_registry() {
+    local dir="$WORK/reg-$1"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    PORT=$(free_port)
+    cat >"$dir/config.yml" <<EOF
+version: 0.1
+log: {level: warn, formatter: text, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $dir/data}, delete: {enabled: true}}
+http: {addr: 127.0.0.1:$PORT, secret: bench}
+EOF
+    docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
+    REG_PIDS+=($!)
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
+        sleep 0.05
+    done
+    echo "bench-push: registry did not start:" >&2
+    cat "$dir/log" >&2
+    exit 1
+}
+
+stop_registries() {
+    for p in "${REG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    REG_PIDS=()
+}
+
+# timed KEY CMD...: runs CMD under /usr/bin/time, appends "wall rss" to $WORK/KEY.
+timed() {
+    local key=$1
+    shift
+    sync
+    /usr/bin/time -f "%e %M" -o "$WORK/time.out" "$@" >/dev/null 2>"$WORK/err.out" || {
+        echo "bench-push: $key failed:" >&2
+        cat "$WORK/err.out" >&2
+        exit 1
+    }
+    cat "$WORK/time.out" >>"$WORK/$key.times"
+}
+
+SRC="oci:$WORK/layout:1"
+for ((i = 1; i <= RUNS; i++)); do
+    echo "== run $i of $RUNS" >&2
+    start_registry dp
+    DP_PORT=$PORT
+    start_registry skopeo
+    SK_PORT=$PORT
+    timed dp-first "$DP" push "$SRC" "127.0.0.1:$DP_PORT/bench:1"
+    timed skopeo-first skopeo copy --quiet --dest-tls-verify=false "$SRC" "docker://127.0.0.1:$SK_PORT/bench:1"
+    timed dp-repush "$DP" push "$SRC" "127.0.0.1:$DP_PORT/bench:1"
+    timed skopeo-repush skopeo copy --quiet --dest-tls-verify=false "$SRC" "docker://127.0.0.1:$SK_PORT/bench:1"
+    # same bytes in both registries
+    a=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://127.0.0.1:$DP_PORT/bench:1")
+    b=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://127.0.0.1:$SK_PORT/bench:1")
+    [ "$a" = "$b" ] || { echo "bench-push: digests differ: $a vs $b" >&2; exit 1; }
+    stop_registries
+done
+
+row() { # KEY LABEL
+    local walls median rss
+    walls=$(cut -d' ' -f1 "$WORK/$1.times" | sort -n)
+    median=$(echo "$walls" | sed -n "$(((RUNS + 1) / 2))p")
+    rss=$(cut -d' ' -f2 "$WORK/$1.times" | sort -n | tail -1)
+    printf '| %-40s | %8s s | %6s MB | %s |\n' "$2" "$median" "$((rss / 1024))" "$(echo $walls | tr '\n' ' ')"
+}
+
+echo
+echo "Push of a $(stat -c %s "$WORK/app")-byte static binary packed into a $LAYER-byte layer, to docker-registry on 127.0.0.1 (median of $RUNS runs)."
+echo
+echo "| push | wall (median) | peak RSS | all runs (s) |"
+echo "|---|---|---|---|"
+row dp-first "distroless-pack push, empty registry"
+row skopeo-first "skopeo copy, empty registry"
+row dp-repush "distroless-pack push, re-push"
+row skopeo-repush "skopeo copy, re-push"

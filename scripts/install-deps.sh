@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Installs every system package, toolchain target and tool that building the
+# examples and running the test suite need, on Debian 12 with only Rust
+# (rustup, cargo), gcc and python3/pip present.
+#
+#   scripts/install-deps.sh            everything the tests need
+#   scripts/install-deps.sh --minimal  only what `scripts/example.sh` needs
+#
+# Idempotent: each step checks first and does nothing when it is already done,
+# so a second run takes about a second. Runs as root, or through sudo.
+# The full log goes to $DP_DEPS_LOG (default target/install-deps.log).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+minimal=0
+for arg in "$@"; do
+  case "$arg" in
+    --minimal) minimal=1 ;;
+    -h | --help)
+      sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    *)
+      echo "install-deps.sh: unknown argument: $arg (try --help)" >&2
+      exit 2
+      ;;
+  esac
+done
+
+# Debian packages. Every one of these was checked with `apt-cache policy` on
+# Debian 12 (bookworm); see shared research notes / docs/architecture.md.
+minimal_pkgs=(musl-tools golang-go)
+full_pkgs=(
+  musl-tools golang-go
+  skopeo umoci podman runc docker-registry oci-image-tool docker.io containerd
+  apache2-utils qemu-user-static binfmt-support debootstrap bubblewrap
+  pigz zstd hyperfine time openssl jq curl
+  uidmap slirp4netns fuse-overlayfs iptables
+  ca-certificates tzdata file binutils icu-devtools
+)
+# Versions verified on these machines; override from the environment.
+ZIGLANG_VERSION="${ZIGLANG_VERSION:-0.17.1}"
+RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
+
+mkdir -p "$root/target"
+log="${DP_DEPS_LOG:-$root/target/install-deps.log}"
+: >"$log"
+summary=()
+warnings=0
+
+note() { summary+=("$1"); }
+warn() {
+  summary+=("WARNING: $1")
+  warnings=$((warnings + 1))
+}
+fail() {
+  echo "install-deps.sh: $1" >&2
+  echo "install-deps.sh: last lines of $log:" >&2
+  tail -n 30 "$log" >&2 || true
+  exit 1
+}
+# Runs a command with its output in the log.
+logged() {
+  echo "+ $*" >>"$log"
+  "$@" >>"$log" 2>&1
+}
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    sudo_cmd=(sudo -n)
+  else
+    fail "must run as root (or with sudo available) to install Debian packages"
+  fi
+fi
+as_root() { logged "${sudo_cmd[@]}" "$@"; }
+
+# --- Debian packages -------------------------------------------------------
+if [ "$minimal" -eq 1 ]; then pkgs=("${minimal_pkgs[@]}"); else pkgs=("${full_pkgs[@]}"); fi
+missing=()
+for p in "${pkgs[@]}"; do
+  status="$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)"
+  [ "$status" = "install ok installed" ] || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  note "apt: all ${#pkgs[@]} packages already installed"
+else
+  echo "install-deps.sh: installing ${#missing[@]} Debian packages: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  # Without systemd, package scripts must not try to start dockerd/containerd:
+  # the tests start their own daemons. Keep an existing policy-rc.d.
+  policy=/usr/sbin/policy-rc.d
+  added_policy=0
+  if [ ! -e "$policy" ]; then
+    as_root sh -c "printf '#!/bin/sh\nexit 101\n' >$policy && chmod 0755 $policy"
+    added_policy=1
+  fi
+  as_root apt-get update || fail "apt-get update failed"
+  if ! as_root apt-get install -y --no-install-recommends "${missing[@]}"; then
+    [ "$added_policy" -eq 0 ] || as_root rm -f "$policy"
+    fail "apt-get install failed"
+  fi
+  [ "$added_policy" -eq 0 ] || as_root rm -f "$policy"
+  note "apt: installed ${missing[*]}"
+fi
+
+if [ "$minimal" -eq 1 ]; then
+  printf 'install-deps.sh (minimal): %s\n' "${summary[@]}"
+  exit 0
+fi
+
+# --- zig (cross C builds with `zig cc`) -------------------------------------
+pip_install() {
+  logged python3 -m pip install --disable-pip-version-check --quiet "$@" ||
+    logged python3 -m pip install --disable-pip-version-check --quiet --break-system-packages "$@"
+}
+have_zig="$(python3 -m ziglang version 2>/dev/null || true)"
+if [ -n "$have_zig" ]; then
+  note "zig: ziglang $have_zig already installed (python3 -m ziglang cc)"
+elif pip_install "ziglang==$ZIGLANG_VERSION"; then
+  note "zig: installed ziglang $ZIGLANG_VERSION (python3 -m ziglang cc)"
+else
+  fail "pip install ziglang==$ZIGLANG_VERSION failed"
+fi
+
+# --- Rust musl targets ------------------------------------------------------
+if command -v rustup >/dev/null 2>&1; then
+  installed_targets="$(rustup target list --installed 2>/dev/null || true)"
+  for t in "${RUST_TARGETS[@]}"; do
+    if grep -qx "$t" <<<"$installed_targets"; then
+      note "rust: target $t already installed"
+    elif logged rustup target add "$t"; then
+      note "rust: added target $t"
+    else
+      warn "rustup target add $t failed: Rust examples fall back to a crt-static glibc build"
+    fi
+  done
+else
+  warn "rustup not found: Rust examples fall back to a crt-static glibc build"
+fi
+
+# --- just (the justfile's runner; Debian 12 has no package) -------------------
+if command -v just >/dev/null 2>&1; then
+  note "just: $(just --version) already installed"
+elif pip_install rust-just && command -v just >/dev/null 2>&1; then
+  note "just: installed $(just --version) from PyPI (rust-just)"
+elif logged cargo install just --locked; then
+  note "just: installed $(just --version 2>/dev/null || echo just) with cargo install"
+else
+  warn "could not install just: run scripts/*.sh directly instead of just recipes"
+fi
+
+# --- sanity: the tools the tests call ----------------------------------------
+for tool in musl-gcc go skopeo umoci podman runc docker-registry oci-image-tool \
+  dockerd docker htpasswd qemu-aarch64-static update-binfmts debootstrap bwrap \
+  pigz zstd hyperfine jq curl openssl icupkg; do
+  command -v "$tool" >/dev/null 2>&1 || fail "tool $tool is still missing after installing packages"
+done
+
+printf 'install-deps.sh: %s\n' "${summary[@]}"
+echo "install-deps.sh: done ($warnings warnings); log: $log"

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# The container engines and kernel settings the tests use, private to the
+# test suite so they never touch a docker or podman set-up of the machine.
+#
+#   scripts/services.sh start docker   start dockerd on a private socket (or reuse it)
+#   scripts/services.sh stop docker    stop that dockerd
+#   scripts/services.sh status docker  exit 0 when it answers
+#   scripts/services.sh start podman   write the private podman config (no daemon)
+#   scripts/services.sh binfmt         register qemu-aarch64 so arm64 binaries run
+#   scripts/services.sh env            print the exports to use them by hand:
+#                                      eval "$(scripts/services.sh env)"
+#
+# Everything lives under $DISTROLESS_PACK_TEST_DIR (default
+# /tmp/distroless-pack-test). tests/support/engines.rs calls this script, so
+# `cargo test` starts dockerd lazily; scripts/test.sh starts it up front and
+# stops it at the end. Starting is serialised with flock, so parallel test
+# processes share one dockerd.
+set -euo pipefail
+
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+base="${DISTROLESS_PACK_TEST_DIR:-/tmp/distroless-pack-test}"
+D="$base/docker"
+P="$base/podman"
+docker_host="unix://$D/docker.sock"
+ready_timeout="${DP_DOCKERD_TIMEOUT:-60}"
+
+die() {
+  echo "services.sh: $*" >&2
+  exit 1
+}
+
+need() {
+  command -v "$1" >/dev/null 2>&1 || die "required tool \`$1\` is not installed: run \`apt-get install -y $2\` (scripts/install-deps.sh installs every test dependency)"
+}
+
+docker_answers() {
+  DOCKER_HOST="$docker_host" timeout 15 docker version --format '{{.Server.Version}}' >/dev/null 2>&1
+}
+
+dockerd_pid() {
+  local pid
+  pid="$(cat "$D/dockerd.pid" 2>/dev/null || true)"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo "$pid"; fi
+}
+
+log_tail() {
+  echo "---- last lines of $D/dockerd.log ----" >&2
+  tail -n 25 "$D/dockerd.log" >&2 2>/dev/null || echo "(no log)" >&2
+}
+
+start_docker() {
+  need dockerd docker.io
+  need docker docker.io
+  mkdir -p "$D"
+  exec 9>"$D/lock"
+  flock -w $((ready_timeout + 30)) 9 || die "timed out waiting for the lock $D/lock held by another test process"
+  if docker_answers; then
+    echo "services.sh: dockerd already running at $docker_host" >&2
+    return 0
+  fi
+  local pid
+  pid="$(dockerd_pid)"
+  if [ -z "$pid" ]; then
+    # Detached (setsid, own log, stdin from /dev/null) so it outlives the test
+    # process that started it and never holds that process's pipes open.
+    setsid dockerd \
+      --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
+      --data-root "$D/data" --exec-root "$D/exec" --pidfile "$D/dockerd.pid" \
+      --host "$docker_host" \
+      >"$D/dockerd.log" 2>&1 </dev/null 9>&- &
+    pid=$!
+    echo "services.sh: started dockerd (pid $pid) at $docker_host, log $D/dockerd.log" >&2
+  fi
+  local waited=0
+  until docker_answers; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log_tail
+      die "dockerd exited during start-up (see $D/dockerd.log)"
+    fi
+    if [ "$waited" -ge "$ready_timeout" ]; then
+      log_tail
+      die "dockerd did not answer on $docker_host within ${ready_timeout}s (pid $pid)"
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+  echo "services.sh: dockerd ready at $docker_host" >&2
+}
+
+stop_docker() {
+  local pid
+  pid="$(dockerd_pid)"
+  if [ -z "$pid" ]; then
+    echo "services.sh: dockerd is not running" >&2
+    return 0
+  fi
+  kill -TERM "$pid"
+  local waited=0
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ "$waited" -ge 30 ]; then
+      echo "services.sh: dockerd (pid $pid) did not stop within 30s, killing it" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+      break
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+  echo "services.sh: stopped dockerd (pid $pid)" >&2
+}
+
+start_podman() {
+  need podman podman
+  need runc runc
+  mkdir -p "$P"
+  # crun fails on these machines (cgroup hybrid mode); runc works with lower
+  # ulimits. Storage is private so test images never mix with the machine's.
+  local conf="$P/containers.conf" storage="$P/storage.conf"
+  cat >"$conf.tmp.$$" <<EOF
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+
+[engine]
+runtime = "runc"
+EOF
+  mv -f "$conf.tmp.$$" "$conf"
+  cat >"$storage.tmp.$$" <<EOF
+[storage]
+driver = "overlay"
+graphroot = "$P/storage"
+runroot = "$P/run"
+EOF
+  mv -f "$storage.tmp.$$" "$storage"
+}
+
+binfmt_arm64() {
+  need update-binfmts binfmt-support
+  need qemu-aarch64-static qemu-user-static
+  local dir=/proc/sys/fs/binfmt_misc
+  if [ ! -e "$dir/register" ]; then
+    mount -t binfmt_misc binfmt_misc "$dir" 2>/dev/null ||
+      die "cannot mount binfmt_misc on $dir (needs root; in a container start it --privileged): arm64 binaries cannot run"
+  fi
+  if ! grep -qx enabled "$dir/qemu-aarch64" 2>/dev/null; then
+    update-binfmts --enable qemu-aarch64 >&2 ||
+      die "update-binfmts --enable qemu-aarch64 failed (is qemu-user-static installed?)"
+  fi
+  grep -qx enabled "$dir/qemu-aarch64" 2>/dev/null ||
+    die "qemu-aarch64 is not enabled in $dir after update-binfmts"
+}
+
+print_env() {
+  echo "export DOCKER_HOST=$docker_host"
+  echo "export CONTAINERS_CONF=$P/containers.conf"
+  echo "export CONTAINERS_STORAGE_CONF=$P/storage.conf"
+}
+
+case "${1:-} ${2:-}" in
+  "start docker") start_docker ;;
+  "stop docker") stop_docker ;;
+  "status docker") docker_answers ;;
+  "start podman") start_podman ;;
+  "stop podman") ;;
+  "binfmt "*) binfmt_arm64 ;;
+  "env "*) print_env ;;
+  *)
+    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+    ;;
+esac
