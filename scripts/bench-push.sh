@@ -78,7 +78,7 @@ musl-gcc -static -O2 -o "$WORK/app" "$WORK/app.c"
 rm -f "$WORK/payload.bin"
 
 echo "== packing it" >&2
-"$DP" pack "$WORK/app" --tag bench:1 --output "oci:$WORK/layout:1" >/dev/null
+"$DP" pack "$WORK/app" --tag bench:1 --output "oci:$WORK/layout:1" >/dev/null 2>"$WORK/pack.err" || { cat "$WORK/pack.err" >&2; exit 1; }
 LAYER=$(find "$WORK/layout/blobs/sha256" -type f -printf '%s\n' | sort -n | tail -1)
 echo "   binary $(stat -c %s "$WORK/app") bytes, layer $LAYER bytes" >&2
 

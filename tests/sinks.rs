@@ -712,7 +712,7 @@ fn a_run_killed_while_writing_leaves_the_layout_and_archive_usable() {
         &["--output", &sink, "--output", &archive_sink],
     );
     let old_archive = std::fs::read(&archive).unwrap();
-    let big = big_static_binary(t.path(), 48);
+    let big = big_static_binary(t.path(), 16);
     let before = snapshot(&dir);
 
     // Killed while a blob is being copied into the layout.

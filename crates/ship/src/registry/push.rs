@@ -158,12 +158,21 @@ fn push_blobs(
     let results: Mutex<Vec<Option<BlobReport>>> = Mutex::new(vec![None; n]);
     let failure: Mutex<Option<RegistryError>> = Mutex::new(None);
     let stop = AtomicBool::new(false);
-    let finished = AtomicBool::new(false);
+    // set (and notified) when the workers are done, to stop the ticker
+    let finished = (Mutex::new(false), std::sync::Condvar::new());
     let active: Mutex<Vec<(usize, Arc<AtomicU64>)>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         let ticker = s.spawn(|| {
-            while !finished.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(100));
+            loop {
+                let done = finished.0.lock().expect("finished");
+                if *done {
+                    break;
+                }
+                let (done, _) = finished.1.wait_timeout(done, Duration::from_millis(100)).expect("finished");
+                if *done {
+                    break;
+                }
+                drop(done);
                 let now: Vec<(usize, u64)> = active
                     .lock()
                     .expect("active")
@@ -207,7 +216,8 @@ fn push_blobs(
         for w in workers {
             let _ = w.join();
         }
-        finished.store(true, Ordering::Relaxed);
+        *finished.0.lock().expect("finished") = true;
+        finished.1.notify_all();
         let _ = ticker.join();
     });
     if let Some(e) = failure.into_inner().expect("failure") {

@@ -122,16 +122,32 @@ impl Session {
             client,
             auth,
         };
+        let https = format!("https://{host}");
+        let http = format!("http://{host}");
+        if reference.is_loopback() {
+            // Loopback: plain HTTP first (what a local test or CI registry
+            // speaks; nothing leaves the machine and the probe carries no
+            // credentials), then HTTPS. Probing HTTPS first costs a failed
+            // handshake on every push to an HTTP registry.
+            s.base = http;
+            match s.ping() {
+                Ok(()) => return Ok(s),
+                Err(RegistryError::Network { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            s.base = https;
+            return s.ping().map(|()| s);
+        }
         let https_err = match s.ping() {
             Ok(()) => return Ok(s),
             Err(e @ RegistryError::Network { .. }) => e,
             Err(e) => return Err(e),
         };
-        if !(reference.is_loopback() || opts.insecure) {
+        if !opts.insecure {
             return Err(https_err);
         }
-        // plain HTTP, but only if something speaks registry there
-        s.base = format!("http://{host}");
+        // --insecure: plain HTTP, but only if something speaks registry there
+        s.base = http;
         match s.ping() {
             Ok(()) => Ok(s),
             // nothing speaks HTTP there either: the HTTPS error says more

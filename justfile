@@ -1,0 +1,49 @@
+# distroless-pack: every workflow in one place; CI runs `scripts/test.sh`
+# through .ci/run, the same script as `just test`.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# List the recipes.
+default:
+    @just --list
+
+# Build the workspace (debug).
+build:
+    cargo build --workspace --all-targets
+
+# Install what the example needs, build the tool and pack images/c-hello into out/.
+example:
+    bash scripts/example.sh
+
+# Install every test dependency and run the whole test suite (args go to cargo test).
+test *ARGS:
+    bash scripts/test.sh {{ARGS}}
+
+# Format check and clippy with warnings as errors.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# Install every system package and tool the tests use.
+deps:
+    bash scripts/install-deps.sh
+
+# Start, stop or query the test services: `just services start docker`.
+services *ARGS:
+    bash scripts/services.sh {{ARGS}}
+
+# Benchmark pack against umoci and tar|gzip on a ~100 MB static binary.
+bench-pack:
+    bash scripts/bench-pack.sh
+
+# Benchmark push against skopeo copy to a local registry.
+bench-push:
+    bash scripts/bench-push.sh
+
+# The .NET NativeAOT end-to-end check, for a machine with docker and internet access (see docs/dotnet.md).
+e2e-dotnet:
+    bash scripts/e2e-dotnet.sh
