@@ -85,30 +85,34 @@ LABELS=() SIZES=() PREPS=() CMDS=() RESULTS=()
 job() { LABELS+=("$1"); SIZES+=("$2"); PREPS+=("$3"); CMDS+=("$4"); }
 run_jobs() {
     local n=${#LABELS[@]} i j
-    declare -A walls rss
-    for ((j = 0; j < n; j++)); do walls[$j]=""; rss[$j]=0; done
+    declare -A walls rss cpus
+    for ((j = 0; j < n; j++)); do walls[$j]=""; cpus[$j]=""; rss[$j]=0; done
     for ((i = 1; i <= RUNS; i++)); do
         for ((j = 0; j < n; j++)); do
             bash -c "${PREPS[$j]}"
             sync
-            /usr/bin/time -f "%e %M" -o "$WORK/time.out" bash -c "${CMDS[$j]}" >/dev/null 2>"$WORK/err.out" || {
+            /usr/bin/time -f "%e %M %U %S" -o "$WORK/time.out" bash -c "${CMDS[$j]}" >/dev/null 2>"$WORK/err.out" || {
                 echo "bench-pack: ${LABELS[$j]} failed:" >&2
                 cat "$WORK/err.out" >&2
                 exit 1
             }
-            read -r wall kb <"$WORK/time.out"
+            read -r wall kb user sys <"$WORK/time.out"
+            cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
             walls[$j]="${walls[$j]} $wall"
+            cpus[$j]="${cpus[$j]} $cpu"
             ((kb > rss[$j])) && rss[$j]=$kb
-            echo "   round $i: ${LABELS[$j]}: ${wall}s, $((kb / 1024)) MB" >&2
+            echo "   round $i: ${LABELS[$j]}: ${wall}s wall, ${cpu}s CPU, $((kb / 1024)) MB" >&2
         done
     done
     for ((j = 0; j < n; j++)); do
-        local median size
+        local median cpu size
         # shellcheck disable=SC2086
         median=$(printf '%s\n' ${walls[$j]} | sort -n | sed -n "$(((RUNS + 1) / 2))p")
+        # shellcheck disable=SC2086
+        cpu=$(printf '%s\n' ${cpus[$j]} | sort -n | sed -n "$(((RUNS + 1) / 2))p")
         size=$(bash -c "${SIZES[$j]}")
-        RESULTS+=("$(printf '| %-52s | %8s s | %8s MB | %12s |' "${LABELS[$j]}" "$median" "$((rss[$j] / 1024))" "$size")")
-        echo "   ${LABELS[$j]}: median ${median}s (runs:${walls[$j]}), peak RSS $((rss[$j] / 1024)) MB, layer $size bytes" >&2
+        RESULTS+=("$(printf '| %-52s | %8s s | %8s s | %8s MB | %12s |' "${LABELS[$j]}" "$median" "$cpu" "$((rss[$j] / 1024))" "$size")")
+        echo "   ${LABELS[$j]}: median ${median}s wall (runs:${walls[$j]}), ${cpu}s CPU, peak RSS $((rss[$j] / 1024)) MB, layer $size bytes" >&2
     done
 }
 
@@ -119,7 +123,8 @@ layer_size_of_layout() { # DIR: size of the largest blob (the layer)
 echo "== building a ${BENCH_MB} MB static binary from $LIBDIR" >&2
 make_binary app "$BENCH_MB"
 BIN="$WORK/app"
-echo "   $(stat -c %s "$BIN") bytes: $("$BIN")" >&2
+BIN_BYTES=$(stat -c %s "$BIN")
+echo "   $BIN_BYTES bytes: $("$BIN")" >&2
 
 echo "== packing it ($RUNS runs each)" >&2
 job "distroless-pack pack (verify + pack)" "$(layer_size_of_layout "$WORK/dp")" \
@@ -163,10 +168,10 @@ rss_check "distroless-pack pack (verify + pack)" "$DP" pack "$BIG" --tag big:1 -
 rss_check "distroless-pack pack --no-verify" "$DP" pack "$BIG" --no-verify --tag big:1 --output "oci:$WORK/bigout:1" || rss_ok=1
 
 echo
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); input: $(stat -c %s "$WORK/app" 2>/dev/null || echo "${BENCH_MB}000000+") byte static binary; $RUNS runs, median"
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); input: $BIN_BYTES byte static binary; $RUNS runs, median"
 echo
-printf '| %-52s | %10s | %11s | %12s |\n' "job (${BENCH_MB} MB binary)" "wall" "peak RSS" "layer bytes"
-printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..54})" "------------" "-------------" "--------------"
+printf '| %-52s | %10s | %10s | %11s | %12s |\n' "job (${BENCH_MB} MB binary)" "wall" "CPU (u+s)" "peak RSS" "layer bytes"
+printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..54})" "------------" "------------" "-------------" "--------------"
 printf '%s\n' "${RESULTS[@]}"
 echo
 printf '| %-52s | %10s | %11s | %s |\n' "job (${BIG_MB} MB binary)" "wall" "peak RSS" "check"

@@ -13,13 +13,19 @@
 # of $RUNS runs and the peak RSS (/usr/bin/time %M) of each as a Markdown
 # table on stdout; progress goes to stderr.
 #
+# Then pushes a layout whose one layer is BIG_MB of random bytes (written
+# directly, not packed) once with each tool, to show that memory does not
+# grow with layer size.
+#
 # Environment: BENCH_DIR (work dir, default a new temp dir, removed at the
-# end unless KEEP=1), BENCH_MB (default 100), RUNS (default 3), DP (a
-# distroless-pack binary to use instead of building the release one).
+# end unless KEEP=1), BENCH_MB (default 100), BIG_MB (default 500, 0 to
+# skip), RUNS (default 3), DP (a distroless-pack binary to use instead of
+# building the release one).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH_MB=${BENCH_MB:-100}
+BIG_MB=${BIG_MB:-500}
 RUNS=${RUNS:-3}
 
 need() {
@@ -132,10 +138,12 @@ for ((i = 1; i <= RUNS; i++)); do
     DP_PORT=$PORT
     start_registry skopeo
     SK_PORT=$PORT
-    timed dp-first "$DP" push "$SRC" "127.0.0.1:$DP_PORT/bench:1"
-    timed skopeo-first skopeo copy --quiet --dest-tls-verify=false "$SRC" "docker://127.0.0.1:$SK_PORT/bench:1"
-    timed dp-repush "$DP" push "$SRC" "127.0.0.1:$DP_PORT/bench:1"
-    timed skopeo-repush skopeo copy --quiet --dest-tls-verify=false "$SRC" "docker://127.0.0.1:$SK_PORT/bench:1"
+    dp_first() { timed dp-first "$DP" push "$SRC" "127.0.0.1:$DP_PORT/bench:1"; }
+    sk_first() { timed skopeo-first skopeo copy --quiet --dest-tls-verify=false "$SRC" "docker://127.0.0.1:$SK_PORT/bench:1"; }
+    dp_again() { timed dp-repush "$DP" push "$SRC" "127.0.0.1:$DP_PORT/bench:1"; }
+    sk_again() { timed skopeo-repush skopeo copy --quiet --dest-tls-verify=false "$SRC" "docker://127.0.0.1:$SK_PORT/bench:1"; }
+    # alternate which tool goes first, so neither always gets the warmer cache
+    if ((i % 2)); then dp_first; sk_first; dp_again; sk_again; else sk_first; dp_first; sk_again; dp_again; fi
     # same bytes in both registries
     a=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://127.0.0.1:$DP_PORT/bench:1")
     b=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://127.0.0.1:$SK_PORT/bench:1")
@@ -160,3 +168,51 @@ row dp-first "distroless-pack push, empty registry"
 row skopeo-first "skopeo copy, empty registry"
 row dp-repush "distroless-pack push, re-push"
 row skopeo-repush "skopeo copy, re-push"
+
+if [ "$BIG_MB" -gt 0 ]; then
+    echo "== a ${BIG_MB} MB random layer" >&2
+    python3 - "$WORK/big" $((BIG_MB * 1000 * 1000)) <<'EOF'
+import hashlib, json, os, sys
+root, size = sys.argv[1], int(sys.argv[2])
+blobs = os.path.join(root, "blobs", "sha256")
+os.makedirs(blobs, exist_ok=True)
+def put(data):
+    d = hashlib.sha256(data).hexdigest()
+    open(os.path.join(blobs, d), "wb").write(data)
+    return d
+h = hashlib.sha256()
+tmp = os.path.join(blobs, "tmp")
+with open(tmp, "wb") as f:
+    left = size
+    while left:
+        chunk = os.urandom(min(left, 1 << 20))
+        h.update(chunk)
+        f.write(chunk)
+        left -= len(chunk)
+layer = h.hexdigest()
+os.rename(tmp, os.path.join(blobs, layer))
+config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": ["sha256:" + layer]}}, sort_keys=True, separators=(",", ":")).encode()
+c = put(config)
+manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:" + c, "size": len(config)},
+    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "sha256:" + layer, "size": size}]},
+    sort_keys=True, separators=(",", ":")).encode()
+m = put(manifest)
+open(os.path.join(root, "oci-layout"), "w").write('{"imageLayoutVersion":"1.0.0"}')
+open(os.path.join(root, "index.json"), "w").write(json.dumps({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "digest": "sha256:" + m, "size": len(manifest), "annotations": {"org.opencontainers.image.ref.name": "1"}}]}))
+EOF
+    start_registry big-dp
+    timed big-dp "$DP" push "oci:$WORK/big:1" "127.0.0.1:$PORT/big:1"
+    start_registry big-skopeo
+    timed big-skopeo skopeo copy --quiet --dest-tls-verify=false "oci:$WORK/big:1" "docker://127.0.0.1:$PORT/big:1"
+    stop_registries
+    RUNS=1
+    echo
+    echo "One push of a layout with a ${BIG_MB} MB random layer into an empty registry:"
+    echo
+    echo "| push | wall | peak RSS | |"
+    echo "|---|---|---|---|"
+    row big-dp "distroless-pack push, ${BIG_MB} MB layer"
+    row big-skopeo "skopeo copy, ${BIG_MB} MB layer"
+fi

@@ -37,10 +37,20 @@ docker_answers() {
   DOCKER_HOST="$docker_host" timeout 15 docker version --format '{{.Server.Version}}' >/dev/null 2>&1
 }
 
+# The pid of the dockerd this script started, when it is alive (not a zombie,
+# and still a dockerd: pids are reused).
 dockerd_pid() {
   local pid
   pid="$(cat "$D/dockerd.pid" 2>/dev/null || true)"
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo "$pid"; fi
+  [ -n "$pid" ] || return 0
+  alive "$pid" && grep -q dockerd "/proc/$pid/cmdline" 2>/dev/null && echo "$pid"
+  return 0
+}
+
+alive() {
+  local state
+  state="$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null || true)"
+  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
 }
 
 log_tail() {
@@ -58,22 +68,39 @@ start_docker() {
     echo "services.sh: dockerd already running at $docker_host" >&2
     return 0
   fi
-  local pid
+  local pid waited=0
   pid="$(dockerd_pid)"
-  if [ -z "$pid" ]; then
-    # Detached (setsid, own log, stdin from /dev/null) so it outlives the test
-    # process that started it and never holds that process's pipes open.
-    setsid dockerd \
-      --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
-      --data-root "$D/data" --exec-root "$D/exec" --pidfile "$D/dockerd.pid" \
-      --host "$docker_host" \
-      >"$D/dockerd.log" 2>&1 </dev/null 9>&- &
-    pid=$!
-    echo "services.sh: started dockerd (pid $pid) at $docker_host, log $D/dockerd.log" >&2
+  if [ -n "$pid" ]; then
+    # A dockerd of ours is alive but does not answer yet: give it the time.
+    echo "services.sh: waiting for dockerd (pid $pid) to answer" >&2
+    while alive "$pid" && ! docker_answers && [ "$waited" -lt "$ready_timeout" ]; do
+      sleep 1
+      waited=$((waited + 1))
+    done
+    if docker_answers; then
+      echo "services.sh: dockerd ready at $docker_host" >&2
+      return 0
+    fi
+    if alive "$pid"; then
+      log_tail
+      die "dockerd (pid $pid) runs but does not answer on $docker_host after ${ready_timeout}s; stop it with: scripts/services.sh stop docker"
+    fi
+    waited=0
   fi
-  local waited=0
+  # No dockerd of ours is alive: drop pid files left by a killed one (a
+  # zombie keeps its pid "alive" for dockerd's own check when nothing reaps).
+  rm -f "$D/dockerd.pid" "$D/exec/containerd/containerd.pid"
+  # Detached (setsid, own log, stdin from /dev/null) so it outlives the test
+  # process that started it and never holds that process's pipes open.
+  setsid dockerd \
+    --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
+    --data-root "$D/data" --exec-root "$D/exec" --pidfile "$D/dockerd.pid" \
+    --host "$docker_host" \
+    >"$D/dockerd.log" 2>&1 </dev/null 9>&- &
+  pid=$!
+  echo "services.sh: started dockerd (pid $pid) at $docker_host, log $D/dockerd.log" >&2
   until docker_answers; do
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! alive "$pid"; then
       log_tail
       die "dockerd exited during start-up (see $D/dockerd.log)"
     fi
@@ -96,7 +123,7 @@ stop_docker() {
   fi
   kill -TERM "$pid"
   local waited=0
-  while kill -0 "$pid" 2>/dev/null; do
+  while alive "$pid"; do
     if [ "$waited" -ge 30 ]; then
       echo "services.sh: dockerd (pid $pid) did not stop within 30s, killing it" >&2
       kill -KILL "$pid" 2>/dev/null || true

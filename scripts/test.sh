@@ -59,6 +59,9 @@ read -r passed failed ignored < <(
   sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed; \([0-9]*\) ignored.*/\1 \2 \3/p' "$log" |
     awk '{p+=$1; f+=$2; i+=$3} END {print p+0, f+0, i+0}'
 )
+# Stop the dockerd now (not in the EXIT trap) so the summary stays the last line.
+cleanup
+started_docker=0
 elapsed=$(($(date +%s) - started))
 echo
 echo "test.sh: finished in ${elapsed}s; log: $log"

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::engines;
 use crate::util::{both, dp, repo_root, require_tool, run, run_ok, tmp, write_file};
@@ -75,10 +75,17 @@ fn build_and_load(dir: &Path, name: &str, extra: &[&str]) -> String {
         .args(extra));
     assert!(out.status.success(), "build failed\n{}", both(&out));
     let digest = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(digest.starts_with("sha256:"), "stdout should be the digest: {}", both(&out));
+    assert!(
+        digest.starts_with("sha256:"),
+        "stdout should be the digest: {}",
+        both(&out)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     for stage in ["[ build]", "[verify]", "[  pack]", "[  ship]"] {
-        assert!(stderr.contains(stage), "no {stage} progress line:\n{stderr}");
+        assert!(
+            stderr.contains(stage),
+            "no {stage} progress line:\n{stderr}"
+        );
     }
     run_ok(docker().arg("load").arg("-i").arg(&archive));
     tag
@@ -130,8 +137,17 @@ fn go_http_host_end_to_end_answers_a_request() {
     require_tool("go", "apt-get install -y golang-go");
     let (_t, dir) = example("go-http");
     let image = build_and_load(&dir, "go-http", &[]);
-    let inspect = run_ok(docker().args(["image", "inspect", "--format", "{{json .Config.ExposedPorts}} {{json .Config.Env}}", &image]));
-    assert!(inspect.contains("8080/tcp") && inspect.contains("PORT=8080"), "config from distroless-pack.toml: {inspect}");
+    let inspect = run_ok(docker().args([
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.ExposedPorts}} {{json .Config.Env}}",
+        &image,
+    ]));
+    assert!(
+        inspect.contains("8080/tcp") && inspect.contains("PORT=8080"),
+        "config from distroless-pack.toml: {inspect}"
+    );
     check_go_server(&image);
 }
 
@@ -142,7 +158,16 @@ fn go_builds_both_platforms_into_one_index() {
     let layout = t.path().join("layout");
     let out = run(dp_build(&[])
         .arg(&dir)
-        .args(["--runner", "host", "--platform", "linux/amd64", "--platform", "linux/arm64", "--json", "--output"])
+        .args([
+            "--runner",
+            "host",
+            "--platform",
+            "linux/amd64",
+            "--platform",
+            "linux/arm64",
+            "--json",
+            "--output",
+        ])
         .arg(format!("oci:{}:multi", layout.display())));
     assert!(out.status.success(), "{}", both(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -151,15 +176,26 @@ fn go_builds_both_platforms_into_one_index() {
     assert_eq!(images[0]["platform"], "linux/amd64");
     assert_eq!(images[1]["platform"], "linux/arm64");
     let cmd = images[1]["build"]["command"].as_str().unwrap();
-    assert!(cmd.contains("-trimpath") && cmd.contains("-buildmode=exe") && !cmd.contains("pie"), "{cmd}");
-    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    assert!(
+        cmd.contains("-trimpath") && cmd.contains("-buildmode=exe") && !cmd.contains("pie"),
+        "{cmd}"
+    );
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
     let top = &index["manifests"][0];
-    assert_eq!(top["mediaType"], "application/vnd.oci.image.index.v1+json", "{index}");
+    assert_eq!(
+        top["mediaType"], "application/vnd.oci.image.index.v1+json",
+        "{index}"
+    );
 }
 
 /// zig cc from PyPI (`python3 -m ziglang`), as the C cross toolchain.
 fn require_zig() {
-    let ok = Command::new("python3").args(["-c", "import ziglang"]).status().map(|s| s.success()).unwrap_or(false);
+    let ok = Command::new("python3")
+        .args(["-c", "import ziglang"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     assert!(ok, "required tool `zig` is not installed: run `pip install ziglang` (scripts/install-deps.sh installs every test dependency)");
 }
 
@@ -172,14 +208,30 @@ fn c_libfoo_cross_builds_for_arm64_with_zig_and_runs_under_qemu() {
     let tag = "dp-build-test/c-libfoo-arm64:1";
     let out = run(dp_build(&[])
         .arg(&dir)
-        .args(["--runner", "host", "--platform", "linux/arm64", "--tag", tag, "--json", "--output"])
+        .args([
+            "--runner",
+            "host",
+            "--platform",
+            "linux/arm64",
+            "--tag",
+            tag,
+            "--json",
+            "--output",
+        ])
         .arg(format!("docker-archive:{}", archive.display())));
     assert!(out.status.success(), "{}", both(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["images"][0]["platform"], "linux/arm64");
     assert_eq!(doc["images"][0]["findings"]["errors"], 0);
     run_ok(docker().arg("load").arg("-i").arg(&archive));
-    let printed = run_ok(docker().args(["run", "--rm", "--network=none", "--platform", "linux/arm64", tag]));
+    let printed = run_ok(docker().args([
+        "run",
+        "--rm",
+        "--network=none",
+        "--platform",
+        "linux/arm64",
+        tag,
+    ]));
     assert_eq!(printed.trim(), "add(2,3) = 5");
 }
 
@@ -188,10 +240,18 @@ fn json_summary_has_digest_size_and_findings() {
     require_tool("musl-gcc", "apt-get install -y musl-tools");
     let (t, dir) = example("c-hello");
     let layout = t.path().join("layout");
-    let out = run(dp_build(&[]).arg(&dir).args(["--runner", "host", "--json", "--output"]).arg(format!("oci:{}", layout.display())));
+    let out = run(dp_build(&[])
+        .arg(&dir)
+        .args(["--runner", "host", "--json", "--output"])
+        .arg(format!("oci:{}", layout.display())));
     assert!(out.status.success(), "{}", both(&out));
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("[ build]"), "--json is quiet: {}", both(&out));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", both(&out)));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("[ build]"),
+        "--json is quiet: {}",
+        both(&out)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", both(&out)));
     assert!(doc["digest"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(doc["kind"], "c");
     assert_eq!(doc["name"], "c-hello:latest");
@@ -212,8 +272,16 @@ fn failed_build_shows_compiler_output_and_writes_nothing() {
     require_tool("musl-gcc", "apt-get install -y musl-tools");
     let t = tmp();
     let dir = t.path().join("broken");
-    write_file(&dir, "Makefile", b"broken: broken.c\n\t$(CC) -o $@ broken.c $(LDFLAGS)\n");
-    write_file(&dir, "broken.c", b"int main(void) { return this_is_not_declared; }\n");
+    write_file(
+        &dir,
+        "Makefile",
+        b"broken: broken.c\n\t$(CC) -o $@ broken.c $(LDFLAGS)\n",
+    );
+    write_file(
+        &dir,
+        "broken.c",
+        b"int main(void) { return this_is_not_declared; }\n",
+    );
     let archive = t.path().join("out.tar");
     let scratch = t.path().join("tmpdir");
     std::fs::create_dir_all(&scratch).unwrap();
@@ -224,12 +292,27 @@ fn failed_build_shows_compiler_output_and_writes_nothing() {
         .env("TMPDIR", &scratch));
     assert_eq!(out.status.code(), Some(3), "{}", both(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("this_is_not_declared"), "compiler output shown: {stderr}");
+    assert!(
+        stderr.contains("this_is_not_declared"),
+        "compiler output shown: {stderr}"
+    );
     assert!(stderr.contains("build failed"), "{stderr}");
     assert!(!archive.exists(), "no output after a failed build");
-    let leftovers: Vec<_> = std::fs::read_dir(t.path()).unwrap().flatten().map(|e| e.file_name()).collect();
-    assert_eq!(leftovers.len(), 2, "nothing but the project and TMPDIR: {leftovers:?}");
-    let temp: Vec<_> = std::fs::read_dir(&scratch).unwrap().flatten().map(|e| e.file_name()).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(t.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        2,
+        "nothing but the project and TMPDIR: {leftovers:?}"
+    );
+    let temp: Vec<_> = std::fs::read_dir(&scratch)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert!(temp.is_empty(), "build temp dirs removed: {temp:?}");
 }
 
@@ -247,9 +330,14 @@ fn ambiguous_binaries_are_listed_with_the_key_that_picks_one() {
     let out = run(dp_build(&[]).arg(&dir).args(["--runner", "host"]));
     assert_eq!(out.status.code(), Some(2), "{}", both(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("one, two") && err.contains("`binary`") && err.contains("--bin"), "{err}");
+    assert!(
+        err.contains("one, two") && err.contains("`binary`") && err.contains("--bin"),
+        "{err}"
+    );
     // --bin picks one.
-    let out = run(dp_build(&[]).arg(&dir).args(["--runner", "host", "--bin", "two", "--json"]));
+    let out = run(dp_build(&[])
+        .arg(&dir)
+        .args(["--runner", "host", "--bin", "two", "--json"]));
     assert!(out.status.success(), "{}", both(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["images"][0]["binary"]["name"], "two");
@@ -260,11 +348,20 @@ fn unknown_config_key_names_file_and_key() {
     let t = tmp();
     let dir = t.path().join("cfg");
     write_file(&dir, "go.mod", b"module x\n");
-    write_file(&dir, "distroless-pack.toml", b"name = \"x\"\n\n[dotnet]\nglobalisation = \"invariant\"\n");
+    write_file(
+        &dir,
+        "distroless-pack.toml",
+        b"name = \"x\"\n\n[dotnet]\nglobalisation = \"invariant\"\n",
+    );
     let out = run(dp_build(&[]).arg(&dir).args(["--runner", "host"]));
     assert_eq!(out.status.code(), Some(2), "{}", both(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("distroless-pack.toml") && err.contains("globalisation") && err.contains("line 4"), "{err}");
+    assert!(
+        err.contains("distroless-pack.toml")
+            && err.contains("globalisation")
+            && err.contains("line 4"),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
 }
 
@@ -273,7 +370,11 @@ fn unknown_project_kind_is_a_usage_error() {
     let t = tmp();
     let out = run(dp_build(&[]).arg(t.path()).args(["--runner", "host"]));
     assert_eq!(out.status.code(), Some(2), "{}", both(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--kind"), "{}", both(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--kind"),
+        "{}",
+        both(&out)
+    );
 }
 
 #[test]
@@ -286,15 +387,30 @@ fn config_file_sets_image_and_flags_override() {
     )
     .unwrap();
     let layout = t.path().join("layout");
-    let out = run(dp_build(&[]).arg(&dir).args(["--runner", "host", "--json", "--env", "B=3", "--output"]).arg(format!("oci:{}", layout.display())));
+    let out = run(dp_build(&[])
+        .arg(&dir)
+        .args(["--runner", "host", "--json", "--env", "B=3", "--output"])
+        .arg(format!("oci:{}", layout.display())));
     assert!(out.status.success(), "{}", both(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["tags"], serde_json::json!(["from-config:v1", "from-config:v2"]));
-    let inspect = run_ok(dp().args(["inspect", "--json"]).arg(format!("oci:{}:v1", layout.display())));
+    assert_eq!(
+        doc["tags"],
+        serde_json::json!(["from-config:v1", "from-config:v2"])
+    );
+    let inspect = run_ok(
+        dp().args(["inspect", "--json"])
+            .arg(format!("oci:{}:v1", layout.display())),
+    );
     let i: serde_json::Value = serde_json::from_str(&inspect).unwrap();
     let text = i.to_string();
-    assert!(text.contains("A=1") && text.contains("B=3") && !text.contains("B=2"), "flags override the file: {text}");
-    assert!(text.contains("1000:1000") && text.contains("--flag") && text.contains("team"), "{text}");
+    assert!(
+        text.contains("A=1") && text.contains("B=3") && !text.contains("B=2"),
+        "flags override the file: {text}"
+    );
+    assert!(
+        text.contains("1000:1000") && text.contains("--flag") && text.contains("team"),
+        "{text}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -303,27 +419,41 @@ fn config_file_sets_image_and_flags_override() {
 /// PATH without any directory holding `dotnet`.
 fn path_without_dotnet() -> String {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs: Vec<PathBuf> = std::env::split_paths(&path).filter(|d| !d.join("dotnet").exists()).collect();
-    std::env::join_paths(dirs).unwrap().to_string_lossy().into_owned()
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
+        .filter(|d| !d.join("dotnet").exists())
+        .collect();
+    std::env::join_paths(dirs)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[test]
 fn dotnet_host_without_sdk_fails_clearly() {
     let (_t, dir) = example("dotnet-console");
-    let out = run(dp_build(&[]).arg(&dir).args(["--runner", "host"]).env("PATH", path_without_dotnet()));
+    let out = run(dp_build(&[])
+        .arg(&dir)
+        .args(["--runner", "host"])
+        .env("PATH", path_without_dotnet()));
     assert_eq!(out.status.code(), Some(3), "{}", both(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("dotnet not found: install the .NET 8+ SDK or use --runner container"),
         "{err}"
     );
-    assert!(!dir.join("libfoo.a").exists(), "nothing ran before the tool check");
+    assert!(
+        !dir.join("libfoo.a").exists(),
+        "nothing ran before the tool check"
+    );
 }
 
 /// The plan `build --dry-run --json` prints for the dotnet-console example.
 fn dotnet_plan(example_name: &str, flags: &[&str]) -> serde_json::Value {
     let (_t, dir) = example(example_name);
-    let out = run(dp_build(&[]).arg(&dir).args(["--runner", "host", "--dry-run", "--json"]).args(flags));
+    let out = run(dp_build(&[])
+        .arg(&dir)
+        .args(["--runner", "host", "--dry-run", "--json"])
+        .args(flags));
     assert!(out.status.success(), "{}", both(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     doc["builds"][0].clone()
@@ -331,14 +461,24 @@ fn dotnet_plan(example_name: &str, flags: &[&str]) -> serde_json::Value {
 
 fn words(plan: &serde_json::Value) -> Vec<String> {
     let cmds = plan["command"].as_array().unwrap();
-    cmds.last().unwrap().as_array().unwrap().iter().map(|w| w.as_str().unwrap().to_string()).collect()
+    cmds.last()
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap().to_string())
+        .collect()
 }
 
 fn props(plan: &serde_json::Value) -> String {
     plan["files"][0]["contents"].as_str().unwrap().to_string()
 }
 
-const RECIPE: &[&str] = &["-p:PublishAot=true", "-p:StaticExecutable=true", "-p:StripSymbols=true"];
+const RECIPE: &[&str] = &[
+    "-p:PublishAot=true",
+    "-p:StaticExecutable=true",
+    "-p:StripSymbols=true",
+];
 
 #[test]
 fn dotnet_console_plan_invariant() {
@@ -346,15 +486,26 @@ fn dotnet_console_plan_invariant() {
     assert_eq!(plan["kind"], "dotnet");
     let w = words(&plan);
     let out = w.last().unwrap().trim_end_matches("/publish").to_string();
-    let mut expected: Vec<String> = ["dotnet", "publish", "dotnet-console.csproj", "-c", "Release", "-r", "linux-musl-x64", "--nologo"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut expected: Vec<String> = [
+        "dotnet",
+        "publish",
+        "dotnet-console.csproj",
+        "-c",
+        "Release",
+        "-r",
+        "linux-musl-x64",
+        "--nologo",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     expected.extend(RECIPE.iter().map(|s| s.to_string()));
     expected.push("-p:InvariantGlobalization=true".into());
     // openssl = "auto": Program.cs uses System.Security.Cryptography.
     expected.push("-p:StaticOpenSslLinking=true".into());
-    expected.push(format!("-p:CustomBeforeDirectoryBuildProps={out}/distroless-pack.props"));
+    expected.push(format!(
+        "-p:CustomBeforeDirectoryBuildProps={out}/distroless-pack.props"
+    ));
     expected.push("-o".into());
     expected.push(format!("{out}/publish"));
     assert_eq!(w, expected);
@@ -381,42 +532,104 @@ fn dotnet_console_plan_invariant() {
     );
     let script = plan["script"].as_str().unwrap();
     let make = script.find("( make libfoo.a )").expect("pre_build runs");
-    assert!(make < script.rfind("dotnet publish").unwrap(), "libfoo.a is built before publishing");
-    assert!(plan["notes"].to_string().contains("System.Security.Cryptography"), "{}", plan["notes"]);
+    assert!(
+        make < script.rfind("dotnet publish").unwrap(),
+        "libfoo.a is built before publishing"
+    );
+    assert!(
+        plan["notes"]
+            .to_string()
+            .contains("System.Security.Cryptography"),
+        "{}",
+        plan["notes"]
+    );
     // --openssl off drops it.
     let off = dotnet_plan("dotnet-console", &["--openssl", "off"]);
-    assert!(!words(&off).iter().any(|x| x.contains("StaticOpenSslLinking")));
+    assert!(!words(&off)
+        .iter()
+        .any(|x| x.contains("StaticOpenSslLinking")));
     assert!(!props(&off).contains("StaticOpenSslLinking"));
 }
 
 #[test]
 fn dotnet_plan_static_icu_and_openssl() {
-    let plan = dotnet_plan("dotnet-console", &["--globalization", "static-icu", "--openssl", "static", "--platform", "linux/arm64"]);
+    let plan = dotnet_plan(
+        "dotnet-console",
+        &[
+            "--globalization",
+            "static-icu",
+            "--openssl",
+            "static",
+            "--platform",
+            "linux/arm64",
+        ],
+    );
     let w = words(&plan);
     assert!(w.contains(&"linux-musl-arm64".to_string()), "{w:?}");
-    for p in ["-p:InvariantGlobalization=false", "-p:StaticICULinking=true", "-p:EmbedIcuDataPath=$DP_ICU_DAT", "-p:StaticOpenSslLinking=true"] {
+    for p in [
+        "-p:InvariantGlobalization=false",
+        "-p:StaticICULinking=true",
+        "-p:EmbedIcuDataPath=$DP_ICU_DAT",
+        "-p:StaticOpenSslLinking=true",
+    ] {
         assert!(w.contains(&p.to_string()), "{p} in {w:?}");
     }
     let props = props(&plan);
-    assert!(props.contains("<StaticICULinking>true</StaticICULinking>"), "{props}");
-    assert!(props.contains("<EmbedIcuDataPath>$(DP_ICU_DAT)</EmbedIcuDataPath>"), "{props}");
-    assert!(props.contains("<StaticOpenSslLinking>true</StaticOpenSslLinking>"), "{props}");
+    assert!(
+        props.contains("<StaticICULinking>true</StaticICULinking>"),
+        "{props}"
+    );
+    assert!(
+        props.contains("<EmbedIcuDataPath>$(DP_ICU_DAT)</EmbedIcuDataPath>"),
+        "{props}"
+    );
+    assert!(
+        props.contains("<StaticOpenSslLinking>true</StaticOpenSslLinking>"),
+        "{props}"
+    );
     let script = plan["script"].as_str().unwrap();
-    assert!(script.contains("DP_ICU_DAT=$(ls /usr/share/icu/*/icudt*l.dat"), "{script}");
-    assert!(script.contains("-p:EmbedIcuDataPath=\"${DP_ICU_DAT}\""), "{script}");
-    assert!(!script.contains("cp \"$DP_ICU_DAT\""), "static-icu embeds, ships nothing");
+    assert!(
+        script.contains("DP_ICU_DAT=$(ls /usr/share/icu/*/icudt*l.dat"),
+        "{script}"
+    );
+    assert!(
+        script.contains("-p:EmbedIcuDataPath=\"${DP_ICU_DAT}\""),
+        "{script}"
+    );
+    assert!(
+        !script.contains("cp \"$DP_ICU_DAT\""),
+        "static-icu embeds, ships nothing"
+    );
 }
 
 #[test]
 fn dotnet_plan_icu_file_ships_the_data() {
-    let plan = dotnet_plan("dotnet-console", &["--globalization", "icu-file", "--openssl", "off", "--no-pie"]);
+    let plan = dotnet_plan(
+        "dotnet-console",
+        &[
+            "--globalization",
+            "icu-file",
+            "--openssl",
+            "off",
+            "--no-pie",
+        ],
+    );
     let w = words(&plan);
     assert!(w.contains(&"-p:StaticICULinking=true".to_string()));
-    assert!(w.contains(&"-p:PositionIndependentExecutable=false".to_string()), "{w:?}");
-    assert!(!w.iter().any(|x| x.starts_with("-p:EmbedIcuDataPath")), "icu-file does not embed: {w:?}");
+    assert!(
+        w.contains(&"-p:PositionIndependentExecutable=false".to_string()),
+        "{w:?}"
+    );
+    assert!(
+        !w.iter().any(|x| x.starts_with("-p:EmbedIcuDataPath")),
+        "icu-file does not embed: {w:?}"
+    );
     assert!(!w.iter().any(|x| x.contains("OpenSsl")), "{w:?}");
     let script = plan["script"].as_str().unwrap();
-    assert!(script.contains("cp \"$DP_ICU_DAT\""), "the .dat is copied out for the image: {script}");
+    assert!(
+        script.contains("cp \"$DP_ICU_DAT\""),
+        "the .dat is copied out for the image: {script}"
+    );
 }
 
 #[test]
@@ -424,7 +637,10 @@ fn dotnet_webapiaot_plan_links_openssl() {
     let plan = dotnet_plan("dotnet-webapiaot", &[]);
     let w = words(&plan);
     assert!(w.contains(&"dotnet-webapiaot.csproj".to_string()));
-    assert!(w.contains(&"-p:StaticOpenSslLinking=true".to_string()), "{w:?}");
+    assert!(
+        w.contains(&"-p:StaticOpenSslLinking=true".to_string()),
+        "{w:?}"
+    );
     assert!(w.contains(&"-p:InvariantGlobalization=true".to_string()));
     // openssl = "auto" detects the web SDK too.
     let auto = dotnet_plan("dotnet-webapiaot", &["--openssl", "auto"]);
@@ -436,30 +652,54 @@ fn dotnet_webapiaot_plan_links_openssl() {
 #[test]
 fn dotnet_dry_run_prints_props_and_script() {
     let (_t, dir) = example("dotnet-console");
-    let out = run(dp_build(&[]).arg(&dir).args(["--runner", "host", "--dry-run"]));
+    let out = run(dp_build(&[])
+        .arg(&dir)
+        .args(["--runner", "host", "--dry-run"]));
     assert!(out.status.success(), "{}", both(&out));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with("# dotnet build for linux/amd64 (host)"), "{text}");
-    assert!(text.contains("#       <DirectPInvoke Include=\"foo!add\" />"), "{text}");
-    assert!(text.contains("\ndotnet publish dotnet-console.csproj "), "{text}");
+    assert!(
+        text.starts_with("# dotnet build for linux/amd64 (host)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("#       <DirectPInvoke Include=\"foo!add\" />"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\ndotnet publish dotnet-console.csproj "),
+        "{text}"
+    );
 }
 
 #[test]
 fn dotnet_container_plan_uses_the_mounts() {
     let (_t, dir) = example("dotnet-console");
-    let out = run(dp_build(&docker_env())
-        .arg(&dir)
-        .args(["--runner", "container", "--engine", "docker", "--builder-image", "some/builder:1", "--dry-run", "--json"]));
+    let out = run(dp_build(&docker_env()).arg(&dir).args([
+        "--runner",
+        "container",
+        "--engine",
+        "docker",
+        "--builder-image",
+        "some/builder:1",
+        "--dry-run",
+        "--json",
+    ]));
     assert!(out.status.success(), "{}", both(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let plan = &doc["builds"][0];
     assert_eq!(plan["runner"], "docker:some/builder:1");
     let w = words(plan);
-    assert!(w.contains(&"-p:CustomBeforeDirectoryBuildProps=/out/distroless-pack.props".to_string()), "{w:?}");
+    assert!(
+        w.contains(&"-p:CustomBeforeDirectoryBuildProps=/out/distroless-pack.props".to_string()),
+        "{w:?}"
+    );
     assert_eq!(&w[w.len() - 2..], ["-o", "/out/publish"]);
     // The C compiler for pre_build is picked inside the image.
     let script = plan["script"].as_str().unwrap();
-    assert!(script.contains("[ -e /etc/alpine-release ]; then CC=cc"), "{script}");
+    assert!(
+        script.contains("[ -e /etc/alpine-release ]; then CC=cc"),
+        "{script}"
+    );
 }
 
 /// A stand-in `dotnet` (no .NET SDK exists on these machines): records its
@@ -493,7 +733,11 @@ fn dotnet_pipeline_with_a_stand_in_sdk_ships_icu_data_and_keeps_dbg_out() {
     std::fs::create_dir_all(&log).unwrap();
     let dotnet = write_file(&fake_bin, "dotnet", FAKE_DOTNET.as_bytes());
     std::fs::set_permissions(&dotnet, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let hello = write_file(t.path(), "hello.c", b"#include <stdio.h>\nint main(void){puts(\"add(2,3) = 5\");return 0;}\n");
+    let hello = write_file(
+        t.path(),
+        "hello.c",
+        b"#include <stdio.h>\nint main(void){puts(\"add(2,3) = 5\");return 0;}\n",
+    );
     write_file(&dir, "icudt74l.dat", &[7u8; 4096]);
     let mut cfg = std::fs::read_to_string(dir.join("distroless-pack.toml")).unwrap();
     cfg.push_str("\nicu_data = \"icudt74l.dat\"\n"); // [dotnet] is the file's last table
@@ -503,7 +747,14 @@ fn dotnet_pipeline_with_a_stand_in_sdk_ships_icu_data_and_keeps_dbg_out() {
     let dbg_dir = t.path().join("debug");
     let out = run(dp_build(&[])
         .arg(&dir)
-        .args(["--runner", "host", "--globalization", "icu-file", "--json", "--save-debug"])
+        .args([
+            "--runner",
+            "host",
+            "--globalization",
+            "icu-file",
+            "--json",
+            "--save-debug",
+        ])
         .arg(&dbg_dir)
         .arg("--output")
         .arg(format!("oci:{}:icu", layout.display()))
@@ -520,18 +771,50 @@ fn dotnet_pipeline_with_a_stand_in_sdk_ships_icu_data_and_keeps_dbg_out() {
     assert!(dir.join("libfoo.a").is_file(), "pre_build ran");
     let args = std::fs::read_to_string(log.join("args")).unwrap();
     let args: Vec<&str> = args.lines().collect();
-    assert_eq!(&args[..7], ["publish", "dotnet-console.csproj", "-c", "Release", "-r", "linux-musl-x64", "--nologo"]);
-    for p in ["-p:PublishAot=true", "-p:StaticExecutable=true", "-p:InvariantGlobalization=false", "-p:StaticICULinking=true", "-p:StaticOpenSslLinking=true"] {
+    assert_eq!(
+        &args[..7],
+        [
+            "publish",
+            "dotnet-console.csproj",
+            "-c",
+            "Release",
+            "-r",
+            "linux-musl-x64",
+            "--nologo"
+        ]
+    );
+    for p in [
+        "-p:PublishAot=true",
+        "-p:StaticExecutable=true",
+        "-p:InvariantGlobalization=false",
+        "-p:StaticICULinking=true",
+        "-p:StaticOpenSslLinking=true",
+    ] {
         assert!(args.contains(&p), "{p} in {args:?}");
     }
-    assert!(!args.iter().any(|a| a.starts_with("-p:EmbedIcuDataPath")), "{args:?}");
+    assert!(
+        !args.iter().any(|a| a.starts_with("-p:EmbedIcuDataPath")),
+        "{args:?}"
+    );
     let props = std::fs::read_to_string(log.join("props")).unwrap();
-    assert!(props.contains("<NativeLibrary Include=\"$(MSBuildProjectDirectory)/libfoo.a\" />"), "{props}");
+    assert!(
+        props.contains("<NativeLibrary Include=\"$(MSBuildProjectDirectory)/libfoo.a\" />"),
+        "{props}"
+    );
     let env = std::fs::read_to_string(log.join("env")).unwrap();
-    assert!(env.contains(&format!("DP_ICU_DAT={}", dir.join("icudt74l.dat").display())), "the ICU data path is absolute: {env}");
+    assert!(
+        env.contains(&format!(
+            "DP_ICU_DAT={}",
+            dir.join("icudt74l.dat").display()
+        )),
+        "the ICU data path is absolute: {env}"
+    );
 
     // The image: the binary and the ICU data, never the .dbg.
-    let inspect = run_ok(dp().args(["inspect", "--json"]).arg(format!("oci:{}:icu", layout.display())));
+    let inspect = run_ok(
+        dp().args(["inspect", "--json"])
+            .arg(format!("oci:{}:icu", layout.display())),
+    );
     let i: serde_json::Value = serde_json::from_str(&inspect).unwrap();
     let files: Vec<String> = i["images"][0]["layers"]
         .as_array()
@@ -542,10 +825,25 @@ fn dotnet_pipeline_with_a_stand_in_sdk_ships_icu_data_and_keeps_dbg_out() {
         .map(|f| f["path"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(files.len(), 2, "{files:?}");
-    assert!(files.contains(&"/app/dotnet-console".to_string()), "{files:?}");
-    assert!(files.contains(&"/usr/share/icu/icudt74l.dat".to_string()), "{files:?}");
-    assert!(i["images"][0]["config"]["env"].to_string().contains("ICU_DATA="), "{}", i["images"][0]["config"]);
-    assert!(dbg_dir.join("dotnet-console.dbg").is_file(), "--save-debug keeps the symbols outside the image");
+    assert!(
+        files.contains(&"/app/dotnet-console".to_string()),
+        "{files:?}"
+    );
+    assert!(
+        files.contains(&"/usr/share/icu/icudt74l.dat".to_string()),
+        "{files:?}"
+    );
+    assert!(
+        i["images"][0]["config"]["env"]
+            .to_string()
+            .contains("ICU_DATA="),
+        "{}",
+        i["images"][0]["config"]
+    );
+    assert!(
+        dbg_dir.join("dotnet-console.dbg").is_file(),
+        "--save-debug keeps the symbols outside the image"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -568,22 +866,36 @@ fn builder_image() -> &'static str {
     let rootfs = cache.join(BUILDER_VERSION);
     if !rootfs.join(".dp-complete").exists() {
         require_tool("debootstrap", "apt-get install -y debootstrap");
-        let partial = cache.join(format!("{BUILDER_VERSION}.partial"));
-        let _ = std::fs::remove_dir_all(&partial);
+        require_tool("flock", "apt-get install -y util-linux");
         std::fs::create_dir_all(&cache).unwrap();
-        let started = Instant::now();
-        run_ok(Command::new("debootstrap")
-            .args(["--variant=minbase", &format!("--include={BUILDER_PACKAGES}"), "bookworm"])
-            .arg(&partial)
-            .arg("http://deb.debian.org/debian"));
-        for junk in ["var/cache/apt/archives", "usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/info"] {
-            let _ = std::fs::remove_dir_all(partial.join(junk));
-        }
-        std::fs::write(partial.join(".dp-complete"), format!("debootstrap took {:?}\n", started.elapsed())).unwrap();
-        let _ = std::fs::remove_dir_all(&rootfs);
-        std::fs::rename(&partial, &rootfs).unwrap();
+        // One debootstrap per machine, even across test processes.
+        let script = format!(
+            r#"set -e
+cd "$1"
+[ -e "{v}/.dp-complete" ] && exit 0
+rm -rf "{v}.partial"
+start=$(date +%s)
+debootstrap --variant=minbase --include={pkgs} bookworm "{v}.partial" http://deb.debian.org/debian
+for junk in var/cache/apt/archives usr/share/doc usr/share/man usr/share/locale usr/share/info; do
+  rm -rf "{v}.partial/$junk"
+done
+echo "debootstrap took $(( $(date +%s) - start )) s" > "{v}.partial/.dp-complete"
+rm -rf "{v}"
+mv "{v}.partial" "{v}"
+"#,
+            v = BUILDER_VERSION,
+            pkgs = BUILDER_PACKAGES
+        );
+        run_ok(
+            Command::new("flock")
+                .arg(cache.join(".lock"))
+                .args(["sh", "-c", &script, "sh"])
+                .arg(&cache),
+        );
     }
-    let present = run(docker().args(["image", "inspect", BUILDER_IMAGE])).status.success();
+    let present = run(docker().args(["image", "inspect", BUILDER_IMAGE]))
+        .status
+        .success();
     if !present {
         let mut tar = Command::new("tar")
             .arg("-C")
@@ -597,7 +909,10 @@ fn builder_image() -> &'static str {
             .stdin(tar.stdout.take().unwrap())
             .status()
             .expect("docker import");
-        assert!(tar.wait().unwrap().success() && status.success(), "importing the builder rootfs failed");
+        assert!(
+            tar.wait().unwrap().success() && status.success(),
+            "importing the builder rootfs failed"
+        );
     }
     *done = true;
     BUILDER_IMAGE
@@ -611,11 +926,29 @@ fn container_build_and_load(dir: &Path, name: &str) -> String {
     let tag = format!("dp-build-test/{name}-container:1");
     let out = run(dp_build(&docker_env())
         .arg(dir)
-        .args(["--runner", "container", "--engine", "docker", "--builder-image", image, "--tag", &tag, "--json", "--output"])
+        .args([
+            "--runner",
+            "container",
+            "--engine",
+            "docker",
+            "--builder-image",
+            image,
+            "--tag",
+            &tag,
+            "--json",
+            "--output",
+        ])
         .arg(format!("docker-archive:{}", archive.display())));
-    assert!(out.status.success(), "container build failed\n{}", both(&out));
+    assert!(
+        out.status.success(),
+        "container build failed\n{}",
+        both(&out)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["images"][0]["build"]["runner"], format!("docker:{image}"));
+    assert_eq!(
+        doc["images"][0]["build"]["runner"],
+        format!("docker:{image}")
+    );
     run_ok(docker().arg("load").arg("-i").arg(&archive));
     tag
 }
@@ -641,12 +974,20 @@ fn container_runner_builds_go_example() {
 fn container_runner_reports_a_tool_missing_in_the_image() {
     let image = builder_image();
     let (_t, dir) = example("rust-hello");
-    let out = run(dp_build(&docker_env())
-        .arg(&dir)
-        .args(["--runner", "container", "--engine", "docker", "--builder-image", image]));
+    let out = run(dp_build(&docker_env()).arg(&dir).args([
+        "--runner",
+        "container",
+        "--engine",
+        "docker",
+        "--builder-image",
+        image,
+    ]));
     assert_eq!(out.status.code(), Some(3), "{}", both(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cargo not found in the builder image dp-test-builder:1"), "{err}");
+    assert!(
+        err.contains("cargo not found in the builder image dp-test-builder:1"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -657,5 +998,9 @@ fn container_runner_without_engine_is_an_engine_error() {
         .args(["--runner", "container", "--engine", "docker"])
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock"));
     assert_eq!(out.status.code(), Some(6), "{}", both(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--runner host"), "{}", both(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--runner host"),
+        "{}",
+        both(&out)
+    );
 }

@@ -852,6 +852,32 @@ fn run_in_podman_and_docker() {
             "{name}: {}",
             both(&out)
         );
+        // --timeout stops the container.
+        let t = Instant::now();
+        let out = run(engine
+            .apply(&mut dp())
+            .args([
+                "run",
+                "--engine",
+                name,
+                "--timeout",
+                "2",
+                &src,
+                "--",
+                "sleep",
+            ])
+            .stdin(Stdio::null()));
+        assert_eq!(out.status.code(), Some(137), "{name}: {}", both(&out));
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "{name}: took {:?}",
+            t.elapsed()
+        );
+        let running = engine.run_ok(&["ps", "-a", "--format", "{{.Names}}"]);
+        assert!(
+            !running.contains("distroless-pack-run"),
+            "{name} kept the container: {running}"
+        );
         // Only our own name was loaded, and it is gone again.
         let images = engine.run_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
         assert!(
@@ -933,4 +959,44 @@ fn smoke_stops_a_build_whose_program_fails_and_passes_both_platforms() {
         "{}",
         both(&out)
     );
+}
+
+#[test]
+fn run_resolves_user_names_from_the_image() {
+    let dir = tmp();
+    let layout = dir.path().join("layout");
+    pack_ok(&[
+        s(&probe("amd64")),
+        "--passwd",
+        "--user",
+        "nonroot",
+        "--tag",
+        "probe:6",
+        "--output",
+        &format!("oci:{}:1", s(&layout)),
+    ]);
+    let src = format!("oci:{}:1", s(&layout));
+    let r = Runner::new();
+    let out = run(&mut r.cmd(&[&src]));
+    assert!(out.status.success(), "{}", both(&out));
+    assert!(
+        stdout(&out).contains("uid=65532 gid=65532")
+            && stdout(&out).contains("HOME=/home/nonroot\n"),
+        "{}",
+        both(&out)
+    );
+    let out = run(&mut r.cmd(&["--user", "nobody", &src]));
+    assert!(
+        stdout(&out).contains("uid=65534 gid=65534"),
+        "{}",
+        both(&out)
+    );
+    let out = run(&mut r.cmd(&["--user", "bogus", &src]));
+    assert_eq!(out.status.code(), Some(125), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("no user \"bogus\" in the image's /etc/passwd"),
+        "{}",
+        both(&out)
+    );
+    r.assert_clean();
 }

@@ -173,10 +173,20 @@ fn merged_config(args: &Args) -> anyhow::Result<(Config, Option<PathBuf>)> {
 /// The image options: flags, then the config file for whatever no flag set.
 fn merged_image_args(flags: &ImageArgs, cfg: &Config, dir: &Path) -> ImageArgs {
     let mut a = flags.clone();
-    let rel = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { dir.join(p) };
+    let rel = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            dir.join(p)
+        }
+    };
     if a.tags.is_empty() {
         if let Some(name) = &cfg.name {
-            let tags = cfg.tags.clone().filter(|t| !t.is_empty()).unwrap_or_else(|| vec!["latest".into()]);
+            let tags = cfg
+                .tags
+                .clone()
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| vec!["latest".into()]);
             a.tags = tags.iter().map(|t| format!("{name}:{t}")).collect();
         }
     }
@@ -184,9 +194,16 @@ fn merged_image_args(flags: &ImageArgs, cfg: &Config, dir: &Path) -> ImageArgs {
         a.path = cfg.path.clone();
     }
     if let Some(env) = &cfg.env {
-        let set: Vec<String> = a.env.iter().filter_map(|e| e.split_once('=').map(|(k, _)| k.to_string())).collect();
-        let mut merged: Vec<String> =
-            env.iter().filter(|(k, _)| !set.contains(k)).map(|(k, v)| format!("{k}={v}")).collect();
+        let set: Vec<String> = a
+            .env
+            .iter()
+            .filter_map(|e| e.split_once('=').map(|(k, _)| k.to_string()))
+            .collect();
+        let mut merged: Vec<String> = env
+            .iter()
+            .filter(|(k, _)| !set.contains(k))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         merged.append(&mut a.env);
         a.env = merged;
     }
@@ -203,9 +220,15 @@ fn merged_image_args(flags: &ImageArgs, cfg: &Config, dir: &Path) -> ImageArgs {
     }
     let merge_kv = |from: &Option<BTreeMap<String, String>>, flags: &mut Vec<String>| {
         if let Some(m) = from {
-            let set: Vec<String> = flags.iter().filter_map(|e| e.split_once('=').map(|(k, _)| k.to_string())).collect();
-            let mut merged: Vec<String> =
-                m.iter().filter(|(k, _)| !set.contains(k)).map(|(k, v)| format!("{k}={v}")).collect();
+            let set: Vec<String> = flags
+                .iter()
+                .filter_map(|e| e.split_once('=').map(|(k, _)| k.to_string()))
+                .collect();
+            let mut merged: Vec<String> = m
+                .iter()
+                .filter(|(k, _)| !set.contains(k))
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             merged.append(flags);
             *flags = merged;
         }
@@ -245,7 +268,10 @@ fn platforms(args: &Args, cfg: &Config, file: Option<&Path>) -> anyhow::Result<V
             .iter()
             .map(|p| {
                 p.parse::<Platform>().map_err(|e| {
-                    anyhow::anyhow!("{}: platforms: {e}", file.map(|f| f.display().to_string()).unwrap_or_default())
+                    anyhow::anyhow!(
+                        "{}: platforms: {e}",
+                        file.map(|f| f.display().to_string()).unwrap_or_default()
+                    )
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()
@@ -258,7 +284,12 @@ fn dry_run(args: &Args, cfg: &Config, platforms: &[Platform]) -> anyhow::Result<
     let runner = build::Runner::resolve(cfg).map_err(build_error)?;
     let mut docs = Vec::new();
     for p in platforms {
-        let req = build::Request { dir: args.dir.clone(), config: cfg.clone(), platform: p.clone(), stream_output: false };
+        let req = build::Request {
+            dir: args.dir.clone(),
+            config: cfg.clone(),
+            platform: p.clone(),
+            stream_output: false,
+        };
         let (kind, plan) = build::plan_for(&req, runner.is_container()).map_err(build_error)?;
         docs.push(serde_json::json!({
             "platform": p.to_string(),
@@ -272,14 +303,28 @@ fn dry_run(args: &Args, cfg: &Config, platforms: &[Platform]) -> anyhow::Result<
         }));
     }
     if args.json {
-        cmd_pack::print_json(&serde_json::json!({ "schema_version": 1, "dry_run": true, "builds": docs }))?;
+        cmd_pack::print_json(
+            &serde_json::json!({ "schema_version": 1, "dry_run": true, "builds": docs }),
+        )?;
     } else {
         let stdout = io::stdout();
         let mut out = stdout.lock();
         for d in &docs {
-            writeln!(out, "# {} build for {} ({})", d["kind"].as_str().unwrap_or(""), d["platform"].as_str().unwrap_or(""), d["runner"].as_str().unwrap_or("")).code(exit::OUTPUT)?;
+            writeln!(
+                out,
+                "# {} build for {} ({})",
+                d["kind"].as_str().unwrap_or(""),
+                d["platform"].as_str().unwrap_or(""),
+                d["runner"].as_str().unwrap_or("")
+            )
+            .code(exit::OUTPUT)?;
             for f in d["files"].as_array().into_iter().flatten() {
-                writeln!(out, "# generated file {}:", f["name"].as_str().unwrap_or("")).code(exit::OUTPUT)?;
+                writeln!(
+                    out,
+                    "# generated file {}:",
+                    f["name"].as_str().unwrap_or("")
+                )
+                .code(exit::OUTPUT)?;
                 for l in f["contents"].as_str().unwrap_or("").lines() {
                     writeln!(out, "#   {l}").code(exit::OUTPUT)?;
                 }
@@ -291,7 +336,11 @@ fn dry_run(args: &Args, cfg: &Config, platforms: &[Platform]) -> anyhow::Result<
 }
 
 fn run_build(req: &build::Request, quiet: bool, verbose: bool) -> anyhow::Result<Built> {
-    let stage = Stage::start("build", &format!("{} for {}", req.dir.display(), req.platform), quiet);
+    let stage = Stage::start(
+        "build",
+        &format!("{} for {}", req.dir.display(), req.platform),
+        quiet,
+    );
     match build::build(req) {
         Ok(b) => {
             let size = std::fs::metadata(&b.binary).map(|m| m.len()).unwrap_or(0);
@@ -300,7 +349,13 @@ fn run_build(req: &build::Request, quiet: bool, verbose: bool) -> anyhow::Result
                     let _ = writeln!(io::stderr(), "note: {n}");
                 }
             }
-            stage.done(&format!("{} {} ({}) with {}", b.kind, b.name, cmd_pack::human(size), b.runner));
+            stage.done(&format!(
+                "{} {} ({}) with {}",
+                b.kind,
+                b.name,
+                cmd_pack::human(size),
+                b.runner
+            ));
             Ok(b)
         }
         Err(e) => {
@@ -320,7 +375,10 @@ fn run_build(req: &build::Request, quiet: bool, verbose: bool) -> anyhow::Result
                 ErrorClass::Build => exit::BUILD,
                 ErrorClass::Engine => exit::ENGINE,
             };
-            Err(exit::tag(anyhow::Error::new(e).context(req.dir.display().to_string()), code))
+            Err(exit::tag(
+                anyhow::Error::new(e).context(req.dir.display().to_string()),
+                code,
+            ))
         }
     }
 }
@@ -354,7 +412,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let temp_dir = cmd_pack::temp_dir_for(&args.output);
     let mut packed = Vec::new();
     for (p, b) in &builds {
-        let t = Target { platform: p.clone(), binary: b.binary.clone() };
+        let t = Target {
+            platform: p.clone(),
+            binary: b.binary.clone(),
+        };
         match cmd_pack::pack_one(&t, &image, args.no_verify, &temp_dir, quiet)? {
             Ok(pk) => packed.push(pk),
             Err(report) => {
@@ -381,7 +442,9 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     }
 
     if let Some(dir) = &args.save_debug {
-        std::fs::create_dir_all(dir).with_context(|| dir.display().to_string()).code(exit::OUTPUT)?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| dir.display().to_string())
+            .code(exit::OUTPUT)?;
         for (p, b) in &builds {
             if let Some(dbg) = &b.debug_symbols {
                 let name = if builds.len() > 1 {
@@ -390,7 +453,9 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                     format!("{}.dbg", b.name)
                 };
                 let dest = dir.join(name);
-                std::fs::copy(dbg, &dest).with_context(|| dest.display().to_string()).code(exit::OUTPUT)?;
+                std::fs::copy(dbg, &dest)
+                    .with_context(|| dest.display().to_string())
+                    .code(exit::OUTPUT)?;
             }
         }
     }

@@ -61,7 +61,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         };
         registry::check_login(&registry, &opts).map_err(|e| {
             let code = code_for(&e);
-            exit::tag(anyhow::Error::new(e).context(format!("logging in to {registry}")), code)
+            exit::tag(
+                anyhow::Error::new(e).context(format!("logging in to {registry}")),
+                code,
+            )
         })?;
     }
     let path = credentials::docker_config_path()

@@ -27,7 +27,13 @@ pub struct RegistryArgs {
     /// with --password-stdin. Without these, credentials come from
     /// DISTROLESS_PACK_REGISTRY_USERNAME/_PASSWORD, docker's config.json
     /// (and its credential helpers), then podman's auth.json.
-    #[arg(long, short = 'u', value_name = "USER", requires = "password_stdin", help_heading = "Registry")]
+    #[arg(
+        long,
+        short = 'u',
+        value_name = "USER",
+        requires = "password_stdin",
+        help_heading = "Registry"
+    )]
     pub username: Option<String>,
 
     /// Read the registry password or token from standard input.
@@ -57,10 +63,17 @@ impl RegistryArgs {
             _ => None,
         };
         Ok(PushOptions {
-            credentials: CredentialOptions { explicit, only_explicit: false },
+            credentials: CredentialOptions {
+                explicit,
+                only_explicit: false,
+            },
             ca_file: self.ca_file.clone(),
             insecure: self.insecure,
-            upload_mode: if self.chunked { UploadMode::Chunked } else { UploadMode::Monolithic },
+            upload_mode: if self.chunked {
+                UploadMode::Chunked
+            } else {
+                UploadMode::Monolithic
+            },
             ..PushOptions::default()
         })
     }
@@ -129,7 +142,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 /// Parses the references, as usage errors.
 pub fn parse_targets(refs: &[String]) -> anyhow::Result<Vec<RegistryTarget>> {
     refs.iter()
-        .map(|r| RegistryTarget::parse(r).map_err(anyhow::Error::new).code(exit::USAGE))
+        .map(|r| {
+            RegistryTarget::parse(r)
+                .map_err(anyhow::Error::new)
+                .code(exit::USAGE)
+        })
         .collect()
 }
 
@@ -213,7 +230,7 @@ pub fn push_with_progress(
     let bars: Mutex<HashMap<String, indicatif::ProgressBar>> = Mutex::new(HashMap::new());
     let times: Mutex<HashMap<String, Instant>> = Mutex::new(HashMap::new());
     let style = indicatif::ProgressStyle::with_template(
-        "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        "{prefix} [{bar:30}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec}",
     )
     .expect("template")
     .progress_chars("=> ");
@@ -238,25 +255,39 @@ pub fn push_with_progress(
                 bars.lock().unwrap().insert(key, bar);
             }
         }
-        PushEvent::BlobProgress { name, digest, done, .. } => {
+        PushEvent::BlobProgress {
+            name, digest, done, ..
+        } => {
             if let Some(b) = bars.lock().unwrap().get(&format!("{name} {digest}")) {
                 b.set_position(*done);
             }
         }
-        PushEvent::BlobFinished { name, digest, size, action } => {
+        PushEvent::BlobFinished {
+            name,
+            digest,
+            size,
+            action,
+        } => {
             let key = format!("{name} {digest}");
             if let Some(b) = bars.lock().unwrap().remove(&key) {
                 b.finish_and_clear();
                 multi.remove(&b);
             }
-            let took = times.lock().unwrap().remove(&key).map(|t| t.elapsed().as_secs_f64());
+            let took = times
+                .lock()
+                .unwrap()
+                .remove(&key)
+                .map(|t| t.elapsed().as_secs_f64());
             let what = match action {
                 BlobAction::Uploaded => format!("uploaded {}", human(*size)),
                 BlobAction::Mounted => "mounted".to_string(),
                 BlobAction::Skipped => "already there".to_string(),
             };
             let took = took.map(|t| format!(" ({t:.2}s)")).unwrap_or_default();
-            line(format!("[  push] {name}: {} {what}{took}", short(digest.as_str())));
+            line(format!(
+                "[  push] {name}: {} {what}{took}",
+                short(digest.as_str())
+            ));
         }
         PushEvent::ManifestPushed { reference, .. } => {
             line(format!("[  push] {reference}: manifest stored"));
@@ -281,7 +312,10 @@ pub fn push_with_progress(
         Err(e) => {
             let code = code_for(&e);
             let names: Vec<String> = targets.iter().map(|t| t.reference.to_string()).collect();
-            Err(exit::tag(anyhow::Error::new(e).context(format!("pushing to {}", names.join(", "))), code))
+            Err(exit::tag(
+                anyhow::Error::new(e).context(format!("pushing to {}", names.join(", "))),
+                code,
+            ))
         }
     }
 }

@@ -235,8 +235,9 @@ fn run_in_engine(
     } else {
         "podman"
     };
-    // A name of our own, removed afterwards; the digest keeps runs apart.
-    let name = format!("distroless-pack-run:{}", &image.digest().hex()[..16]);
+    // A name of our own, removed afterwards (digest and pid keep runs apart).
+    let run_id = format!("{}-{}", &image.digest().hex()[..16], std::process::id());
+    let name = format!("distroless-pack-run:{run_id}");
     let opts = WriteOptions {
         name: Some(name.clone()),
         platform: None,
@@ -251,8 +252,9 @@ fn run_in_engine(
         .code(exit::ENGINE)?;
     stage.done(&format!("loaded {}", loaded.name));
 
+    let container = format!("distroless-pack-run-{run_id}");
     let mut c = Command::new(tool);
-    c.args(["run", "--rm", "-i"]);
+    c.args(["run", "--rm", "-i", "--name", &container]);
     c.arg(format!("--network={}", args.network));
     c.arg(format!("--platform={}", image.platform));
     if engine == Engine::Podman {
@@ -270,33 +272,72 @@ fn run_in_engine(
     if let Some(e) = &args.entrypoint {
         c.arg(format!("--entrypoint={e}"));
     }
-    if let Some(t) = args.timeout {
-        // Engines have no run timeout; `--stop-timeout` is not one either.
-        let _ = t;
-    }
     c.arg(&loaded.name);
     if let Some(a) = cmd_args {
         c.args(a);
     }
     c.stdin(Stdio::inherit());
+    // Ctrl-C reaches the engine client (which passes it on to the
+    // container); we stay to remove the image name afterwards.
+    let _guard = distroless_pack_run::InterruptGuard::install();
     let status = c
-        .status()
+        .spawn()
         .with_context(|| format!("starting `{tool} run`"))
-        .code(exit::ENGINE);
+        .code(exit::ENGINE)
+        .map(|mut child| wait_engine(&mut child, tool, &container, args.timeout));
     // Untag what we loaded (only our own name; the layers stay cached).
     let _ = Command::new(tool)
         .args(["image", "rm", &loaded.name])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
-    let status = status?;
-    Ok(match status.code() {
-        Some(c) => (c & 0xff) as u8,
-        None => {
-            use std::os::unix::process::ExitStatusExt;
-            (128 + status.signal().unwrap_or(9)) as u8
+    status
+}
+
+/// Waits for `ENGINE run`, killing the container at the timeout (exit code
+/// 137) or some seconds after an interrupt; returns the exit code.
+fn wait_engine(
+    child: &mut std::process::Child,
+    tool: &str,
+    container: &str,
+    timeout: Option<f64>,
+) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    let started = std::time::Instant::now();
+    let mut killed = false;
+    let mut interrupted_at: Option<std::time::Instant> = None;
+    let kill = || {
+        let _ = Command::new(tool)
+            .args(["kill", container])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    };
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => {
+                return match (killed, st.code()) {
+                    (true, _) => 137,
+                    (false, Some(c)) => (c & 0xff) as u8,
+                    (false, None) => (128 + st.signal().unwrap_or(9)) as u8,
+                };
+            }
+            Ok(None) => {}
+            Err(_) => return RUN_FAILED,
         }
-    })
+        if !killed && timeout.is_some_and(|t| started.elapsed().as_secs_f64() >= t) {
+            killed = true;
+            kill();
+        }
+        if distroless_pack_run::interrupted() {
+            let at = *interrupted_at.get_or_insert_with(std::time::Instant::now);
+            if !killed && at.elapsed() > Duration::from_secs(5) {
+                killed = true;
+                kill();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// `--smoke[=ARGS]` and `--smoke-timeout`, for `pack` and `build`.

@@ -24,10 +24,16 @@ use crate::util;
 pub enum Auth {
     None,
     /// htpasswd (bcrypt) Basic auth.
-    Basic { user: String, pass: String },
+    Basic {
+        user: String,
+        pass: String,
+    },
     /// Bearer tokens from the harness's token issuer, which checks this
     /// user and password (Basic) on its token endpoint.
-    Token { user: String, pass: String },
+    Token {
+        user: String,
+        pass: String,
+    },
 }
 
 /// A running registry.
@@ -56,7 +62,10 @@ impl Registry {
 
     pub fn start_with(auth: Auth, tls: bool) -> Registry {
         let bin = util::require_tool("docker-registry", "apt-get install -y docker-registry");
-        let dir = tempfile::Builder::new().prefix("dp-registry-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("dp-registry-")
+            .tempdir()
+            .expect("temp dir");
         let port = free_port();
         let host = format!("127.0.0.1:{port}");
         let mut http = format!("  addr: {host}\n  secret: test-secret\n");
@@ -81,8 +90,17 @@ impl Registry {
             Auth::Basic { user, pass } => {
                 util::require_tool("htpasswd", "apt-get install -y apache2-utils");
                 let htpasswd = dir.path().join("htpasswd");
-                util::run_ok(Command::new("htpasswd").arg("-Bbc").arg(&htpasswd).arg(user).arg(pass));
-                format!("auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n", htpasswd.display())
+                util::run_ok(
+                    Command::new("htpasswd")
+                        .arg("-Bbc")
+                        .arg(&htpasswd)
+                        .arg(user)
+                        .arg(pass),
+                );
+                format!(
+                    "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
+                    htpasswd.display()
+                )
             }
             Auth::Token { user, pass } => {
                 util::require_tool("openssl", "apt-get install -y openssl");
@@ -112,7 +130,16 @@ impl Registry {
             .stderr(out)
             .spawn()
             .expect("start docker-registry");
-        let mut reg = Registry { child, dir, host, auth, ca, cert_dir, log, token };
+        let mut reg = Registry {
+            child,
+            dir,
+            host,
+            auth,
+            ca,
+            cert_dir,
+            log,
+            token,
+        };
         reg.wait_ready();
         reg
     }
@@ -127,7 +154,11 @@ impl Registry {
                 return;
             }
             if Instant::now() > deadline {
-                panic!("docker-registry did not listen on {} in 20 s:\n{}", self.host, self.log_text());
+                panic!(
+                    "docker-registry did not listen on {} in 20 s:\n{}",
+                    self.host,
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -144,13 +175,20 @@ impl Registry {
 
     /// Token requests the issuer answered.
     pub fn tokens_issued(&self) -> usize {
-        self.token.as_ref().map(|t| t.issued.load(Ordering::SeqCst)).unwrap_or(0)
+        self.token
+            .as_ref()
+            .map(|t| t.issued.load(Ordering::SeqCst))
+            .unwrap_or(0)
     }
 
     /// The TLS/credential arguments skopeo needs for this registry
     /// (`prefix` is `src` or `dest` for `copy`, empty for `inspect`).
     pub fn skopeo_args(&self, prefix: &str) -> Vec<String> {
-        let dash = if prefix.is_empty() { String::new() } else { format!("{prefix}-") };
+        let dash = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}-")
+        };
         let mut a = Vec::new();
         match &self.cert_dir {
             Some(d) => a.push(format!("--{dash}cert-dir={}", d.display())),
@@ -174,7 +212,11 @@ impl Registry {
                 .args(self.skopeo_args(""))
                 .arg(format!("docker://{reference}")),
         );
-        assert!(out.status.success(), "skopeo inspect --raw {reference}: {}", util::both(&out));
+        assert!(
+            out.status.success(),
+            "skopeo inspect --raw {reference}: {}",
+            util::both(&out)
+        );
         out.stdout
     }
 
@@ -187,7 +229,11 @@ impl Registry {
                 .args(self.skopeo_args(""))
                 .arg(format!("docker://{reference}")),
         );
-        assert!(out.status.success(), "skopeo inspect {reference}: {}", util::both(&out));
+        assert!(
+            out.status.success(),
+            "skopeo inspect {reference}: {}",
+            util::both(&out)
+        );
         serde_json::from_slice(&out.stdout).expect("skopeo inspect JSON")
     }
 
@@ -196,7 +242,9 @@ impl Registry {
     pub fn uploads_in_log(&self) -> usize {
         self.log_text()
             .lines()
-            .filter(|l| l.contains("\"PUT /v2/") && l.contains("/blobs/uploads/") && l.contains("\" 201 "))
+            .filter(|l| {
+                l.contains("\"PUT /v2/") && l.contains("/blobs/uploads/") && l.contains("\" 201 ")
+            })
             .count()
     }
 }
@@ -214,7 +262,11 @@ impl Drop for Registry {
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn openssl(args: &[&str], dir: &Path) {
@@ -228,14 +280,39 @@ pub fn make_tls_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     std::fs::create_dir_all(&d).unwrap();
     openssl(
         &[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=dp-test-ca",
-            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-            "-keyout", "ca.key", "-out", "ca.crt",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=dp-test-ca",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
         ],
         &d,
     );
     openssl(
-        &["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr"],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
         &d,
     );
     std::fs::write(
@@ -245,8 +322,21 @@ pub fn make_tls_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     .unwrap();
     openssl(
         &[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "2", "-extfile", "ext.cnf", "-out", "server.crt",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.crt",
         ],
         &d,
     );
@@ -269,20 +359,37 @@ impl TokenIssuer {
         std::fs::create_dir_all(&d).unwrap();
         openssl(
             &[
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-issuer",
-                "-keyout", "key.pem", "-out", "cert.pem",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=test-issuer",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "cert.pem",
             ],
             &d,
         );
-        let der = util::run(Command::new("openssl").args(["x509", "-outform", "DER", "-in"]).arg(d.join("cert.pem")));
+        let der = util::run(
+            Command::new("openssl")
+                .args(["x509", "-outform", "DER", "-in"])
+                .arg(d.join("cert.pem")),
+        );
         assert!(der.status.success());
         let x5c = base64::engine::general_purpose::STANDARD.encode(&der.stdout);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let stop = Arc::new(AtomicBool::new(false));
         let issued = Arc::new(AtomicUsize::new(0));
-        let expected =
-            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")));
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+        );
         let key = d.join("key.pem");
         let (stop2, issued2) = (stop.clone(), issued.clone());
         std::thread::spawn(move || {
@@ -297,7 +404,8 @@ impl TokenIssuer {
                     None => continue,
                 };
                 if authz.as_deref() != Some(expected.as_str()) {
-                    let body = r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}"#;
+                    let body =
+                        r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}"#;
                     let _ = write!(
                         conn,
                         "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nWWW-Authenticate: Basic realm=\"token\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -307,7 +415,9 @@ impl TokenIssuer {
                 }
                 let jwt = sign_jwt(&key, &x5c, &target);
                 issued2.fetch_add(1, Ordering::SeqCst);
-                let body = serde_json::json!({"token": jwt, "access_token": jwt, "expires_in": 300}).to_string();
+                let body =
+                    serde_json::json!({"token": jwt, "access_token": jwt, "expires_in": 300})
+                        .to_string();
                 let _ = write!(
                     conn,
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -315,7 +425,12 @@ impl TokenIssuer {
                 );
             }
         });
-        TokenIssuer { addr, cert: d.join("cert.pem"), stop, issued }
+        TokenIssuer {
+            addr,
+            cert: d.join("cert.pem"),
+            stop,
+            issued,
+        }
     }
 }
 
@@ -380,7 +495,9 @@ fn sign_jwt(key: &Path, x5c: &str, target: &str) -> String {
     let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
     let mut access = Vec::new();
     for pair in query.split('&') {
-        let Some((k, v)) = pair.split_once('=') else { continue };
+        let Some((k, v)) = pair.split_once('=') else {
+            continue;
+        };
         if k != "scope" {
             continue;
         }
@@ -388,18 +505,27 @@ fn sign_jwt(key: &Path, x5c: &str, target: &str) -> String {
             let parts: Vec<&str> = scope.splitn(3, ':').collect();
             if parts.len() == 3 {
                 let actions: Vec<&str> = parts[2].split(',').collect();
-                access.push(serde_json::json!({"type": parts[0], "name": parts[1], "actions": actions}));
+                access.push(
+                    serde_json::json!({"type": parts[0], "name": parts[1], "actions": actions}),
+                );
             }
         }
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [x5c]});
     let claims = serde_json::json!({
         "iss": "test-issuer", "sub": "tester", "aud": "test-registry",
         "exp": now + 300, "nbf": now - 10, "iat": now,
         "jti": format!("{now}-{}", access.len()), "access": access,
     });
-    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
     let mut child = Command::new("openssl")
         .args(["dgst", "-sha256", "-sign"])
         .arg(key)
@@ -407,7 +533,12 @@ fn sign_jwt(key: &Path, x5c: &str, target: &str) -> String {
         .stdout(Stdio::piped())
         .spawn()
         .expect("openssl dgst");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "openssl dgst -sign failed");
     format!("{input}.{}", b64(&out.stdout))

@@ -15,7 +15,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use distroless_pack_image::{Blob, Digest, MEDIA_TYPE_LAYER_GZIP};
+use distroless_pack_image::{Blob, Digest, KeepAlive, MEDIA_TYPE_LAYER_GZIP};
 use tar::{EntryType, Header};
 
 use crate::gzip::{self, GzipOptions, GzipSummary};
@@ -210,42 +210,51 @@ impl LayerWriter {
     /// Writes the layer to a temp file in `dir` and returns it.
     pub fn finish(self, dir: &Path) -> Result<Layer, AssembleError> {
         let plan = self.plan()?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".distroless-pack-layer-")
-            .tempfile_in(dir)
-            .map_err(|e| AssembleError::Write { path: dir.to_path_buf(), source: e })?;
-        let file = tmp.as_file().try_clone().map_err(|e| AssembleError::Write { path: tmp.path().to_path_buf(), source: e })?;
+        let (writer, path, keep) = temp_file(dir)?;
 
         let mtime = self.mtime;
         let mut failure: Option<AssembleError> = None;
-        let result = gzip::compress(file, self.gzip, |w| {
-            match write_tar(w, &plan, mtime) {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    failure = Some(e);
-                    Err(io::Error::other("tar stream failed"))
-                }
+        let result = gzip::compress(writer, self.gzip, |w| match write_tar(w, &plan, mtime) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                failure = Some(e);
+                Err(io::Error::other("tar stream failed"))
             }
         });
         if let Some(e) = failure {
             return Err(e);
         }
-        let (summary, file): (GzipSummary, File) =
-            result.map_err(|e| AssembleError::Write { path: tmp.path().to_path_buf(), source: e })?;
-        drop(file);
-        let path = tmp.path().to_path_buf();
+        let (summary, writer): (GzipSummary, File) =
+            result.map_err(|e| AssembleError::Write { path: dir.to_path_buf(), source: e })?;
+        drop(writer);
         let digest: Digest = format!("sha256:{}", summary.compressed_sha256).parse().expect("hex digest");
         let diff_id: Digest = format!("sha256:{}", summary.uncompressed_sha256).parse().expect("hex digest");
-        let blob = Blob::from_file(
-            MEDIA_TYPE_LAYER_GZIP,
-            digest,
-            summary.compressed_size,
-            path,
-            0,
-            Some(Arc::new(tmp)),
-        );
+        let blob = Blob::from_file(MEDIA_TYPE_LAYER_GZIP, digest, summary.compressed_size, path, 0, Some(keep));
         Ok(Layer { blob, diff_id, uncompressed_size: summary.uncompressed_size })
     }
+}
+
+/// A temp file for a layer in `dir` that can never be left behind: on
+/// Linux it has no name at all (O_TMPFILE, or unlinked at once) and is
+/// reached through `/proc/PID/fd/N` while the returned keep-alive holds it
+/// open, so even a killed process leaves nothing. Where /proc is missing, a
+/// named temp file removed when the keep-alive is dropped. Returns a handle
+/// to write through, the path to read from, and the keep-alive.
+fn temp_file(dir: &Path) -> Result<(File, PathBuf, KeepAlive), AssembleError> {
+    use std::os::fd::AsRawFd;
+    let werr = |e: io::Error| AssembleError::Write { path: dir.to_path_buf(), source: e };
+    if Path::new("/proc/self/fd").is_dir() {
+        let file = tempfile::tempfile_in(dir).map_err(werr)?;
+        let path = PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), file.as_raw_fd()));
+        if File::open(&path).is_ok() {
+            let writer = file.try_clone().map_err(werr)?;
+            return Ok((writer, path, Arc::new(file)));
+        }
+    }
+    let tmp = tempfile::Builder::new().prefix(".distroless-pack-layer-").tempfile_in(dir).map_err(werr)?;
+    let file = tmp.as_file().try_clone().map_err(werr)?;
+    let path = tmp.path().to_path_buf();
+    Ok((file, path, Arc::new(tmp)))
 }
 
 /// `/a/b/` -> `a/b`; rejects empty, `.`/`..` components and NUL bytes.
@@ -461,6 +470,19 @@ mod tests {
         let lc = w.finish(dir.path()).unwrap();
         assert_ne!(la.diff_id, lc.diff_id);
         assert!(entries_of(&lc).iter().all(|e| e.4 == 1_700_000_000));
+    }
+
+    #[test]
+    fn layer_temp_files_have_no_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = LayerWriter::new(0);
+        w.add_bytes("/x", vec![7u8; 100_000], MODE_FILE).unwrap();
+        let layer = w.finish(dir.path()).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing to leave behind");
+        let copy = layer.blob.clone();
+        drop(layer);
+        copy.verify().unwrap();
+        assert!(copy.read_all().unwrap().len() > 10);
     }
 
     #[test]

@@ -34,9 +34,20 @@ fn host_zig() -> Option<String> {
     ok.then(|| "python3 -m ziglang".to_string())
 }
 
-/// The musl C toolchain: variables, prelude lines and tools for a plan.
-/// Used by C projects and by `pre_build` commands of other kinds.
-pub fn toolchain(ctx: &Ctx) -> Result<(Vec<(String, String)>, Vec<String>, Vec<Tool>), BuildError> {
+/// The musl C toolchain as parts of a plan.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Toolchain {
+    /// Variables to export (`CC`, `AR`, ...).
+    pub env: Vec<(String, String)>,
+    /// Shell lines that pick the compiler at run time and set `LDFLAGS`.
+    pub prelude: Vec<String>,
+    /// Tools to check before a host build.
+    pub tools: Vec<Tool>,
+}
+
+/// The musl C toolchain for a plan. Used by C projects and by `pre_build`
+/// commands of other kinds.
+pub fn toolchain(ctx: &Ctx) -> Result<Toolchain, BuildError> {
     let target = zig_target(ctx.arch());
     let static_flags = "export LDFLAGS=\"-static${LDFLAGS:+ $LDFLAGS}\"".to_string();
     if ctx.container {
@@ -58,11 +69,16 @@ pub fn toolchain(ctx: &Ctx) -> Result<(Vec<(String, String)>, Vec<String>, Vec<T
             "export CC; [ -n \"${CXX:-}\" ] && export CXX".to_string(),
             static_flags,
         ];
-        return Ok((Vec::new(), prelude, Vec::new()));
+        return Ok(Toolchain {
+            env: Vec::new(),
+            prelude,
+            tools: Vec::new(),
+        });
     }
     let mut env = Vec::new();
     let mut tools = Vec::new();
-    if ctx.native() && std::path::Path::new("/etc/alpine-release").exists() && which("cc").is_some() {
+    if ctx.native() && std::path::Path::new("/etc/alpine-release").exists() && which("cc").is_some()
+    {
         // Alpine's own compiler targets musl.
         env.push(("CC".to_string(), "cc".to_string()));
         tools.push(Tool::new("cc", "apk add build-base"));
@@ -82,10 +98,17 @@ pub fn toolchain(ctx: &Ctx) -> Result<(Vec<(String, String)>, Vec<String>, Vec<T
     } else {
         return Err(BuildError::ToolMissing {
             tool: "zig".into(),
-            hint: format!("building C for {} needs zig cc: pip install ziglang", ctx.platform),
+            hint: format!(
+                "building C for {} needs zig cc: pip install ziglang",
+                ctx.platform
+            ),
         });
     }
-    Ok((env, vec![static_flags], tools))
+    Ok(Toolchain {
+        env,
+        prelude: vec![static_flags],
+        tools,
+    })
 }
 
 /// The plan for a make or CMake project.
@@ -106,7 +129,11 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
             ))
         })?,
     };
-    let (env, prelude, mut tools) = toolchain(ctx)?;
+    let Toolchain {
+        env,
+        prelude,
+        mut tools,
+    } = toolchain(ctx)?;
     let mut plan;
     if system == "make" {
         plan = Plan::new(Locate::Changed(ctx.src.clone()));
@@ -119,7 +146,10 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
         plan.steps.push(cmd.into());
     } else {
         let build_dir = ctx.out_path("cmake-build");
-        plan = Plan::new(Locate::Scan { dir: build_dir.clone(), prefer: None });
+        plan = Plan::new(Locate::Scan {
+            dir: build_dir.clone(),
+            prefer: None,
+        });
         tools.push(Tool::new("cmake", "apt-get install -y cmake"));
         let mut configure = Cmd::new(["cmake", "-S", &ctx.src, "-B", &build_dir])
             .arg("-DCMAKE_BUILD_TYPE=Release")
@@ -129,11 +159,15 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
             configure.push(a);
         }
         plan.steps.push(configure.into());
-        plan.steps.push(Cmd::new(["cmake", "--build", &build_dir, "--parallel"]).into());
+        plan.steps
+            .push(Cmd::new(["cmake", "--build", &build_dir, "--parallel"]).into());
     }
     plan.env = env;
     plan.prelude = prelude;
     plan.tools = tools;
-    plan.notes.push(format!("C build with {system}, -static, for {}", ctx.platform));
+    plan.notes.push(format!(
+        "C build with {system}, -static, for {}",
+        ctx.platform
+    ));
     Ok(plan)
 }

@@ -28,18 +28,28 @@ pub fn gnu_target(arch: &str) -> &'static str {
 
 /// Whether the host's rustc has the standard library for `target`.
 pub fn target_installed(target: &str) -> bool {
-    let Ok(out) = std::process::Command::new("rustc").args(["--print", "sysroot"]).output() else {
+    let Ok(out) = std::process::Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+    else {
         return false;
     };
     if !out.status.success() {
         return false;
     }
     let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    sysroot.join("lib/rustlib").join(target).join("lib").is_dir()
+    sysroot
+        .join("lib/rustlib")
+        .join(target)
+        .join("lib")
+        .is_dir()
 }
 
 fn linker_var(target: &str) -> String {
-    format!("CARGO_TARGET_{}_LINKER", target.to_uppercase().replace('-', "_"))
+    format!(
+        "CARGO_TARGET_{}_LINKER",
+        target.to_uppercase().replace('-', "_")
+    )
 }
 
 /// The plan for a Cargo project.
@@ -48,14 +58,18 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
     let musl = musl_target(ctx.arch());
     let messages = ctx.out_path("cargo-messages.json");
     let mut plan = Plan::new(Locate::CargoMessages(messages.clone()));
-    plan.tools.push(Tool::new("cargo", "install Rust with rustup (https://rustup.rs)"));
+    plan.tools.push(Tool::new(
+        "cargo",
+        "install Rust with rustup (https://rustup.rs)",
+    ));
 
     let target = if ctx.container || target_installed(musl) {
         musl.to_string()
     } else if ctx.native() && which("cargo").is_some() {
         let gnu = gnu_target(ctx.arch());
         plan.prelude.push(
-            "export RUSTFLAGS=\"${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static\"".to_string(),
+            "export RUSTFLAGS=\"${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static\""
+                .to_string(),
         );
         plan.notes.push(format!(
             "the Rust target {musl} is not installed: building {gnu} with -C target-feature=+crt-static (static glibc; run `rustup target add {musl}` for a musl binary)"
@@ -75,7 +89,8 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
     if target == musl && !ctx.native() {
         // Cross: rustc's self-contained musl objects with its own lld.
         let var = linker_var(musl);
-        plan.prelude.push(format!(": \"${{{var}:=rust-lld}}\"; export {var}"));
+        plan.prelude
+            .push(format!(": \"${{{var}:=rust-lld}}\"; export {var}"));
     }
 
     let mut cmd = Cmd::new(["cargo", "build", "--locked"]);
@@ -99,7 +114,10 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
     if cfg.no_default_features == Some(true) {
         cmd.push("--no-default-features");
     }
-    plan.steps.push(Step { cmd, stdout: Some(messages) });
+    plan.steps.push(Step {
+        cmd,
+        stdout: Some(messages),
+    });
     Ok(plan)
 }
 
@@ -112,9 +130,19 @@ mod tests {
     fn container_plan_uses_musl() {
         let t = tempfile::tempdir().unwrap();
         std::fs::write(t.path().join("Cargo.toml"), "").unwrap();
-        let cfg = Config { binary: Some("hello".into()), ..Config::default() };
+        let cfg = Config {
+            binary: Some("hello".into()),
+            ..Config::default()
+        };
         let p = Platform::linux("amd64");
-        let ctx = Ctx { dir: t.path(), config: &cfg, platform: &p, src: "/src".into(), out: "/out".into(), container: true };
+        let ctx = Ctx {
+            dir: t.path(),
+            config: &cfg,
+            platform: &p,
+            src: "/src".into(),
+            out: "/out".into(),
+            container: true,
+        };
         let plan = plan(&ctx).unwrap();
         assert_eq!(
             plan.command_line(),

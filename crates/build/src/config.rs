@@ -131,7 +131,9 @@ impl std::str::FromStr for Globalization {
             "invariant" => Ok(Globalization::Invariant),
             "static-icu" => Ok(Globalization::StaticIcu),
             "icu-file" => Ok(Globalization::IcuFile),
-            _ => Err(format!("unknown globalization mode {s:?}: expected invariant, static-icu or icu-file")),
+            _ => Err(format!(
+                "unknown globalization mode {s:?}: expected invariant, static-icu or icu-file"
+            )),
         }
     }
 }
@@ -156,7 +158,9 @@ impl std::str::FromStr for OpenSsl {
             "auto" => Ok(OpenSsl::Auto),
             "static" | "true" => Ok(OpenSsl::Static),
             "off" | "false" => Ok(OpenSsl::Off),
-            _ => Err(format!("unknown openssl mode {s:?}: expected auto, static or off")),
+            _ => Err(format!(
+                "unknown openssl mode {s:?}: expected auto, static or off"
+            )),
         }
     }
 }
@@ -213,7 +217,10 @@ impl Config {
             file: file.to_path_buf(),
             message: format!("cannot read: {e}"),
         })?;
-        Config::parse(&text).map_err(|message| BuildError::Config { file: file.to_path_buf(), message })
+        Config::parse(&text).map_err(|message| BuildError::Config {
+            file: file.to_path_buf(),
+            message,
+        })
     }
 
     /// Parses the text of a file; the error is one line with the line number.
@@ -275,7 +282,8 @@ pie = false
 
     #[test]
     fn unknown_key_names_key_and_line() {
-        let e = Config::parse("name = \"x\"\n[dotnet]\nglobalisation = \"invariant\"\n").unwrap_err();
+        let e =
+            Config::parse("name = \"x\"\n[dotnet]\nglobalisation = \"invariant\"\n").unwrap_err();
         assert!(e.contains("line 3"), "{e}");
         assert!(e.contains("globalisation"), "{e}");
         assert!(!e.contains('\n'));
@@ -302,7 +310,8 @@ mod doc_tests {
         let mut blocks = 0;
         for (i, part) in doc.split("```toml\n").enumerate().skip(1) {
             let block = part.split("```").next().unwrap();
-            Config::parse(block).unwrap_or_else(|e| panic!("docs/config.md toml block {i}: {e}\n{block}"));
+            Config::parse(block)
+                .unwrap_or_else(|e| panic!("docs/config.md toml block {i}: {e}\n{block}"));
             blocks += 1;
         }
         assert!(blocks >= 6, "found {blocks} blocks");

@@ -40,14 +40,19 @@ pub fn detect(dir: &Path) -> Result<Kind, BuildError> {
     if c_build_system(dir).is_some() {
         return Ok(Kind::C);
     }
-    Err(BuildError::UnknownKind { dir: dir.to_path_buf() })
+    Err(BuildError::UnknownKind {
+        dir: dir.to_path_buf(),
+    })
 }
 
 /// `cmake` or `make`, from the files present.
 pub fn c_build_system(dir: &Path) -> Option<&'static str> {
     if dir.join("CMakeLists.txt").is_file() {
         Some("cmake")
-    } else if ["Makefile", "makefile", "GNUmakefile"].iter().any(|f| dir.join(f).is_file()) {
+    } else if ["Makefile", "makefile", "GNUmakefile"]
+        .iter()
+        .any(|f| dir.join(f).is_file())
+    {
         Some("make")
     } else {
         None

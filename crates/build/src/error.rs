@@ -35,11 +35,19 @@ pub enum BuildError {
 
     /// A tool is missing inside the builder image.
     #[error("{tool} not found in the builder image {image}: {hint}")]
-    ToolMissingInImage { tool: String, image: String, hint: String },
+    ToolMissingInImage {
+        tool: String,
+        image: String,
+        hint: String,
+    },
 
     /// The build command failed; `output` is everything it printed.
     #[error("build failed ({status}) running `{command}`{}", log_hint(output))]
-    Failed { command: String, status: String, output: String },
+    Failed {
+        command: String,
+        status: String,
+        output: String,
+    },
 
     /// The build succeeded but no executable could be found.
     #[error("the build produced no executable ELF file (looked in {})", looked.display())]
@@ -47,11 +55,19 @@ pub enum BuildError {
 
     /// Several executables were produced or several projects exist.
     #[error("{what} is ambiguous: {} (pick one with `{key}` in distroless-pack.toml or {flag})", candidates.join(", "))]
-    Ambiguous { what: String, candidates: Vec<String>, key: String, flag: String },
+    Ambiguous {
+        what: String,
+        candidates: Vec<String>,
+        key: String,
+        flag: String,
+    },
 
     /// The requested executable is not among the build's outputs.
     #[error("no executable named {name:?} among the build's outputs ({})", candidates.join(", "))]
-    NotFound { name: String, candidates: Vec<String> },
+    NotFound {
+        name: String,
+        candidates: Vec<String>,
+    },
 
     /// The container engine could not be used.
     #[error("{0}")]
@@ -67,7 +83,12 @@ pub enum BuildError {
 }
 
 fn log_hint(output: &str) -> String {
-    let last = output.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let last = output
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     if last.is_empty() {
         String::new()
     } else {

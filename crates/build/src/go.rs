@@ -22,7 +22,9 @@ pub fn module_path(dir: &Path) -> Option<String> {
     let text = std::fs::read_to_string(dir.join("go.mod")).ok()?;
     text.lines().find_map(|l| {
         let l = l.trim();
-        l.strip_prefix("module").map(|m| m.trim().trim_matches('"').to_string()).filter(|m| !m.is_empty())
+        l.strip_prefix("module")
+            .map(|m| m.trim().trim_matches('"').to_string())
+            .filter(|m| !m.is_empty())
     })
 }
 
@@ -75,20 +77,29 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
     let name = match &ctx.config.binary {
         Some(b) => b.clone(),
         None => {
-            let from_pkg = package.trim_end_matches('/').rsplit('/').next().unwrap_or(".");
+            let from_pkg = package
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or(".");
             if from_pkg != "." && !from_pkg.is_empty() {
                 from_pkg.to_string()
             } else {
                 module_path(ctx.dir)
                     .and_then(|m| m.rsplit('/').next().map(str::to_string))
-                    .or_else(|| ctx.dir.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .or_else(|| {
+                        ctx.dir
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                    })
                     .unwrap_or_else(|| "app".to_string())
             }
         }
     };
     let output = ctx.out_path(&name);
     let mut plan = Plan::new(Locate::Exact(output.clone()));
-    plan.tools.push(Tool::new("go", "apt-get install -y golang-go"));
+    plan.tools
+        .push(Tool::new("go", "apt-get install -y golang-go"));
     plan.env = vec![
         ("CGO_ENABLED".into(), "0".into()),
         ("GOOS".into(), "linux".into()),
@@ -96,7 +107,13 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
         ("GOTOOLCHAIN".into(), "local".into()),
     ];
     let ldflags = cfg.ldflags.unwrap_or_else(|| "-s -w".to_string());
-    let mut cmd = Cmd::new(["go", "build", "-trimpath", "-buildmode=exe", "-buildvcs=false"]);
+    let mut cmd = Cmd::new([
+        "go",
+        "build",
+        "-trimpath",
+        "-buildmode=exe",
+        "-buildvcs=false",
+    ]);
     cmd.push(format!("-ldflags={ldflags}"));
     if let Some(tags) = cfg.tags.filter(|t| !t.is_empty()) {
         cmd.push(format!("-tags={}", tags.join(",")));
@@ -116,11 +133,22 @@ mod tests {
     #[test]
     fn command_line() {
         let t = tempfile::tempdir().unwrap();
-        std::fs::write(t.path().join("go.mod"), "module example.com/x/go-http\n\ngo 1.19\n").unwrap();
+        std::fs::write(
+            t.path().join("go.mod"),
+            "module example.com/x/go-http\n\ngo 1.19\n",
+        )
+        .unwrap();
         std::fs::write(t.path().join("main.go"), "package main\n").unwrap();
         let cfg = Config::default();
         let p = Platform::linux("arm64");
-        let ctx = Ctx { dir: t.path(), config: &cfg, platform: &p, src: "/src".into(), out: "/out".into(), container: true };
+        let ctx = Ctx {
+            dir: t.path(),
+            config: &cfg,
+            platform: &p,
+            src: "/src".into(),
+            out: "/out".into(),
+            container: true,
+        };
         let plan = plan(&ctx).unwrap();
         assert_eq!(
             plan.command_line(),

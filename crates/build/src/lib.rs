@@ -70,7 +70,9 @@ impl std::str::FromStr for Kind {
             "cargo" | "rust" => Ok(Kind::Cargo),
             "go" => Ok(Kind::Go),
             "c" => Ok(Kind::C),
-            _ => Err(format!("unknown project kind {s:?}: expected dotnet, cargo, go or c")),
+            _ => Err(format!(
+                "unknown project kind {s:?}: expected dotnet, cargo, go or c"
+            )),
         }
     }
 }
@@ -95,7 +97,9 @@ impl std::str::FromStr for RunnerChoice {
             "auto" => Ok(RunnerChoice::Auto),
             "container" => Ok(RunnerChoice::Container),
             "host" => Ok(RunnerChoice::Host),
-            _ => Err(format!("unknown runner {s:?}: expected auto, container or host")),
+            _ => Err(format!(
+                "unknown runner {s:?}: expected auto, container or host"
+            )),
         }
     }
 }
@@ -122,7 +126,10 @@ pub struct Tool {
 
 impl Tool {
     pub fn new(name: &str, hint: &str) -> Tool {
-        Tool { name: name.to_string(), hint: hint.to_string() }
+        Tool {
+            name: name.to_string(),
+            hint: hint.to_string(),
+        }
     }
 }
 
@@ -190,7 +197,10 @@ impl Plan {
 
     /// The main command, for messages.
     pub fn command_line(&self) -> String {
-        self.steps.last().map(|s| s.cmd.to_string()).unwrap_or_default()
+        self.steps
+            .last()
+            .map(|s| s.cmd.to_string())
+            .unwrap_or_default()
     }
 
     /// The whole script (`pre_build` runs after the prelude).
@@ -214,7 +224,10 @@ impl Plan {
             s.push_str(&format!("( {pre} )\n"));
         }
         for step in &self.steps {
-            s.push_str(&format!("echo {} >&2\n", shell::quote(&format!("+ {}", step.cmd))));
+            s.push_str(&format!(
+                "echo {} >&2\n",
+                shell::quote(&format!("+ {}", step.cmd))
+            ));
             s.push_str(&step.cmd.to_shell());
             if let Some(f) = &step.stdout {
                 s.push_str(&format!(" > {}", shell::quote(f)));
@@ -297,7 +310,10 @@ impl Built {
 pub fn build(req: &Request) -> Result<Built, BuildError> {
     let dir = std::fs::canonicalize(&req.dir).map_err(BuildError::io(&req.dir))?;
     if !dir.is_dir() {
-        return Err(BuildError::Invalid(format!("{}: not a directory", dir.display())));
+        return Err(BuildError::Invalid(format!(
+            "{}: not a directory",
+            dir.display()
+        )));
     }
     let cfg = &req.config;
     let kind = match cfg.kind {
@@ -315,7 +331,10 @@ pub fn build(req: &Request) -> Result<Built, BuildError> {
 
     let (src, out_seen) = match &runner {
         Runner::Host => (dir.display().to_string(), out.display().to_string()),
-        Runner::Container(_) => (runner::CONTAINER_SRC.to_string(), runner::CONTAINER_OUT.to_string()),
+        Runner::Container(_) => (
+            runner::CONTAINER_SRC.to_string(),
+            runner::CONTAINER_OUT.to_string(),
+        ),
     };
     let ctx = Ctx {
         dir: &dir,
@@ -333,7 +352,10 @@ pub fn build(req: &Request) -> Result<Built, BuildError> {
     if let Runner::Host = runner {
         for t in &plan.tools {
             if runner::which(&t.name).is_none() {
-                return Err(BuildError::ToolMissing { tool: t.name.clone(), hint: t.hint.clone() });
+                return Err(BuildError::ToolMissing {
+                    tool: t.name.clone(),
+                    hint: t.hint.clone(),
+                });
             }
         }
     }
@@ -347,7 +369,10 @@ pub fn build(req: &Request) -> Result<Built, BuildError> {
     let status = runner.run(&script, &dir, &out, &log_path, req.stream_output)?;
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
     if !status.success {
-        if let Some(tool) = log.lines().find_map(|l| l.trim().strip_prefix(MISSING_TOOL)) {
+        if let Some(tool) = log
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(MISSING_TOOL))
+        {
             let hint = plan
                 .tools
                 .iter()
@@ -360,7 +385,10 @@ pub fn build(req: &Request) -> Result<Built, BuildError> {
                     image: c.image.clone(),
                     hint,
                 },
-                Runner::Host => BuildError::ToolMissing { tool: tool.to_string(), hint },
+                Runner::Host => BuildError::ToolMissing {
+                    tool: tool.to_string(),
+                    hint,
+                },
             });
         }
         return Err(BuildError::Failed {
@@ -414,11 +442,24 @@ pub fn plan_for(req: &Request, container: bool) -> Result<(Kind, Plan), BuildErr
         None => detect::detect(&dir)?,
     };
     let (src, out) = if container {
-        (runner::CONTAINER_SRC.to_string(), runner::CONTAINER_OUT.to_string())
+        (
+            runner::CONTAINER_SRC.to_string(),
+            runner::CONTAINER_OUT.to_string(),
+        )
     } else {
-        (dir.display().to_string(), "/tmp/distroless-pack-out".to_string())
+        (
+            dir.display().to_string(),
+            "/tmp/distroless-pack-out".to_string(),
+        )
     };
-    let ctx = Ctx { dir: &dir, config: &req.config, platform: &req.platform, src, out, container };
+    let ctx = Ctx {
+        dir: &dir,
+        config: &req.config,
+        platform: &req.platform,
+        src,
+        out,
+        container,
+    };
     Ok((kind, make_plan(kind, &ctx)?))
 }
 
@@ -431,10 +472,10 @@ pub fn make_plan(kind: Kind, ctx: &Ctx) -> Result<Plan, BuildError> {
         Kind::C => c::plan(ctx)?,
     };
     if ctx.config.pre_build.is_some() && kind != Kind::C {
-        let (env, prelude, tools) = c::toolchain(ctx)?;
-        plan.env.extend(env);
-        plan.prelude.extend(prelude);
-        plan.tools.extend(tools);
+        let tc = c::toolchain(ctx)?;
+        plan.env.extend(tc.env);
+        plan.prelude.extend(tc.prelude);
+        plan.tools.extend(tc.tools);
     }
     Ok(plan)
 }

@@ -10,22 +10,36 @@ use crate::error::BuildError;
 use crate::Locate;
 
 /// Directories never searched for build outputs.
-const SKIP_DIRS: &[&str] = &[".git", "node_modules", "CMakeFiles", "obj", "target", ".cache"];
+const SKIP_DIRS: &[&str] = &[
+    ".git",
+    "node_modules",
+    "CMakeFiles",
+    "obj",
+    "target",
+    ".cache",
+];
 
 /// Whether `path` is an executable ELF file (ET_EXEC, or ET_DYN with an
 /// execute bit and not named like a shared library); `.dbg` and `.o` files
 /// never are.
 pub fn is_executable_elf(path: &Path) -> bool {
-    let Ok(meta) = std::fs::metadata(path) else { return false };
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
     if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
         return false;
     }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if name.ends_with(".dbg") || name.ends_with(".o") || name.contains(".so") {
         return false;
     }
     let mut head = [0u8; 18];
-    let Ok(mut f) = std::fs::File::open(path) else { return false };
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
     if f.read_exact(&mut head).is_err() || &head[..4] != b"\x7fELF" {
         return false;
     }
@@ -49,7 +63,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
     if depth > 12 {
         return;
     }
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
         let Ok(ft) = e.file_type() else { continue };
@@ -72,7 +88,10 @@ pub fn snapshot(dir: &Path) -> Snapshot {
         .into_iter()
         .map(|p| {
             let m = std::fs::metadata(&p).ok();
-            let stamp = (m.as_ref().and_then(|m| m.modified().ok()), m.map(|m| m.len()).unwrap_or(0));
+            let stamp = (
+                m.as_ref().and_then(|m| m.modified().ok()),
+                m.map(|m| m.len()).unwrap_or(0),
+            );
             (p, stamp)
         })
         .collect()
@@ -80,7 +99,12 @@ pub fn snapshot(dir: &Path) -> Snapshot {
 
 /// The first regular file in `dir`, if any.
 pub fn first_file(dir: &Path) -> Option<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
     v.sort();
     v.into_iter().next()
 }
@@ -93,7 +117,9 @@ fn display(paths: &[PathBuf], base: &Path) -> Vec<String> {
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Picks one executable from `candidates`: the one named `wanted` (when
@@ -109,7 +135,10 @@ pub fn pick(
         let hits: Vec<&PathBuf> = candidates.iter().filter(|p| file_name(p) == w).collect();
         return match hits.as_slice() {
             [one] => Ok((*one).clone()),
-            [] => Err(BuildError::NotFound { name: w.to_string(), candidates: display(candidates, base) }),
+            [] => Err(BuildError::NotFound {
+                name: w.to_string(),
+                candidates: display(candidates, base),
+            }),
             _ => Err(BuildError::Ambiguous {
                 what: format!("the executable name {w:?}"),
                 candidates: display(&hits.into_iter().cloned().collect::<Vec<_>>(), base),
@@ -125,7 +154,9 @@ pub fn pick(
         }
     }
     match candidates {
-        [] => Err(BuildError::NoBinary { looked: looked.to_path_buf() }),
+        [] => Err(BuildError::NoBinary {
+            looked: looked.to_path_buf(),
+        }),
         [one] => Ok(one.clone()),
         _ => Err(BuildError::Ambiguous {
             what: "the executable to pack".into(),
@@ -140,7 +171,9 @@ pub fn pick(
 pub fn cargo_executables(messages: &str) -> Vec<String> {
     let mut v = Vec::new();
     for line in messages.lines() {
-        let Ok(m) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let Ok(m) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
         if m["reason"] == "compiler-artifact" {
             if let Some(e) = m["executable"].as_str() {
                 // Only binaries, not test or bench harnesses.
@@ -177,7 +210,11 @@ pub fn locate(
             let file = map(f);
             let text = std::fs::read_to_string(&file).map_err(BuildError::io(&file))?;
             let cands: Vec<PathBuf> = cargo_executables(&text).iter().map(|e| map(e)).collect();
-            let base = cands.first().and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_default();
+            let base = cands
+                .first()
+                .and_then(|p| p.parent())
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
             pick(&cands, wanted, None, &base, &file)
         }
         Locate::Scan { dir, prefer } => {
@@ -197,7 +234,10 @@ pub fn locate(
                 .iter()
                 .filter(|p| {
                     let m = std::fs::metadata(p).ok();
-                    let now = (m.as_ref().and_then(|m| m.modified().ok()), m.map(|m| m.len()).unwrap_or(0));
+                    let now = (
+                        m.as_ref().and_then(|m| m.modified().ok()),
+                        m.map(|m| m.len()).unwrap_or(0),
+                    );
                     before.and_then(|b| b.get(*p)) != Some(&now)
                 })
                 .cloned()
@@ -236,7 +276,8 @@ mod tests {
         elf(d, "libx.so.1", 3, 0o755);
         elf(d, "noexec", 2, 0o644);
         std::fs::write(d.join("script.sh"), "#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(d.join("script.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(d.join("script.sh"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
         assert_eq!(executables(d), vec![d.join("app")]);
     }
 
@@ -248,10 +289,22 @@ mod tests {
         let b = elf(d, "b", 3, 0o755);
         let e = pick(&[a.clone(), b.clone()], None, None, d, d).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("a, b") && msg.contains("`binary`") && msg.contains("--bin"), "{msg}");
-        assert_eq!(pick(&[a.clone(), b.clone()], Some("b"), None, d, d).unwrap(), b);
-        assert_eq!(pick(&[a.clone(), b.clone()], None, Some("a"), d, d).unwrap(), a);
-        assert!(matches!(pick(&[a], Some("zz"), None, d, d), Err(BuildError::NotFound { .. })));
+        assert!(
+            msg.contains("a, b") && msg.contains("`binary`") && msg.contains("--bin"),
+            "{msg}"
+        );
+        assert_eq!(
+            pick(&[a.clone(), b.clone()], Some("b"), None, d, d).unwrap(),
+            b
+        );
+        assert_eq!(
+            pick(&[a.clone(), b.clone()], None, Some("a"), d, d).unwrap(),
+            a
+        );
+        assert!(matches!(
+            pick(&[a], Some("zz"), None, d, d),
+            Err(BuildError::NotFound { .. })
+        ));
     }
 
     #[test]
@@ -259,6 +312,9 @@ mod tests {
         let m = r#"{"reason":"compiler-artifact","target":{"kind":["lib"]},"executable":null}
 {"reason":"compiler-artifact","target":{"kind":["bin"]},"executable":"/src/target/x/release/hello"}
 {"reason":"build-finished","success":true}"#;
-        assert_eq!(cargo_executables(m), vec!["/src/target/x/release/hello".to_string()]);
+        assert_eq!(
+            cargo_executables(m),
+            vec!["/src/target/x/release/hello".to_string()]
+        );
     }
 }

@@ -66,7 +66,12 @@ impl Engine {
             Some(p) => vec![p],
             None => vec!["docker", "podman"],
         };
-        order.into_iter().find(|p| Engine::answers(p)).map(|p| Engine { program: p.to_string() })
+        order
+            .into_iter()
+            .find(|p| Engine::answers(p))
+            .map(|p| Engine {
+                program: p.to_string(),
+            })
     }
 
     fn cmd(&self) -> Command {
@@ -109,7 +114,9 @@ impl Runner {
         let choice = cfg.runner.unwrap_or_default();
         if let Some(e) = cfg.engine.as_deref() {
             if e != "docker" && e != "podman" {
-                return Err(BuildError::Invalid(format!("unknown engine {e:?}: expected docker or podman")));
+                return Err(BuildError::Invalid(format!(
+                    "unknown engine {e:?}: expected docker or podman"
+                )));
             }
         }
         let container = |engine: Engine| {
@@ -117,7 +124,11 @@ impl Runner {
                 Some(i) => (i.clone(), false),
                 None => (default_builder_image(), true),
             };
-            Runner::Container(Container { engine, image, default_image })
+            Runner::Container(Container {
+                engine,
+                image,
+                default_image,
+            })
         };
         match choice {
             RunnerChoice::Host => Ok(Runner::Host),
@@ -163,11 +174,21 @@ impl Runner {
 
     /// Runs `script` with the project as working directory; output goes to
     /// `log` (and to stderr when `stream`).
-    pub fn run(&self, script: &str, src: &Path, out: &Path, log: &Path, stream: bool) -> Result<Status, BuildError> {
+    pub fn run(
+        &self,
+        script: &str,
+        src: &Path,
+        out: &Path,
+        log: &Path,
+        stream: bool,
+    ) -> Result<Status, BuildError> {
         let mut cmd = match self {
             Runner::Host => {
                 let mut c = Command::new("sh");
-                c.arg("-c").arg(script).current_dir(src).stdin(Stdio::null());
+                c.arg("-c")
+                    .arg(script)
+                    .current_dir(src)
+                    .stdin(Stdio::null());
                 c
             }
             Runner::Container(c) => {
@@ -182,7 +203,13 @@ impl Runner {
                 // Exit 125 is the engine's own failure (image missing, bad mount).
                 if desc.contains("125") {
                     let text = std::fs::read_to_string(log).unwrap_or_default();
-                    let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+                    let last = text
+                        .lines()
+                        .rev()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("")
+                        .trim()
+                        .to_string();
                     return Err(BuildError::Engine(format!(
                         "{} could not start the builder image {}: {last}",
                         c.engine.program, c.image
@@ -190,7 +217,10 @@ impl Runner {
                 }
             }
         }
-        Ok(Status { success: ok, description: desc })
+        Ok(Status {
+            success: ok,
+            description: desc,
+        })
     }
 }
 
@@ -216,11 +246,19 @@ impl Container {
         let df = ctx.path().join("Dockerfile");
         std::fs::write(&df, BUILDER_DOCKERFILE).map_err(BuildError::io(&df))?;
         let mut c = self.engine.cmd();
-        c.args(["build", "-t", &self.image, "-f"]).arg(&df).arg(ctx.path());
+        c.args(["build", "-t", &self.image, "-f"])
+            .arg(&df)
+            .arg(ctx.path());
         let (ok, desc) = run_logged(&mut c, log, stream)?;
         if !ok {
             let text = std::fs::read_to_string(log).unwrap_or_default();
-            let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+            let last = text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+                .to_string();
             return Err(BuildError::Engine(format!(
                 "building the builder image {} from Dockerfile.alpine-builder failed ({desc}): {last}; pass --builder-image IMAGE to use another image",
                 self.image
@@ -263,14 +301,18 @@ impl Container {
         } else {
             c.args(["--user", &format!("{}:{}", uid(), gid())]);
         }
-        c.arg("-v").arg(format!("{}:{CONTAINER_SRC}", src.display()));
-        c.arg("-v").arg(format!("{}:{CONTAINER_OUT}", out.display()));
+        c.arg("-v")
+            .arg(format!("{}:{CONTAINER_SRC}", src.display()));
+        c.arg("-v")
+            .arg(format!("{}:{CONTAINER_OUT}", out.display()));
         c.arg("-v").arg(format!("{CACHE_VOLUME}:{CONTAINER_CACHE}"));
         c.args(["-w", CONTAINER_SRC]);
         for (k, v) in container_env() {
             c.arg("-e").arg(format!("{k}={v}"));
         }
-        c.arg(&self.image).args(["sh", "-c"]).arg(format!("mkdir -p \"$HOME\"\n{script}"));
+        c.arg(&self.image)
+            .args(["sh", "-c"])
+            .arg(format!("mkdir -p \"$HOME\"\n{script}"));
         c
     }
 }
@@ -301,7 +343,10 @@ fn run_logged(cmd: &mut Command, log: &Path, stream: bool) -> Result<(bool, Stri
     let program = cmd.get_program().to_string_lossy().into_owned();
     let mut child = cmd.spawn().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            BuildError::ToolMissing { tool: program.clone(), hint: format!("install {program}") }
+            BuildError::ToolMissing {
+                tool: program.clone(),
+                hint: format!("install {program}"),
+            }
         } else {
             BuildError::Engine(format!("cannot start {program}: {e}"))
         }
@@ -330,7 +375,9 @@ fn run_logged(cmd: &mut Command, log: &Path, stream: bool) -> Result<(bool, Stri
             }
         }));
     }
-    let status = child.wait().map_err(|e| BuildError::Engine(format!("waiting for {program}: {e}")))?;
+    let status = child
+        .wait()
+        .map_err(|e| BuildError::Engine(format!("waiting for {program}: {e}")))?;
     for t in threads {
         let _ = t.join();
     }
@@ -351,21 +398,29 @@ pub fn which(tool: &str) -> Option<PathBuf> {
         return p.is_file().then_some(p);
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(tool)).find(|p| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
-    })
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(p)
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
 }
 
 /// The effective uid/gid of this process (the owner of `/proc/self`).
 fn uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0)
 }
 
 fn gid() -> u32 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map(|m| m.gid()).unwrap_or(0)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.gid())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -375,15 +430,26 @@ mod tests {
     #[test]
     fn maps_container_paths() {
         let r = Runner::Container(Container {
-            engine: Engine { program: "docker".into() },
+            engine: Engine {
+                program: "docker".into(),
+            },
             image: "x".into(),
             default_image: false,
         });
         let (src, out) = (Path::new("/home/u/app"), Path::new("/tmp/o"));
-        assert_eq!(r.host_path("/src/target/x", src, out), PathBuf::from("/home/u/app/target/x"));
-        assert_eq!(r.host_path("/out/app", src, out), PathBuf::from("/tmp/o/app"));
+        assert_eq!(
+            r.host_path("/src/target/x", src, out),
+            PathBuf::from("/home/u/app/target/x")
+        );
+        assert_eq!(
+            r.host_path("/out/app", src, out),
+            PathBuf::from("/tmp/o/app")
+        );
         assert_eq!(r.host_path("/srcx", src, out), PathBuf::from("/srcx"));
-        assert_eq!(Runner::Host.host_path("/src/a", src, out), PathBuf::from("/src/a"));
+        assert_eq!(
+            Runner::Host.host_path("/src/a", src, out),
+            PathBuf::from("/src/a")
+        );
     }
 
     #[test]

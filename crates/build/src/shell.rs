@@ -48,7 +48,8 @@ fn quote_prefix(s: &str) -> String {
 /// Quotes one word for sh; plain words are left as they are.
 pub fn quote(s: &str) -> String {
     if !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=,+@%".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,+@%".contains(&b))
     {
         return s.to_string();
     }
@@ -78,7 +79,11 @@ impl Cmd {
     }
 
     pub fn to_shell(&self) -> String {
-        self.0.iter().map(Word::to_shell).collect::<Vec<_>>().join(" ")
+        self.0
+            .iter()
+            .map(Word::to_shell)
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// The literal words (variables shown as `$VAR`).
@@ -104,7 +109,10 @@ mod tests {
         assert_eq!(quote("it's"), r"'it'\''s'");
         assert_eq!(quote(""), "''");
         assert_eq!(quote("$HOME"), "'$HOME'");
-        let w = Word::Var { prefix: "-p:X=".into(), var: "DP_ICU" };
+        let w = Word::Var {
+            prefix: "-p:X=".into(),
+            var: "DP_ICU",
+        };
         assert_eq!(w.to_shell(), "-p:X=\"${DP_ICU}\"");
         assert_eq!(w.to_string(), "-p:X=$DP_ICU");
     }

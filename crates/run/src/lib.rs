@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use distroless_pack_image::{Image, Platform};
 
+pub use signals::{interrupted, Guard as InterruptGuard};
 pub use unpack::{resolve_in_root, unpack_layers};
 pub use user::User;
 

@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use reqwest::blocking::{Client, RequestBuilder};
+use reqwest::blocking::Client;
 
 use super::credentials::{self, Credential, CredentialOptions, Lookup, Secret};
 use super::reference::Reference;
@@ -15,7 +15,11 @@ use super::RegistryError;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Challenge {
     Basic,
-    Bearer { realm: String, service: Option<String>, scope: Option<String> },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scope: Option<String>,
+    },
 }
 
 /// Parses `Basic realm="x"` or `Bearer realm="..",service="..",scope=".."`.
@@ -23,11 +27,20 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
     let header = header.trim();
     let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
     let params = parse_params(rest);
-    let get = |k: &str| params.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone());
+    let get = |k: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.clone())
+    };
     if scheme.eq_ignore_ascii_case("basic") {
         Some(Challenge::Basic)
     } else if scheme.eq_ignore_ascii_case("bearer") {
-        Some(Challenge::Bearer { realm: get("realm")?, service: get("service"), scope: get("scope") })
+        Some(Challenge::Bearer {
+            realm: get("realm")?,
+            service: get("service"),
+            scope: get("scope"),
+        })
     } else {
         None
     }
@@ -98,30 +111,43 @@ pub struct Auth {
 
 impl Auth {
     pub fn new(reference: Reference, options: CredentialOptions, scopes: Vec<String>) -> Auth {
-        Auth { reference, options, scopes, state: Mutex::new(State::default()) }
+        Auth {
+            reference,
+            options,
+            scopes,
+            state: Mutex::new(State::default()),
+        }
     }
 
     fn registry(&self) -> &str {
         &self.reference.registry
     }
 
-    /// Adds the Authorization header the registry wants, if known.
-    pub fn apply(&self, rb: RequestBuilder) -> RequestBuilder {
+    /// The Authorization header value the registry wants, if known (marked
+    /// sensitive, so reqwest never shows it).
+    pub fn header(&self) -> Option<reqwest::header::HeaderValue> {
         let st = self.state.lock().expect("auth state");
-        match &st.challenge {
+        let value = match &st.challenge {
             Some(Challenge::Basic) => match st.lookup.as_ref().and_then(|l| l.found.as_ref()) {
                 Some(credentials::Found {
                     credential: Credential::Basic { username, password },
                     ..
-                }) => rb.basic_auth(username, Some(password.expose())),
-                _ => rb,
+                }) => {
+                    use base64::Engine;
+                    let pair = format!("{username}:{}", password.expose());
+                    format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(pair)
+                    )
+                }
+                _ => return None,
             },
-            Some(Challenge::Bearer { .. }) => match &st.token {
-                Some(t) => rb.bearer_auth(t.expose()),
-                None => rb,
-            },
-            None => rb,
-        }
+            Some(Challenge::Bearer { .. }) => format!("Bearer {}", st.token.as_ref()?.expose()),
+            None => return None,
+        };
+        let mut h = reqwest::header::HeaderValue::from_str(&value).ok()?;
+        h.set_sensitive(true);
+        Some(h)
     }
 
     fn ensure_lookup(&self, st: &mut State) -> Result<(), RegistryError> {
@@ -139,22 +165,29 @@ impl Auth {
         www_authenticate: Option<&str>,
         what: &str,
     ) -> Result<(), RegistryError> {
-        let challenge = www_authenticate.and_then(parse_challenge).ok_or_else(|| {
-            RegistryError::Auth {
-                registry: self.registry().to_string(),
-                message: format!(
-                    "HTTP 401 on {what} without a usable WWW-Authenticate challenge ({:?})",
-                    www_authenticate.unwrap_or("")
-                ),
-            }
-        })?;
+        let challenge =
+            www_authenticate
+                .and_then(parse_challenge)
+                .ok_or_else(|| RegistryError::Auth {
+                    registry: self.registry().to_string(),
+                    message: format!(
+                        "HTTP 401 on {what} without a usable WWW-Authenticate challenge ({:?})",
+                        www_authenticate.unwrap_or("")
+                    ),
+                })?;
         let mut st = self.state.lock().expect("auth state");
         self.ensure_lookup(&mut st)?;
         let had_basic = st.challenge == Some(Challenge::Basic);
         match &challenge {
             Challenge::Basic => {
                 let has = st.lookup.as_ref().is_some_and(|l| {
-                    matches!(l.found, Some(credentials::Found { credential: Credential::Basic { .. }, .. }))
+                    matches!(
+                        l.found,
+                        Some(credentials::Found {
+                            credential: Credential::Basic { .. },
+                            ..
+                        })
+                    )
                 });
                 if !has || had_basic {
                     return Err(self.denied(&st, 401, what));
@@ -162,7 +195,11 @@ impl Auth {
                 st.challenge = Some(challenge);
                 Ok(())
             }
-            Challenge::Bearer { realm, service, scope } => {
+            Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            } => {
                 let mut scopes = self.scopes.clone();
                 if let Some(s) = scope {
                     for part in s.split(' ') {
@@ -171,7 +208,8 @@ impl Auth {
                         }
                     }
                 }
-                let token = self.fetch_token(client, &st, realm, service.as_deref(), &scopes, what)?;
+                let token =
+                    self.fetch_token(client, &st, realm, service.as_deref(), &scopes, what)?;
                 st.token = Some(token);
                 st.challenge = Some(challenge);
                 Ok(())
@@ -302,14 +340,16 @@ impl Auth {
                 status,
                 detail: ": the answer is not a JSON token".into(),
             })?;
-            let token = reply.token.filter(|t| !t.is_empty()).or(reply.access_token).ok_or_else(|| {
-                RegistryError::Http {
+            let token = reply
+                .token
+                .filter(|t| !t.is_empty())
+                .or(reply.access_token)
+                .ok_or_else(|| RegistryError::Http {
                     registry: registry.clone(),
                     what: format!("token request to {}", strip_query(realm)),
                     status,
                     detail: ": the answer has no token".into(),
-                }
-            })?;
+                })?;
             return Ok(Secret::new(token));
         }
         Err(last_err.expect("at least one attempt"))
@@ -326,7 +366,10 @@ mod tests {
 
     #[test]
     fn parses_challenges() {
-        assert_eq!(parse_challenge("Basic realm=\"Registry Realm\""), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge("Basic realm=\"Registry Realm\""),
+            Some(Challenge::Basic)
+        );
         assert_eq!(
             parse_challenge(
                 "Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\",scope=\"repository:a/b:pull,push\""
@@ -339,7 +382,11 @@ mod tests {
         );
         assert_eq!(
             parse_challenge("bearer realm=https://x/t"),
-            Some(Challenge::Bearer { realm: "https://x/t".into(), service: None, scope: None })
+            Some(Challenge::Bearer {
+                realm: "https://x/t".into(),
+                service: None,
+                scope: None
+            })
         );
         assert_eq!(parse_challenge("Negotiate"), None);
     }

@@ -124,9 +124,15 @@ pub fn podman_auth_path() -> Option<PathBuf> {
 /// Normalises a config key or registry name for comparison.
 pub fn normalise_key(key: &str) -> String {
     let k = key.trim();
-    let k = k.strip_prefix("https://").or_else(|| k.strip_prefix("http://")).unwrap_or(k);
+    let k = k
+        .strip_prefix("https://")
+        .or_else(|| k.strip_prefix("http://"))
+        .unwrap_or(k);
     let k = k.trim_end_matches('/');
-    let k = k.strip_suffix("/v1").or_else(|| k.strip_suffix("/v2")).unwrap_or(k);
+    let k = k
+        .strip_suffix("/v1")
+        .or_else(|| k.strip_suffix("/v2"))
+        .unwrap_or(k);
     let k = k.to_lowercase();
     let (host, rest) = match k.split_once('/') {
         Some((h, r)) => (h.to_string(), format!("/{r}")),
@@ -165,7 +171,10 @@ pub fn lookup(reference: &Reference, opts: &CredentialOptions) -> Result<Lookup,
     l.tried.push("--username/--password-stdin".into());
     if let Some((u, p)) = &opts.explicit {
         l.found = Some(Found {
-            credential: Credential::Basic { username: u.clone(), password: p.clone() },
+            credential: Credential::Basic {
+                username: u.clone(),
+                password: p.clone(),
+            },
             source: "--username/--password-stdin".into(),
         });
         return Ok(l);
@@ -173,13 +182,17 @@ pub fn lookup(reference: &Reference, opts: &CredentialOptions) -> Result<Lookup,
     if opts.only_explicit {
         return Ok(l);
     }
-    l.tried.push(format!("environment {ENV_USERNAME}/{ENV_PASSWORD}"));
+    l.tried
+        .push(format!("environment {ENV_USERNAME}/{ENV_PASSWORD}"));
     let env_user = std::env::var(ENV_USERNAME).ok().filter(|s| !s.is_empty());
     let env_pass = std::env::var(ENV_PASSWORD).ok().filter(|s| !s.is_empty());
     match (env_user, env_pass) {
         (Some(u), Some(p)) => {
             l.found = Some(Found {
-                credential: Credential::Basic { username: u, password: Secret(p) },
+                credential: Credential::Basic {
+                    username: u,
+                    password: Secret(p),
+                },
                 source: format!("environment {ENV_USERNAME}/{ENV_PASSWORD}"),
             });
             return Ok(l);
@@ -243,11 +256,17 @@ fn from_config_file(
             return Ok(None);
         }
         Err(e) => {
-            return Err(RegistryError::Credentials { message: format!("reading {shown}: {e}") })
+            return Err(RegistryError::Credentials {
+                message: format!("reading {shown}: {e}"),
+            })
         }
     };
     let conf: ConfigFile = serde_json::from_str(&text).map_err(|e| RegistryError::Credentials {
-        message: format!("{shown} is not valid JSON: line {} column {}", e.line(), e.column()),
+        message: format!(
+            "{shown} is not valid JSON: line {} column {}",
+            e.line(),
+            e.column()
+        ),
     })?;
     tried.push(shown.clone());
     let wanted = candidates(reference);
@@ -277,13 +296,19 @@ fn from_config_file(
                     message: format!("{shown}: auths.{k}.auth is not base64 of USER:PASSWORD"),
                 })?;
                 return Ok(Some(Found {
-                    credential: Credential::Basic { username: u, password: Secret(p) },
+                    credential: Credential::Basic {
+                        username: u,
+                        password: Secret(p),
+                    },
                     source: format!("{shown} (auths.{k})"),
                 }));
             }
             if let (Some(u), Some(p)) = (&entry.username, &entry.password) {
                 return Ok(Some(Found {
-                    credential: Credential::Basic { username: u.clone(), password: Secret(p.clone()) },
+                    credential: Credential::Basic {
+                        username: u.clone(),
+                        password: Secret(p.clone()),
+                    },
                     source: format!("{shown} (auths.{k})"),
                 }));
             }
@@ -339,23 +364,32 @@ fn run_helper(
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(helper_server(registry).as_bytes());
     }
-    let out = child.wait_with_output().map_err(|e| RegistryError::Credentials {
-        message: format!("running {program}: {e}"),
-    })?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| RegistryError::Credentials {
+            message: format!("running {program}: {e}"),
+        })?;
     if !out.status.success() {
         tried.push(format!("{program} (no entry for {registry})"));
         return Ok(None);
     }
-    let reply: HelperReply = serde_json::from_slice(&out.stdout).map_err(|_| {
-        RegistryError::Credentials { message: format!("{program} get answered something other than JSON") }
-    })?;
+    let reply: HelperReply =
+        serde_json::from_slice(&out.stdout).map_err(|_| RegistryError::Credentials {
+            message: format!("{program} get answered something other than JSON"),
+        })?;
     tried.push(program.clone());
     let credential = if reply.username == "<token>" {
         Credential::IdentityToken(Secret(reply.secret))
     } else {
-        Credential::Basic { username: reply.username, password: Secret(reply.secret) }
+        Credential::Basic {
+            username: reply.username,
+            password: Secret(reply.secret),
+        }
     };
-    Ok(Some(Found { credential, source: program }))
+    Ok(Some(Found {
+        credential,
+        source: program,
+    }))
 }
 
 /// Adds or replaces the entry for `registry` in the docker config at `path`,
@@ -368,16 +402,24 @@ pub fn store_in_docker_config(
     password: &Secret,
 ) -> Result<(), RegistryError> {
     let shown = path.display().to_string();
-    let io = |e: std::io::Error| RegistryError::Credentials { message: format!("writing {shown}: {e}") };
+    let io = |e: std::io::Error| RegistryError::Credentials {
+        message: format!("writing {shown}: {e}"),
+    };
     let mut doc: serde_json::Value = match std::fs::read_to_string(path) {
         Ok(t) => serde_json::from_str(&t).map_err(|e| RegistryError::Credentials {
-            message: format!("{shown} is not valid JSON: line {} column {}", e.line(), e.column()),
+            message: format!(
+                "{shown} is not valid JSON: line {} column {}",
+                e.line(),
+                e.column()
+            ),
         })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
         Err(e) => return Err(io(e)),
     };
     if !doc.is_object() {
-        return Err(RegistryError::Credentials { message: format!("{shown} is not a JSON object") });
+        return Err(RegistryError::Credentials {
+            message: format!("{shown} is not a JSON object"),
+        });
     }
     let key = helper_server(&normalise_key(registry));
     let auth = base64::engine::general_purpose::STANDARD
@@ -397,7 +439,10 @@ pub fn store_in_docker_config(
     auths.insert(key, serde_json::json!({ "auth": auth }));
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
-    let mut tmp = tempfile::Builder::new().prefix(".config.json.").tempfile_in(dir).map_err(io)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".config.json.")
+        .tempfile_in(dir)
+        .map_err(io)?;
     let bytes = serde_json::to_vec_pretty(&doc).expect("JSON value serialises");
     tmp.write_all(&bytes).map_err(io)?;
     tmp.write_all(b"\n").map_err(io)?;
@@ -419,7 +464,10 @@ mod tests {
     fn secrets_never_print() {
         let s = Secret::new("hunter2");
         assert!(!format!("{s:?} {s}").contains("hunter2"));
-        let c = Credential::Basic { username: "u".into(), password: s };
+        let c = Credential::Basic {
+            username: "u".into(),
+            password: s,
+        };
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 
@@ -448,23 +496,39 @@ mod tests {
         .unwrap();
         let mut tried = vec![];
         let r = Reference::parse("quay.io/org/app:1").unwrap();
-        let f = from_config_file(&p, &r, false, &mut tried).unwrap().unwrap();
-        assert!(matches!(f.credential, Credential::Basic { ref username, .. } if username == "repo"));
+        let f = from_config_file(&p, &r, false, &mut tried)
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(f.credential, Credential::Basic { ref username, .. } if username == "repo")
+        );
         let r = Reference::parse("quay.io/other/app").unwrap();
-        let f = from_config_file(&p, &r, false, &mut tried).unwrap().unwrap();
-        assert!(matches!(f.credential, Credential::Basic { ref username, .. } if username == "host"));
+        let f = from_config_file(&p, &r, false, &mut tried)
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(f.credential, Credential::Basic { ref username, .. } if username == "host")
+        );
         let r = Reference::parse("me/app").unwrap();
         let f = from_config_file(&p, &r, true, &mut tried).unwrap().unwrap();
-        assert!(matches!(f.credential, Credential::Basic { ref username, .. } if username == "hub"));
+        assert!(
+            matches!(f.credential, Credential::Basic { ref username, .. } if username == "hub")
+        );
         let r = Reference::parse("ghcr.io/me/app").unwrap();
-        assert!(from_config_file(&p, &r, true, &mut tried).unwrap().is_none());
+        assert!(from_config_file(&p, &r, true, &mut tried)
+            .unwrap()
+            .is_none());
     }
 
     #[test]
     fn store_keeps_other_entries() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("config.json");
-        std::fs::write(&p, r#"{"auths":{"ghcr.io":{"auth":"eDp5"}},"credHelpers":{"gcr.io":"gcloud"}}"#).unwrap();
+        std::fs::write(
+            &p,
+            r#"{"auths":{"ghcr.io":{"auth":"eDp5"}},"credHelpers":{"gcr.io":"gcloud"}}"#,
+        )
+        .unwrap();
         store_in_docker_config(&p, "docker.io", "me", &Secret::new("pw")).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
         assert!(v["auths"]["ghcr.io"].is_object());

@@ -42,7 +42,9 @@ pub struct RegistryTarget {
 
 impl RegistryTarget {
     pub fn parse(s: &str) -> Result<RegistryTarget, RegistryError> {
-        Ok(RegistryTarget { reference: Reference::parse(s)? })
+        Ok(RegistryTarget {
+            reference: Reference::parse(s)?,
+        })
     }
 }
 
@@ -105,13 +107,30 @@ pub enum BlobAction {
 #[derive(Clone, Debug)]
 pub enum PushEvent<'a> {
     /// A blob's upload starts.
-    BlobStarted { name: &'a str, digest: &'a Digest, size: u64 },
+    BlobStarted {
+        name: &'a str,
+        digest: &'a Digest,
+        size: u64,
+    },
     /// Bytes of a blob sent so far.
-    BlobProgress { name: &'a str, digest: &'a Digest, done: u64, size: u64 },
+    BlobProgress {
+        name: &'a str,
+        digest: &'a Digest,
+        done: u64,
+        size: u64,
+    },
     /// A blob is in the repository.
-    BlobFinished { name: &'a str, digest: &'a Digest, size: u64, action: BlobAction },
+    BlobFinished {
+        name: &'a str,
+        digest: &'a Digest,
+        size: u64,
+        action: BlobAction,
+    },
     /// A manifest or index was stored under `reference` (a tag or digest).
-    ManifestPushed { reference: &'a str, digest: &'a Digest },
+    ManifestPushed {
+        reference: &'a str,
+        digest: &'a Digest,
+    },
 }
 
 /// One blob in a target's report.
@@ -168,11 +187,25 @@ pub enum RegistryError {
     #[error("{registry}: {message}")]
     Auth { registry: String, message: String },
     #[error("{registry}: repository {repository} not found (HTTP {status} on {what}); check the name, or create the repository first on registries that need it (ECR, Harbor projects)")]
-    RepositoryNotFound { registry: String, repository: String, what: String, status: u16 },
+    RepositoryNotFound {
+        registry: String,
+        repository: String,
+        what: String,
+        status: u16,
+    },
     #[error("{registry}: {what}: HTTP {status}{detail}")]
-    Http { registry: String, what: String, status: u16, detail: String },
+    Http {
+        registry: String,
+        what: String,
+        status: u16,
+        detail: String,
+    },
     #[error("{registry}: {what}: {message}")]
-    Network { registry: String, what: String, message: String },
+    Network {
+        registry: String,
+        what: String,
+        message: String,
+    },
     #[error("reading blob {digest}: {source}")]
     Io {
         digest: String,
@@ -180,7 +213,12 @@ pub enum RegistryError {
         source: std::io::Error,
     },
     #[error("{registry}: {what}: the registry computed digest {got}, expected {expected}")]
-    DigestMismatch { registry: String, what: String, expected: String, got: String },
+    DigestMismatch {
+        registry: String,
+        what: String,
+        expected: String,
+        got: String,
+    },
 }
 
 impl RegistryError {
@@ -190,7 +228,10 @@ impl RegistryError {
     }
     /// Bad input from the user (reference, option, unreadable file).
     pub fn is_usage(&self) -> bool {
-        matches!(self, RegistryError::Reference(_) | RegistryError::Invalid(_))
+        matches!(
+            self,
+            RegistryError::Reference(_) | RegistryError::Invalid(_)
+        )
     }
 }
 
@@ -203,7 +244,9 @@ pub fn check_login(registry: &str, opts: &PushOptions) -> Result<(), RegistryErr
     let client = transport::client(opts)?;
     let session = transport::Session::open(&reference, opts, client, Vec::new())?;
     let url = session.url("/v2/");
-    let resp = session.send("GET /v2/", opts.attempts, &|c| Ok(c.get(&url).timeout(transport::SMALL_TIMEOUT)))?;
+    let resp = session.send("GET /v2/", opts.attempts, &|c| {
+        Ok(c.get(&url).timeout(transport::SMALL_TIMEOUT))
+    })?;
     if resp.status().is_success() {
         Ok(())
     } else {

@@ -33,7 +33,9 @@ pub fn push(
     progress: ProgressFn,
 ) -> Result<PushReport, RegistryError> {
     if targets.is_empty() {
-        return Err(RegistryError::Invalid("no registry reference to push to".into()));
+        return Err(RegistryError::Invalid(
+            "no registry reference to push to".into(),
+        ));
     }
     let top = artifact.top();
     for t in targets {
@@ -65,15 +67,19 @@ pub fn push(
     }
     let mut reports: Vec<Option<TargetReport>> = vec![None; targets.len()];
     for registry in registries {
-        let idx: Vec<usize> =
-            (0..targets.len()).filter(|&i| targets[i].reference.registry == registry).collect();
+        let idx: Vec<usize> = (0..targets.len())
+            .filter(|&i| targets[i].reference.registry == registry)
+            .collect();
         let mut repos: Vec<&str> = Vec::new();
         for &i in &idx {
             if !repos.contains(&targets[i].reference.repository.as_str()) {
                 repos.push(&targets[i].reference.repository);
             }
         }
-        let scopes = repos.iter().map(|r| format!("repository:{r}:pull,push")).collect();
+        let scopes = repos
+            .iter()
+            .map(|r| format!("repository:{r}:pull,push"))
+            .collect();
         let session = Session::open(&targets[idx[0]].reference, opts, client.clone(), scopes)?;
         // where each blob is known to be on this registry (for mounts)
         let mut known: HashMap<Digest, String> = HashMap::new();
@@ -81,7 +87,9 @@ pub fn push(
             let name = format!("{registry}/{repo}");
             let blob_reports = push_blobs(&session, &name, repo, &blobs, &known, opts, progress)?;
             for b in &blobs {
-                known.entry(b.digest.clone()).or_insert_with(|| repo.to_string());
+                known
+                    .entry(b.digest.clone())
+                    .or_insert_with(|| repo.to_string());
             }
             if let Artifact::Index(x) = artifact {
                 for img in &x.images {
@@ -93,20 +101,30 @@ pub fn push(
                 }
             }
             let mut first = true;
-            for &i in idx.iter().filter(|&&i| targets[i].reference.repository == repo) {
+            for &i in idx
+                .iter()
+                .filter(|&&i| targets[i].reference.repository == repo)
+            {
                 let r = &targets[i].reference;
                 let (at, shown) = match r.push_tag() {
                     Some(tag) => (tag.to_string(), format!("{name}:{tag}")),
                     None => (top.digest.to_string(), format!("{name}@{}", top.digest)),
                 };
                 put_manifest(&session, repo, &at, top, opts)?;
-                progress(&PushEvent::ManifestPushed { reference: &shown, digest: &top.digest });
+                progress(&PushEvent::ManifestPushed {
+                    reference: &shown,
+                    digest: &top.digest,
+                });
                 let blobs_here: Vec<BlobReport> = if first {
                     blob_reports.clone()
                 } else {
                     blob_reports
                         .iter()
-                        .map(|b| BlobReport { action: BlobAction::Skipped, from: None, ..b.clone() })
+                        .map(|b| BlobReport {
+                            action: BlobAction::Skipped,
+                            from: None,
+                            ..b.clone()
+                        })
                         .collect()
                 };
                 first = false;
@@ -135,7 +153,10 @@ pub fn push(
     Ok(PushReport {
         digest: top.digest.to_string(),
         media_type: media_type_of(top),
-        targets: reports.into_iter().map(|r| r.expect("every target reported")).collect(),
+        targets: reports
+            .into_iter()
+            .map(|r| r.expect("every target reported"))
+            .collect(),
     })
 }
 
@@ -162,27 +183,33 @@ fn push_blobs(
     let finished = (Mutex::new(false), std::sync::Condvar::new());
     let active: Mutex<Vec<(usize, Arc<AtomicU64>)>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
-        let ticker = s.spawn(|| {
-            loop {
-                let done = finished.0.lock().expect("finished");
-                if *done {
-                    break;
-                }
-                let (done, _) = finished.1.wait_timeout(done, Duration::from_millis(100)).expect("finished");
-                if *done {
-                    break;
-                }
-                drop(done);
-                let now: Vec<(usize, u64)> = active
-                    .lock()
-                    .expect("active")
-                    .iter()
-                    .map(|(i, c)| (*i, c.load(Ordering::Relaxed)))
-                    .collect();
-                for (i, done) in now {
-                    let b = blobs[i];
-                    progress(&PushEvent::BlobProgress { name, digest: &b.digest, done, size: b.size });
-                }
+        let ticker = s.spawn(|| loop {
+            let done = finished.0.lock().expect("finished");
+            if *done {
+                break;
+            }
+            let (done, _) = finished
+                .1
+                .wait_timeout(done, Duration::from_millis(100))
+                .expect("finished");
+            if *done {
+                break;
+            }
+            drop(done);
+            let now: Vec<(usize, u64)> = active
+                .lock()
+                .expect("active")
+                .iter()
+                .map(|(i, c)| (*i, c.load(Ordering::Relaxed)))
+                .collect();
+            for (i, done) in now {
+                let b = blobs[i];
+                progress(&PushEvent::BlobProgress {
+                    name,
+                    digest: &b.digest,
+                    done,
+                    size: b.size,
+                });
             }
         });
         let workers: Vec<_> = (0..opts.jobs.clamp(1, 16).min(n.max(1)))
@@ -197,10 +224,19 @@ fn push_blobs(
                     }
                     let blob = blobs[i];
                     let counter = Arc::new(AtomicU64::new(0));
-                    let r = push_one(session, name, repo, blob, known.get(&blob.digest), opts, progress, || {
-                        active.lock().expect("active").push((i, counter.clone()));
-                        counter.clone()
-                    });
+                    let r = push_one(
+                        session,
+                        name,
+                        repo,
+                        blob,
+                        known.get(&blob.digest),
+                        opts,
+                        progress,
+                        || {
+                            active.lock().expect("active").push((i, counter.clone()));
+                            counter.clone()
+                        },
+                    );
                     active.lock().expect("active").retain(|(j, _)| *j != i);
                     match r {
                         Ok(report) => results.lock().expect("results")[i] = Some(report),
@@ -223,7 +259,12 @@ fn push_blobs(
     if let Some(e) = failure.into_inner().expect("failure") {
         return Err(e);
     }
-    Ok(results.into_inner().expect("results").into_iter().map(|r| r.expect("every blob pushed")).collect())
+    Ok(results
+        .into_inner()
+        .expect("results")
+        .into_iter()
+        .map(|r| r.expect("every blob pushed"))
+        .collect())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -245,7 +286,12 @@ fn push_one(
         from,
     };
     let finish = |action: BlobAction| {
-        progress(&PushEvent::BlobFinished { name, digest: &blob.digest, size: blob.size, action })
+        progress(&PushEvent::BlobFinished {
+            name,
+            digest: &blob.digest,
+            size: blob.size,
+            action,
+        })
     };
     if blob_exists(session, repo, &blob.digest, opts)? {
         finish(BlobAction::Skipped);
@@ -261,17 +307,28 @@ fn push_one(
             Started::Upload(l) => location = Some(l),
         }
     }
-    progress(&PushEvent::BlobStarted { name, digest: &blob.digest, size: blob.size });
+    progress(&PushEvent::BlobStarted {
+        name,
+        digest: &blob.digest,
+        size: blob.size,
+    });
     let counter = start_counting();
     upload(session, repo, blob, location, opts, &counter)?;
     finish(BlobAction::Uploaded);
     Ok(report(BlobAction::Uploaded, None))
 }
 
-fn blob_exists(session: &Session, repo: &str, digest: &Digest, opts: &PushOptions) -> Result<bool, RegistryError> {
+fn blob_exists(
+    session: &Session,
+    repo: &str,
+    digest: &Digest,
+    opts: &PushOptions,
+) -> Result<bool, RegistryError> {
     let url = session.url(&format!("/v2/{repo}/blobs/{digest}"));
     let what = format!("HEAD blob {}", short(digest));
-    let resp = session.send(&what, opts.attempts, &|c| Ok(c.head(&url).timeout(SMALL_TIMEOUT)))?;
+    let resp = session.send(&what, opts.attempts, &|c| {
+        Ok(c.head(&url).timeout(SMALL_TIMEOUT))
+    })?;
     match resp.status().as_u16() {
         200..=299 => Ok(true),
         404 => Ok(false),
@@ -295,20 +352,32 @@ fn start_upload(
         .map_err(|e| RegistryError::Invalid(format!("bad registry URL: {e}")))?;
     let what = match mount {
         Some((from, digest)) => {
-            url.query_pairs_mut().append_pair("mount", digest.as_str()).append_pair("from", from);
+            url.query_pairs_mut()
+                .append_pair("mount", digest.as_str())
+                .append_pair("from", from);
             format!("mount of {} from {from}", short(digest))
         }
         None => "starting a blob upload".to_string(),
     };
     let resp = session.send(&what, opts.attempts, &|c| {
-        Ok(c.post(url.clone()).header(CONTENT_LENGTH, 0).timeout(SMALL_TIMEOUT))
+        Ok(c.post(url.clone())
+            .header(CONTENT_LENGTH, 0)
+            .timeout(SMALL_TIMEOUT))
     })?;
     let status = resp.status().as_u16();
-    let location = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let location = resp
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     match status {
         // 201 is "mounted"; some registries (ECR) also answer 201 to open an
         // upload session, with an upload Location.
-        201 if mount.is_some() && !location.as_deref().is_some_and(|l| l.contains("/blobs/uploads/")) => {
+        201 if mount.is_some()
+            && !location
+                .as_deref()
+                .is_some_and(|l| l.contains("/blobs/uploads/")) =>
+        {
             Ok(Started::Mounted)
         }
         200..=299 => match location {
@@ -348,7 +417,9 @@ fn classify(session: &Session, what: &str, resp: reqwest::blocking::Response) ->
     };
     match status {
         408 | 429 | 500..=599 | 404 => Fail::Transient(e),
-        400 if detail.contains("DIGEST_INVALID") || detail.contains("SIZE_INVALID") => Fail::Fatal(e),
+        400 if detail.contains("DIGEST_INVALID") || detail.contains("SIZE_INVALID") => {
+            Fail::Fatal(e)
+        }
         400 | 405 | 411 | 413 | 416 => Fail::Refused(e),
         _ => Fail::Fatal(e),
     }
@@ -434,7 +505,9 @@ impl Read for Counting {
 fn send_once(
     session: &Session,
     what: &str,
-    mk: &dyn Fn(&reqwest::blocking::Client) -> Result<reqwest::blocking::RequestBuilder, RegistryError>,
+    mk: &dyn Fn(
+        &reqwest::blocking::Client,
+    ) -> Result<reqwest::blocking::RequestBuilder, RegistryError>,
 ) -> Result<reqwest::blocking::Response, Fail> {
     session.send(what, 1, mk).map_err(|e| match e {
         RegistryError::Network { .. } => Fail::Transient(e),
@@ -442,15 +515,27 @@ fn send_once(
     })
 }
 
-fn put_monolithic(session: &Session, location: &str, blob: &Blob, counter: &Arc<AtomicU64>) -> Result<(), Fail> {
+fn put_monolithic(
+    session: &Session,
+    location: &str,
+    blob: &Blob,
+    counter: &Arc<AtomicU64>,
+) -> Result<(), Fail> {
     let url = with_digest(session, location, &blob.digest)?;
     let what = format!("upload of {} ({} bytes)", short(&blob.digest), blob.size);
     let resp = send_once(session, &what, &|c| {
         counter.store(0, Ordering::Relaxed);
-        let reader = blob
-            .open()
-            .map_err(|source| RegistryError::Io { digest: blob.digest.to_string(), source })?;
-        let body = reqwest::blocking::Body::sized(Counting { inner: reader, counter: counter.clone() }, blob.size);
+        let reader = blob.open().map_err(|source| RegistryError::Io {
+            digest: blob.digest.to_string(),
+            source,
+        })?;
+        let body = reqwest::blocking::Body::sized(
+            Counting {
+                inner: reader,
+                counter: counter.clone(),
+            },
+            blob.size,
+        );
         Ok(c.put(url.clone())
             .header(CONTENT_TYPE, "application/octet-stream")
             .body(body)
@@ -459,7 +544,12 @@ fn put_monolithic(session: &Session, location: &str, blob: &Blob, counter: &Arc<
     finish_upload(session, &what, resp, &blob.digest)
 }
 
-fn finish_upload(session: &Session, what: &str, resp: reqwest::blocking::Response, digest: &Digest) -> Result<(), Fail> {
+fn finish_upload(
+    session: &Session,
+    what: &str,
+    resp: reqwest::blocking::Response,
+    digest: &Digest,
+) -> Result<(), Fail> {
     match resp.status().as_u16() {
         200..=299 => {
             check_digest(session, what, &resp, digest).map_err(Fail::Fatal)?;
@@ -475,7 +565,11 @@ fn check_digest(
     resp: &reqwest::blocking::Response,
     expected: &Digest,
 ) -> Result<(), RegistryError> {
-    if let Some(got) = resp.headers().get("Docker-Content-Digest").and_then(|v| v.to_str().ok()) {
+    if let Some(got) = resp
+        .headers()
+        .get("Docker-Content-Digest")
+        .and_then(|v| v.to_str().ok())
+    {
         if got != expected.as_str() {
             return Err(RegistryError::DigestMismatch {
                 registry: session.registry.clone(),
@@ -509,7 +603,12 @@ fn put_chunked(
     chunk: u64,
     counter: &Arc<AtomicU64>,
 ) -> Result<(), Fail> {
-    let io = |source| Fail::Fatal(RegistryError::Io { digest: blob.digest.to_string(), source });
+    let io = |source| {
+        Fail::Fatal(RegistryError::Io {
+            digest: blob.digest.to_string(),
+            source,
+        })
+    };
     let mut reader = blob.open().map_err(io)?;
     let mut buf = vec![0u8; chunk.min(blob.size.max(1)) as usize];
     let mut offset = 0u64;
@@ -542,7 +641,9 @@ fn put_chunked(
     let url = with_digest(session, &loc, &blob.digest)?;
     let what = format!("completing upload of {}", short(&blob.digest));
     let resp = send_once(session, &what, &|c| {
-        Ok(c.put(url.clone()).header(CONTENT_LENGTH, 0).timeout(SMALL_TIMEOUT))
+        Ok(c.put(url.clone())
+            .header(CONTENT_LENGTH, 0)
+            .timeout(SMALL_TIMEOUT))
     })?;
     finish_upload(session, &what, resp, &blob.digest)
 }
@@ -554,7 +655,11 @@ fn media_type_of(blob: &Blob) -> String {
     blob.read_all()
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(str::to_string))
+        .and_then(|v| {
+            v.get("mediaType")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| distroless_pack_image::MEDIA_TYPE_MANIFEST.to_string())
 }
 
@@ -567,21 +672,26 @@ fn put_manifest(
     manifest: &Blob,
     opts: &PushOptions,
 ) -> Result<(), RegistryError> {
-    let bytes = manifest
-        .read_all()
-        .map_err(|e| RegistryError::Invalid(format!("reading manifest {}: {e}", manifest.digest)))?;
+    let bytes = manifest.read_all().map_err(|e| {
+        RegistryError::Invalid(format!("reading manifest {}: {e}", manifest.digest))
+    })?;
     let media_type = media_type_of(manifest);
     let url = session.url(&format!("/v2/{repo}/manifests/{at}"));
     let what = format!("PUT manifest {repo}:{at}");
     let resp = session.send(&what, opts.attempts, &|c| {
-        Ok(c.put(&url).header(CONTENT_TYPE, media_type.as_str()).body(bytes.clone()).timeout(SMALL_TIMEOUT))
+        Ok(c.put(&url)
+            .header(CONTENT_TYPE, media_type.as_str())
+            .body(bytes.clone())
+            .timeout(SMALL_TIMEOUT))
     })?;
     match resp.status().as_u16() {
         200..=299 => check_digest(session, &what, &resp, &manifest.digest),
         404 => {
             let e = session.http_error(&what, resp);
             match e {
-                RegistryError::Http { detail, .. } if detail.contains("NAME_UNKNOWN") || detail.is_empty() => {
+                RegistryError::Http { detail, .. }
+                    if detail.contains("NAME_UNKNOWN") || detail.is_empty() =>
+                {
                     Err(RegistryError::RepositoryNotFound {
                         registry: session.registry.clone(),
                         repository: repo.to_string(),

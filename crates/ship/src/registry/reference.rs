@@ -35,7 +35,10 @@ pub struct ReferenceError {
 impl Reference {
     /// Parses `[REGISTRY/]REPOSITORY[:TAG][@DIGEST]`.
     pub fn parse(input: &str) -> Result<Reference, ReferenceError> {
-        let err = |reason: &str| ReferenceError { input: input.to_string(), reason: reason.to_string() };
+        let err = |reason: &str| ReferenceError {
+            input: input.to_string(),
+            reason: reason.to_string(),
+        };
         let s = input.trim();
         if s.is_empty() {
             return Err(err("empty"));
@@ -44,7 +47,10 @@ impl Reference {
             return Err(err("give REGISTRY/NAME[:TAG] without a URL scheme"));
         }
         let (rest, digest) = match s.split_once('@') {
-            Some((r, d)) => (r, Some(d.parse::<Digest>().map_err(|e| err(&e.to_string()))?)),
+            Some((r, d)) => (
+                r,
+                Some(d.parse::<Digest>().map_err(|e| err(&e.to_string()))?),
+            ),
             None => (s, None),
         };
         // A tag is after the last ':' that follows the last '/'.
@@ -56,10 +62,15 @@ impl Reference {
         if let Some(t) = tag {
             let ok = !t.is_empty()
                 && t.len() <= 128
-                && t.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-                && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+                && t.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
             if !ok {
-                return Err(err("a tag has at most 128 letters, digits, '_', '.' or '-'"));
+                return Err(err(
+                    "a tag has at most 128 letters, digits, '_', '.' or '-'",
+                ));
             }
         }
         let (registry, repository) = match name.split_once('/') {
@@ -84,8 +95,11 @@ impl Reference {
         };
         let host_ok = (host.starts_with('[') && host.ends_with(']'))
             || (!host.is_empty()
-                && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'));
-        let port_ok = port.map_or(true, |p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'));
+        let port_ok = port
+            .is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
         if !host_ok || !port_ok {
             return Err(err("the registry must be HOST[:PORT]"));
         }
@@ -102,15 +116,26 @@ impl Reference {
                 && component.chars().all(|c| {
                     c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
                 })
-                && component.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-                && component.chars().last().is_some_and(|c| c.is_ascii_alphanumeric());
+                && component
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphanumeric())
+                && component
+                    .chars()
+                    .last()
+                    .is_some_and(|c| c.is_ascii_alphanumeric());
             if !ok {
                 return Err(err(
                     "repository path components are lower-case letters, digits and separators (. _ -)",
                 ));
             }
         }
-        Ok(Reference { registry, repository, tag: tag.map(str::to_string), digest })
+        Ok(Reference {
+            registry,
+            repository,
+            tag: tag.map(str::to_string),
+            digest,
+        })
     }
 
     /// `REGISTRY/REPOSITORY`, the name printed before `@sha256:...`.
@@ -146,7 +171,10 @@ impl Reference {
 /// The host part of `HOST[:PORT]`.
 pub fn host_of(registry: &str) -> &str {
     if registry.starts_with('[') {
-        return registry.split_once(']').map(|(h, _)| &registry[..h.len() + 1]).unwrap_or(registry);
+        return registry
+            .split_once(']')
+            .map(|(h, _)| &registry[..h.len() + 1])
+            .unwrap_or(registry);
     }
     registry.split(':').next().unwrap_or(registry)
 }
@@ -206,7 +234,15 @@ mod tests {
 
     #[test]
     fn bad_references_are_refused() {
-        for bad in ["", "Upper/case", "a:b:c/d", "x:", "https://ghcr.io/a", "a//b", "x@sha256:12"] {
+        for bad in [
+            "",
+            "Upper/case",
+            "a:b:c/d",
+            "x:",
+            "https://ghcr.io/a",
+            "a//b",
+            "x@sha256:12",
+        ] {
             assert!(Reference::parse(bad).is_err(), "{bad}");
         }
     }

@@ -44,11 +44,13 @@ pub fn client(opts: &PushOptions) -> Result<Client, RegistryError> {
         .user_agent(concat!("distroless-pack/", env!("CARGO_PKG_VERSION")))
         .pool_max_idle_per_host(8);
     if let Some(ca) = &opts.ca_file {
-        let pem = std::fs::read(ca).map_err(|e| {
-            RegistryError::Invalid(format!("--ca-file {}: {e}", ca.display()))
-        })?;
+        let pem = std::fs::read(ca)
+            .map_err(|e| RegistryError::Invalid(format!("--ca-file {}: {e}", ca.display())))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            RegistryError::Invalid(format!("--ca-file {}: not PEM certificates: {e}", ca.display()))
+            RegistryError::Invalid(format!(
+                "--ca-file {}: not PEM certificates: {e}",
+                ca.display()
+            ))
         })?;
         if certs.is_empty() {
             return Err(RegistryError::Invalid(format!(
@@ -63,7 +65,8 @@ pub fn client(opts: &PushOptions) -> Result<Client, RegistryError> {
     if opts.insecure {
         b = b.danger_accept_invalid_certs(true);
     }
-    b.build().map_err(|e| RegistryError::Invalid(format!("cannot set up HTTPS: {}", error_chain(&e))))
+    b.build()
+        .map_err(|e| RegistryError::Invalid(format!("cannot set up HTTPS: {}", error_chain(&e))))
 }
 
 /// A connection to one registry: base URL, client, auth state, retry policy.
@@ -72,6 +75,8 @@ pub struct Session {
     pub base: String,
     pub client: Client,
     pub auth: Auth,
+    /// Attempts for the `GET /v2/` probe.
+    attempts: u32,
 }
 
 /// The `{"errors":[{"code":..,"message":..}]}` body of a failed request, as
@@ -90,8 +95,11 @@ pub fn error_detail(body: &str) -> String {
     }
     match serde_json::from_str::<Errs>(body) {
         Ok(e) if !e.errors.is_empty() => {
-            let parts: Vec<String> =
-                e.errors.iter().map(|e| format!("{} {}", e.code, e.message).trim().to_string()).collect();
+            let parts: Vec<String> = e
+                .errors
+                .iter()
+                .map(|e| format!("{} {}", e.code, e.message).trim().to_string())
+                .collect();
             format!(": {}", parts.join("; "))
         }
         _ => {
@@ -121,6 +129,7 @@ impl Session {
             base: format!("https://{host}"),
             client,
             auth,
+            attempts: opts.attempts.max(1),
         };
         let https = format!("https://{host}");
         let http = format!("http://{host}");
@@ -157,15 +166,37 @@ impl Session {
         }
     }
 
+    /// `GET /v2/`. Retries dropped connections, timeouts and 408/429/5xx
+    /// (not refused connections or TLS failures: those decide the scheme).
     fn ping(&mut self) -> Result<(), RegistryError> {
         let url = format!("{}/v2/", self.base);
-        let resp = self.client.get(&url).timeout(Duration::from_secs(30)).send().map_err(|e| {
-            RegistryError::Network {
-                registry: self.registry.clone(),
-                what: format!("connecting to {url}"),
-                message: error_chain(&e),
+        let mut attempt = 0u32;
+        let resp = loop {
+            attempt += 1;
+            let last = attempt >= self.attempts;
+            match self
+                .client
+                .get(&url)
+                .timeout(Duration::from_secs(30))
+                .send()
+            {
+                Err(e) if !last && (e.is_timeout() || !e.is_connect()) => {}
+                Err(e) => {
+                    return Err(RegistryError::Network {
+                        registry: self.registry.clone(),
+                        what: format!("connecting to {url}"),
+                        message: error_chain(&e),
+                    })
+                }
+                Ok(r) => {
+                    let st = r.status().as_u16();
+                    if last || !(st == 408 || st == 429 || st >= 500) {
+                        break r;
+                    }
+                }
             }
-        })?;
+            std::thread::sleep(backoff(attempt, None));
+        };
         let status = resp.status().as_u16();
         match status {
             200..=299 => Ok(()),
@@ -175,7 +206,8 @@ impl Session {
                     .get(reqwest::header::WWW_AUTHENTICATE)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
-                self.auth.on_unauthorized(&self.client, www.as_deref(), "GET /v2/")
+                self.auth
+                    .on_unauthorized(&self.client, www.as_deref(), "GET /v2/")
             }
             _ => Err(RegistryError::Network {
                 registry: self.registry.clone(),
@@ -183,6 +215,15 @@ impl Session {
                 message: format!("HTTP {status}: not an OCI distribution registry API"),
             }),
         }
+    }
+
+    /// Whether `url` is on the registry's own scheme, host and port.
+    fn is_registry_url(&self, url: &reqwest::Url) -> bool {
+        reqwest::Url::parse(&self.base).is_ok_and(|base| {
+            base.scheme() == url.scheme()
+                && base.host_str() == url.host_str()
+                && base.port_or_known_default() == url.port_or_known_default()
+        })
     }
 
     /// An absolute URL for `path_or_url` (a path under the base, or the
@@ -210,8 +251,21 @@ impl Session {
         let mut attempt = 0u32;
         let mut reauthed = false;
         loop {
-            let rb = self.auth.apply(mk(&self.client)?);
-            match rb.send() {
+            let mut req = mk(&self.client)?
+                .build()
+                .map_err(|e| RegistryError::Network {
+                    registry: self.registry.clone(),
+                    what: what.to_string(),
+                    message: error_chain(&e),
+                })?;
+            // credentials only go to the registry itself, never to another
+            // host a Location header points at (a storage backend, a CDN)
+            if self.is_registry_url(req.url()) {
+                if let Some(h) = self.auth.header() {
+                    req.headers_mut().insert(reqwest::header::AUTHORIZATION, h);
+                }
+            }
+            match self.client.execute(req) {
                 Err(e) => {
                     attempt += 1;
                     if attempt < attempts && !e.is_builder() {
@@ -233,7 +287,8 @@ impl Session {
                             .get(reqwest::header::WWW_AUTHENTICATE)
                             .and_then(|v| v.to_str().ok())
                             .map(str::to_string);
-                        self.auth.on_unauthorized(&self.client, www.as_deref(), what)?;
+                        self.auth
+                            .on_unauthorized(&self.client, www.as_deref(), what)?;
                         continue;
                     }
                     if status == 401 || status == 403 {
@@ -261,7 +316,12 @@ impl Session {
     pub fn http_error(&self, what: &str, resp: Response) -> RegistryError {
         let status = resp.status().as_u16();
         let body = resp.text().unwrap_or_default();
-        RegistryError::Http { registry: self.registry.clone(), what: what.to_string(), status, detail: error_detail(&body) }
+        RegistryError::Http {
+            registry: self.registry.clone(),
+            what: what.to_string(),
+            status,
+            detail: error_detail(&body),
+        }
     }
 }
 
