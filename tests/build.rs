@@ -191,6 +191,7 @@ fn go_builds_both_platforms_into_one_index() {
 
 /// zig cc from PyPI (`python3 -m ziglang`), as the C cross toolchain.
 fn require_zig() {
+    require_tool("python3", "apt-get install -y python3");
     let ok = Command::new("python3")
         .args(["-c", "import ziglang"])
         .status()
@@ -238,6 +239,7 @@ fn c_libfoo_cross_builds_for_arm64_with_zig_and_runs_under_qemu() {
 #[test]
 fn json_summary_has_digest_size_and_findings() {
     require_tool("musl-gcc", "apt-get install -y musl-tools");
+    require_tool("make", "apt-get install -y make");
     let (t, dir) = example("c-hello");
     let layout = t.path().join("layout");
     let out = run(dp_build(&[])
@@ -270,6 +272,7 @@ fn json_summary_has_digest_size_and_findings() {
 #[test]
 fn failed_build_shows_compiler_output_and_writes_nothing() {
     require_tool("musl-gcc", "apt-get install -y musl-tools");
+    require_tool("make", "apt-get install -y make");
     let t = tmp();
     let dir = t.path().join("broken");
     write_file(
@@ -319,6 +322,7 @@ fn failed_build_shows_compiler_output_and_writes_nothing() {
 #[test]
 fn ambiguous_binaries_are_listed_with_the_key_that_picks_one() {
     require_tool("musl-gcc", "apt-get install -y musl-tools");
+    require_tool("make", "apt-get install -y make");
     let t = tmp();
     let dir = t.path().join("two");
     write_file(
@@ -380,6 +384,7 @@ fn unknown_project_kind_is_a_usage_error() {
 #[test]
 fn config_file_sets_image_and_flags_override() {
     require_tool("musl-gcc", "apt-get install -y musl-tools");
+    require_tool("make", "apt-get install -y make");
     let (t, dir) = example("c-hello");
     std::fs::write(
         dir.join("distroless-pack.toml"),
@@ -444,6 +449,18 @@ fn dotnet_host_without_sdk_fails_clearly() {
     assert!(
         !dir.join("libfoo.a").exists(),
         "nothing ran before the tool check"
+    );
+    // --json: a document on stdout as well.
+    let out = run(dp_build(&[])
+        .arg(&dir)
+        .args(["--runner", "host", "--json"])
+        .env("PATH", path_without_dotnet()));
+    assert_eq!(out.status.code(), Some(3), "{}", both(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["built"], false);
+    assert!(
+        doc["error"].as_str().unwrap().contains("dotnet not found"),
+        "{doc}"
     );
 }
 
@@ -859,9 +876,17 @@ const BUILDER_PACKAGES: &str = "gcc,libc6-dev,musl-tools,golang-go,make,ca-certi
 fn builder_image() -> &'static str {
     static ONCE: Mutex<bool> = Mutex::new(false);
     let mut done = ONCE.lock().unwrap_or_else(|e| e.into_inner());
-    if *done {
-        return BUILDER_IMAGE;
+    if !*done {
+        import_rootfs(&engines::docker(), BUILDER_IMAGE);
+        *done = true;
     }
+    BUILDER_IMAGE
+}
+
+/// The debootstrapped rootfs (made once per machine, cached under target/).
+fn builder_rootfs() -> PathBuf {
+    static ONCE: Mutex<()> = Mutex::new(());
+    let _guard = ONCE.lock().unwrap_or_else(|e| e.into_inner());
     let cache = repo_root().join("target/dp-test-builder");
     let rootfs = cache.join(BUILDER_VERSION);
     if !rootfs.join(".dp-complete").exists() {
@@ -893,29 +918,34 @@ mv "{v}.partial" "{v}"
                 .arg(&cache),
         );
     }
-    let present = run(docker().args(["image", "inspect", BUILDER_IMAGE]))
-        .status
-        .success();
-    if !present {
-        let mut tar = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .args(["--exclude=./.dp-complete", "-c", "."])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("tar");
-        let status = docker()
-            .args(["import", "-", BUILDER_IMAGE])
-            .stdin(tar.stdout.take().unwrap())
-            .status()
-            .expect("docker import");
-        assert!(
-            tar.wait().unwrap().success() && status.success(),
-            "importing the builder rootfs failed"
-        );
+    rootfs
+}
+
+/// Imports the builder rootfs into `engine` as `name` unless it is there.
+fn import_rootfs(engine: &engines::Engine, name: &str) {
+    require_tool("tar", "apt-get install -y tar");
+    let rootfs = builder_rootfs();
+    if engine.output(&["image", "inspect", name]).status.success() {
+        return;
     }
-    *done = true;
-    BUILDER_IMAGE
+    let mut tar = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .args(["--exclude=./.dp-complete", "-c", "."])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("tar");
+    let status = engine
+        .cmd()
+        .args(["import", "-", name])
+        .stdin(tar.stdout.take().unwrap())
+        .status()
+        .expect("import");
+    assert!(
+        tar.wait().unwrap().success() && status.success(),
+        "importing the builder rootfs into {} failed",
+        engine.name()
+    );
 }
 
 /// Builds `dir` in the builder container into a docker archive and loads it.
@@ -1003,4 +1033,168 @@ fn container_runner_without_engine_is_an_engine_error() {
         "{}",
         both(&out)
     );
+}
+
+#[test]
+fn container_runner_with_podman_gives_the_host_digest() {
+    require_tool("musl-gcc", "apt-get install -y musl-tools");
+    require_tool("make", "apt-get install -y make");
+    let podman = engines::podman();
+    // podman names an imported image localhost/NAME.
+    import_rootfs(&podman, "localhost/dp-test-builder:1");
+    let (_t, host_dir) = example("c-libfoo");
+    let host = run_ok(dp_build(&[]).arg(&host_dir).args(["--runner", "host"]));
+    let (_t2, dir) = example("c-libfoo");
+    let out = run(dp_build(podman.envs()).arg(&dir).args([
+        "--runner",
+        "container",
+        "--engine",
+        "podman",
+        "--builder-image",
+        "localhost/dp-test-builder:1",
+        "--json",
+    ]));
+    assert!(out.status.success(), "{}", both(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["images"][0]["build"]["runner"],
+        "podman:localhost/dp-test-builder:1"
+    );
+    assert_eq!(
+        doc["digest"].as_str().unwrap(),
+        host.trim(),
+        "the same sources give the same image on the host and in the container"
+    );
+}
+
+#[test]
+fn build_pushes_a_multi_platform_index_to_a_registry() {
+    use crate::support::registry::{Auth, Registry};
+    require_tool("go", "apt-get install -y golang-go");
+    let reg = Registry::start(Auth::None);
+    let (t, dir) = example("go-http");
+    let reference = reg.reference("build/go-http:multi");
+    let digest_file = t.path().join("digest");
+    let out = run(dp_build(&[])
+        .arg(&dir)
+        .args([
+            "--runner",
+            "host",
+            "--platform",
+            "linux/amd64",
+            "--platform",
+            "linux/arm64",
+        ])
+        .args(["--push", &reference, "--digest-file"])
+        .arg(&digest_file));
+    assert!(out.status.success(), "{}", both(&out));
+    let digest = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(
+        std::fs::read_to_string(&digest_file).unwrap().trim(),
+        digest
+    );
+    let raw: serde_json::Value = serde_json::from_slice(&reg.raw_manifest(&reference)).unwrap();
+    assert_eq!(
+        raw["mediaType"], "application/vnd.oci.image.index.v1+json",
+        "{raw}"
+    );
+    let archs: Vec<&str> = raw["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"]);
+}
+
+#[test]
+fn smoke_runs_the_built_image_before_writing() {
+    require_tool("musl-gcc", "apt-get install -y musl-tools");
+    require_tool("make", "apt-get install -y make");
+    let (t, dir) = example("c-hello");
+    let layout = t.path().join("layout");
+    let out = run(dp_build(&[])
+        .arg(&dir)
+        .args(["--runner", "host", "--smoke", "--output"])
+        .arg(format!("oci:{}", layout.display())));
+    assert!(out.status.success(), "{}", both(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("[ smoke]"),
+        "{}",
+        both(&out)
+    );
+    assert!(layout.join("index.json").is_file());
+}
+
+#[test]
+fn cmake_project_builds_static_with_musl() {
+    require_tool("musl-gcc", "apt-get install -y musl-tools");
+    require_tool("make", "apt-get install -y make");
+    require_tool("cmake", "apt-get install -y cmake");
+    let t = tmp();
+    let dir = t.path().join("cm");
+    write_file(
+        &dir,
+        "CMakeLists.txt",
+        b"cmake_minimum_required(VERSION 3.13)\nproject(cmhello C)\nadd_library(foo STATIC foo.c)\nadd_executable(cmhello main.c)\ntarget_link_libraries(cmhello foo)\n",
+    );
+    write_file(&dir, "foo.c", b"int add(int x, int y) { return x + y; }\n");
+    write_file(
+        &dir,
+        "main.c",
+        b"#include <stdio.h>\nint add(int, int);\nint main(void) { printf(\"cmake add(2,3) = %d\\n\", add(2, 3)); return 0; }\n",
+    );
+    let image = build_and_load(&dir, "cmhello", &[]);
+    assert_eq!(docker_run(&image).trim(), "cmake add(2,3) = 5");
+    // The build directory was a temp dir: the project is untouched.
+    let entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(entries.len(), 3, "{entries:?}");
+}
+
+#[test]
+fn cargo_without_the_musl_target_falls_back_to_static_glibc() {
+    require_tool("cargo", "install Rust with rustup (https://rustup.rs)");
+    let rustc = require_tool("rustc", "install Rust with rustup (https://rustup.rs)");
+    // A rustc whose sysroot has no musl target: everything else passes through.
+    let (t, dir) = example("rust-hello");
+    let bin = t.path().join("no-musl-bin");
+    let wrapper = write_file(
+        &bin,
+        "rustc",
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = --print ] && [ \"$2\" = sysroot ]; then echo {}; exit 0; fi\nexec {} \"$@\"\n",
+            t.path().join("empty-sysroot").display(),
+            rustc.display()
+        )
+        .as_bytes(),
+    );
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let archive = t.path().join("image.tar");
+    let tag = "dp-build-test/rust-glibc:1";
+    let out = run(dp_build(&[])
+        .arg(&dir)
+        .args(["--runner", "host", "--tag", tag, "--output"])
+        .arg(format!("docker-archive:{}", archive.display()))
+        .env("PATH", path));
+    assert!(out.status.success(), "{}", both(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("x86_64-unknown-linux-gnu with -C target-feature=+crt-static"),
+        "the fallback is announced: {err}"
+    );
+    run_ok(docker().arg("load").arg("-i").arg(&archive));
+    assert_eq!(docker_run(tag).trim(), "hello from rust");
 }

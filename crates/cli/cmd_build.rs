@@ -375,10 +375,14 @@ fn run_build(req: &build::Request, quiet: bool, verbose: bool) -> anyhow::Result
                 ErrorClass::Build => exit::BUILD,
                 ErrorClass::Engine => exit::ENGINE,
             };
-            Err(exit::tag(
-                anyhow::Error::new(e).context(req.dir.display().to_string()),
-                code,
-            ))
+            // Name the project unless the message already does.
+            let dir = req.dir.display().to_string();
+            let err = if e.to_string().contains(&dir) {
+                anyhow::Error::new(e)
+            } else {
+                anyhow::Error::new(e).context(dir)
+            };
+            Err(exit::tag(err, code))
         }
     }
 }
@@ -401,7 +405,22 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             platform: p.clone(),
             stream_output: args.verbose && !quiet,
         };
-        builds.push((p.clone(), run_build(&req, quiet, args.verbose && !quiet)?));
+        match run_build(&req, quiet, args.verbose && !quiet) {
+            Ok(b) => builds.push((p.clone(), b)),
+            Err(e) => {
+                if args.json {
+                    // CI gets a document on stdout too; the error line still goes to stderr.
+                    cmd_pack::print_json(&serde_json::json!({
+                        "schema_version": 1,
+                        "built": false,
+                        "packed": false,
+                        "platform": p.to_string(),
+                        "error": format!("{e:#}").replace('\n', " "),
+                    }))?;
+                }
+                return Err(e);
+            }
+        }
     }
 
     let mut image = image;

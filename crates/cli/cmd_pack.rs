@@ -171,7 +171,8 @@ pub fn ship_all(
     let mut shipped: Vec<ShippedOutput> = outputs::ship(artifact, output, &names[0].full(), quiet)?;
     for extra in names.iter().skip(1) {
         let mut more = output.clone();
-        more.outputs.retain(|s| matches!(s, distroless_pack_ship::Sink::OciLayout { tag: None, .. }));
+        more.outputs
+            .retain(|s| matches!(s, distroless_pack_ship::Sink::OciLayout { tag: None, .. }));
         more.load = None;
         more.push.clear();
         more.digest_file = None;
@@ -201,9 +202,15 @@ pub fn pack_one(
         );
         (elf_platform.unwrap_or_else(|| t.platform.clone()), None)
     } else {
-        let stage = Stage::start("verify", &format!("{} for {}", t.binary.display(), t.platform), quiet);
+        let stage = Stage::start(
+            "verify",
+            &format!("{} for {}", t.binary.display(), t.platform),
+            quiet,
+        );
         // The message already names the file and the cause: no chain.
-        let report = verify_file(&t.binary, &t.platform).map_err(|e| anyhow::anyhow!("{e}")).code(exit::USAGE)?;
+        let report = verify_file(&t.binary, &t.platform)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .code(exit::USAGE)?;
         if report.has_errors() {
             if !quiet {
                 let _ = cmd_verify::print_report(&report, &mut io::stderr());
@@ -218,19 +225,31 @@ pub fn pack_one(
             "{}: {}{}",
             t.binary.display(),
             report.verdict(),
-            if warnings > 0 { format!(" ({warnings} warning{})", if warnings == 1 { "" } else { "s" }) } else { String::new() }
+            if warnings > 0 {
+                format!(
+                    " ({warnings} warning{})",
+                    if warnings == 1 { "" } else { "s" }
+                )
+            } else {
+                String::new()
+            }
         ));
         (platform_of(&report), Some(report))
     };
     // Keep the variant the user asked for (linux/arm64/v8) when the ELF agrees.
-    let platform = if platform.os == t.platform.os && platform.architecture == t.platform.architecture {
-        t.platform.clone()
-    } else {
-        platform
-    };
+    let platform =
+        if platform.os == t.platform.os && platform.architecture == t.platform.architecture {
+            t.platform.clone()
+        } else {
+            platform
+        };
 
     let spec = image.to_spec(&t.binary, &platform, temp_dir)?;
-    let stage = Stage::start("pack", &format!("{} -> {} ({})", t.binary.display(), spec.path, platform), quiet);
+    let stage = Stage::start(
+        "pack",
+        &format!("{} -> {} ({})", t.binary.display(), spec.path, platform),
+        quiet,
+    );
     let img = distroless_pack_assemble::assemble(&spec).map_err(|e| {
         use distroless_pack_assemble::AssembleError as E;
         let code = match &e {
@@ -295,7 +314,9 @@ fn elf_header_platform(path: &Path) -> anyhow::Result<Option<Platform>> {
     let mut f = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
     let mut n = 0;
     while n < head.len() {
-        let k = f.read(&mut head[n..]).with_context(|| format!("{}", path.display()))?;
+        let k = f
+            .read(&mut head[n..])
+            .with_context(|| format!("{}", path.display()))?;
         if k == 0 {
             break;
         }
@@ -307,7 +328,11 @@ fn elf_header_platform(path: &Path) -> anyhow::Result<Option<Platform>> {
     if n < 20 {
         anyhow::bail!("{}: truncated ELF file", path.display());
     }
-    let machine = if head[5] == 2 { u16::from_be_bytes([head[18], head[19]]) } else { u16::from_le_bytes([head[18], head[19]]) };
+    let machine = if head[5] == 2 {
+        u16::from_be_bytes([head[18], head[19]])
+    } else {
+        u16::from_le_bytes([head[18], head[19]])
+    };
     Ok(match machine {
         0x3e => Some(Platform::linux("amd64")),
         0xb7 => Some(Platform::linux("arm64")),

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use distroless_pack_assemble::{self as assemble, Extras, ImageSpec};
 use distroless_pack_image::Platform;
 
@@ -22,7 +21,12 @@ pub struct ImageArgs {
     /// defaults to `latest`). Repeatable: the first names the image in every
     /// output; further tags are added to `oci:DIR` outputs that give no TAG.
     /// Default: the binary's file name, `:latest`.
-    #[arg(long = "tag", short = 't', value_name = "NAME[:TAG]", help_heading = "Image")]
+    #[arg(
+        long = "tag",
+        short = 't',
+        value_name = "NAME[:TAG]",
+        help_heading = "Image"
+    )]
     pub tags: Vec<String>,
 
     /// Absolute path of the binary in the image (the entrypoint).
@@ -31,7 +35,12 @@ pub struct ImageArgs {
     pub path: Option<String>,
 
     /// Environment variable KEY=VALUE in the image config. Repeatable.
-    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", help_heading = "Image")]
+    #[arg(
+        long = "env",
+        short = 'e',
+        value_name = "KEY=VALUE",
+        help_heading = "Image"
+    )]
     pub env: Vec<String>,
 
     /// Working directory (absolute). Default: unset (the runtime uses /).
@@ -43,12 +52,22 @@ pub struct ImageArgs {
     pub user: String,
 
     /// Port the program listens on, PORT[/tcp|udp|sctp] (ExposedPorts). Repeatable.
-    #[arg(long = "port", short = 'p', value_name = "PORT[/PROTO]", help_heading = "Image")]
+    #[arg(
+        long = "port",
+        short = 'p',
+        value_name = "PORT[/PROTO]",
+        help_heading = "Image"
+    )]
     pub ports: Vec<String>,
 
     /// Config label KEY=VALUE (added to, and overriding, the standard
     /// org.opencontainers.image.title/version labels). Repeatable.
-    #[arg(long = "label", short = 'l', value_name = "KEY=VALUE", help_heading = "Image")]
+    #[arg(
+        long = "label",
+        short = 'l',
+        value_name = "KEY=VALUE",
+        help_heading = "Image"
+    )]
     pub labels: Vec<String>,
 
     /// Manifest annotation KEY=VALUE. Repeatable.
@@ -56,7 +75,11 @@ pub struct ImageArgs {
     pub annotations: Vec<String>,
 
     /// Add an ICU data file (icudtNNl.dat) at /usr/share/icu/ and set ICU_DATA=/usr/share/icu.
-    #[arg(long, value_name = "FILE.dat", help_heading = "Extras (off by default)")]
+    #[arg(
+        long,
+        value_name = "FILE.dat",
+        help_heading = "Extras (off by default)"
+    )]
     pub icu_data: Option<PathBuf>,
 
     /// Add a CA bundle at /etc/ssl/certs/ca-certificates.crt and set
@@ -132,21 +155,32 @@ pub fn parse_image_name(s: &str) -> anyhow::Result<ImageName> {
     }
     // The path part must be lowercase; the registry host may hold a port.
     let path_part = match repo.split_once('/') {
-        Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => rest,
+        Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => {
+            rest
+        }
         _ => repo,
     };
     let component_ok = |c: &str| {
         !c.is_empty()
-            && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+            && c.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            })
             && c.as_bytes()[0].is_ascii_alphanumeric()
     };
     if !path_part.split('/').all(component_ok) {
-        return Err(bad("the name must be lowercase letters, digits, `.`, `_`, `-` and `/`"));
+        return Err(bad(
+            "the name must be lowercase letters, digits, `.`, `_`, `-` and `/`",
+        ));
     }
     if !distroless_pack_ship::sink::valid_tag(tag) {
-        return Err(bad("a tag is up to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`"));
+        return Err(bad(
+            "a tag is up to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`",
+        ));
     }
-    Ok(ImageName { repository: repo.to_string(), tag: tag.to_string() })
+    Ok(ImageName {
+        repository: repo.to_string(),
+        tag: tag.to_string(),
+    })
 }
 
 /// The default image name for a binary: its file name, lowercased, with
@@ -157,14 +191,23 @@ pub fn default_name(binary: &Path) -> ImageName {
         .chars()
         .map(|c| {
             let c = c.to_ascii_lowercase();
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-') { c } else { '-' }
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
         })
         .collect();
-    repo = repo.trim_start_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
+    repo = repo
+        .trim_start_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string();
     if repo.is_empty() {
         repo = "app".into();
     }
-    ImageName { repository: repo, tag: "latest".into() }
+    ImageName {
+        repository: repo,
+        tag: "latest".into(),
+    }
 }
 
 fn parse_kv(what: &str, s: &str) -> anyhow::Result<(String, String)> {
@@ -180,12 +223,21 @@ impl ImageArgs {
         if self.tags.is_empty() {
             return Ok(vec![default_name(binary)]);
         }
-        self.tags.iter().map(|t| parse_image_name(t)).collect::<anyhow::Result<Vec<_>>>().code(exit::USAGE)
+        self.tags
+            .iter()
+            .map(|t| parse_image_name(t))
+            .collect::<anyhow::Result<Vec<_>>>()
+            .code(exit::USAGE)
     }
 
     /// The assemble spec for `binary` on `platform`. `SOURCE_DATE_EPOCH`
     /// sets the created time and tar mtimes. Errors are usage errors.
-    pub fn to_spec(&self, binary: &Path, platform: &Platform, temp_dir: &Path) -> anyhow::Result<ImageSpec> {
+    pub fn to_spec(
+        &self,
+        binary: &Path,
+        platform: &Platform,
+        temp_dir: &Path,
+    ) -> anyhow::Result<ImageSpec> {
         let names = self.names(binary)?;
         let first = &names[0];
         let mut spec = ImageSpec::new(binary);
@@ -222,11 +274,15 @@ impl ImageArgs {
                 } else {
                     ""
                 };
-                return Err(anyhow::anyhow!("{}: CA bundle not found or not a file{hint}", ca.display())).code(exit::USAGE);
+                return Err(anyhow::anyhow!(
+                    "{}: CA bundle not found or not a file{hint}",
+                    ca.display()
+                ))
+                .code(exit::USAGE);
             }
         }
         spec.platform = platform.clone();
-        spec.created = assemble::source_date_epoch().context("SOURCE_DATE_EPOCH").code(exit::USAGE)?;
+        spec.created = assemble::source_date_epoch().code(exit::USAGE)?;
         spec.temp_dir = temp_dir.to_path_buf();
         Ok(spec)
     }
@@ -241,7 +297,10 @@ mod tests {
         assert_eq!(parse_image_name("hello").unwrap().full(), "hello:latest");
         assert_eq!(parse_image_name("hello:1.0").unwrap().full(), "hello:1.0");
         let n = parse_image_name("localhost:5000/a/b").unwrap();
-        assert_eq!((n.repository.as_str(), n.tag.as_str()), ("localhost:5000/a/b", "latest"));
+        assert_eq!(
+            (n.repository.as_str(), n.tag.as_str()),
+            ("localhost:5000/a/b", "latest")
+        );
         assert_eq!(parse_image_name("localhost:5000/a/b:v2").unwrap().tag, "v2");
         assert!(parse_image_name("Hello").is_err());
         assert!(parse_image_name("a@sha256:00").is_err());

@@ -8,13 +8,23 @@ use distroless_pack_assemble::{GzipOptions, LayerWriter, MODE_EXEC};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let file = args.get(1).expect("usage: layer_bench FILE [LEVEL] [THREADS]");
+    let file = args
+        .get(1)
+        .expect("usage: layer_bench FILE [LEVEL] [THREADS]");
     let level = args.get(2).map(|s| s.parse().unwrap()).unwrap_or(6);
-    let threads = args.get(3).map(|s| s.parse().unwrap()).unwrap_or_else(|| GzipOptions::default().threads);
+    let threads = args
+        .get(3)
+        .map(|s| s.parse().unwrap())
+        .unwrap_or_else(|| GzipOptions::default().threads);
     let dir = tempfile::tempdir().unwrap();
     let t = Instant::now();
-    let mut w = LayerWriter::new(0).with_gzip(GzipOptions { level, threads, ..GzipOptions::default() });
-    w.add_file("/app/bin", std::path::Path::new(file), MODE_EXEC).unwrap();
+    let mut w = LayerWriter::new(0).with_gzip(GzipOptions {
+        level,
+        threads,
+        ..GzipOptions::default()
+    });
+    w.add_file("/app/bin", std::path::Path::new(file), MODE_EXEC)
+        .unwrap();
     let layer = w.finish(dir.path()).unwrap();
     println!(
         "level {level} threads {threads}: {:.3}s, {} bytes compressed, {} uncompressed, {}",

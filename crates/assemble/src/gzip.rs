@@ -51,8 +51,15 @@ pub struct GzipOptions {
 
 impl Default for GzipOptions {
     fn default() -> Self {
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
-        GzipOptions { level: DEFAULT_LEVEL, threads, chunk_size: CHUNK_SIZE }
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(8);
+        GzipOptions {
+            level: DEFAULT_LEVEL,
+            threads,
+            chunk_size: CHUNK_SIZE,
+        }
     }
 }
 
@@ -99,12 +106,21 @@ impl ChunkWriter<'_> {
     fn submit(&mut self, last: bool) -> io::Result<()> {
         let input = std::mem::replace(&mut self.buf, Vec::with_capacity(self.chunk_size));
         let tail_start = input.len().saturating_sub(DICT_SIZE);
-        let next_tail = if last { None } else { Some(input[tail_start..].to_vec()) };
+        let next_tail = if last {
+            None
+        } else {
+            Some(input[tail_start..].to_vec())
+        };
         let dict = std::mem::replace(&mut self.prev_tail, next_tail);
         // Wait for a free slot: bounds the chunks in flight.
         self.tokens.recv().map_err(|_| broken())?;
         self.jobs
-            .send(Job { seq: self.seq, input, dict, last })
+            .send(Job {
+                seq: self.seq,
+                input,
+                dict,
+                last,
+            })
             .map_err(|_| broken())?;
         self.seq += 1;
         Ok(())
@@ -162,16 +178,14 @@ where
         for _ in 0..threads {
             let job_rx = Arc::clone(&job_rx);
             let done_tx = done_tx.clone();
-            s.spawn(move || {
-                loop {
-                    let job = match job_rx.lock().map(|r| r.recv()) {
-                        Ok(Ok(job)) => job,
-                        _ => return,
-                    };
-                    let r = compress_chunk(level, &job);
-                    if done_tx.send(r).is_err() {
-                        return;
-                    }
+            s.spawn(move || loop {
+                let job = match job_rx.lock().map(|r| r.recv()) {
+                    Ok(Ok(job)) => job,
+                    _ => return,
+                };
+                let r = compress_chunk(level, &job);
+                if done_tx.send(r).is_err() {
+                    return;
                 }
             });
         }
@@ -227,16 +241,26 @@ where
             tokens: &tok_rx,
         };
         let produced = produce(&mut cw).and_then(|()| cw.submit(true));
-        let (uncompressed_sha256, uncompressed_size) = (hex(cw.hasher.clone().finalize().as_slice()), cw.total);
+        let (uncompressed_sha256, uncompressed_size) =
+            (hex(cw.hasher.clone().finalize().as_slice()), cw.total);
         drop(cw);
         drop(job_tx);
         drop(tok_rx);
         let written = writer.join().unwrap_or_else(|_| Err(broken()));
-        // A producer error explains a broken pipe better than the writer's.
-        produced?;
-        let (compressed_sha256, compressed_size, out) = written?;
+        let (compressed_sha256, compressed_size, out) = match (produced, written) {
+            (Ok(()), w) => w?,
+            // The output failed (disk full, ...): that is the cause, and the
+            // producer only saw the pipe break.
+            (Err(_), Err(w)) if w.kind() != io::ErrorKind::BrokenPipe => return Err(w),
+            (Err(p), _) => return Err(p),
+        };
         Ok((
-            GzipSummary { uncompressed_sha256, uncompressed_size, compressed_sha256, compressed_size },
+            GzipSummary {
+                uncompressed_sha256,
+                uncompressed_size,
+                compressed_sha256,
+                compressed_size,
+            },
             out,
         ))
     })
@@ -250,7 +274,11 @@ fn compress_chunk(level: u32, job: &Job) -> io::Result<Done> {
     if let Some(dict) = &job.dict {
         c.set_dictionary(dict).map_err(io::Error::other)?;
     }
-    let flush = if job.last { FlushCompress::Finish } else { FlushCompress::Sync };
+    let flush = if job.last {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Sync
+    };
     let input = &job.input;
     let mut output = Vec::with_capacity(input.len() / 2 + 1024);
     let start_in = c.total_in();
@@ -276,7 +304,11 @@ fn compress_chunk(level: u32, job: &Job) -> io::Result<Done> {
     }
     let mut crc = Crc::new();
     crc.update(input);
-    Ok(Done { seq: job.seq, output, crc })
+    Ok(Done {
+        seq: job.seq,
+        output,
+        crc,
+    })
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -300,13 +332,21 @@ mod tests {
         (0..n)
             .map(|i| {
                 x = x.wrapping_mul(1103515245).wrapping_add(12345);
-                if i % 7 == 0 { b"abcdefgh"[(x >> 29) as usize] } else { (x >> 24) as u8 % 16 + b'a' }
+                if i % 7 == 0 {
+                    b"abcdefgh"[(x >> 29) as usize]
+                } else {
+                    (x >> 24) as u8 % 16 + b'a'
+                }
             })
             .collect()
     }
 
     fn gz(data: &[u8], threads: usize, chunk: usize) -> (GzipSummary, Vec<u8>) {
-        let opts = GzipOptions { level: 6, threads, chunk_size: chunk };
+        let opts = GzipOptions {
+            level: 6,
+            threads,
+            chunk_size: chunk,
+        };
         compress(Vec::new(), opts, |w| w.write_all(data)).unwrap()
     }
 
@@ -319,7 +359,9 @@ mod tests {
             assert_eq!(sum.compressed_size, out.len() as u64);
             assert_eq!(sum.uncompressed_size, n as u64);
             let mut back = Vec::new();
-            flate2::read::GzDecoder::new(&out[..]).read_to_end(&mut back).unwrap();
+            flate2::read::GzDecoder::new(&out[..])
+                .read_to_end(&mut back)
+                .unwrap();
             assert_eq!(back, data, "n={n}");
             // Exactly one gzip member: a single-member decoder reads it all.
             let mut d = flate2::read::GzDecoder::new(&out[..]);
@@ -356,9 +398,38 @@ mod tests {
         );
     }
 
+    #[derive(Debug)]
+    struct FullDisk;
+    impl Write for FullDisk {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "no space left on device",
+            ))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn output_error_is_reported_not_a_broken_pipe() {
+        let opts = GzipOptions {
+            level: 6,
+            threads: 2,
+            chunk_size: 65536,
+        };
+        let err = compress(FullDisk, opts, |w| w.write_all(&sample(2_000_000))).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull, "{err}");
+    }
+
     #[test]
     fn producer_error_is_reported() {
-        let opts = GzipOptions { level: 6, threads: 2, chunk_size: 65536 };
+        let opts = GzipOptions {
+            level: 6,
+            threads: 2,
+            chunk_size: 65536,
+        };
         let err = compress(Vec::new(), opts, |w| {
             w.write_all(&sample(200_000))?;
             Err(io::Error::other("input vanished"))
@@ -377,9 +448,17 @@ mod golden {
     /// here, digests of every image change: say so in the release notes.
     #[test]
     fn compressed_digest_is_pinned() {
-        let data: Vec<u8> = (0..3_000_000u32).map(|i| ((i / 3) ^ (i >> 7)).wrapping_mul(2654435761) as u8 % 64).collect();
-        let opts = GzipOptions { threads: 2, ..GzipOptions::default() };
+        let data: Vec<u8> = (0..3_000_000u32)
+            .map(|i| ((i / 3) ^ (i >> 7)).wrapping_mul(2654435761) as u8 % 64)
+            .collect();
+        let opts = GzipOptions {
+            threads: 2,
+            ..GzipOptions::default()
+        };
         let (sum, _) = compress(std::io::sink(), opts, |w| w.write_all(&data)).unwrap();
-        assert_eq!(sum.compressed_sha256, "7d78a3ec03375931416b4ae12e9899b01da1a5112cd5b7e67ecf4eb866ef4786");
+        assert_eq!(
+            sum.compressed_sha256,
+            "7d78a3ec03375931416b4ae12e9899b01da1a5112cd5b7e67ecf4eb866ef4786"
+        );
     }
 }

@@ -65,7 +65,11 @@ pub enum AssembleError {
         source: std::io::Error,
     },
     #[error("invalid {what} {value:?}: {reason}")]
-    InvalidOption { what: &'static str, value: String, reason: String },
+    InvalidOption {
+        what: &'static str,
+        value: String,
+        reason: String,
+    },
     #[error("{}: {reason}", path.display())]
     BadExtra { path: PathBuf, reason: String },
     #[error(transparent)]
@@ -152,18 +156,26 @@ impl ImageSpec {
 
 /// `/app/<file name of binary>` (`/app/app` when it has none).
 pub fn default_path(binary: &Path) -> String {
-    let name = binary.file_name().and_then(|n| n.to_str()).filter(|n| !n.is_empty()).unwrap_or("app");
+    let name = binary
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| !n.is_empty())
+        .unwrap_or("app");
     format!("/app/{name}")
 }
 
 /// `SOURCE_DATE_EPOCH` as seconds, 0 when unset or empty.
 pub fn source_date_epoch() -> Result<u64, AssembleError> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse::<u64>().map_err(|_| AssembleError::InvalidOption {
-            what: "SOURCE_DATE_EPOCH",
-            value: v.clone(),
-            reason: "expected a whole number of seconds since 1970-01-01".into(),
-        }),
+        Ok(v) if !v.trim().is_empty() => {
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| AssembleError::InvalidOption {
+                    what: "SOURCE_DATE_EPOCH",
+                    value: v.clone(),
+                    reason: "expected a whole number of seconds since 1970-01-01".into(),
+                })
+        }
         _ => Ok(0),
     }
 }
@@ -182,7 +194,12 @@ pub fn rfc3339(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 /// `org.opencontainers.image.title` and `.version` from an image name and
@@ -192,10 +209,16 @@ pub fn standard_labels(name: &str, tag: Option<&str>) -> BTreeMap<String, String
     let mut labels = BTreeMap::new();
     let title = name.rsplit('/').next().unwrap_or(name);
     if !title.is_empty() {
-        labels.insert("org.opencontainers.image.title".to_string(), title.to_string());
+        labels.insert(
+            "org.opencontainers.image.title".to_string(),
+            title.to_string(),
+        );
     }
     if let Some(tag) = tag.filter(|t| !t.is_empty() && *t != "latest") {
-        labels.insert("org.opencontainers.image.version".to_string(), tag.to_string());
+        labels.insert(
+            "org.opencontainers.image.version".to_string(),
+            tag.to_string(),
+        );
     }
     labels
 }
@@ -210,8 +233,16 @@ pub const GROUP: &str = "root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n";
 /// Builds the image: extras layer (if any), binary layer, config, manifest.
 pub fn assemble(spec: &ImageSpec) -> Result<Image, AssembleError> {
     let path = check_abs("path in image", &spec.path)?;
-    let workdir = spec.workdir.as_deref().map(|w| check_abs("working directory", w)).transpose()?;
-    let ports = spec.ports.iter().map(|p| normalise_port(p)).collect::<Result<Vec<_>, _>>()?;
+    let workdir = spec
+        .workdir
+        .as_deref()
+        .map(|w| check_abs("working directory", w))
+        .transpose()?;
+    let ports = spec
+        .ports
+        .iter()
+        .map(|p| normalise_port(p))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut env: Vec<(String, String)> = Vec::new();
     let mut set_env = |k: &str, v: &str| {
         if let Some(slot) = env.iter_mut().find(|(key, _)| key == k) {
@@ -268,9 +299,14 @@ pub fn assemble(spec: &ImageSpec) -> Result<Image, AssembleError> {
             .expect("history builder has no required fields"),
     );
 
-    let mut cfg = ConfigBuilder::default()
-        .entrypoint(vec![path.clone()])
-        .env(env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>());
+    let mut cfg = ConfigBuilder::default().entrypoint(vec![path.clone()]);
+    if !env.is_empty() {
+        cfg = cfg.env(
+            env.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>(),
+        );
+    }
     if !spec.args.is_empty() {
         cfg = cfg.cmd(spec.args.clone());
     }
@@ -284,7 +320,12 @@ pub fn assemble(spec: &ImageSpec) -> Result<Image, AssembleError> {
         cfg = cfg.exposed_ports(ports);
     }
     if !spec.labels.is_empty() {
-        cfg = cfg.labels(spec.labels.clone().into_iter().collect::<std::collections::HashMap<_, _>>());
+        cfg = cfg.labels(
+            spec.labels
+                .clone()
+                .into_iter()
+                .collect::<std::collections::HashMap<_, _>>(),
+        );
     }
     let cfg = cfg.build().map_err(|e| AssembleError::InvalidOption {
         what: "image config",
@@ -294,7 +335,12 @@ pub fn assemble(spec: &ImageSpec) -> Result<Image, AssembleError> {
 
     let rootfs = RootFsBuilder::default()
         .typ("layers")
-        .diff_ids(layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>())
+        .diff_ids(
+            layers
+                .iter()
+                .map(|l| l.diff_id.to_string())
+                .collect::<Vec<_>>(),
+        )
         .build()
         .expect("rootfs builder has no required fields");
     let mut config = ImageConfigurationBuilder::default()
@@ -313,7 +359,11 @@ pub fn assemble(spec: &ImageSpec) -> Result<Image, AssembleError> {
     if let Some(v) = &spec.platform.variant {
         config.set_variant(Some(v.clone()));
     }
-    let image = Image::new(&config, layers.into_iter().map(|l| l.blob).collect(), &spec.annotations)?;
+    let image = Image::new(
+        &config,
+        layers.into_iter().map(|l| l.blob).collect(),
+        &spec.annotations,
+    )?;
     Ok(image)
 }
 
@@ -359,8 +409,14 @@ fn check_pem(path: &Path) -> Result<(), AssembleError> {
     let mut head = Vec::new();
     std::fs::File::open(path)
         .and_then(|f| f.take(1 << 16).read_to_end(&mut head))
-        .map_err(|source| AssembleError::Read { path: path.to_path_buf(), source })?;
-    if !head.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        .map_err(|source| AssembleError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if !head
+        .windows(27)
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
         return Err(AssembleError::BadExtra {
             path: path.to_path_buf(),
             reason: "not a PEM certificate bundle (no BEGIN CERTIFICATE line)".into(),
@@ -370,7 +426,11 @@ fn check_pem(path: &Path) -> Result<(), AssembleError> {
 }
 
 fn check_abs(what: &'static str, p: &str) -> Result<String, AssembleError> {
-    let bad = |reason: &str| AssembleError::InvalidOption { what, value: p.to_string(), reason: reason.into() };
+    let bad = |reason: &str| AssembleError::InvalidOption {
+        what,
+        value: p.to_string(),
+        reason: reason.into(),
+    };
     if !p.starts_with('/') {
         return Err(bad("must be an absolute path"));
     }
@@ -379,7 +439,11 @@ fn check_abs(what: &'static str, p: &str) -> Result<String, AssembleError> {
         return Err(bad("must not contain `.`, `..` or NUL"));
     }
     if parts.is_empty() {
-        return if what == "working directory" { Ok("/".into()) } else { Err(bad("must name a file")) };
+        return if what == "working directory" {
+            Ok("/".into())
+        } else {
+            Err(bad("must name a file"))
+        };
     }
     Ok(format!("/{}", parts.join("/")))
 }
@@ -441,14 +505,18 @@ mod tests {
         s.workdir = Some("/app/".into());
         let img = assemble(&s).unwrap();
         assert_eq!(img.layers.len(), 2);
-        let cfg: serde_json::Value = serde_json::from_slice(&img.config.read_all().unwrap()).unwrap();
+        let cfg: serde_json::Value =
+            serde_json::from_slice(&img.config.read_all().unwrap()).unwrap();
         let c = &cfg["config"];
         assert_eq!(c["Entrypoint"], serde_json::json!(["/app/hello"]));
         assert_eq!(c["Cmd"], serde_json::json!(["--port", "80"]));
         assert_eq!(c["User"], "65532:65532");
         assert_eq!(c["WorkingDir"], "/app");
         assert_eq!(c["Env"], serde_json::json!(["SSL_CERT_FILE=/x", "A=1"]));
-        assert_eq!(c["ExposedPorts"], serde_json::json!({"53/udp": {}, "8080/tcp": {}}));
+        assert_eq!(
+            c["ExposedPorts"],
+            serde_json::json!({"53/udp": {}, "8080/tcp": {}})
+        );
         assert_eq!(c["Labels"]["org.opencontainers.image.title"], "hello");
         assert_eq!(c["Labels"]["org.opencontainers.image.version"], "1.2");
         assert_eq!(cfg["created"], "1970-01-01T00:00:00Z");
@@ -478,7 +546,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = spec_with(dir.path());
         s.env = vec!["NOEQUALS".into()];
-        assert!(matches!(assemble(&s), Err(AssembleError::InvalidOption { what: "environment variable", .. })));
+        assert!(matches!(
+            assemble(&s),
+            Err(AssembleError::InvalidOption {
+                what: "environment variable",
+                ..
+            })
+        ));
         let mut s = spec_with(dir.path());
         s.ports = vec!["99999".into()];
         assert!(assemble(&s).is_err());

@@ -306,9 +306,22 @@ impl Built {
     }
 }
 
+/// The project directory, absolute; a missing one is a usage error.
+fn project_dir(dir: &Path) -> Result<PathBuf, BuildError> {
+    let abs = std::fs::canonicalize(dir)
+        .map_err(|e| BuildError::Invalid(format!("{}: project directory: {e}", dir.display())))?;
+    if !abs.is_dir() {
+        return Err(BuildError::Invalid(format!(
+            "{}: not a directory",
+            dir.display()
+        )));
+    }
+    Ok(abs)
+}
+
 /// Builds the project: detect, plan, run, locate.
 pub fn build(req: &Request) -> Result<Built, BuildError> {
-    let dir = std::fs::canonicalize(&req.dir).map_err(BuildError::io(&req.dir))?;
+    let dir = project_dir(&req.dir)?;
     if !dir.is_dir() {
         return Err(BuildError::Invalid(format!(
             "{}: not a directory",
@@ -436,7 +449,7 @@ pub fn build(req: &Request) -> Result<Built, BuildError> {
 
 /// The plan `build` would run, without running it (for `--dry-run` and tests).
 pub fn plan_for(req: &Request, container: bool) -> Result<(Kind, Plan), BuildError> {
-    let dir = std::fs::canonicalize(&req.dir).map_err(BuildError::io(&req.dir))?;
+    let dir = project_dir(&req.dir)?;
     let kind = match req.config.kind {
         Some(k) => k,
         None => detect::detect(&dir)?,

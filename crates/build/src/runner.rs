@@ -453,6 +453,41 @@ mod tests {
     }
 
     #[test]
+    fn container_command_line() {
+        let c = Container {
+            engine: Engine {
+                program: "docker".into(),
+            },
+            image: "builder:1".into(),
+            default_image: false,
+        };
+        let cmd = c.run_command("make -B", Path::new("/home/u/app"), Path::new("/tmp/o"));
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let joined = args.join(" ");
+        assert_eq!(cmd.get_program(), "docker");
+        assert!(
+            joined.starts_with("run --rm --network=host --user "),
+            "{joined}"
+        );
+        for want in [
+            "-v /home/u/app:/src",
+            "-v /tmp/o:/out",
+            "-v distroless-pack-cache:/cache",
+            "-w /src",
+            "-e HOME=/cache/home",
+            "-e NUGET_PACKAGES=/cache/nuget",
+            "-e GOCACHE=/cache/go-build",
+            "builder:1 sh -c",
+        ] {
+            assert!(joined.contains(want), "{want} in {joined}");
+        }
+        assert!(args.last().unwrap().ends_with("make -B"));
+    }
+
+    #[test]
     fn default_image_name_is_stable() {
         let a = default_builder_image();
         assert!(a.starts_with("distroless-pack-builder:"));
