@@ -37,7 +37,7 @@ full_pkgs=(
   apache2-utils qemu-user-static binfmt-support debootstrap bubblewrap
   pigz zstd hyperfine time openssl jq curl
   uidmap slirp4netns fuse-overlayfs iptables
-  ca-certificates tzdata file binutils icu-devtools
+  ca-certificates tzdata file binutils icu-devtools cmake make
 )
 # Versions verified on these machines; override from the environment.
 ZIGLANG_VERSION="${ZIGLANG_VERSION:-0.17.1}"
