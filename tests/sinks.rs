@@ -265,6 +265,37 @@ fn adding_a_tag_to_a_layout_keeps_the_first() {
     }
 }
 
+#[test]
+fn concurrent_packs_into_one_layout_keep_every_tag() {
+    let t = tmp();
+    let dir = t.path().join("layout");
+    let bin = corpus::musl_static_hello();
+    let children: Vec<_> = (0..6)
+        .map(|i| {
+            dp().arg("pack")
+                .arg(&bin)
+                .args(["--tag", &format!("hello:c{i}"), "--output"])
+                .arg(format!("oci:{}", s(&dir)))
+                .args(["--", &format!("arg{i}")])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", both(&out));
+    }
+    for i in 0..6 {
+        assert!(
+            layout_digest(&dir, &format!("c{i}")).is_some(),
+            "tag c{i} lost from {}",
+            String::from_utf8_lossy(&std::fs::read(dir.join("index.json")).unwrap())
+        );
+    }
+}
+
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<_> = walk(dir)
         .into_iter()

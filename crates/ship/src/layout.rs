@@ -186,6 +186,19 @@ pub fn write_layout(
     tag: Option<&str>,
     opts: &WriteOptions,
 ) -> Result<(), ShipError> {
+    if dir.exists() && !dir.is_dir() {
+        // Let check_destination word the error before anything is created.
+        check_destination(dir)?;
+    }
+    std::fs::create_dir_all(dir).map_err(ShipError::io("creating", dir))?;
+    // Two writers adding tags to one layout at once would each rewrite
+    // index.json from what they read and lose the other's tag: hold an
+    // exclusive lock on the directory from reading the index to renaming
+    // the new one (released when `_lock` drops).
+    let _lock = std::fs::File::open(dir)
+        .and_then(|f| f.lock().map(|()| f))
+        .map_err(ShipError::io("locking", dir))?;
+    // Checked again under the lock: another writer may have made it a layout.
     let exists = check_destination(dir)?;
     // Parse the existing index first: a broken one is an error, not something to overwrite.
     let mut entries: Vec<Value> = Vec::new();
@@ -201,7 +214,6 @@ pub fn write_layout(
                 .unwrap_or_default();
         }
     }
-    std::fs::create_dir_all(dir).map_err(ShipError::io("creating", dir))?;
     if !exists {
         write_atomic(dir, &dir.join("oci-layout"), OCI_LAYOUT)?;
     }
