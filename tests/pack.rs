@@ -29,7 +29,10 @@ fn fixtures() -> &'static Fixtures {
     F.get_or_init(|| {
         require_tool("musl-gcc", "apt-get install -y musl-tools");
         require_tool("gcc", "apt-get install -y gcc");
-        let dir = tempfile::Builder::new().prefix("dp-pack-fixtures-").tempdir().unwrap().keep();
+                // Under target/tmp (kept between runs, rebuilt by each run), not a
+        // temp dir that a static would never remove.
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pack-fixtures");
+        std::fs::create_dir_all(&dir).unwrap();
         let src = write_file(&dir, "hello.c", b"#include <stdio.h>\nint main(int c, char **v){printf(\"hello from scratch\\n\");for(int i=1;i<c;i++)printf(\"arg %s\\n\",v[i]);return 0;}\n");
         run_ok(Command::new("musl-gcc").args(["-static", "-O2", "-o"]).arg(dir.join("hello")).arg(&src));
         run_ok(Command::new("gcc").args(["-O2", "-o"]).arg(dir.join("hello-dyn")).arg(&src));

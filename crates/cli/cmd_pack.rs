@@ -184,7 +184,11 @@ pub fn ship_all(
 }
 
 /// Verifies (unless `no_verify`) and assembles one target. `Ok(Err(report))`
-/// means verify refused it.
+/// means verify refused it (and nothing was kept).
+///
+/// Verify and the layer writer both read the whole binary, so they run at
+/// the same time: the image is assembled while the verifier reads, and is
+/// dropped (its temp files with it) if the verdict is a refusal.
 pub fn pack_one(
     t: &Target,
     image: &ImageArgs,
@@ -192,7 +196,7 @@ pub fn pack_one(
     temp_dir: &Path,
     quiet: bool,
 ) -> anyhow::Result<Result<Packed, Report>> {
-    let (platform, report) = if no_verify {
+    if no_verify {
         let elf_platform = elf_header_platform(&t.binary).code(exit::USAGE)?;
         let _ = writeln!(
             io::stderr(),
@@ -200,72 +204,154 @@ pub fn pack_one(
             t.binary.display(),
             t.binary.display()
         );
-        (elf_platform.unwrap_or_else(|| t.platform.clone()), None)
-    } else {
-        let stage = Stage::start(
-            "verify",
-            &format!("{} for {}", t.binary.display(), t.platform),
-            quiet,
+        let platform = keep_variant(
+            elf_platform.unwrap_or_else(|| t.platform.clone()),
+            &t.platform,
         );
-        // The message already names the file and the cause: no chain.
-        let report = verify_file(&t.binary, &t.platform)
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .code(exit::USAGE)?;
-        if report.has_errors() {
-            if !quiet {
-                let _ = cmd_verify::print_report(&report, &mut io::stderr());
-            }
-            return Ok(Err(report));
-        }
-        let warnings = report.count(Severity::Warning);
-        if warnings > 0 && !quiet {
-            let _ = cmd_verify::print_report(&report, &mut io::stderr());
-        }
-        stage.done(&format!(
-            "{}: {}{}",
-            t.binary.display(),
-            report.verdict(),
-            if warnings > 0 {
-                format!(
-                    " ({warnings} warning{})",
-                    if warnings == 1 { "" } else { "s" }
-                )
-            } else {
-                String::new()
-            }
-        ));
-        (platform_of(&report), Some(report))
-    };
-    // Keep the variant the user asked for (linux/arm64/v8) when the ELF agrees.
-    let platform =
-        if platform.os == t.platform.os && platform.architecture == t.platform.architecture {
-            t.platform.clone()
-        } else {
-            platform
-        };
+        let spec = image.to_spec(&t.binary, &platform, temp_dir)?;
+        let stage = pack_stage(t, &spec, quiet);
+        let img = assemble(&spec)?;
+        pack_done(stage, &img);
+        return Ok(Ok(Packed {
+            image: img,
+            report: None,
+        }));
+    }
 
-    let spec = image.to_spec(&t.binary, &platform, temp_dir)?;
-    let stage = Stage::start(
-        "pack",
-        &format!("{} -> {} ({})", t.binary.display(), spec.path, platform),
+    // Assemble alongside verify only when the ELF header already says the
+    // binary is for the platform asked for (else verify refuses it anyway).
+    let header = elf_header_platform(&t.binary).ok().flatten();
+    let concurrent =
+        header.is_some_and(|h| h.os == t.platform.os && h.architecture == t.platform.architecture);
+    let spec = image.to_spec(&t.binary, &t.platform, temp_dir)?;
+    let vstage = Stage::start(
+        "verify",
+        &format!("{} for {}", t.binary.display(), t.platform),
         quiet,
     );
-    let img = distroless_pack_assemble::assemble(&spec).map_err(|e| {
-        use distroless_pack_assemble::AssembleError as E;
-        let code = match &e {
-            E::Write { .. } => exit::OUTPUT,
-            _ => exit::USAGE,
-        };
-        exit::tag(anyhow::anyhow!("{e}"), code)
-    })?;
-    stage.done(&format!(
+    let started = std::time::Instant::now();
+    let (verified, packed) = std::thread::scope(|s| {
+        let verifier = s.spawn(|| verify_file(&t.binary, &t.platform));
+        let packed = concurrent.then(|| distroless_pack_assemble::assemble(&spec));
+        let verified = verifier
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (verified, packed)
+    });
+    let pack_time = started.elapsed();
+
+    // The message already names the file and the cause: no chain.
+    let report = verified
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .code(exit::USAGE)?;
+    if report.has_errors() {
+        if !quiet {
+            let _ = cmd_verify::print_report(&report, &mut io::stderr());
+        }
+        return Ok(Err(report));
+    }
+    let warnings = report.count(Severity::Warning);
+    if warnings > 0 && !quiet {
+        let _ = cmd_verify::print_report(&report, &mut io::stderr());
+    }
+    vstage.done(&format!(
+        "{}: {}{}",
+        t.binary.display(),
+        report.verdict(),
+        if warnings > 0 {
+            format!(
+                " ({warnings} warning{})",
+                if warnings == 1 { "" } else { "s" }
+            )
+        } else {
+            String::new()
+        }
+    ));
+
+    let img = match packed {
+        Some(result) => {
+            // Packed while verify ran: report it now, with the time both took.
+            let img = result.map_err(assemble_error)?;
+            if !quiet {
+                let _ = writeln!(
+                    io::stderr(),
+                    "[{:>6}] {} -> {} ({})\n[{:>6}] {} ({:.2}s, alongside verify)",
+                    "pack",
+                    t.binary.display(),
+                    spec.path,
+                    spec.platform,
+                    "pack",
+                    pack_summary(&img),
+                    pack_time.as_secs_f64()
+                );
+            }
+            img
+        }
+        _ => {
+            let platform = keep_variant(platform_of(&report), &t.platform);
+            let spec = image.to_spec(&t.binary, &platform, temp_dir)?;
+            let stage = pack_stage(t, &spec, quiet);
+            let img = assemble(&spec)?;
+            pack_done(stage, &img);
+            img
+        }
+    };
+    Ok(Ok(Packed {
+        image: img,
+        report: Some(report),
+    }))
+}
+
+/// The platform asked for (with its variant, e.g. linux/arm64/v8) when the
+/// ELF's os/architecture agree with it, else the ELF's.
+fn keep_variant(elf: Platform, asked: &Platform) -> Platform {
+    if elf.os == asked.os && elf.architecture == asked.architecture {
+        asked.clone()
+    } else {
+        elf
+    }
+}
+
+fn pack_stage(t: &Target, spec: &distroless_pack_assemble::ImageSpec, quiet: bool) -> Stage {
+    Stage::start(
+        "pack",
+        &format!(
+            "{} -> {} ({})",
+            t.binary.display(),
+            spec.path,
+            spec.platform
+        ),
+        quiet,
+    )
+}
+
+fn pack_done(stage: Stage, img: &Image) {
+    stage.done(&pack_summary(img));
+}
+
+fn pack_summary(img: &Image) -> String {
+    format!(
         "{} ({} layer{}, {})",
         img.digest(),
         img.layers.len(),
         if img.layers.len() == 1 { "" } else { "s" },
-        human(image_size(&img))
-    ));
-    Ok(Ok(Packed { image: img, report }))
+        human(image_size(img))
+    )
+}
+
+fn assemble(spec: &distroless_pack_assemble::ImageSpec) -> anyhow::Result<Image> {
+    distroless_pack_assemble::assemble(spec).map_err(assemble_error)
+}
+
+/// Disk and permission problems writing the layer are output errors; the
+/// rest (missing extras, bad options) are input errors. One line, no chain.
+fn assemble_error(e: distroless_pack_assemble::AssembleError) -> anyhow::Error {
+    use distroless_pack_assemble::AssembleError as E;
+    let code = match &e {
+        E::Write { .. } => exit::OUTPUT,
+        _ => exit::USAGE,
+    };
+    exit::tag(anyhow::anyhow!("{e}"), code)
 }
 
 /// Compressed size of an image: config and layers (what a pull downloads

@@ -11,7 +11,10 @@ fn main() {
     let file = args
         .get(1)
         .expect("usage: layer_bench FILE [LEVEL] [THREADS]");
-    let level = args.get(2).map(|s| s.parse().unwrap()).unwrap_or(6);
+    let level = args
+        .get(2)
+        .map(|s| s.parse().unwrap())
+        .unwrap_or(distroless_pack_assemble::gzip::DEFAULT_LEVEL);
     let threads = args
         .get(3)
         .map(|s| s.parse().unwrap())

@@ -31,7 +31,10 @@ pub const CHUNK_SIZE: usize = 1 << 20;
 /// Bytes of the previous chunk used as the preset dictionary.
 pub const DICT_SIZE: usize = 32 * 1024;
 /// The compression level used for layers. Part of the output format.
-pub const DEFAULT_LEVEL: u32 = 6;
+/// Level 5 rather than the customary 6: on a 100 MB binary it takes 15 %
+/// less CPU for a layer 0.3 % larger, which keeps `pack` (verify included)
+/// faster than `umoci insert` with a smaller layer (docs/reproducibility.md).
+pub const DEFAULT_LEVEL: u32 = 5;
 
 /// The fixed gzip member header: magic, CM=deflate, FLG=0 (no name, no
 /// comment, no extra), MTIME=0, XFL=0, OS=255 (unknown), as Go's
@@ -458,7 +461,7 @@ mod golden {
         let (sum, _) = compress(std::io::sink(), opts, |w| w.write_all(&data)).unwrap();
         assert_eq!(
             sum.compressed_sha256,
-            "7d78a3ec03375931416b4ae12e9899b01da1a5112cd5b7e67ecf4eb866ef4786"
+            "6a74f8bd0b968c987f652a0f418b2fd6573686a964eaeb80cbcea9e7dfd1bc74"
         );
     }
 }
