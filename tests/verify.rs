@@ -592,3 +592,79 @@ fn verify_usage_errors_exit_2() {
         both(&out)
     );
 }
+
+// ------------------------------------------------- reading parts of a file
+
+/// The same file without section headers, as `sstrip` leaves it.
+fn without_section_headers(b: &mut [u8]) {
+    if b.len() < 64 || !b.starts_with(b"\x7fELF") {
+        return;
+    }
+    if b[4] == 2 {
+        b[40..48].fill(0); // e_shoff
+        b[60..64].fill(0); // e_shnum, e_shstrndx
+    } else {
+        b[32..36].fill(0);
+        b[48..52].fill(0);
+    }
+}
+
+/// `verify_file` holds only the parts of a file the checks read
+/// (crates/verify/src/sparse.rs) and streams the rest once for the string
+/// scan; on every corpus file, with and without section headers (so goblin
+/// finds its tables through the dynamic section, and Go's build info by its
+/// magic), that gives exactly the report of `verify_bytes` on the whole file.
+/// The integration tests run the library with debug assertions, which check
+/// that no check reads a byte the sparse reader did not load.
+#[test]
+fn verify_reading_only_what_is_checked_matches_reading_the_whole_file() {
+    use distroless_pack_verify::{verify_bytes, verify_file, Platform};
+    let files = [
+        corpus::musl_static_hello(),
+        corpus::musl_static_pie_hello(),
+        corpus::musl_static_pie_rpath(),
+        corpus::musl_static_pie_textrel(),
+        corpus::musl_execstack_hello(),
+        corpus::musl_rwx_segment(),
+        corpus::musl_x86_64_v3_hello(),
+        corpus::nativeaot_lookalike(),
+        corpus::zig_arm64_c_hello(),
+        corpus::glibc_static_getaddrinfo(),
+        corpus::glibc_dynamic_hello(),
+        corpus::shared_library(),
+        corpus::object_file(),
+        corpus::go_static_hello(),
+        corpus::go_pie_hello(),
+        corpus::go_arm64_hello(),
+        corpus::go_amd64_v3_hello(),
+        corpus::rust_glibc_static_hello(),
+        corpus::rust_musl_hello(),
+        corpus::truncated_elf(),
+        corpus::truncated_header(),
+        corpus::garbage(),
+        corpus::shell_script(),
+    ];
+    let tmp = util::tmp();
+    let platform = Platform::linux("amd64");
+    let mut go_without_sections = 0;
+    for file in &files {
+        let whole = fs::read(file).unwrap();
+        let mut stripped = whole.clone();
+        without_section_headers(&mut stripped);
+        let name = format!("{}.sstrip", file.file_name().unwrap().to_string_lossy());
+        let copy = util::write_file(tmp.path(), &name, &stripped);
+        for (path, bytes) in [(file.as_path(), &whole), (copy.as_path(), &stripped)] {
+            let shown = path.display().to_string();
+            let sparse = verify_file(path, &platform).map_err(|e| e.to_string());
+            let full = verify_bytes(&shown, bytes, &platform).map_err(|e| e.to_string());
+            assert_eq!(sparse, full, "{shown}");
+            if let Ok(r) = &sparse {
+                if path == copy && r.summary.go.as_ref().is_some_and(|g| g.version.is_some()) {
+                    go_without_sections += 1;
+                }
+            }
+        }
+    }
+    // The sstripped Go binaries still have their build info read.
+    assert!(go_without_sections >= 3, "{go_without_sections}");
+}

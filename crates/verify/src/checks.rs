@@ -5,7 +5,7 @@ use goblin::elf::{header, program_header as ph};
 
 use distroless_pack_image::Platform;
 
-use crate::fingerprint::{self, needle, GoInfo, Libc, Toolchain};
+use crate::fingerprint::{self, needle, GoInfo, Libc, Strings, Toolchain};
 use crate::notes::{self, NoteFacts};
 use crate::parse::Evidence;
 use crate::report::{human_size, BinaryFacts, Finding, Linkage, Relro, Severity};
@@ -17,18 +17,22 @@ const NATIVEAOT_STACK: u64 = 1_572_864;
 pub(crate) struct Context<'a, 'e> {
     pub ev: &'e Evidence<'a>,
     pub platform: &'e Platform,
-    pub strings: std::collections::BTreeSet<&'static str>,
+    pub strings: &'e Strings,
     pub facts: BinaryFacts,
 }
 
-/// Reads the facts, then runs every check.
-pub(crate) fn run(ev: &Evidence<'_>, platform: &Platform) -> (BinaryFacts, Vec<Finding>) {
+/// Reads the facts, then runs every check. `strings` is what the scan of
+/// the whole file found ([`Strings`]).
+pub(crate) fn run(
+    ev: &Evidence<'_>,
+    strings: &Strings,
+    platform: &Platform,
+) -> (BinaryFacts, Vec<Finding>) {
     let notes = notes::read(ev);
-    let strings = fingerprint::scan_strings(ev.bytes);
-    let go = fingerprint::go_info(ev);
+    let go = fingerprint::go_info(ev, strings);
     let compiler = fingerprint::comments(ev);
-    let toolchain = fingerprint::toolchain(ev, &notes, go.as_ref(), &compiler, &strings);
-    let libc = fingerprint::libc(ev, &notes, toolchain, go.as_ref(), &compiler, &strings);
+    let toolchain = fingerprint::toolchain(ev, &notes, go.as_ref(), &compiler, strings);
+    let libc = fingerprint::libc(ev, &notes, toolchain, go.as_ref(), &compiler, strings);
     let facts = facts(ev, &notes, go, compiler, toolchain, libc);
     let cx = Context {
         ev,

@@ -95,29 +95,78 @@ pub(crate) mod needle {
     ];
 }
 
-/// Which of [`needle::ALL`] occur in `bytes` (one SIMD substring search each).
-pub(crate) fn scan_strings(bytes: &[u8]) -> BTreeSet<&'static str> {
-    needle::ALL
-        .iter()
-        .copied()
-        .filter(|n| memmem::find(bytes, n.as_bytes()).is_some())
-        .collect()
+/// What the one pass over the whole file found: which of [`needle::ALL`]
+/// occur, and where the first Go build-info magic is (for binaries without
+/// section headers).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Strings {
+    pub found: BTreeSet<&'static str>,
+    pub go_magic: Option<u64>,
 }
 
 /// The Go build-info magic (its first byte is 0xff, not the UTF-8 of ÿ).
 const GO_MAGIC: &[u8] = b"\xff Go buildinf:";
 
-/// Reads `.go.buildinfo` (or finds its magic when sections are stripped).
-pub(crate) fn go_info(ev: &Evidence<'_>) -> Option<GoInfo> {
+impl Strings {
+    /// How many bytes consecutive windows given to [`Self::scan`] must
+    /// share so that no match is missed at a window boundary: the longest
+    /// pattern minus one (the Go magic is matched with the byte after it).
+    pub const OVERLAP: usize = {
+        let mut longest = GO_MAGIC.len() + 1;
+        let mut i = 0;
+        while i < needle::ALL.len() {
+            if needle::ALL[i].len() > longest {
+                longest = needle::ALL[i].len();
+            }
+            i += 1;
+        }
+        longest - 1
+    };
+
+    /// Scans all of `bytes` at once.
+    pub fn of(bytes: &[u8]) -> Strings {
+        let mut s = Strings::default();
+        s.scan(bytes, 0);
+        s
+    }
+
+    /// Scans `window`, the file bytes from offset `start`. A file is scanned
+    /// in order, as windows that overlap by [`Self::OVERLAP`] bytes; a match
+    /// inside an overlap is seen twice, which changes nothing.
+    pub fn scan(&mut self, window: &[u8], start: u64) {
+        for n in needle::ALL {
+            if !self.found.contains(n) && memmem::find(window, n.as_bytes()).is_some() {
+                self.found.insert(n);
+            }
+        }
+        // Without section headers (sstrip), go_info looks for the magic
+        // itself: Go aligns it to 16 bytes and follows it with the pointer
+        // size. A magic too close to the end of the window to see that byte
+        // is seen again at the start of the next one.
+        if self.go_magic.is_none() {
+            self.go_magic = memmem::find_iter(window, GO_MAGIC)
+                .filter(|at| (start + *at as u64).is_multiple_of(16))
+                .find(|at| matches!(window.get(at + 14), Some(4 | 8)))
+                .map(|at| start + at as u64);
+        }
+    }
+
+    pub fn contains(&self, n: &str) -> bool {
+        self.found.contains(n)
+    }
+}
+
+/// Reads `.go.buildinfo` (or, when sections are stripped, the build info
+/// at the magic the string scan found).
+pub(crate) fn go_info(ev: &Evidence<'_>, strings: &Strings) -> Option<GoInfo> {
     let start = match ev.section(".go.buildinfo") {
         Some(s) if s.starts_with(GO_MAGIC) => s,
         Some(_) => return None,
-        // Without section headers (sstrip), look for the magic itself: Go
-        // aligns it to 16 bytes and follows it with the pointer size.
-        None if ev.sections.is_empty() => memmem::find_iter(ev.bytes, GO_MAGIC)
-            .filter(|at| at % 16 == 0)
-            .map(|at| &ev.bytes[at..])
-            .find(|s| matches!(s.get(14), Some(4 | 8)))?,
+        None if ev.sections.is_empty() => {
+            let at = strings.go_magic?;
+            let extent = buildinfo_extent(ev.bytes.get(usize::try_from(at).ok()?..)?);
+            ev.range(at, at + extent as u64)?
+        }
         None => return None,
     };
     let mut info = GoInfo::default();
@@ -148,7 +197,31 @@ pub(crate) fn go_info(ev: &Evidence<'_>) -> Option<GoInfo> {
     Some(info)
 }
 
-fn read_varint_string<'a>(b: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+/// How many bytes from its start `go_info` reads of the build info `b`
+/// (the rest of the file): the flags, then the two strings when inline.
+/// `go_info` gives the same answer from `b[..extent]` as from `b`, so the
+/// sparse reader loads only that much.
+pub(crate) fn buildinfo_extent(b: &[u8]) -> usize {
+    match b.get(15) {
+        None => return b.len(),
+        Some(flags) if flags & 2 == 0 => return 16,
+        Some(_) => {}
+    }
+    let mut at = 32;
+    for _ in 0..2 {
+        let Some(len) = read_varint(b, &mut at) else {
+            return at.min(b.len());
+        };
+        match usize::try_from(len).ok().and_then(|l| at.checked_add(l)) {
+            Some(end) if end <= b.len() => at = end,
+            _ => return at,
+        }
+    }
+    at
+}
+
+/// A varint at `*at`, leaving `*at` after it (or where reading stopped).
+fn read_varint(b: &[u8], at: &mut usize) -> Option<u64> {
     let mut len: u64 = 0;
     let mut shift = 0;
     loop {
@@ -156,13 +229,17 @@ fn read_varint_string<'a>(b: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
         *at += 1;
         len |= u64::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
-            break;
+            return Some(len);
         }
         shift += 7;
         if shift > 35 {
             return None;
         }
     }
+}
+
+fn read_varint_string<'a>(b: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+    let len = read_varint(b, at)?;
     let end = at.checked_add(usize::try_from(len).ok()?)?;
     let s = b.get(*at..end)?;
     *at = end;
@@ -202,7 +279,7 @@ pub(crate) fn toolchain(
     notes: &NoteFacts,
     go: Option<&GoInfo>,
     comments: &[String],
-    strings: &BTreeSet<&'static str>,
+    strings: &Strings,
 ) -> Toolchain {
     if is_nativeaot(ev) {
         return Toolchain::DotnetNativeaot;
@@ -230,7 +307,7 @@ pub(crate) fn libc(
     toolchain: Toolchain,
     go: Option<&GoInfo>,
     comments: &[String],
-    strings: &BTreeSet<&'static str>,
+    strings: &Strings,
 ) -> Libc {
     if toolchain == Toolchain::Go && go.and_then(|g| g.cgo_enabled) == Some(false) {
         return Libc::None;
@@ -289,9 +366,57 @@ mod tests {
 
     #[test]
     fn scan_finds_needles() {
-        let found = scan_strings(b"xx/etc/ssl/certs\0libicuuc.so.%d\0");
+        let found = Strings::of(b"xx/etc/ssl/certs\0libicuuc.so.%d\0");
         assert!(found.contains(needle::SSL_DIR));
         assert!(found.contains(needle::LIBICUUC));
         assert!(!found.contains(needle::ZONEINFO));
+    }
+
+    /// Scanning in overlapping windows of any size finds what one scan of
+    /// the whole buffer finds, including matches that straddle a boundary.
+    #[test]
+    fn windowed_scan_matches_whole_scan() {
+        let mut b = vec![b'.'; 200];
+        b[3..17].copy_from_slice(GO_MAGIC); // not 16-aligned: skipped
+        b[17] = 8;
+        b[64..78].copy_from_slice(GO_MAGIC);
+        b[78] = 8;
+        b[100..128].copy_from_slice(needle::CLR_OPENSSL.as_bytes());
+        b[150..164].copy_from_slice(needle::GLIBC_TUNABLES.as_bytes());
+        b[192..200].copy_from_slice(needle::SSL_DIR.as_bytes());
+        let whole = Strings::of(&b);
+        assert_eq!(whole.go_magic, Some(64));
+        assert!(whole.contains(needle::CLR_OPENSSL) && whole.contains(needle::GLIBC_TUNABLES));
+        for chunk in 1..=b.len() {
+            let mut s = Strings::default();
+            let mut start = 0;
+            loop {
+                let end = (start + Strings::OVERLAP + chunk).min(b.len());
+                s.scan(&b[start..end], start as u64);
+                if end == b.len() {
+                    break;
+                }
+                start = end - Strings::OVERLAP;
+            }
+            assert_eq!(s, whole, "windows of {chunk} new bytes");
+        }
+    }
+
+    #[test]
+    fn buildinfo_extent_covers_what_go_info_reads() {
+        let mut b = vec![0u8; 64];
+        b[..14].copy_from_slice(GO_MAGIC);
+        b[14] = 8;
+        b[15] = 0;
+        assert_eq!(buildinfo_extent(&b), 16);
+        b[15] = 2;
+        b[32] = 3; // version "go1"
+        b[33..36].copy_from_slice(b"go1");
+        b[36] = 0x81; // modinfo of 129 bytes: past the end
+        b[37] = 0x01;
+        assert_eq!(buildinfo_extent(&b), 38);
+        b[36] = 4;
+        assert_eq!(buildinfo_extent(&b), 41);
+        assert_eq!(buildinfo_extent(&b[..20]), 20);
     }
 }

@@ -8,6 +8,9 @@
 //! error-level finding ([`Report::has_errors`]) describes a program that will
 //! not start (or will crash) in a scratch image.
 //!
+//! Only the parts of the file the checks look at are held in memory (see
+//! sparse.rs), so verifying a large binary takes little memory.
+//!
 //! Everything is read from the file with goblin; nothing is executed and no
 //! external tool (`readelf`, `file`, `ldd`) is run, so cross-architecture
 //! binaries are checked the same way. Input that is not a readable ELF file
@@ -23,9 +26,13 @@ mod fingerprint;
 mod notes;
 mod parse;
 mod report;
+mod sparse;
 
-use std::fs;
+use std::fs::{self, File};
 use std::path::Path;
+
+use fingerprint::Strings;
+use sparse::SparseFile;
 
 pub use distroless_pack_image::Platform;
 pub use error::VerifyError;
@@ -34,11 +41,16 @@ pub use report::{
     json_document, BinaryFacts, Finding, Linkage, Relro, Report, Severity, SCHEMA_VERSION,
 };
 
-/// Files larger than this are refused rather than read into memory.
+/// Files larger than this are refused.
 pub const MAX_FILE_SIZE: u64 = 4 << 30;
 
 /// Reads and verifies the file at `path` for `platform`.
 pub fn verify_file(path: &Path, platform: &Platform) -> Result<Report, VerifyError> {
+    verify_file_paged(path, platform, sparse::PAGE)
+}
+
+/// [`verify_file`], loading the file `page` bytes at a time.
+fn verify_file_paged(path: &Path, platform: &Platform, page: u64) -> Result<Report, VerifyError> {
     let name = error::display(path);
     let meta = fs::metadata(path).map_err(|source| VerifyError::Io {
         path: name.clone(),
@@ -57,24 +69,35 @@ pub fn verify_file(path: &Path, platform: &Platform) -> Result<Report, VerifyErr
             limit: MAX_FILE_SIZE,
         });
     }
-    let bytes = fs::read(path).map_err(|source| VerifyError::Io {
+    let io = |source| VerifyError::Io {
         path: name.clone(),
         source,
-    })?;
-    verify_bytes(&name, &bytes, platform)
+    };
+    // The file is streamed once for the string scan; then only the parts
+    // parsing and the checks read are loaded (sparse.rs).
+    let mut file = SparseFile::new(File::open(path).map_err(io)?, meta.len(), page).map_err(io)?;
+    let strings = file.scan().map_err(io)?;
+    sparse::load(&mut file, &strings).map_err(io)?;
+    let mut ev = parse::parse(file.bytes()).map_err(|p| p.at(&name))?;
+    ev.loaded = file.loaded();
+    Ok(report(&name, &ev, &strings, platform))
 }
 
 /// Verifies an ELF image held in memory; `name` is used in the report and
 /// in error messages.
 pub fn verify_bytes(name: &str, bytes: &[u8], platform: &Platform) -> Result<Report, VerifyError> {
     let ev = parse::parse(bytes).map_err(|p| p.at(name))?;
-    let (summary, findings) = checks::run(&ev, platform);
-    Ok(Report {
+    Ok(report(name, &ev, &Strings::of(bytes), platform))
+}
+
+fn report(name: &str, ev: &parse::Evidence<'_>, strings: &Strings, platform: &Platform) -> Report {
+    let (summary, findings) = checks::run(ev, strings, platform);
+    Report {
         path: name.to_string(),
         platform: platform.clone(),
         summary,
         findings,
-    })
+    }
 }
 
 /// The platform a verified binary is built for: `linux` and the OCI
@@ -202,6 +225,91 @@ mod tests {
         let mut freebsd = synthetic(2, 62, seg);
         freebsd[7] = 9;
         assert_eq!(ids_of(&freebsd, "amd64"), vec!["wrong-os"]);
+    }
+
+    /// Loading the file byte by byte (so nothing is loaded that was not
+    /// asked for) gives the report of reading the whole file, for dynamic
+    /// programs with and without section headers (then goblin finds the
+    /// dynamic tables by address, through sparse::load_dynamic).
+    #[test]
+    fn sparse_reading_matches_reading_the_whole_file() {
+        let tmp = std::env::temp_dir().join(format!("dp-verify-sparse-{}", std::process::id()));
+        fs::create_dir_all(&tmp).unwrap();
+        let me = std::env::current_exe().unwrap();
+        let mut files = vec![me];
+        for p in ["/bin/sh", "/usr/bin/env", "/bin/ls"] {
+            if Path::new(p).is_file() {
+                files.push(p.into());
+            }
+        }
+        let mut checked = 0;
+        for (i, file) in files.iter().enumerate() {
+            let whole = fs::read(file).unwrap();
+            let mut stripped = whole.clone();
+            stripped[40..48].fill(0); // e_shoff
+            stripped[60..64].fill(0); // e_shnum, e_shstrndx
+            let copy = tmp.join(format!("stripped-{i}"));
+            fs::write(&copy, &stripped).unwrap();
+            for (path, bytes) in [(file, &whole), (&copy, &stripped)] {
+                let name = error::display(path);
+                for platform in [Platform::linux("amd64"), Platform::linux("arm64")] {
+                    let full = verify_bytes(&name, bytes, &platform).unwrap();
+                    assert!(
+                        !full.summary.needed.is_empty(),
+                        "{name}: test needs a dynamic program"
+                    );
+                    for page in [1, 7, 4096] {
+                        let sparse = verify_file_paged(path, &platform, page).unwrap();
+                        assert_eq!(sparse, full, "{name}, {page}-byte pages");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        fs::remove_dir_all(&tmp).unwrap();
+        assert!(checked >= 12);
+    }
+
+    /// The same on damaged files: random bytes of a small dynamic program
+    /// changed (mostly in its headers and tables), loaded byte by byte.
+    #[test]
+    fn sparse_reading_matches_on_damaged_files() {
+        let Ok(base) = fs::read("/usr/bin/true") else {
+            return;
+        };
+        let tmp = std::env::temp_dir().join(format!("dp-verify-damaged-{}", std::process::id()));
+        fs::create_dir_all(&tmp).unwrap();
+        let path = tmp.join("true");
+        let platform = Platform::linux("amd64");
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..300 {
+            let mut b = base.clone();
+            for _ in 0..1 + round % 8 {
+                let r = next();
+                let at = if r % 4 == 0 {
+                    (r >> 8) as usize % b.len()
+                } else {
+                    (r >> 8) as usize % 4096.min(b.len())
+                };
+                b[at] = (r >> 40) as u8;
+            }
+            fs::write(&path, &b).unwrap();
+            let full = verify_bytes("f", &b, &platform).map_err(|e| e.to_string());
+            let sparse = verify_file_paged(&path, &platform, 1)
+                .map(|mut r| {
+                    r.path = "f".into();
+                    r
+                })
+                .map_err(|e| e.to_string().replacen(&error::display(&path), "f", 1));
+            assert_eq!(sparse, full, "round {round}");
+        }
+        fs::remove_dir_all(&tmp).unwrap();
     }
 
     #[test]

@@ -94,10 +94,7 @@ pub(crate) fn all_notes<'a>(ev: &Evidence<'a>) -> Vec<Note<'a>> {
         notes.extend(parse_area(ev.segment_bytes(s), s.align, ev.little_endian));
     }
     for s in ev.sections.iter().filter(|s| s.sh_type == sh::SHT_NOTE) {
-        if let Some(bytes) = ev
-            .bytes
-            .get(s.offset as usize..(s.offset + s.size) as usize)
-        {
+        if let Some(bytes) = ev.range(s.offset, s.offset.saturating_add(s.size)) {
             for n in parse_area(bytes, s.align, ev.little_endian) {
                 if !notes.contains(&n) {
                     notes.push(n);

@@ -14,6 +14,7 @@ use std::sync::Once;
 use goblin::elf::{dynamic, program_header as ph, section_header as sh, Elf};
 
 use crate::error::Problem;
+use crate::sparse::Loaded;
 
 /// A program header, as read.
 #[derive(Clone, Debug)]
@@ -34,11 +35,28 @@ pub(crate) struct Section {
     pub offset: u64,
     pub size: u64,
     pub align: u64,
+    /// sh_link: the index of an associated section (a symbol table's strings).
+    pub link: u32,
+    pub entsize: u64,
+}
+
+/// A section header as read, before its name is looked up.
+struct RawSection {
+    name: u32,
+    sh_type: u32,
+    offset: u64,
+    size: u64,
+    link: u32,
+    align: u64,
+    entsize: u64,
 }
 
 /// Everything read from the file that a check or a fingerprint looks at.
 pub(crate) struct Evidence<'a> {
+    /// The whole file, or, from [`crate::sparse`], a buffer of the file's
+    /// length holding only the parts `loaded` says were read.
     pub bytes: &'a [u8],
+    pub loaded: Loaded<'a>,
     pub class64: bool,
     pub little_endian: bool,
     pub os_abi: u8,
@@ -117,16 +135,16 @@ const ELFDATA2LSB: u8 = 1;
 const ELFDATA2MSB: u8 = 2;
 
 /// The header fields the validation needs, in native types.
-struct RawHeader {
-    class64: bool,
-    little: bool,
-    phoff: u64,
-    shoff: u64,
-    phentsize: u16,
-    phnum: u16,
-    shentsize: u16,
-    shnum: u16,
-    shstrndx: u16,
+pub(crate) struct RawHeader {
+    pub class64: bool,
+    pub little: bool,
+    pub phoff: u64,
+    pub shoff: u64,
+    pub phentsize: u16,
+    pub phnum: u16,
+    pub shentsize: u16,
+    pub shnum: u16,
+    pub shstrndx: u16,
 }
 
 struct Reader<'a> {
@@ -205,7 +223,7 @@ pub(crate) fn guess_non_elf(bytes: &[u8]) -> String {
 
 /// Checks the identification bytes and the header, and that the program and
 /// section header tables lie inside the file.
-fn validate_header(bytes: &[u8]) -> Result<RawHeader, Problem> {
+pub(crate) fn validate_header(bytes: &[u8]) -> Result<RawHeader, Problem> {
     let len = bytes.len() as u64;
     if bytes.is_empty() {
         return Err(Problem::Empty);
@@ -309,7 +327,18 @@ fn check_table(len: u64, what: &str, off: u64, count: u16, entsize: u16) -> Resu
 
 /// Reads the program and section headers ourselves (bounds already
 /// checked), and checks that every segment and section lies inside the file.
-fn validate_tables(bytes: &[u8], h: &RawHeader) -> Result<(Vec<Segment>, Vec<Section>), Problem> {
+pub(crate) fn validate_tables(
+    bytes: &[u8],
+    h: &RawHeader,
+) -> Result<(Vec<Segment>, Vec<Section>), Problem> {
+    let segments = read_segments(bytes, h)?;
+    let raw = read_section_headers(bytes, h)?;
+    let sections = name_sections(bytes, h, &raw)?;
+    Ok((segments, sections))
+}
+
+/// The program headers, each checked to lie inside the file.
+pub(crate) fn read_segments(bytes: &[u8], h: &RawHeader) -> Result<Vec<Segment>, Problem> {
     let len = bytes.len() as u64;
     let r = Reader {
         bytes,
@@ -351,71 +380,128 @@ fn validate_tables(bytes: &[u8], h: &RawHeader) -> Result<(Vec<Segment>, Vec<Sec
         }
         segments.push(seg);
     }
+    Ok(segments)
+}
 
-    let mut raw = Vec::new();
-    if h.shoff != 0 {
-        let entsize = if h.class64 { 64 } else { 40 };
-        let read = |i: usize| -> (u32, u32, u64, u64, u64, u32) {
-            let at = h.shoff as usize + i * entsize;
-            if h.class64 {
-                (
-                    r.u32(at),
-                    r.u32(at + 4),
-                    r.u64(at + 24),
-                    r.u64(at + 32),
-                    r.u64(at + 48),
-                    r.u32(at + 40),
-                )
-            } else {
-                (
-                    r.u32(at),
-                    r.u32(at + 4),
-                    u64::from(r.u32(at + 16)),
-                    u64::from(r.u32(at + 20)),
-                    u64::from(r.u32(at + 32)),
-                    r.u32(at + 24),
-                )
-            }
-        };
-        let mut count = u64::from(h.shnum);
-        if count == 0 {
-            count = read(0).3; // extended numbering: sh_size of section 0
-            let fits = count
-                .checked_mul(entsize as u64)
-                .and_then(|s| s.checked_add(h.shoff))
-                .is_some_and(|end| end <= len);
-            if !fits {
-                return Err(Problem::Malformed(format!(
-                    "section header table ({count} entries at offset {}) extends past the end of the file ({len} bytes): the file is truncated or corrupt",
-                    h.shoff
-                )));
-            }
+/// Size of one section header.
+pub(crate) fn section_header_size(h: &RawHeader) -> u64 {
+    if h.class64 {
+        64
+    } else {
+        40
+    }
+}
+
+/// One section header entry `i` (the table is known to hold it).
+fn read_section_header(r: &Reader<'_>, h: &RawHeader, i: usize) -> RawSection {
+    let at = h.shoff as usize + i * section_header_size(h) as usize;
+    if h.class64 {
+        RawSection {
+            name: r.u32(at),
+            sh_type: r.u32(at + 4),
+            offset: r.u64(at + 24),
+            size: r.u64(at + 32),
+            link: r.u32(at + 40),
+            align: r.u64(at + 48),
+            entsize: r.u64(at + 56),
         }
-        for i in 0..count as usize {
-            raw.push(read(i));
+    } else {
+        RawSection {
+            name: r.u32(at),
+            sh_type: r.u32(at + 4),
+            offset: u64::from(r.u32(at + 16)),
+            size: u64::from(r.u32(at + 20)),
+            link: r.u32(at + 24),
+            align: u64::from(r.u32(at + 32)),
+            entsize: u64::from(r.u32(at + 36)),
         }
     }
-    // Section names, if the name table itself is sane.
-    let mut strtab: &[u8] = &[];
-    let shstrndx = if h.shstrndx == 0xffff {
-        raw.first().map(|s| s.5 as usize).unwrap_or(0)
+}
+
+/// The number of section headers: e_shnum, or with extended numbering
+/// (e_shnum 0, e_shoff set) the sh_size of section 0.
+pub(crate) fn section_header_count(bytes: &[u8], h: &RawHeader) -> u64 {
+    if h.shoff == 0 {
+        return 0;
+    }
+    if h.shnum != 0 {
+        return u64::from(h.shnum);
+    }
+    let r = Reader {
+        bytes,
+        little: h.little,
+    };
+    read_section_header(&r, h, 0).size
+}
+
+/// The section header table, checked to lie inside the file.
+fn read_section_headers(bytes: &[u8], h: &RawHeader) -> Result<Vec<RawSection>, Problem> {
+    let len = bytes.len() as u64;
+    let r = Reader {
+        bytes,
+        little: h.little,
+    };
+    let count = section_header_count(bytes, h);
+    if h.shoff != 0 && h.shnum == 0 {
+        let fits = count
+            .checked_mul(section_header_size(h))
+            .and_then(|s| s.checked_add(h.shoff))
+            .is_some_and(|end| end <= len);
+        if !fits {
+            return Err(Problem::Malformed(format!(
+                "section header table ({count} entries at offset {}) extends past the end of the file ({len} bytes): the file is truncated or corrupt",
+                h.shoff
+            )));
+        }
+    }
+    Ok((0..count as usize)
+        .map(|i| read_section_header(&r, h, i))
+        .collect())
+}
+
+/// Index of the section-name string table.
+fn shstrtab_index(h: &RawHeader, raw: &[RawSection]) -> usize {
+    if h.shstrndx == 0xffff {
+        raw.first().map(|s| s.link as usize).unwrap_or(0)
     } else {
         usize::from(h.shstrndx)
-    };
-    if let Some(&(_, t, off, size, _, _)) = raw.get(shstrndx) {
-        if t != sh::SHT_NOBITS && off.checked_add(size).is_some_and(|e| e <= len) {
-            strtab = &bytes[off as usize..(off + size) as usize];
-        }
     }
+}
+
+/// The file range of the section-name string table, if it is sane.
+fn shstrtab_range(len: u64, h: &RawHeader, raw: &[RawSection]) -> Option<(u64, u64)> {
+    let s = raw.get(shstrtab_index(h, raw))?;
+    let end = s.offset.checked_add(s.size).filter(|e| *e <= len)?;
+    (s.sh_type != sh::SHT_NOBITS).then_some((s.offset, end))
+}
+
+/// Where the section header e_shstrndx designates says the names are,
+/// whatever its type (goblin reads it regardless), for the sparse reader,
+/// which loads it before names are looked up.
+pub(crate) fn section_names_range(bytes: &[u8], h: &RawHeader) -> Option<(u64, u64)> {
+    let raw = read_section_headers(bytes, h).ok()?;
+    let s = raw.get(shstrtab_index(h, &raw))?;
+    Some((s.offset, s.offset.saturating_add(s.size)))
+}
+
+/// Looks up section names and checks every section lies inside the file.
+fn name_sections(bytes: &[u8], h: &RawHeader, raw: &[RawSection]) -> Result<Vec<Section>, Problem> {
+    let len = bytes.len() as u64;
+    // Section names, if the name table itself is sane.
+    let strtab: &[u8] = match shstrtab_range(len, h, raw) {
+        Some((start, end)) => &bytes[start as usize..end as usize],
+        None => &[],
+    };
     let mut sections = Vec::with_capacity(raw.len());
-    for (i, &(name_off, sh_type, offset, size, align, _)) in raw.iter().enumerate() {
+    for (i, s) in raw.iter().enumerate() {
         let name = strtab
-            .get(name_off as usize..)
+            .get(s.name as usize..)
             .map(|s| {
                 let end = memchr::memchr(0, s).unwrap_or(s.len());
                 String::from_utf8_lossy(&s[..end]).into_owned()
             })
             .unwrap_or_default();
+        let (sh_type, offset, size) = (s.sh_type, s.offset, s.size);
         if sh_type != sh::SHT_NOBITS && sh_type != sh::SHT_NULL && size > 0 {
             let inside = offset.checked_add(size).is_some_and(|end| end <= len);
             if !inside {
@@ -434,10 +520,12 @@ fn validate_tables(bytes: &[u8], h: &RawHeader) -> Result<(Vec<Segment>, Vec<Sec
             sh_type,
             offset,
             size,
-            align,
+            align: s.align,
+            link: s.link,
+            entsize: s.entsize,
         });
     }
-    Ok((segments, sections))
+    Ok(sections)
 }
 
 pub(crate) fn segment_type_name(t: u32) -> String {
@@ -476,7 +564,7 @@ fn install_quiet_hook() {
 }
 
 /// Runs `f`, turning a panic into `None` without printing anything.
-fn quietly<T>(f: impl FnOnce() -> T) -> Option<T> {
+pub(crate) fn quietly<T>(f: impl FnOnce() -> T) -> Option<T> {
     install_quiet_hook();
     QUIET_PANICS.with(|q| q.set(true));
     let out = panic::catch_unwind(AssertUnwindSafe(f));
@@ -546,6 +634,7 @@ fn extract<'a>(
     let header = &elf.header;
     Evidence {
         bytes,
+        loaded: Loaded::All,
         class64: elf.is_64,
         little_endian: elf.little_endian,
         os_abi: header.e_ident[EI_OSABI],
@@ -570,14 +659,29 @@ fn extract<'a>(
 }
 
 impl<'a> Evidence<'a> {
+    /// The file bytes `start..end`, or None if that is not inside the file.
+    ///
+    /// Every read of file contents by a check goes through here or
+    /// [`Self::segment_bytes`]: debug builds check that the sparse reader
+    /// loaded the range (else it would silently read zeros; see sparse.rs).
+    pub fn range(&self, start: u64, end: u64) -> Option<&'a [u8]> {
+        let b = self
+            .bytes
+            .get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)?;
+        debug_assert!(
+            self.loaded.contains(start, end),
+            "verify reads bytes {start}..{end}, which sparse.rs does not load"
+        );
+        Some(b)
+    }
+
     /// The bytes of the first section called `name` (empty for NOBITS).
     pub fn section(&self, name: &str) -> Option<&'a [u8]> {
         let s = self.sections.iter().find(|s| s.name == name)?;
         if s.sh_type == sh::SHT_NOBITS {
             return Some(&[]);
         }
-        self.bytes
-            .get(s.offset as usize..(s.offset + s.size) as usize)
+        self.range(s.offset, s.offset.saturating_add(s.size))
     }
 
     pub fn has_section(&self, name: &str) -> bool {
@@ -590,7 +694,8 @@ impl<'a> Evidence<'a> {
 
     /// Bytes of a segment's file image.
     pub fn segment_bytes(&self, s: &Segment) -> &'a [u8] {
-        &self.bytes[s.offset as usize..(s.offset + s.filesz) as usize]
+        self.range(s.offset, s.offset + s.filesz)
+            .expect("segments are checked to lie inside the file")
     }
 
     pub fn has_symbol(&self, name: &str) -> bool {
