@@ -56,7 +56,12 @@ pub struct Args {
     /// Platform to build for (linux/amd64 or linux/arm64). Repeatable: several
     /// give one image per platform under an index. Default: `platforms` in
     /// distroless-pack.toml, else this machine's.
-    #[arg(long = "platform", value_name = "OS/ARCH", help_heading = "Build")]
+    #[arg(
+        long = "platform",
+        value_name = "OS/ARCH",
+        value_delimiter = ',',
+        help_heading = "Build"
+    )]
     pub platforms: Vec<Platform>,
 
     /// The executable to pack when the build makes several (cargo --bin,
@@ -390,7 +395,10 @@ fn run_build(req: &build::Request, quiet: bool, verbose: bool) -> anyhow::Result
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let quiet = args.json;
     let (cfg, cfg_file) = merged_config(&args)?;
-    let platforms = platforms(&args, &cfg, cfg_file.as_deref())?;
+    let mut platforms = platforms(&args, &cfg, cfg_file.as_deref())?;
+    // A fixed order, so the index digest does not depend on the flags' order.
+    platforms.sort();
+    platforms.dedup();
     if args.dry_run {
         return dry_run(&args, &cfg, &platforms);
     }

@@ -4,7 +4,8 @@
 //!
 //! Stdout gets the image digest (or, with `--json`, a summary document);
 //! progress and findings go to stderr. Exit status: 0 packed, 1 verify found
-//! errors (nothing written), 2 bad input or usage, 6 engine, 8 output.
+//! errors (nothing written), 2 bad input or usage, 6 engine, 7 the
+//! `--smoke` run failed (nothing written), 8 output.
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -26,9 +27,17 @@ pub struct Args {
     pub file: PathBuf,
 
     /// Platform of the image (linux/amd64 or linux/arm64); the binary is
-    /// verified against it. Default: this machine's.
-    #[arg(long, value_name = "OS/ARCH")]
-    pub platform: Option<Platform>,
+    /// verified against it. Default: this machine's. Several
+    /// (`linux/amd64,linux/arm64`, or repeated) make one image per platform
+    /// under an OCI index, each with its own binary (`--binary`).
+    #[arg(long = "platform", value_name = "OS/ARCH", value_delimiter = ',')]
+    pub platforms: Vec<Platform>,
+
+    /// The binary for one platform, PLATFORM=PATH (e.g.
+    /// `linux/arm64=build/arm64/app`). Repeatable. Platforms without one
+    /// get FILE. Each binary is verified against its own platform.
+    #[arg(long = "binary", value_name = "PLATFORM=PATH")]
+    pub binaries: Vec<String>,
 
     /// Pack even when verify would refuse the binary: verify is skipped
     /// (a warning says so) and os/arch come from the ELF header.
@@ -50,9 +59,9 @@ pub struct Args {
     pub smoke: crate::cmd_run::SmokeArgs,
 }
 
-/// One binary to pack and the platform it is for. `pack` has one today;
-/// multi-platform packing (`--binary PLATFORM=PATH`) adds more, and then
-/// the images go under one index, in this order.
+/// One binary to pack and the platform it is for. Several (`--platform
+/// A,B`, `--binary PLATFORM=PATH`; see [`targets`]) put the images under
+/// one index, in this order.
 #[derive(Clone, Debug)]
 pub struct Target {
     pub platform: Platform,
@@ -67,16 +76,18 @@ pub struct Packed {
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let quiet = args.json;
-    let targets = vec![Target {
-        platform: args.platform.clone().unwrap_or_else(Platform::host),
-        binary: args.file.clone(),
-    }];
+    let targets = targets(&args.file, &args.platforms, &args.binaries)?;
     let names = args.image.names(&args.file)?;
+    // One entrypoint for every platform: the path FILE would get.
+    let mut image_args = args.image.clone();
+    if targets.len() > 1 && image_args.path.is_none() {
+        image_args.path = Some(distroless_pack_assemble::ImageSpec::new(&args.file).path);
+    }
     let temp_dir = temp_dir_for(&args.output);
 
     let mut packed = Vec::new();
     for t in &targets {
-        match pack_one(t, &args.image, args.no_verify, &temp_dir, quiet)? {
+        match pack_one(t, &image_args, args.no_verify, &temp_dir, quiet)? {
             Ok(p) => packed.push(p),
             Err(report) => {
                 // Refused: the findings are the output.
@@ -98,6 +109,22 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                     t.platform
                 ))
                 .code(exit::FINDINGS);
+            }
+        }
+    }
+
+    if targets.len() > 1 {
+        // Only --no-verify gets here with a binary of the wrong platform.
+        for (t, p) in targets.iter().zip(&packed) {
+            if p.image.platform.architecture != t.platform.architecture {
+                return Err(anyhow::anyhow!(
+                    "{}: is a {} binary, given for {}; give each platform its own binary with --binary {}=PATH",
+                    t.binary.display(),
+                    p.image.platform,
+                    t.platform,
+                    t.platform
+                ))
+                .code(exit::USAGE);
             }
         }
     }
@@ -159,6 +186,70 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
+/// The binary for each platform: `--binary PLATFORM=PATH`, else FILE;
+/// platforms from `--platform`, else this machine's plus those `--binary`
+/// names. Sorted by platform, so the index (and its digest) does not depend
+/// on the order of the flags.
+pub fn targets(
+    file: &Path,
+    platforms: &[Platform],
+    binaries: &[String],
+) -> anyhow::Result<Vec<Target>> {
+    let mut given: Vec<(Platform, PathBuf)> = Vec::new();
+    for b in binaries {
+        let (p, path) = b
+            .split_once('=')
+            .filter(|(p, path)| !p.is_empty() && !path.is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "invalid --binary {b:?}: expected PLATFORM=PATH, e.g. linux/arm64=./app-arm64"
+                )
+            })
+            .code(exit::USAGE)?;
+        let p: Platform = p
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid --binary {b:?}: {e}"))
+            .code(exit::USAGE)?;
+        if given.iter().any(|(q, _)| *q == p) {
+            return Err(anyhow::anyhow!("--binary is given twice for {p}")).code(exit::USAGE);
+        }
+        given.push((p, PathBuf::from(path)));
+    }
+    let mut list: Vec<Platform> = if platforms.is_empty() {
+        std::iter::once(Platform::host())
+            .chain(given.iter().map(|(p, _)| p.clone()))
+            .collect()
+    } else {
+        for (p, _) in &given {
+            if !platforms.contains(p) {
+                return Err(anyhow::anyhow!(
+                    "--binary {p}=... names a platform that --platform does not list ({})",
+                    platforms
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ))
+                .code(exit::USAGE);
+            }
+        }
+        platforms.to_vec()
+    };
+    list.sort();
+    list.dedup();
+    Ok(list
+        .into_iter()
+        .map(|platform| {
+            let binary = given
+                .iter()
+                .find(|(p, _)| *p == platform)
+                .map(|(_, b)| b.clone())
+                .unwrap_or_else(|| file.to_path_buf());
+            Target { platform, binary }
+        })
+        .collect())
+}
+
 /// Ships `artifact` to every output under the first name, then adds the
 /// further names as refs in each `oci:DIR` output that named no tag.
 /// (Shared with `build`.)
@@ -168,6 +259,27 @@ pub fn ship_all(
     output: &OutputArgs,
     quiet: bool,
 ) -> anyhow::Result<Vec<ShippedOutput>> {
+    // A docker archive holds one platform: refuse an index before anything
+    // is written, rather than after the other outputs.
+    if let Artifact::Index(index) = artifact {
+        if let Some(sink) = output
+            .outputs
+            .iter()
+            .find(|s| matches!(s, distroless_pack_ship::Sink::DockerArchive { .. }))
+        {
+            let platforms: Vec<String> = index
+                .images
+                .iter()
+                .map(|i| i.platform.to_string())
+                .collect();
+            return Err(anyhow::anyhow!(
+                "{sink}: a docker archive holds a single platform but the image has {}; pack one platform for it (--platform {}) or write oci: / oci-archive:",
+                platforms.join(", "),
+                platforms.first().map(String::as_str).unwrap_or("linux/amd64")
+            ))
+            .code(exit::USAGE);
+        }
+    }
     let mut shipped: Vec<ShippedOutput> = outputs::ship(artifact, output, &names[0].full(), quiet)?;
     for extra in names.iter().skip(1) {
         let mut more = output.clone();
