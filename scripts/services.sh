@@ -93,7 +93,7 @@ start_docker() {
   # Detached (setsid, own log, stdin from /dev/null) so it outlives the test
   # process that started it and never holds that process's pipes open.
   setsid dockerd \
-    --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
+    --iptables=false --ip6tables=false --storage-driver=vfs \
     --data-root "$D/data" --exec-root "$D/exec" --pidfile "$D/dockerd.pid" \
     --host "$docker_host" \
     >"$D/dockerd.log" 2>&1 </dev/null 9>&- &

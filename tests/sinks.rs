@@ -621,18 +621,16 @@ fn go_server_answers_from_inside_docker_and_podman() {
         ],
     );
 
-    // docker: the harness's dockerd has no bridge (--bridge=none, see
-    // docs/outputs.md), so `-p` publishes nothing; the container shares the
-    // host network and the server listens on a free port.
+    // docker publishes the port: -p 127.0.0.1:PORT:8080 (the harness's
+    // dockerd has a bridge and forwards with docker-proxy, no iptables).
     let docker = engines::docker();
     docker.run_ok(&["load", "-i", s(&file)]);
     let port = engines::free_port();
     let c = docker.run_detached(&[
         "--rm",
         "--pull=never",
-        "--network=host",
-        "-e",
-        &format!("PORT={port}"),
+        "-p",
+        &format!("127.0.0.1:{port}:8080"),
         "sinks-go-http:v1",
     ]);
     let reply = engines::http_get(port, "/", std::time::Duration::from_secs(20));

@@ -4,7 +4,7 @@
 //! - [`docker()`] makes sure a dockerd answers on a private socket under
 //!   `$DISTROLESS_PACK_TEST_DIR/docker` (default `/tmp/distroless-pack-test`),
 //!   started by `scripts/services.sh start docker` with the flags that work on
-//!   these machines (`--iptables=false --ip6tables=false --bridge=none
+//!   these machines (`--iptables=false --ip6tables=false
 //!   --storage-driver=vfs`, private data-root, exec-root and pidfile). The
 //!   first test that asks starts it, later ones (threads of this process and
 //!   other test processes, serialised by `flock` in the script) reuse it. It
@@ -22,10 +22,9 @@
 //! other commands that talk to the engine (`dp().arg("pack")...--load`).
 //!
 //! Networking, as checked on these machines:
-//! - docker (no bridge): `--network=none` and `--network=host` work. `-p
-//!   127.0.0.1:P:P` is accepted but publishes nothing, so a server in docker
-//!   is reached with `--network=host` and the port passed to the app
-//!   (`-e PORT=P`, with `P` from [`free_port`]).
+//! - docker: the default `docker0` bridge with `--iptables=false`:
+//!   `-p 127.0.0.1:P:8080` works through docker-proxy; `--network=none` and
+//!   `--network=host` work too.
 //! - podman: `-p 127.0.0.1:P:P` works (and `--network=host`).
 //! - both: images loaded from a docker archive are named as tagged; podman
 //!   prefixes `docker.io/library/` (or `localhost/` for `import`), so run them
