@@ -25,7 +25,10 @@ pub fn dp() -> Command {
 
 /// A fresh temporary directory, removed when dropped.
 pub fn tmp() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("dp-test-").tempdir().expect("create temp dir")
+    tempfile::Builder::new()
+        .prefix("dp-test-")
+        .tempdir()
+        .expect("create temp dir")
 }
 
 /// Fails the test, naming the package to install, when `tool` is not on PATH.
@@ -45,7 +48,8 @@ pub fn which(tool: &str) -> Option<PathBuf> {
 
 /// Runs a command, returning its output; panics if it cannot be started.
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
 }
 
 /// Runs a command and asserts it succeeded, returning stdout as a string.

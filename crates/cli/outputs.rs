@@ -77,7 +77,9 @@ pub struct ShippedOutput {
 /// everything else is an output failure.
 fn code_for(e: &ShipError, otherwise: u8) -> u8 {
     match e {
-        ShipError::IndexNotSupported { .. } | ShipError::PlatformNotFound { .. } | ShipError::BadSink { .. } => exit::USAGE,
+        ShipError::IndexNotSupported { .. }
+        | ShipError::PlatformNotFound { .. }
+        | ShipError::BadSink { .. } => exit::USAGE,
         _ => otherwise,
     }
 }
@@ -85,31 +87,66 @@ fn code_for(e: &ShipError, otherwise: u8) -> u8 {
 /// Writes `artifact` to every output in `args`, named `name` (the full
 /// image name, e.g. `hello:latest`; empty for none), with one progress line
 /// per output on stderr unless `quiet`.
-pub fn ship(artifact: &Artifact, args: &OutputArgs, name: &str, quiet: bool) -> anyhow::Result<Vec<ShippedOutput>> {
-    let opts = WriteOptions { name: (!name.is_empty()).then(|| name.to_string()), platform: None };
+pub fn ship(
+    artifact: &Artifact,
+    args: &OutputArgs,
+    name: &str,
+    quiet: bool,
+) -> anyhow::Result<Vec<ShippedOutput>> {
+    let opts = WriteOptions {
+        name: (!name.is_empty()).then(|| name.to_string()),
+        platform: None,
+    };
     let digest = artifact.digest().to_string();
     let mut shipped = Vec::new();
     for sink in &args.outputs {
         let stage = Stage::start("ship", &format!("writing {sink}"), quiet);
-        distroless_pack_ship::write(artifact, sink, &opts)
-            .map_err(|e| {
-                let code = code_for(&e, exit::OUTPUT);
-                exit::tag(anyhow::Error::new(e).context(format!("writing {sink}")), code)
-            })?;
+        distroless_pack_ship::write(artifact, sink, &opts).map_err(|e| {
+            let code = code_for(&e, exit::OUTPUT);
+            exit::tag(
+                anyhow::Error::new(e).context(format!("writing {sink}")),
+                code,
+            )
+        })?;
         // Name the tag an `oci:DIR` output got when none was given.
         let target = match sink {
             Sink::OciLayout { dir, tag: None } => Sink::OciLayout {
                 dir: dir.clone(),
-                tag: Some(opts.name.as_deref().and_then(layout::name_tag).unwrap_or("latest").to_string()),
+                tag: Some(
+                    opts.name
+                        .as_deref()
+                        .and_then(layout::name_tag)
+                        .unwrap_or("latest")
+                        .to_string(),
+                ),
             },
             other => other.clone(),
         };
         stage.done(&format!("wrote {target} ({digest})"));
-        shipped.push(ShippedOutput { kind: sink.kind(), target: target.to_string(), digest: digest.clone(), reference: None });
+        shipped.push(ShippedOutput {
+            kind: sink.kind(),
+            target: target.to_string(),
+            digest: digest.clone(),
+            reference: None,
+        });
     }
     if let Some(engine) = &args.load {
-        let engine: Engine = engine.parse().map_err(anyhow::Error::msg).code(exit::USAGE)?;
-        let stage = Stage::start("ship", &format!("loading into {}", if engine == Engine::Auto { "docker or podman".to_string() } else { engine.to_string() }), quiet);
+        let engine: Engine = engine
+            .parse()
+            .map_err(anyhow::Error::msg)
+            .code(exit::USAGE)?;
+        let stage = Stage::start(
+            "ship",
+            &format!(
+                "loading into {}",
+                if engine == Engine::Auto {
+                    "docker or podman".to_string()
+                } else {
+                    engine.to_string()
+                }
+            ),
+            quiet,
+        );
         let loaded = distroless_pack_ship::load(artifact, engine, &opts).map_err(|e| {
             let code = code_for(&e, exit::ENGINE);
             exit::tag(anyhow::Error::new(e).context("--load"), code)
@@ -138,7 +175,11 @@ pub fn ship(artifact: &Artifact, args: &OutputArgs, name: &str, quiet: bool) -> 
 /// registry) and writes the digest to `--digest-file`. Errors carry
 /// `exit::REGISTRY` / `exit::AUTH` / `exit::USAGE`. The pushed
 /// `NAME@sha256:...` is in each output's `reference`.
-fn registry_push(artifact: &Artifact, args: &OutputArgs, quiet: bool) -> anyhow::Result<Vec<ShippedOutput>> {
+fn registry_push(
+    artifact: &Artifact,
+    args: &OutputArgs,
+    quiet: bool,
+) -> anyhow::Result<Vec<ShippedOutput>> {
     let mut shipped = Vec::new();
     if !args.push.is_empty() {
         let targets = crate::cmd_push::parse_targets(&args.push)?;
@@ -159,4 +200,3 @@ fn registry_push(artifact: &Artifact, args: &OutputArgs, quiet: bool) -> anyhow:
     Ok(shipped)
 }
 // ---- end of registry push ----
-

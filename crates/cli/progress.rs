@@ -17,7 +17,11 @@ impl Stage {
         if !quiet {
             let _ = writeln!(std::io::stderr(), "[{name:>6}] {what}");
         }
-        Stage { name, started: Instant::now(), quiet }
+        Stage {
+            name,
+            started: Instant::now(),
+            quiet,
+        }
     }
 
     pub fn done(self, result: &str) {

@@ -97,18 +97,24 @@ impl Blob {
         let mut out = Vec::with_capacity(self.size.min(1 << 20) as usize);
         self.open()
             .and_then(|mut r| r.read_to_end(&mut out))
-            .map_err(|source| ImageError::Io { digest: self.digest.to_string(), source })?;
+            .map_err(|source| ImageError::Io {
+                digest: self.digest.to_string(),
+                source,
+            })?;
         Ok(out)
     }
 
     /// Reads the blob and checks its size and digest.
     pub fn verify(&self) -> Result<(), ImageError> {
-        let mut r = self
-            .open()
-            .map_err(|source| ImageError::Io { digest: self.digest.to_string(), source })?;
+        let mut r = self.open().map_err(|source| ImageError::Io {
+            digest: self.digest.to_string(),
+            source,
+        })?;
         let mut w = crate::DigestWriter::new(io::sink());
-        let n = io::copy(&mut r, &mut w)
-            .map_err(|source| ImageError::Io { digest: self.digest.to_string(), source })?;
+        let n = io::copy(&mut r, &mut w).map_err(|source| ImageError::Io {
+            digest: self.digest.to_string(),
+            source,
+        })?;
         let (got, _) = w.finish();
         if n != self.size || got != self.digest {
             return Err(ImageError::Invalid {

@@ -44,7 +44,10 @@ mod tests {
         for i in (0..50).rev() {
             b.insert(format!("k{i}"), i);
         }
-        assert_eq!(to_canonical_json(&a).unwrap(), to_canonical_json(&b).unwrap());
+        assert_eq!(
+            to_canonical_json(&a).unwrap(),
+            to_canonical_json(&b).unwrap()
+        );
         let s = String::from_utf8(to_canonical_json(&a).unwrap()).unwrap();
         assert!(s.starts_with("{\"k0\":0,\"k1\":1,\"k10\":10"), "{s}");
     }

@@ -40,8 +40,14 @@ impl Digest {
 impl FromStr for Digest {
     type Err = DigestError;
     fn from_str(s: &str) -> Result<Digest, DigestError> {
-        let hex = s.strip_prefix("sha256:").ok_or_else(|| DigestError(s.to_string()))?;
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        let hex = s
+            .strip_prefix("sha256:")
+            .ok_or_else(|| DigestError(s.to_string()))?;
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(DigestError(s.to_string()));
         }
         Ok(Digest(s.to_string()))
@@ -63,7 +69,11 @@ pub struct DigestWriter<W> {
 
 impl<W: Write> DigestWriter<W> {
     pub fn new(inner: W) -> Self {
-        DigestWriter { inner, hasher: Sha256::new(), written: 0 }
+        DigestWriter {
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+        }
     }
 
     /// Bytes written so far.
@@ -73,7 +83,10 @@ impl<W: Write> DigestWriter<W> {
 
     /// The digest of everything written, and the inner writer.
     pub fn finish(self) -> (Digest, W) {
-        (Digest(format!("sha256:{}", hex::encode(self.hasher.finalize()))), self.inner)
+        (
+            Digest(format!("sha256:{}", hex::encode(self.hasher.finalize()))),
+            self.inner,
+        )
     }
 
     /// The digest, the byte count and the inner writer.
@@ -111,9 +124,19 @@ mod tests {
     #[test]
     fn parse_rejects_bad_digests() {
         assert!("sha256:abc".parse::<Digest>().is_err());
-        assert!("md5:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".parse::<Digest>().is_err());
-        assert!("sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855".parse::<Digest>().is_err());
-        let d: Digest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".parse().unwrap();
+        assert!(
+            "md5:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+                .parse::<Digest>()
+                .is_err()
+        );
+        assert!(
+            "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
+                .parse::<Digest>()
+                .is_err()
+        );
+        let d: Digest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+            .parse()
+            .unwrap();
         assert_eq!(d.hex().len(), 64);
     }
 

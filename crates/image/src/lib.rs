@@ -26,9 +26,7 @@ pub use platform::{Platform, PlatformError};
 
 use std::collections::BTreeMap;
 
-use oci_spec::image::{
-    Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType,
-};
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 
 /// Media type of an OCI image manifest.
 pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -39,16 +37,14 @@ pub const MEDIA_TYPE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 /// Media type of a gzip-compressed OCI layer.
 pub const MEDIA_TYPE_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// Docker schema 2 manifest (accepted when reading foreign images).
-pub const MEDIA_TYPE_DOCKER_MANIFEST: &str =
-    "application/vnd.docker.distribution.manifest.v2+json";
+pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// Docker manifest list (accepted when reading foreign images).
 pub const MEDIA_TYPE_DOCKER_LIST: &str =
     "application/vnd.docker.distribution.manifest.list.v2+json";
 /// Docker image config (accepted when reading foreign images).
 pub const MEDIA_TYPE_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 /// Docker gzip layer (accepted when reading foreign images).
-pub const MEDIA_TYPE_DOCKER_LAYER_GZIP: &str =
-    "application/vnd.docker.image.rootfs.diff.tar.gzip";
+pub const MEDIA_TYPE_DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 
 /// The annotation OCI layouts use to name an image ("the tag").
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -114,14 +110,13 @@ impl Image {
             "layers": layers.iter().map(Blob::descriptor_json).collect::<Vec<_>>(),
         });
         if !manifest_annotations.is_empty() {
-            manifest["annotations"] = serde_json::to_value(manifest_annotations)
-                .expect("string map serialises");
+            manifest["annotations"] =
+                serde_json::to_value(manifest_annotations).expect("string map serialises");
         }
-        let manifest_bytes =
-            to_canonical_json(&manifest).map_err(|source| ImageError::Json {
-                what: "image manifest",
-                source,
-            })?;
+        let manifest_bytes = to_canonical_json(&manifest).map_err(|source| ImageError::Json {
+            what: "image manifest",
+            source,
+        })?;
         Ok(Image {
             manifest: Blob::from_bytes(MEDIA_TYPE_MANIFEST, manifest_bytes),
             config,
@@ -132,7 +127,11 @@ impl Image {
 
     /// Reassembles an image from blobs read back from some source. The
     /// manifest is checked to name exactly the given config and layers.
-    pub fn from_parts(manifest: Blob, config: Blob, layers: Vec<Blob>) -> Result<Image, ImageError> {
+    pub fn from_parts(
+        manifest: Blob,
+        config: Blob,
+        layers: Vec<Blob>,
+    ) -> Result<Image, ImageError> {
         let parsed = parse_manifest(&manifest)?;
         if parsed.config().digest().to_string() != config.digest.as_str() {
             return Err(ImageError::Invalid {
@@ -154,9 +153,17 @@ impl Image {
                 ),
             });
         }
-        let config_json: ImageConfiguration = serde_json::from_slice(&config.read_all()?)
-            .map_err(|source| ImageError::Json { what: "image config", source })?;
-        Ok(Image { platform: Platform::from_config(&config_json), manifest, config, layers })
+        let config_json: ImageConfiguration =
+            serde_json::from_slice(&config.read_all()?).map_err(|source| ImageError::Json {
+                what: "image config",
+                source,
+            })?;
+        Ok(Image {
+            platform: Platform::from_config(&config_json),
+            manifest,
+            config,
+            layers,
+        })
     }
 
     /// The manifest digest: the image's identity.
@@ -171,8 +178,10 @@ impl Image {
 
     /// The parsed config.
     pub fn config_json(&self) -> Result<ImageConfiguration, ImageError> {
-        serde_json::from_slice(&self.config.read_all()?)
-            .map_err(|source| ImageError::Json { what: "image config", source })
+        serde_json::from_slice(&self.config.read_all()?).map_err(|source| ImageError::Json {
+            what: "image config",
+            source,
+        })
     }
 
     /// Config first, then the layers: every blob a registry or layout needs
@@ -215,9 +224,14 @@ impl Index {
             index["annotations"] =
                 serde_json::to_value(annotations).expect("string map serialises");
         }
-        let bytes = to_canonical_json(&index)
-            .map_err(|source| ImageError::Json { what: "image index", source })?;
-        Ok(Index { index: Blob::from_bytes(MEDIA_TYPE_INDEX, bytes), images })
+        let bytes = to_canonical_json(&index).map_err(|source| ImageError::Json {
+            what: "image index",
+            source,
+        })?;
+        Ok(Index {
+            index: Blob::from_bytes(MEDIA_TYPE_INDEX, bytes),
+            images,
+        })
     }
 
     /// The index digest.
@@ -227,8 +241,10 @@ impl Index {
 
     /// The parsed index.
     pub fn index_json(&self) -> Result<ImageIndex, ImageError> {
-        serde_json::from_slice(&self.index.read_all()?)
-            .map_err(|source| ImageError::Json { what: "image index", source })
+        serde_json::from_slice(&self.index.read_all()?).map_err(|source| ImageError::Json {
+            what: "image index",
+            source,
+        })
     }
 
     /// The image for `platform`, if the index has one.
@@ -284,8 +300,10 @@ impl Artifact {
 }
 
 fn parse_manifest(blob: &Blob) -> Result<ImageManifest, ImageError> {
-    serde_json::from_slice(&blob.read_all()?)
-        .map_err(|source| ImageError::Json { what: "image manifest", source })
+    serde_json::from_slice(&blob.read_all()?).map_err(|source| ImageError::Json {
+        what: "image manifest",
+        source,
+    })
 }
 
 /// Turns a spec descriptor into our JSON form (used by readers).

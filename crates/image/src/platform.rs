@@ -20,7 +20,11 @@ pub struct PlatformError(pub String);
 
 impl Platform {
     pub fn linux(architecture: &str) -> Platform {
-        Platform { os: "linux".into(), architecture: architecture.into(), variant: None }
+        Platform {
+            os: "linux".into(),
+            architecture: architecture.into(),
+            variant: None,
+        }
     }
 
     /// The platform of the machine running this program.
@@ -80,7 +84,11 @@ impl FromStr for Platform {
         if os != "linux" || !matches!(arch, "amd64" | "arm64") {
             return Err(PlatformError(s.to_string()));
         }
-        Ok(Platform { os: os.to_string(), architecture: arch.to_string(), variant })
+        Ok(Platform {
+            os: os.to_string(),
+            architecture: arch.to_string(),
+            variant,
+        })
     }
 }
 
@@ -100,8 +108,14 @@ mod tests {
 
     #[test]
     fn parses_and_normalises() {
-        assert_eq!("linux/x86_64".parse::<Platform>().unwrap(), Platform::linux("amd64"));
-        assert_eq!("linux/arm64/v8".parse::<Platform>().unwrap().to_string(), "linux/arm64/v8");
+        assert_eq!(
+            "linux/x86_64".parse::<Platform>().unwrap(),
+            Platform::linux("amd64")
+        );
+        assert_eq!(
+            "linux/arm64/v8".parse::<Platform>().unwrap().to_string(),
+            "linux/arm64/v8"
+        );
         assert!("windows/amd64".parse::<Platform>().is_err());
         assert!("linux".parse::<Platform>().is_err());
         assert!(Platform::linux("arm64").matches(&"linux/arm64/v8".parse().unwrap()));

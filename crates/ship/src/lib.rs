@@ -76,14 +76,21 @@ pub fn parse_source(s: &str) -> Result<Source, ShipError> {
     }
     let p = std::path::Path::new(s);
     if p.is_dir() {
-        return Ok(Sink::OciLayout { dir: p.to_path_buf(), tag: None });
+        return Ok(Sink::OciLayout {
+            dir: p.to_path_buf(),
+            tag: None,
+        });
     }
     if p.is_file() {
         let store = store::TarStore::open(p)?;
         return Ok(if store.has("manifest.json") {
-            Sink::DockerArchive { path: p.to_path_buf() }
+            Sink::DockerArchive {
+                path: p.to_path_buf(),
+            }
         } else {
-            Sink::OciArchive { path: p.to_path_buf() }
+            Sink::OciArchive {
+                path: p.to_path_buf(),
+            }
         });
     }
     parsed

@@ -189,12 +189,18 @@ mod tests {
     const X: u32 = 1;
 
     fn ids_of(bytes: &[u8], arch: &str) -> Vec<&'static str> {
-        verify_bytes("t", bytes, &Platform::linux(arch)).unwrap().ids()
+        verify_bytes("t", bytes, &Platform::linux(arch))
+            .unwrap()
+            .ids()
     }
 
     #[test]
     fn synthetic_static_executable_passes() {
-        let b = synthetic(2, 62, &[(LOAD, R | X, &[0xc3; 16]), (GNU_STACK, R | W, &[])]);
+        let b = synthetic(
+            2,
+            62,
+            &[(LOAD, R | X, &[0xc3; 16]), (GNU_STACK, R | W, &[])],
+        );
         let r = verify_bytes("t", &b, &Platform::linux("amd64")).unwrap();
         assert!(r.findings.is_empty(), "{:?}", r.findings);
         assert_eq!(r.summary.linkage, Linkage::Static);
@@ -207,13 +213,30 @@ mod tests {
 
     #[test]
     fn synthetic_interpreter_stack_and_rwx_are_errors() {
-        let b = synthetic(2, 62, &[(INTERP, R, b"/lib/ld-musl-x86_64.so.1\0"), (LOAD, R | X, &[0; 8])]);
+        let b = synthetic(
+            2,
+            62,
+            &[
+                (INTERP, R, b"/lib/ld-musl-x86_64.so.1\0"),
+                (LOAD, R | X, &[0; 8]),
+            ],
+        );
         let r = verify_bytes("t", &b, &Platform::linux("amd64")).unwrap();
-        assert_eq!(r.summary.interpreter.as_deref(), Some("/lib/ld-musl-x86_64.so.1"));
+        assert_eq!(
+            r.summary.interpreter.as_deref(),
+            Some("/lib/ld-musl-x86_64.so.1")
+        );
         assert_eq!(r.summary.libc, Libc::Musl);
         assert_eq!(r.ids(), vec!["interpreter", "executable-stack"]);
-        let b = synthetic(2, 62, &[(LOAD, R | W | X, &[0; 8]), (GNU_STACK, R | W | X, &[])]);
-        assert_eq!(ids_of(&b, "amd64"), vec!["executable-stack", "writable-executable-segment"]);
+        let b = synthetic(
+            2,
+            62,
+            &[(LOAD, R | W | X, &[0; 8]), (GNU_STACK, R | W | X, &[])],
+        );
+        assert_eq!(
+            ids_of(&b, "amd64"),
+            vec!["executable-stack", "writable-executable-segment"]
+        );
     }
 
     #[test]
@@ -221,7 +244,10 @@ mod tests {
         let seg: &[(u32, u32, &[u8])] = &[(LOAD, R | X, &[0; 8]), (GNU_STACK, R | W, &[])];
         assert_eq!(ids_of(&synthetic(1, 62, seg), "amd64"), vec!["object-file"]);
         assert_eq!(ids_of(&synthetic(4, 62, seg), "amd64"), vec!["core-dump"]);
-        assert_eq!(ids_of(&synthetic(9, 62, seg), "amd64"), vec!["unknown-file-type"]);
+        assert_eq!(
+            ids_of(&synthetic(9, 62, seg), "amd64"),
+            vec!["unknown-file-type"]
+        );
         let mut freebsd = synthetic(2, 62, seg);
         freebsd[7] = 9;
         assert_eq!(ids_of(&freebsd, "amd64"), vec!["wrong-os"]);
