@@ -524,7 +524,8 @@ fn isa_level(cx: &Context<'_, '_>, out: &mut Vec<Finding>) {
     ));
 }
 
-const NSS_SYMBOLS: &[&str] = &[
+/// glibc functions that load `libnss_*` at run time (also kept by the parser).
+pub(crate) const NSS_SYMBOLS: &[&str] = &[
     "getaddrinfo",
     "getnameinfo",
     "gethostbyname",

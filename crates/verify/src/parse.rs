@@ -76,7 +76,7 @@ pub(crate) struct Evidence<'a> {
     pub dt_textrel: bool,
     pub dt_bind_now: bool,
     pub has_symtab: bool,
-    /// The names from [`INTERESTING_SYMBOLS`] defined or referenced in
+    /// The names from [`INTERESTING_SYMBOLS`] and the NSS symbols defined or referenced in
     /// `.symtab` or `.dynsym`.
     pub symbols: BTreeSet<&'static str>,
 }
@@ -89,28 +89,7 @@ pub(crate) const INTERESTING_SYMBOLS: &[&str] = &[
     "__init_libc",
     "_dlstart_c",
     "__libc_setup_tls",
-    // NSS and friends (glibc static needs libnss_* at run time)
-    "getaddrinfo",
-    "getnameinfo",
-    "gethostbyname",
-    "gethostbyname2",
-    "gethostbyname_r",
-    "gethostbyname2_r",
-    "gethostbyaddr",
-    "gethostbyaddr_r",
-    "getpwnam",
-    "getpwnam_r",
-    "getpwuid",
-    "getpwuid_r",
-    "getgrnam",
-    "getgrnam_r",
-    "getgrgid",
-    "getgrgid_r",
-    "getgrouplist",
-    "initgroups",
-    "getservbyname",
-    "getservbyname_r",
-    "getprotobyname",
+    // NSS and friends: crate::checks::NSS_SYMBOLS, looked up beside these
     // gconv
     "iconv_open",
     // run-time loading
@@ -613,7 +592,11 @@ fn extract<'a>(
         if let Some(n) = name {
             // Strip symbol versions like `dlopen@GLIBC_2.34`.
             let n = n.split('@').next().unwrap_or(n);
-            if let Some(known) = INTERESTING_SYMBOLS.iter().find(|k| **k == n) {
+            if let Some(known) = INTERESTING_SYMBOLS
+                .iter()
+                .chain(crate::checks::NSS_SYMBOLS)
+                .find(|k| **k == n)
+            {
                 symbols.insert(*known);
             }
         }
