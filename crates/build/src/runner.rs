@@ -202,14 +202,7 @@ impl Runner {
             if let Runner::Container(c) = self {
                 // Exit 125 is the engine's own failure (image missing, bad mount).
                 if desc.contains("125") {
-                    let text = std::fs::read_to_string(log).unwrap_or_default();
-                    let last = text
-                        .lines()
-                        .rev()
-                        .find(|l| !l.trim().is_empty())
-                        .unwrap_or("")
-                        .trim()
-                        .to_string();
+                    let last = last_log_line(log);
                     return Err(BuildError::Engine(format!(
                         "{} could not start the builder image {}: {last}",
                         c.engine.program, c.image
@@ -251,14 +244,7 @@ impl Container {
             .arg(ctx.path());
         let (ok, desc) = run_logged(&mut c, log, stream)?;
         if !ok {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            let last = text
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim()
-                .to_string();
+            let last = last_log_line(log);
             return Err(BuildError::Engine(format!(
                 "building the builder image {} from Dockerfile.alpine-builder failed ({desc}): {last}; pass --builder-image IMAGE to use another image",
                 self.image
@@ -493,4 +479,15 @@ mod tests {
         assert!(a.starts_with("distroless-pack-builder:"));
         assert_eq!(a, default_builder_image());
     }
+}
+
+/// The last non-blank line of a build log (the engine's own complaint).
+fn last_log_line(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_string()
 }
