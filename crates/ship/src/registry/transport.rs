@@ -200,15 +200,9 @@ impl Session {
         let status = resp.status().as_u16();
         match status {
             200..=299 => Ok(()),
-            401 => {
-                let www = resp
-                    .headers()
-                    .get(reqwest::header::WWW_AUTHENTICATE)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                self.auth
-                    .on_unauthorized(&self.client, www.as_deref(), "GET /v2/")
-            }
+            401 => self
+                .auth
+                .on_unauthorized(&self.client, challenge(&resp), "GET /v2/"),
             _ => Err(RegistryError::Network {
                 registry: self.registry.clone(),
                 what: format!("connecting to {url}"),
@@ -282,13 +276,8 @@ impl Session {
                     let status = resp.status().as_u16();
                     if status == 401 && !reauthed {
                         reauthed = true;
-                        let www = resp
-                            .headers()
-                            .get(reqwest::header::WWW_AUTHENTICATE)
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_string);
                         self.auth
-                            .on_unauthorized(&self.client, www.as_deref(), what)?;
+                            .on_unauthorized(&self.client, challenge(&resp), what)?;
                         continue;
                     }
                     if status == 401 || status == 403 {
@@ -333,4 +322,11 @@ pub fn backoff(attempt: u32, retry_after: Option<u64>) -> Duration {
     }
     let ms = 500u64.saturating_mul(1 << attempt.saturating_sub(1).min(4));
     Duration::from_millis(ms.min(8000))
+}
+
+/// The `WWW-Authenticate` challenge of a 401 answer, if it has one.
+fn challenge(resp: &reqwest::blocking::Response) -> Option<&str> {
+    resp.headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
 }
