@@ -43,39 +43,11 @@ echo "== building distroless-pack (release)" >&2
 (cd "$ROOT" && cargo build --release --quiet --bin distroless-pack)
 DP="$ROOT/target/release/distroless-pack"
 
-LIBDIR=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+# shellcheck source=lib/big-binary.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/big-binary.sh"
 
-# make_binary NAME MB: a static executable embedding MB megabytes (10^6) of
-# real shared-library bytes (each library once, in name order, repeated
-# only if the host has fewer bytes than asked).
-make_binary() {
-    local name=$1 mb=$2 blob="$WORK/$1.blob"
-    python3 - "$LIBDIR" "$blob" $((mb * 1000 * 1000)) <<'EOF'
-import os, sys
-libdir, out, want = sys.argv[1], sys.argv[2], int(sys.argv[3])
-files = sorted(os.path.join(libdir, f) for f in os.listdir(libdir) if ".so" in f)
-files = [f for f in files if os.path.isfile(f) and not os.path.islink(f)]
-written = 0
-with open(out, "wb") as o:
-    while written < want:
-        for f in files:
-            with open(f, "rb") as i:
-                data = i.read(want - written)
-            o.write(data)
-            written += len(data)
-            if written >= want:
-                break
-EOF
-    cat >"$WORK/$name.c" <<EOF
-#include <stdio.h>
-__asm__(".section .rodata\n.global payload\npayload:\n.incbin \"$blob\"\n.global payload_end\npayload_end:\n.previous\n");
-extern const unsigned char payload[], payload_end[];
-int main(void) { printf("payload of %ld bytes\n", (long)(payload_end - payload)); return 0; }
-EOF
-    musl-gcc -static -O2 -o "$WORK/$name" "$WORK/$name.c"
-    rm -f "$blob"
-    "$WORK/$name" >/dev/null
-}
+# make_binary NAME MB: $WORK/NAME embedding MB megabytes of library bytes.
+make_binary() { make_big_binary "$WORK/$1" "$2"; }
 
 # job LABEL SIZE_CMD PREP_CMD CMD: registers a job; run_jobs runs PREP_CMD
 # (untimed) then CMD (timed) for every job in turn, $RUNS rounds
@@ -120,7 +92,7 @@ layer_size_of_layout() { # DIR: size of the largest blob (the layer)
     echo "find '$1/blobs/sha256' -type f -printf '%s\n' | sort -n | tail -1"
 }
 
-echo "== building a ${BENCH_MB} MB static binary from $LIBDIR" >&2
+echo "== building a ${BENCH_MB} MB static binary from the host's libraries" >&2
 make_binary app "$BENCH_MB"
 BIN="$WORK/app"
 BIN_BYTES=$(stat -c %s "$BIN")

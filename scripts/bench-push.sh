@@ -55,33 +55,10 @@ if [ -z "${DP:-}" ]; then
     DP="$ROOT/target/release/distroless-pack"
 fi
 
-LIBDIR=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
-
-echo "== building a ${BENCH_MB} MB static binary from $LIBDIR" >&2
-python3 - "$LIBDIR" "$WORK/payload.bin" $((BENCH_MB * 1000 * 1000)) <<'EOF'
-import os, sys
-libdir, out, want = sys.argv[1], sys.argv[2], int(sys.argv[3])
-files = sorted(os.path.join(libdir, f) for f in os.listdir(libdir) if ".so" in f)
-files = [f for f in files if os.path.isfile(f) and not os.path.islink(f)]
-written = 0
-with open(out, "wb") as o:
-    while written < want:
-        for f in files:
-            with open(f, "rb") as i:
-                data = i.read(want - written)
-            o.write(data)
-            written += len(data)
-            if written >= want:
-                break
-EOF
-cat >"$WORK/app.c" <<EOF
-#include <stdio.h>
-__asm__(".section .rodata\n.global payload\npayload:\n.incbin \"$WORK/payload.bin\"\n.global payload_end\npayload_end:\n.previous\n");
-extern const unsigned char payload[], payload_end[];
-int main(void) { printf("payload of %ld bytes\n", (long)(payload_end - payload)); return 0; }
-EOF
-musl-gcc -static -O2 -o "$WORK/app" "$WORK/app.c"
-rm -f "$WORK/payload.bin"
+# shellcheck source=lib/big-binary.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/big-binary.sh"
+echo "== building a ${BENCH_MB} MB static binary from the host's libraries" >&2
+make_big_binary "$WORK/app" "$BENCH_MB"
 
 echo "== packing it" >&2
 "$DP" pack "$WORK/app" --tag bench:1 --output "oci:$WORK/layout:1" >/dev/null 2>"$WORK/pack.err" || { cat "$WORK/pack.err" >&2; exit 1; }
