@@ -2,7 +2,10 @@
 //! registry (`docker-registry`, tests/support/registry.rs): without auth,
 //! with htpasswd Basic auth, with Bearer tokens, and behind TLS with a
 //! self-signed CA; results checked with skopeo and by pulling and running
-//! the image.
+//! the image. A fault-injecting HTTP proxy in front of the registry
+//! (`FaultProxy`) shows what other registries do: a 404 for a repository
+//! that was not created (ECR, Harbor), a refused single-PUT upload, and 201
+//! where distribution answers 202 (ECR).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,7 +14,7 @@ use std::process::{Command, Output, Stdio};
 use distroless_pack_image::{Artifact, Blob, Image, Index, MEDIA_TYPE_LAYER_GZIP};
 
 use crate::support::corpus;
-use crate::support::registry::{Auth, Registry};
+use crate::support::registry::{Auth, Fault, FaultProxy, ProxyExchange, ProxyRequest, Registry};
 use crate::util::{both, dp, require_tool, run, run_ok, tmp};
 
 /// `distroless-pack` with an empty docker config and no podman auth file,
@@ -645,4 +648,366 @@ fn dropped_connections_are_retried() {
         reg.inspect(&reg.reference("flaky:v1"))["Digest"],
         digest.as_str()
     );
+}
+
+/// `POST /v2/REPO/blobs/uploads/` (an upload start, or a mount with
+/// `?mount=&from=`).
+fn is_upload_start(method: &str, target: &str) -> bool {
+    method == "POST"
+        && target
+            .split('?')
+            .next()
+            .unwrap_or("")
+            .ends_with("/blobs/uploads/")
+}
+
+fn is_mount(target: &str) -> bool {
+    target.contains("mount=")
+}
+
+/// The digest of every blob in a `--json` report's first target.
+fn blob_digests(report: &serde_json::Value) -> Vec<String> {
+    report["targets"][0]["blobs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no blobs in {report:#}"))
+        .iter()
+        .map(|b| b["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Whether `x` is a `PUT` finishing an upload of `digest` (`?digest=` is
+/// URL-encoded, so only the hex part is compared).
+fn is_put_of(x: &ProxyExchange, digest: &str) -> bool {
+    let hex = digest.trim_start_matches("sha256:");
+    x.method == "PUT"
+        && x.target.contains("/blobs/uploads/")
+        && x.target.contains("digest=")
+        && x.target.contains(hex)
+}
+
+#[test]
+fn missing_repository_404_on_upload_start_is_one_line_and_names_it() {
+    let t = tmp();
+    let (user, pass) = ("alice", "s3cret-pw");
+    let reg = Registry::start(Auth::Basic {
+        user: user.into(),
+        pass: pass.into(),
+    });
+    let (layout, digest) = packed_layout(t.path(), "v1");
+    let src = format!("oci:{}:v1", layout.display());
+    // like ECR or Harbor for a repository nobody created: uploads into
+    // `missing/app` are refused with 404 NAME_UNKNOWN; the rest passes
+    let proxy = FaultProxy::start(&reg.host, |r: &ProxyRequest| {
+        if is_upload_start(&r.method, &r.target) && r.path().starts_with("/v2/missing/app/") {
+            Fault::Answer {
+                status: 404,
+                body: r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#.into(),
+            }
+        } else {
+            Fault::Forward
+        }
+    });
+    let with_creds = |c: &mut Command| {
+        c.env("DISTROLESS_PACK_REGISTRY_USERNAME", user)
+            .env("DISTROLESS_PACK_REGISTRY_PASSWORD", pass);
+    };
+
+    // the proxy itself is transparent (and passes auth on)
+    let mut ok = dpc(t.path());
+    with_creds(&mut ok);
+    let out = run(ok
+        .arg("push")
+        .arg(&src)
+        .arg(proxy.reference("present/app:v1")));
+    assert!(
+        out.status.success(),
+        "{}\nproxy:\n{}",
+        both(&out),
+        proxy.log_text()
+    );
+    assert_eq!(
+        reg.inspect(&reg.reference("present/app:v1"))["Digest"],
+        digest.as_str()
+    );
+
+    for json_flag in [false, true] {
+        let mut cmd = dpc(t.path());
+        with_creds(&mut cmd);
+        cmd.arg("push");
+        if json_flag {
+            cmd.arg("--json");
+        }
+        let out = run(cmd.arg(&src).arg(proxy.reference("missing/app:v1")));
+        let all = both(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(4),
+            "{all}\nproxy:\n{}",
+            proxy.log_text()
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("distroless-pack: error:"))
+            .collect();
+        assert_eq!(errors.len(), 1, "one error line: {all}");
+        let err = errors[0];
+        if json_flag {
+            // no progress with --json: the error is all there is
+            assert_eq!(stderr.trim_end(), err, "{all}");
+            assert!(out.stdout.is_empty(), "{all}");
+        }
+        assert!(
+            err.contains("repository missing/app not found"),
+            "says the repository does not exist and names it: {err}"
+        );
+        assert!(err.contains("HTTP 404"), "{err}");
+        assert!(err.contains("create the repository"), "{err}");
+        assert!(err.contains(&proxy.host), "names the registry: {err}");
+        assert!(!all.contains(pass), "password printed: {all}");
+        assert!(
+            !all.contains(&base64_encode(&format!("{user}:{pass}"))),
+            "Basic credentials printed: {all}"
+        );
+    }
+
+    let log = proxy.exchanges();
+    let starts: Vec<&ProxyExchange> = log
+        .iter()
+        .filter(|x| {
+            x.target.starts_with("/v2/missing/app/") && is_upload_start(&x.method, &x.target)
+        })
+        .collect();
+    assert!(!starts.is_empty(), "no upload start:\n{}", proxy.log_text());
+    // credentials were really in play, and a 404 is not retried: at most
+    // one POST per blob (2) in each of the 2 runs
+    assert!(starts.iter().all(|x| x.authorized && x.status == 404));
+    assert!(starts.len() <= 4, "404 retried:\n{}", proxy.log_text());
+    // nothing else was sent to the missing repository: no upload, no manifest
+    assert!(
+        !log.iter().any(|x| x.target.starts_with("/v2/missing/app/")
+            && (x.method == "PUT" || x.method == "PATCH")),
+        "{}",
+        proxy.log_text()
+    );
+    assert!(!reg.log_text().contains("/v2/missing/app/manifests/"));
+}
+
+#[test]
+fn refused_single_put_falls_back_to_chunked_patches() {
+    require_tool("skopeo", "apt-get install -y skopeo");
+    let t = tmp();
+    let reg = Registry::start(Auth::None);
+    let (layout, digest) = packed_layout(t.path(), "v1");
+    let src = format!("oci:{}:v1", layout.display());
+    // a gateway with a small body limit (413), and registries refusing a
+    // PUT with a body that no PATCH started (400, 416): every monolithic
+    // upload is answered here, never reaching the registry
+    for (status, body) in [
+        (413, ""),
+        (
+            416,
+            r#"{"errors":[{"code":"BLOB_UPLOAD_INVALID","message":"requested range not satisfiable"}]}"#,
+        ),
+        (
+            400,
+            r#"{"errors":[{"code":"BLOB_UPLOAD_INVALID","message":"monolithic upload not supported"}]}"#,
+        ),
+    ] {
+        let proxy = FaultProxy::start(&reg.host, move |r: &ProxyRequest| {
+            if r.method == "PUT"
+                && r.path().contains("/blobs/uploads/")
+                && r.query().contains("digest=")
+                && !r.body.is_empty()
+            {
+                Fault::Answer {
+                    status,
+                    body: body.into(),
+                }
+            } else {
+                Fault::Forward
+            }
+        });
+        let repo = format!("refused-{status}/app");
+        let out = run(dpc(t.path())
+            .args(["push", "--json"])
+            .arg(&src)
+            .arg(proxy.reference(&format!("{repo}:v1"))));
+        assert!(
+            out.status.success(),
+            "HTTP {status}: {}\nproxy:\n{}",
+            both(&out),
+            proxy.log_text()
+        );
+        let r = json(&out);
+        assert_eq!(r["digest"], digest.as_str());
+        let blobs = blob_digests(&r);
+        assert!(blobs.len() >= 2, "{r:#}");
+        assert_eq!(count(&r, 0, "uploaded"), blobs.len() as u64, "{r:#}");
+
+        // the report has no upload-mode field: the proxy's log shows the
+        // path taken. Per blob: one refused single PUT (not retried as
+        // such), then PATCHes and a closing PUT with no body.
+        let log = proxy.exchanges();
+        let ctx = format!("HTTP {status}, proxy log:\n{}", proxy.log_text());
+        for b in &blobs {
+            let puts: Vec<&ProxyExchange> = log.iter().filter(|x| is_put_of(x, b)).collect();
+            let refused = puts.iter().filter(|x| x.body_len > 0).count();
+            assert_eq!(refused, 1, "{b}: {ctx}");
+            assert!(
+                puts.iter()
+                    .filter(|x| x.body_len > 0)
+                    .all(|x| x.status == status),
+                "{ctx}"
+            );
+            let closing: Vec<_> = puts.iter().filter(|x| x.body_len == 0).collect();
+            assert_eq!(closing.len(), 1, "{b}: {ctx}");
+            assert_eq!(closing[0].status, 201, "{ctx}");
+        }
+        let patches: Vec<&ProxyExchange> = log
+            .iter()
+            .filter(|x| {
+                x.method == "PATCH" && x.target.starts_with(&format!("/v2/{repo}/blobs/uploads/"))
+            })
+            .collect();
+        assert!(patches.len() >= blobs.len(), "{ctx}");
+        assert!(
+            patches.iter().all(|x| x.status == 202 && x.body_len > 0),
+            "{ctx}"
+        );
+        let sent: usize = patches.iter().map(|x| x.body_len).sum();
+        assert_eq!(
+            sent as u64,
+            r["targets"][0]["bytesUploaded"].as_u64().unwrap(),
+            "every byte went in a PATCH: {ctx}"
+        );
+        assert!(
+            reg.log_text()
+                .contains(&format!("\"PATCH /v2/{repo}/blobs/uploads/")),
+            "no PATCH reached the registry:\n{}",
+            reg.log_text()
+        );
+
+        // the image is right: the digest pack printed, and every blob reads
+        // back with its digest (skopeo copy verifies them)
+        assert_eq!(
+            reg.inspect(&reg.reference(&format!("{repo}:v1")))["Digest"],
+            digest.as_str()
+        );
+        let pulled = t.path().join(format!("pulled-{status}"));
+        run_ok(
+            Command::new("skopeo")
+                .args(["copy", "--src-tls-verify=false"])
+                .arg(format!("docker://{}", reg.reference(&format!("{repo}:v1"))))
+                .arg(format!("oci:{}:v1", pulled.display())),
+        );
+        for b in &blobs {
+            let hex = b.trim_start_matches("sha256:");
+            let theirs = std::fs::read(pulled.join("blobs/sha256").join(hex)).unwrap();
+            let ours = std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap();
+            assert!(theirs == ours, "blob {b} differs after the chunked upload");
+        }
+    }
+}
+
+#[test]
+fn upload_start_answered_201_instead_of_202() {
+    let t = tmp();
+    let reg = Registry::start(Auth::None);
+    let (layout, digest) = packed_layout(t.path(), "v1");
+    let src = format!("oci:{}:v1", layout.display());
+
+    // ECR answers 201 Created where distribution answers 202 Accepted to an
+    // upload start; a real mount (201 from the registry) stays a mount
+    let proxy = FaultProxy::start(&reg.host, |r: &ProxyRequest| {
+        if is_upload_start(&r.method, &r.target) {
+            Fault::Restatus {
+                target: None,
+                from: 202,
+                to: 201,
+            }
+        } else {
+            Fault::Forward
+        }
+    });
+    let out = run(dpc(t.path())
+        .args(["push", "--json"])
+        .arg(&src)
+        .arg(proxy.reference("ecr/app:v1"))
+        .arg(proxy.reference("ecr/mirror:v1")));
+    assert!(
+        out.status.success(),
+        "{}\nproxy:\n{}",
+        both(&out),
+        proxy.log_text()
+    );
+    let r = json(&out);
+    let n = blob_digests(&r).len() as u64;
+    assert!(n >= 2, "{r:#}");
+    assert_eq!(count(&r, 0, "uploaded"), n, "{r:#}");
+    assert_eq!(count(&r, 1, "mounted"), n, "{r:#}");
+    let starts: Vec<ProxyExchange> = proxy
+        .exchanges()
+        .into_iter()
+        .filter(|x| is_upload_start(&x.method, &x.target) && !is_mount(&x.target))
+        .collect();
+    assert_eq!(starts.len() as u64, n, "{}", proxy.log_text());
+    assert!(
+        starts.iter().all(|x| x.status == 201),
+        "every upload start answered 201:\n{}",
+        proxy.log_text()
+    );
+    for repo in ["ecr/app:v1", "ecr/mirror:v1"] {
+        assert_eq!(reg.inspect(&reg.reference(repo))["Digest"], digest.as_str());
+    }
+
+    // a registry that ignores `mount` and opens an upload with 201 (and an
+    // upload Location): the blob must be uploaded, not taken as mounted
+    let proxy = FaultProxy::start(&reg.host, |r: &ProxyRequest| {
+        if is_upload_start(&r.method, &r.target) {
+            Fault::Restatus {
+                target: Some(r.path().to_string()),
+                from: 202,
+                to: 201,
+            }
+        } else {
+            Fault::Forward
+        }
+    });
+    let out = run(dpc(t.path())
+        .args(["push", "--json"])
+        .arg(&src)
+        .arg(proxy.reference("nomount/app:v1"))
+        .arg(proxy.reference("nomount/mirror:v1")));
+    assert!(
+        out.status.success(),
+        "{}\nproxy:\n{}",
+        both(&out),
+        proxy.log_text()
+    );
+    let r = json(&out);
+    assert_eq!(count(&r, 0, "uploaded"), n, "{r:#}");
+    assert_eq!(count(&r, 1, "mounted"), 0, "{r:#}");
+    assert_eq!(count(&r, 1, "uploaded"), n, "{r:#}");
+    let log = proxy.exchanges();
+    let mounts = log
+        .iter()
+        .filter(|x| is_upload_start(&x.method, &x.target) && is_mount(&x.target))
+        .count() as u64;
+    assert_eq!(
+        mounts,
+        n,
+        "a mount was asked for each blob:\n{}",
+        proxy.log_text()
+    );
+    assert!(
+        log.iter()
+            .filter(|x| is_upload_start(&x.method, &x.target))
+            .all(|x| x.status == 201),
+        "{}",
+        proxy.log_text()
+    );
+    for repo in ["nomount/app:v1", "nomount/mirror:v1"] {
+        assert_eq!(reg.inspect(&reg.reference(repo))["Digest"], digest.as_str());
+    }
 }

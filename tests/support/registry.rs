@@ -3,7 +3,9 @@
 //! without auth, with htpasswd Basic auth, with Bearer token auth (a small
 //! token issuer in a thread here signs RS256 JWTs with an `x5c` header the
 //! registry trusts through `rootcertbundle`), and optionally behind TLS with
-//! a self-signed CA.
+//! a self-signed CA. [`FaultProxy`] puts a small HTTP/1.1 proxy in front of
+//! one, answering or rewriting chosen requests the way other registries
+//! (ECR, Harbor, registries behind size-limited gateways) do.
 
 #![allow(dead_code)]
 
@@ -12,7 +14,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -258,6 +260,325 @@ impl Drop for Registry {
             let _ = TcpStream::connect(&t.addr);
         }
     }
+}
+
+/// One request as the [`FaultProxy`] got it from the client.
+#[derive(Clone, Debug)]
+pub struct ProxyRequest {
+    pub method: String,
+    /// Path and query, as sent by the client (a rule may forward another).
+    pub target: String,
+    /// `(name, value)` in order, names as sent.
+    pub headers: Vec<(String, String)>,
+    /// The body (de-chunked if it came with `Transfer-Encoding: chunked`).
+    pub body: Vec<u8>,
+}
+
+impl ProxyRequest {
+    /// The target without its query.
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+
+    /// The query (after `?`), empty if none.
+    pub fn query(&self) -> &str {
+        self.target.split_once('?').map(|(_, q)| q).unwrap_or("")
+    }
+
+    /// A header's value (first of that name, case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the [`FaultProxy`] does with one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward it to the registry and pass the answer back unchanged.
+    Forward,
+    /// Forward it to the registry, with `target` instead of the client's.
+    ForwardAs { target: String },
+    /// Forward it (as `target` if given); if the registry answers `from`,
+    /// give the client `to` instead (same headers and body).
+    Restatus {
+        target: Option<String>,
+        from: u16,
+        to: u16,
+    },
+    /// Answer it without forwarding (the body, if any, was read in full).
+    Answer { status: u16, body: String },
+}
+
+/// One exchange in the [`FaultProxy`]'s log.
+#[derive(Clone, Debug)]
+pub struct ProxyExchange {
+    pub method: String,
+    /// As the client sent it.
+    pub target: String,
+    pub body_len: usize,
+    /// Whether the request carried an `Authorization` header.
+    pub authorized: bool,
+    /// What the rule decided.
+    pub fault: Fault,
+    /// The status the client got (0 if the registry could not be reached).
+    pub status: u16,
+}
+
+impl std::fmt::Display for ProxyExchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} ({} bytes{}) -> {} [{:?}]",
+            self.method,
+            self.target,
+            self.body_len,
+            if self.authorized { ", authorized" } else { "" },
+            self.status,
+            self.fault
+        )
+    }
+}
+
+type Rule = dyn Fn(&ProxyRequest) -> Fault + Send + Sync;
+
+/// A plain HTTP/1.1 proxy on 127.0.0.1 in front of a registry (`upstream`,
+/// `HOST:PORT`), one request per connection (every answer says
+/// `Connection: close`). For each request `rule` decides: forward, forward
+/// with another status, or answer it here. The `Host` header is passed on,
+/// so the `Location`s the registry builds point back at the proxy. Every
+/// exchange is logged. Stopped on drop.
+pub struct FaultProxy {
+    /// `127.0.0.1:PORT`: use it as the registry host in references.
+    pub host: String,
+    log: Arc<Mutex<Vec<ProxyExchange>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FaultProxy {
+    pub fn start(
+        upstream: &str,
+        rule: impl Fn(&ProxyRequest) -> Fault + Send + Sync + 'static,
+    ) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let rule: Arc<Rule> = Arc::new(rule);
+        let (log2, stop2, upstream) = (log.clone(), stop.clone(), upstream.to_string());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (rule, log, upstream) = (rule.clone(), log2.clone(), upstream.clone());
+                std::thread::spawn(move || {
+                    if let Some(x) = proxy_one(conn, &upstream, &*rule) {
+                        log.lock().unwrap().push(x);
+                    }
+                });
+            }
+        });
+        FaultProxy { host, log, stop }
+    }
+
+    /// `127.0.0.1:PORT/REPO` through the proxy.
+    pub fn reference(&self, repo: &str) -> String {
+        format!("{}/{repo}", self.host)
+    }
+
+    /// Every exchange so far, in the order they finished.
+    pub fn exchanges(&self) -> Vec<ProxyExchange> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The log, one exchange a line, for assertion messages.
+    pub fn log_text(&self) -> String {
+        self.exchanges().iter().map(|x| format!("{x}\n")).collect()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(&self.host);
+    }
+}
+
+const PROXY_IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        411 => "Length Required",
+        413 => "Payload Too Large",
+        416 => "Range Not Satisfiable",
+        500 => "Internal Server Error",
+        _ => "Status",
+    }
+}
+
+/// Reads a request (head and body) from `r`; `None` on EOF or garbage.
+fn read_proxy_request(r: &mut impl BufRead) -> Option<ProxyRequest> {
+    let mut first = String::new();
+    if r.read_line(&mut first).ok()? == 0 {
+        return None;
+    }
+    let mut parts = first.split_whitespace();
+    let method = parts.next()?.to_string();
+    let target = parts.next()?.to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (k, v) = line.split_once(':')?;
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let mut req = ProxyRequest {
+        method,
+        target,
+        headers,
+        body: Vec::new(),
+    };
+    let chunked = req
+        .header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    if chunked {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).ok()?;
+            let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+            let mut chunk = vec![0; size + 2]; // data and CRLF
+            r.read_exact(&mut chunk).ok()?;
+            if size == 0 {
+                break; // no trailers from our clients
+            }
+            req.body.extend_from_slice(&chunk[..size]);
+        }
+    } else if let Some(len) = req.header("content-length") {
+        let mut body = vec![0; len.parse().ok()?];
+        r.read_exact(&mut body).ok()?;
+        req.body = body;
+    }
+    Some(req)
+}
+
+/// Serves one connection: one request, one answer, close.
+fn proxy_one(conn: TcpStream, upstream: &str, rule: &Rule) -> Option<ProxyExchange> {
+    conn.set_read_timeout(Some(PROXY_IO_TIMEOUT)).ok()?;
+    conn.set_write_timeout(Some(PROXY_IO_TIMEOUT)).ok()?;
+    let mut reader = BufReader::new(conn.try_clone().ok()?);
+    let req = read_proxy_request(&mut reader)?;
+    let fault = rule(&req);
+    let mut out = conn;
+    let status = match &fault {
+        Fault::Answer { status, body } => {
+            let _ = write!(
+                out,
+                "HTTP/1.1 {status} {}\r\nContent-Type: application/json; charset=utf-8\r\nDocker-Distribution-Api-Version: registry/2.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                reason(*status),
+                body.len()
+            );
+            *status
+        }
+        Fault::Forward | Fault::ForwardAs { .. } | Fault::Restatus { .. } => {
+            let (target, restatus) = match &fault {
+                Fault::ForwardAs { target } => (target.as_str(), None),
+                Fault::Restatus { target, from, to } => {
+                    (target.as_deref().unwrap_or(&req.target), Some((*from, *to)))
+                }
+                _ => (req.target.as_str(), None),
+            };
+            match forward(&req, target, upstream) {
+                Some((mut status, head, body)) => {
+                    if let Some((from, to)) = restatus {
+                        if status == from {
+                            status = to;
+                        }
+                    }
+                    let mut resp = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+                    for (k, v) in head {
+                        if !k.eq_ignore_ascii_case("connection") {
+                            resp.push_str(&format!("{k}: {v}\r\n"));
+                        }
+                    }
+                    resp.push_str("Connection: close\r\n\r\n");
+                    let _ = out.write_all(resp.as_bytes());
+                    let _ = out.write_all(&body);
+                    status
+                }
+                None => 0, // dropped: the client sees a closed connection
+            }
+        }
+    };
+    let _ = out.flush();
+    let _ = out.shutdown(std::net::Shutdown::Both);
+    Some(ProxyExchange {
+        authorized: req.header("authorization").is_some(),
+        method: req.method,
+        target: req.target,
+        body_len: req.body.len(),
+        fault,
+        status,
+    })
+}
+
+/// A registry's answer: status, headers, raw body (still chunked if it was).
+type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// Sends `req` (as `target`) to `upstream` on a new connection and reads the
+/// whole answer.
+fn forward(req: &ProxyRequest, target: &str, upstream: &str) -> Option<Answer> {
+    let mut up = TcpStream::connect(upstream).ok()?;
+    up.set_read_timeout(Some(PROXY_IO_TIMEOUT)).ok()?;
+    up.set_write_timeout(Some(PROXY_IO_TIMEOUT)).ok()?;
+    let mut head = format!("{} {target} HTTP/1.1\r\n", req.method);
+    for (k, v) in &req.headers {
+        let skip = [
+            "connection",
+            "content-length",
+            "transfer-encoding",
+            "keep-alive",
+        ];
+        if !skip.iter().any(|s| k.eq_ignore_ascii_case(s)) {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
+    let has_body = req.header("content-length").is_some()
+        || req.header("transfer-encoding").is_some()
+        || !req.body.is_empty();
+    if has_body {
+        head.push_str(&format!("Content-Length: {}\r\n", req.body.len()));
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    up.write_all(head.as_bytes()).ok()?;
+    up.write_all(&req.body).ok()?;
+    let mut raw = Vec::new();
+    up.read_to_end(&mut raw).ok()?;
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let text = std::str::from_utf8(&raw[..end]).ok()?;
+    let mut lines = text.split("\r\n");
+    let status: u16 = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Some((status, headers, raw[end + 4..].to_vec()))
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
