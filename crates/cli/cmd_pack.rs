@@ -7,10 +7,9 @@
 //! errors (nothing written), 2 bad input or usage, 6 engine, 7 the
 //! `--smoke` run failed (nothing written), 8 output.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use distroless_pack_image::{Artifact, Image, Index, Platform};
 use distroless_pack_verify::{platform_of, verify_file, Report, Severity};
 
@@ -497,43 +496,10 @@ pub fn temp_dir_for(_outputs: &OutputArgs) -> PathBuf {
     std::env::temp_dir()
 }
 
-/// Reads the ELF identification and machine of `path` (for `--no-verify`):
-/// an error when it is not a readable ELF file, `None` for an architecture
+/// The platform the ELF header of `path` names (for `--no-verify`): an
+/// error when it is not a readable ELF file, `None` for an architecture
 /// images are not made for.
 fn elf_header_platform(path: &Path) -> anyhow::Result<Option<Platform>> {
-    let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
-    if meta.is_dir() {
-        anyhow::bail!("{}: is a directory, not an executable", path.display());
-    }
-    if !meta.is_file() {
-        anyhow::bail!("{}: not a regular file", path.display());
-    }
-    let mut head = [0u8; 20];
-    let mut f = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
-    let mut n = 0;
-    while n < head.len() {
-        let k = f
-            .read(&mut head[n..])
-            .with_context(|| format!("{}", path.display()))?;
-        if k == 0 {
-            break;
-        }
-        n += k;
-    }
-    if n < 4 || &head[..4] != b"\x7fELF" {
-        anyhow::bail!("{}: not an ELF file", path.display());
-    }
-    if n < 20 {
-        anyhow::bail!("{}: truncated ELF file", path.display());
-    }
-    let machine = if head[5] == 2 {
-        u16::from_be_bytes([head[18], head[19]])
-    } else {
-        u16::from_le_bytes([head[18], head[19]])
-    };
-    Ok(match machine {
-        0x3e => Some(Platform::linux("amd64")),
-        0xb7 => Some(Platform::linux("arm64")),
-        _ => None,
-    })
+    let p = distroless_pack_verify::header_platform(path)?;
+    Ok(matches!(p.architecture.as_str(), "amd64" | "arm64").then_some(p))
 }

@@ -29,8 +29,10 @@ mod report;
 mod sparse;
 
 use std::fs::{self, File};
+use std::io::Read;
 use std::path::Path;
 
+use error::Problem;
 use fingerprint::Strings;
 use sparse::SparseFile;
 
@@ -49,26 +51,70 @@ pub fn verify_file(path: &Path, platform: &Platform) -> Result<Report, VerifyErr
     verify_file_paged(path, platform, sparse::PAGE)
 }
 
-/// [`verify_file`], loading the file `page` bytes at a time.
-fn verify_file_paged(path: &Path, platform: &Platform, page: u64) -> Result<Report, VerifyError> {
+/// The platform an ELF file's header names (`linux` and the OCI
+/// architecture of its class and machine), read from its first 20 bytes
+/// only: for `pack --no-verify`, which checks nothing else. Files that are
+/// not ELF get the same errors as from [`verify_file`].
+pub fn header_platform(path: &Path) -> Result<Platform, VerifyError> {
     let name = error::display(path);
+    regular_file(path, &name)?;
+    let mut head = Vec::with_capacity(20);
+    File::open(path)
+        .and_then(|f| f.take(20).read_to_end(&mut head))
+        .map_err(|source| VerifyError::Io {
+            path: name.clone(),
+            source,
+        })?;
+    let problem = if head.is_empty() {
+        Some(Problem::Empty)
+    } else if !head.starts_with(b"\x7fELF") && !b"\x7fELF".starts_with(&head) {
+        Some(Problem::NotElf(parse::guess_non_elf(&head)))
+    } else if head.len() < 20 {
+        Some(Problem::Truncated(format!(
+            "only {} bytes, the ELF header needs at least 52",
+            head.len()
+        )))
+    } else {
+        None
+    };
+    if let Some(p) = problem {
+        return Err(p.at(&name));
+    }
+    let little = head[5] != 2;
+    let machine = if little {
+        u16::from_le_bytes([head[18], head[19]])
+    } else {
+        u16::from_be_bytes([head[18], head[19]])
+    };
+    Ok(Platform::linux(checks::oci_arch(machine, head[4] == 2, little)))
+}
+
+/// Checks `path` is a regular file of a size we read; its metadata.
+fn regular_file(path: &Path, name: &str) -> Result<fs::Metadata, VerifyError> {
     let meta = fs::metadata(path).map_err(|source| VerifyError::Io {
-        path: name.clone(),
+        path: name.to_string(),
         source,
     })?;
     if meta.is_dir() {
-        return Err(VerifyError::Directory { path: name });
+        return Err(VerifyError::Directory { path: name.into() });
     }
     if !meta.is_file() {
-        return Err(VerifyError::NotRegular { path: name });
+        return Err(VerifyError::NotRegular { path: name.into() });
     }
     if meta.len() > MAX_FILE_SIZE {
         return Err(VerifyError::TooLarge {
-            path: name,
+            path: name.into(),
             size: meta.len(),
             limit: MAX_FILE_SIZE,
         });
     }
+    Ok(meta)
+}
+
+/// [`verify_file`], loading the file `page` bytes at a time.
+fn verify_file_paged(path: &Path, platform: &Platform, page: u64) -> Result<Report, VerifyError> {
+    let name = error::display(path);
+    let meta = regular_file(path, &name)?;
     let io = |source| VerifyError::Io {
         path: name.clone(),
         source,
