@@ -153,14 +153,6 @@ fn verify_rust_glibc_crt_static_passes() {
 }
 
 #[test]
-fn verify_rust_musl_passes() {
-    let f = expect(&corpus::rust_musl_hello(), None, &[], &[]);
-    assert_eq!(f["summary"]["linkage"], "static-pie");
-    assert_eq!(f["summary"]["libc"], "musl");
-    assert_eq!(f["summary"]["toolchain"], "rust");
-}
-
-#[test]
 fn verify_arm64_binary_for_its_own_platform() {
     let bin = corpus::go_arm64_hello();
     let f = expect(&bin, Some("linux/arm64"), &[], &[]);
@@ -374,7 +366,6 @@ fn verify_verdicts_match_running_in_an_empty_root() {
         corpus::musl_static_pie_hello(),
         corpus::go_static_hello(),
         corpus::rust_glibc_static_hello(),
-        corpus::rust_musl_hello(),
         corpus::glibc_static_getaddrinfo(),
         corpus::nativeaot_lookalike(), // its errors are about ICU/OpenSSL use, not start-up
     ];
@@ -638,7 +629,6 @@ fn verify_reading_only_what_is_checked_matches_reading_the_whole_file() {
         corpus::go_arm64_hello(),
         corpus::go_amd64_v3_hello(),
         corpus::rust_glibc_static_hello(),
-        corpus::rust_musl_hello(),
         corpus::truncated_elf(),
         corpus::truncated_header(),
         corpus::garbage(),

@@ -330,12 +330,6 @@ pub fn rust_glibc_static_hello() -> PathBuf {
     )
 }
 
-/// cargo build --target x86_64-unknown-linux-musl: a musl static-pie.
-/// Verify: pass.
-pub fn rust_musl_hello() -> PathBuf {
-    rust_build("rust-musl-hello", "x86_64-unknown-linux-musl", "")
-}
-
 // ---------------------------------------------------------------- bad input
 
 /// The first 3000 bytes of [`musl_static_hello`]: a valid ELF header whose

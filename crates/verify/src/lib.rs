@@ -86,7 +86,11 @@ pub fn header_platform(path: &Path) -> Result<Platform, VerifyError> {
     } else {
         u16::from_be_bytes([head[18], head[19]])
     };
-    Ok(Platform::linux(checks::oci_arch(machine, head[4] == 2, little)))
+    Ok(Platform::linux(checks::oci_arch(
+        machine,
+        head[4] == 2,
+        little,
+    )))
 }
 
 /// Checks `path` is a regular file of a size we read; its metadata.
