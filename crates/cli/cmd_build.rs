@@ -198,20 +198,6 @@ fn merged_image_args(flags: &ImageArgs, cfg: &Config, dir: &Path) -> ImageArgs {
     if a.path.is_none() {
         a.path = cfg.path.clone();
     }
-    if let Some(env) = &cfg.env {
-        let set: Vec<String> = a
-            .env
-            .iter()
-            .filter_map(|e| e.split_once('=').map(|(k, _)| k.to_string()))
-            .collect();
-        let mut merged: Vec<String> = env
-            .iter()
-            .filter(|(k, _)| !set.contains(k))
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        merged.append(&mut a.env);
-        a.env = merged;
-    }
     if a.workdir.is_none() {
         a.workdir = cfg.workdir.clone();
     }
@@ -223,6 +209,8 @@ fn merged_image_args(flags: &ImageArgs, cfg: &Config, dir: &Path) -> ImageArgs {
     if a.ports.is_empty() {
         a.ports = cfg.ports.clone().unwrap_or_default();
     }
+    // KEY=VALUE lists: the config's entries first, then the flags; a key
+    // given by a flag drops the config's entry for it.
     let merge_kv = |from: &Option<BTreeMap<String, String>>, flags: &mut Vec<String>| {
         if let Some(m) = from {
             let set: Vec<String> = flags
@@ -238,6 +226,7 @@ fn merged_image_args(flags: &ImageArgs, cfg: &Config, dir: &Path) -> ImageArgs {
             *flags = merged;
         }
     };
+    merge_kv(&cfg.env, &mut a.env);
     merge_kv(&cfg.labels, &mut a.labels);
     merge_kv(&cfg.annotations, &mut a.annotations);
     if a.args.is_empty() {
