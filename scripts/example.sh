@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Builds distroless-pack and a first image on a fresh Debian 12 machine with
 # only Rust installed (the README's first command):
-#   1. installs musl-tools and golang-go (scripts/install-deps.sh --minimal)
+#   1. installs musl-tools, golang-go and make (scripts/install-deps.sh --minimal)
 #   2. cargo build --release
-#   3. builds images/c-hello (a musl-static C program) into out/hello
-#   4. packs it: out/hello.tar, one archive that `docker load` and
-#      `podman load` both take, and out/hello-oci, an OCI image layout
+#   3. `distroless-pack build images/c-hello`: compiles the C example
+#      statically (musl-gcc via make), verifies and packs it into
+#      out/hello.tar, one archive that `docker load` and `podman load` both
+#      take, and out/hello-oci, an OCI image layout
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-echo "==> installing musl-tools and golang-go"
+echo "==> installing musl-tools, golang-go and make"
 bash scripts/install-deps.sh --minimal
 
 echo "==> cargo build --release"
@@ -21,11 +22,10 @@ dp="$root/target/release/distroless-pack"
 mkdir -p out
 rm -rf out/hello-oci out/hello.tar
 
-echo "==> building images/c-hello"
-bash images/c-hello/build.sh out/hello
-
-echo "==> distroless-pack pack out/hello --tag hello:latest"
-"$dp" pack out/hello --tag hello:latest \
+echo "==> distroless-pack build images/c-hello --runner host --tag hello:latest"
+# The main job in one command: compile the C project statically (musl-gcc,
+# make), verify the binary, pack it, and write both outputs.
+"$dp" build images/c-hello --runner host --tag hello:latest \
   --output docker-archive:out/hello.tar \
   --output oci:out/hello-oci:latest
 

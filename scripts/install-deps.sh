@@ -30,7 +30,7 @@ done
 
 # Debian packages. Every one of these was checked with `apt-cache policy` on
 # Debian 12 (bookworm); see shared research notes / docs/architecture.md.
-minimal_pkgs=(musl-tools golang-go)
+minimal_pkgs=(musl-tools golang-go make)
 full_pkgs=(
   musl-tools golang-go
   skopeo umoci podman runc docker-registry oci-image-tool docker.io containerd
