@@ -62,6 +62,12 @@ fn docker() -> Command {
     engines::docker().cmd()
 }
 
+/// The host toolchain of the C examples: musl-gcc and make.
+fn require_musl_and_make() {
+    require_tool("musl-gcc", "apt-get install -y musl-tools");
+    require_tool("make", "apt-get install -y make");
+}
+
 /// Builds `dir` on the host into a docker archive, loads it into the test
 /// docker and returns the image name.
 fn build_and_load(dir: &Path, name: &str, extra: &[&str]) -> String {
@@ -97,8 +103,7 @@ fn docker_run(image: &str) -> String {
 
 #[test]
 fn c_hello_host_end_to_end() {
-    require_tool("musl-gcc", "apt-get install -y musl-tools");
-    require_tool("make", "apt-get install -y make");
+    require_musl_and_make();
     let (_t, dir) = example("c-hello");
     let image = build_and_load(&dir, "c-hello", &[]);
     assert_eq!(docker_run(&image).trim(), "hello from distroless-pack");
@@ -106,8 +111,7 @@ fn c_hello_host_end_to_end() {
 
 #[test]
 fn c_libfoo_host_end_to_end() {
-    require_tool("musl-gcc", "apt-get install -y musl-tools");
-    require_tool("make", "apt-get install -y make");
+    require_musl_and_make();
     let (_t, dir) = example("c-libfoo");
     let image = build_and_load(&dir, "c-libfoo", &[]);
     assert_eq!(docker_run(&image).trim(), "add(2,3) = 5");
@@ -238,8 +242,7 @@ fn c_libfoo_cross_builds_for_arm64_with_zig_and_runs_under_qemu() {
 
 #[test]
 fn json_summary_has_digest_size_and_findings() {
-    require_tool("musl-gcc", "apt-get install -y musl-tools");
-    require_tool("make", "apt-get install -y make");
+    require_musl_and_make();
     let (t, dir) = example("c-hello");
     let layout = t.path().join("layout");
     let out = run(dp_build(&[])
@@ -271,8 +274,7 @@ fn json_summary_has_digest_size_and_findings() {
 
 #[test]
 fn failed_build_shows_compiler_output_and_writes_nothing() {
-    require_tool("musl-gcc", "apt-get install -y musl-tools");
-    require_tool("make", "apt-get install -y make");
+    require_musl_and_make();
     let t = tmp();
     let dir = t.path().join("broken");
     write_file(
@@ -321,8 +323,7 @@ fn failed_build_shows_compiler_output_and_writes_nothing() {
 
 #[test]
 fn ambiguous_binaries_are_listed_with_the_key_that_picks_one() {
-    require_tool("musl-gcc", "apt-get install -y musl-tools");
-    require_tool("make", "apt-get install -y make");
+    require_musl_and_make();
     let t = tmp();
     let dir = t.path().join("two");
     write_file(
@@ -383,8 +384,7 @@ fn unknown_project_kind_is_a_usage_error() {
 
 #[test]
 fn config_file_sets_image_and_flags_override() {
-    require_tool("musl-gcc", "apt-get install -y musl-tools");
-    require_tool("make", "apt-get install -y make");
+    require_musl_and_make();
     let (t, dir) = example("c-hello");
     std::fs::write(
         dir.join("distroless-pack.toml"),
@@ -742,8 +742,7 @@ echo "dotnet-console -> $out/"
 
 #[test]
 fn dotnet_pipeline_with_a_stand_in_sdk_ships_icu_data_and_keeps_dbg_out() {
-    require_tool("musl-gcc", "apt-get install -y musl-tools");
-    require_tool("make", "apt-get install -y make");
+    require_musl_and_make();
     let (t, dir) = example("dotnet-console");
     let fake_bin = t.path().join("fake-bin");
     let log = t.path().join("fake-log");
@@ -1037,8 +1036,7 @@ fn container_runner_without_engine_is_an_engine_error() {
 
 #[test]
 fn container_runner_with_podman_gives_the_host_digest() {
-    require_tool("musl-gcc", "apt-get install -y musl-tools");
-    require_tool("make", "apt-get install -y make");
+    require_musl_and_make();
     let podman = engines::podman();
     // podman names an imported image localhost/NAME.
     import_rootfs(&podman, "localhost/dp-test-builder:1");
@@ -1109,8 +1107,7 @@ fn build_pushes_a_multi_platform_index_to_a_registry() {
 
 #[test]
 fn smoke_runs_the_built_image_before_writing() {
-    require_tool("musl-gcc", "apt-get install -y musl-tools");
-    require_tool("make", "apt-get install -y make");
+    require_musl_and_make();
     let (t, dir) = example("c-hello");
     let layout = t.path().join("layout");
     let out = run(dp_build(&[])
@@ -1128,8 +1125,7 @@ fn smoke_runs_the_built_image_before_writing() {
 
 #[test]
 fn cmake_project_builds_static_with_musl() {
-    require_tool("musl-gcc", "apt-get install -y musl-tools");
-    require_tool("make", "apt-get install -y make");
+    require_musl_and_make();
     require_tool("cmake", "apt-get install -y cmake");
     let t = tmp();
     let dir = t.path().join("cm");

@@ -47,21 +47,41 @@ fn run_stdin(cmd: &mut Command, stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// Packs the corpus's static hello into `oci:DIR:TAG` with the CLI and
-/// returns the layout directory and the image digest.
-fn packed_layout(dir: &Path, tag: &str) -> (PathBuf, String) {
+/// An image packed into an OCI layout by [`packed_layout`].
+struct Packed {
+    /// The layout directory.
+    layout: PathBuf,
+    /// The image in it, `oci:LAYOUT:TAG`, as a push source.
+    src: String,
+    /// The image digest pack printed.
+    digest: String,
+}
+
+/// Packs the corpus's static hello into `oci:DIR/layout:TAG` with the CLI.
+fn packed_layout(dir: &Path, tag: &str) -> Packed {
     let hello = corpus::musl_static_hello();
     let layout = dir.join("layout");
+    let src = format!("oci:{}:{tag}", layout.display());
     let out = run_ok(
         dp().arg("pack")
             .arg(&hello)
             .args(["--tag", &format!("hello:{tag}")])
             .arg("--output")
-            .arg(format!("oci:{}:{tag}", layout.display())),
+            .arg(&src),
     );
     let digest = out.trim().lines().last().unwrap_or_default().to_string();
     assert!(digest.starts_with("sha256:"), "pack printed {out:?}");
-    (layout, digest)
+    Packed {
+        layout,
+        src,
+        digest,
+    }
+}
+
+/// `distroless-pack push ARGS...` with the private credentials of `home`
+/// (see [`dpc`]).
+fn push(home: &Path, args: &[&str]) -> Output {
+    run(dpc(home).arg("push").args(args))
 }
 
 fn json(out: &Output) -> serde_json::Value {
@@ -78,14 +98,10 @@ fn count(report: &serde_json::Value, target: usize, key: &str) -> u64 {
 fn push_mount_repush_and_multi_tag_on_a_plain_registry() {
     let t = tmp();
     let reg = Registry::start(Auth::None);
-    let (layout, digest) = packed_layout(t.path(), "v1");
-    let src = format!("oci:{}:v1", layout.display());
+    let Packed { src, digest, .. } = packed_layout(t.path(), "v1");
 
     // first push: everything uploaded; plain output is NAME@sha256:...
-    let out = run(dpc(t.path())
-        .arg("push")
-        .arg(&src)
-        .arg(reg.reference("app:v1")));
+    let out = push(t.path(), &[&src, &reg.reference("app:v1")]);
     assert!(out.status.success(), "{}", both(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.trim(), format!("{}@{digest}", reg.reference("app")));
@@ -99,11 +115,15 @@ fn push_mount_repush_and_multi_tag_on_a_plain_registry() {
     );
 
     // re-push and a second repository in one run: zero uploads, mounts
-    let out = run(dpc(t.path())
-        .args(["push", "--json"])
-        .arg(&src)
-        .arg(reg.reference("app:v1"))
-        .arg(reg.reference("other/app:v1")));
+    let out = push(
+        t.path(),
+        &[
+            "--json",
+            &src,
+            &reg.reference("app:v1"),
+            &reg.reference("other/app:v1"),
+        ],
+    );
     assert!(out.status.success(), "{}", both(&out));
     let r = json(&out);
     assert_eq!(r["digest"], digest.as_str());
@@ -132,11 +152,10 @@ fn push_mount_repush_and_multi_tag_on_a_plain_registry() {
 
     // several tags of one repository: one line on stdout, both tags there,
     // each blob uploaded once for both
-    let out = run(dpc(t.path())
-        .arg("push")
-        .arg(&src)
-        .arg(reg.reference("multi:a"))
-        .arg(reg.reference("multi:b")));
+    let out = push(
+        t.path(),
+        &[&src, &reg.reference("multi:a"), &reg.reference("multi:b")],
+    );
     assert!(out.status.success(), "{}", both(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
@@ -163,8 +182,7 @@ fn push_is_byte_identical_to_skopeo_copy_and_chunked_works() {
     require_tool("skopeo", "apt-get install -y skopeo");
     let t = tmp();
     let reg = Registry::start(Auth::None);
-    let (layout, digest) = packed_layout(t.path(), "v1");
-    let src = format!("oci:{}:v1", layout.display());
+    let Packed { src, digest, .. } = packed_layout(t.path(), "v1");
     run_ok(
         Command::new("skopeo")
             .args(["copy", "--dest-tls-verify=false"])
@@ -191,10 +209,10 @@ fn push_is_byte_identical_to_skopeo_copy_and_chunked_works() {
 
     // forced chunked upload into a fresh registry gives the same digest
     let reg2 = Registry::start(Auth::None);
-    let out = run(dpc(t.path())
-        .args(["push", "--chunked", "--json"])
-        .arg(&src)
-        .arg(reg2.reference("chunked:v1")));
+    let out = push(
+        t.path(),
+        &["--chunked", "--json", &src, &reg2.reference("chunked:v1")],
+    );
     assert!(out.status.success(), "{}", both(&out));
     assert!(count(&json(&out), 0, "uploaded") >= 2);
     assert!(
@@ -213,10 +231,13 @@ fn push_is_byte_identical_to_skopeo_copy_and_chunked_works() {
             .arg(&src)
             .arg(format!("oci-archive:{}", archive.display())),
     );
-    let out = run(dpc(t.path())
-        .arg("push")
-        .arg(format!("oci-archive:{}", archive.display()))
-        .arg(reg2.reference("from-archive:v1")));
+    let out = push(
+        t.path(),
+        &[
+            &format!("oci-archive:{}", archive.display()),
+            &reg2.reference("from-archive:v1"),
+        ],
+    );
     assert!(out.status.success(), "{}", both(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
@@ -231,14 +252,10 @@ fn basic_auth_credentials_login_and_wrong_password() {
         user: "alice".into(),
         pass: "s3cret-pw".into(),
     });
-    let (layout, digest) = packed_layout(t.path(), "v1");
-    let src = format!("oci:{}:v1", layout.display());
+    let Packed { src, digest, .. } = packed_layout(t.path(), "v1");
 
     // no credentials anywhere: exit 5, says where it looked and how to log in
-    let out = run(dpc(t.path())
-        .arg("push")
-        .arg(&src)
-        .arg(reg.reference("app:v1")));
+    let out = push(t.path(), &[&src, &reg.reference("app:v1")]);
     assert_eq!(out.status.code(), Some(5), "{}", both(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no credentials were found"), "{err}");
@@ -299,10 +316,7 @@ fn basic_auth_credentials_login_and_wrong_password() {
     assert_eq!(stored["auths"]["ghcr.io"]["auth"], "eDp5");
     assert_eq!(stored["credHelpers"]["gcr.io"], "gcloud");
     assert!(stored["auths"][&reg.host]["auth"].is_string(), "{stored:#}");
-    let out = run(dpc(t.path())
-        .arg("push")
-        .arg(&src)
-        .arg(reg.reference("via-config:v1")));
+    let out = push(t.path(), &[&src, &reg.reference("via-config:v1")]);
     assert!(out.status.success(), "{}", both(&out));
     let mut skopeo = Command::new("skopeo");
     skopeo.args(["inspect", "--tls-verify=false", "--creds=alice:s3cret-pw"]);
@@ -320,10 +334,7 @@ fn basic_auth_credentials_login_and_wrong_password() {
         format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host),
     )
     .unwrap();
-    let out = run(dpc(t2.path())
-        .arg("push")
-        .arg(&src)
-        .arg(reg.reference("via-podman:v1")));
+    let out = push(t2.path(), &[&src, &reg.reference("via-podman:v1")]);
     assert!(out.status.success(), "{}", both(&out));
 }
 
@@ -339,8 +350,7 @@ fn bearer_token_auth() {
         user: "bob".into(),
         pass: "tok-pass".into(),
     });
-    let (layout, digest) = packed_layout(t.path(), "v1");
-    let src = format!("oci:{}:v1", layout.display());
+    let Packed { src, digest, .. } = packed_layout(t.path(), "v1");
     let out = run_stdin(
         dpc(t.path())
             .args(["push", "--json", "-u", "bob", "--password-stdin"])
@@ -394,10 +404,7 @@ fn bearer_token_auth() {
         "tok-pass",
     );
     assert!(out.status.success(), "{}", both(&out));
-    let out = run(dpc(t.path())
-        .arg("push")
-        .arg(&src)
-        .arg(reg.reference("team/app:v3")));
+    let out = push(t.path(), &[&src, &reg.reference("team/app:v3")]);
     assert!(
         out.status.success(),
         "push with the stored login: {}",
@@ -409,13 +416,9 @@ fn bearer_token_auth() {
 fn tls_with_a_private_ca() {
     let t = tmp();
     let reg = Registry::start_tls(Auth::None);
-    let (layout, digest) = packed_layout(t.path(), "v1");
-    let src = format!("oci:{}:v1", layout.display());
+    let Packed { src, digest, .. } = packed_layout(t.path(), "v1");
     // without the CA: a certificate error, exit 4, no fallback to plain HTTP
-    let out = run(dpc(t.path())
-        .arg("push")
-        .arg(&src)
-        .arg(reg.reference("app:v1")));
+    let out = push(t.path(), &[&src, &reg.reference("app:v1")]);
     assert_eq!(out.status.code(), Some(4), "{}", both(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr)
@@ -513,10 +516,10 @@ fn multi_platform_index_push() {
     let sink: distroless_pack_ship::Sink = format!("oci:{}:v1", layout.display()).parse().unwrap();
     let artifact = Artifact::Index(index.clone());
     distroless_pack_ship::write(&artifact, &sink, &Default::default()).unwrap();
-    let out = run(dpc(t.path())
-        .args(["push", "--json"])
-        .arg(sink.to_string())
-        .arg(reg.reference("multi:v1")));
+    let out = push(
+        t.path(),
+        &["--json", &sink.to_string(), &reg.reference("multi:v1")],
+    );
     assert!(out.status.success(), "{}", both(&out));
     let r = json(&out);
     assert_eq!(r["digest"], index.digest().as_str());
@@ -551,11 +554,8 @@ fn pushed_image_pulls_and_runs_in_docker_and_podman() {
     use crate::support::engines;
     let t = tmp();
     let reg = Registry::start(Auth::None);
-    let (layout, digest) = packed_layout(t.path(), "v1");
-    let out = run(dpc(t.path())
-        .arg("push")
-        .arg(format!("oci:{}:v1", layout.display()))
-        .arg(reg.reference("runme:v1")));
+    let Packed { src, digest, .. } = packed_layout(t.path(), "v1");
+    let out = push(t.path(), &[&src, &reg.reference("runme:v1")]);
     assert!(out.status.success(), "{}", both(&out));
     let pushed = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert_eq!(pushed, format!("{}@{digest}", reg.reference("runme")));
@@ -632,14 +632,11 @@ fn dropping_proxy(
 fn dropped_connections_are_retried() {
     let t = tmp();
     let reg = Registry::start(Auth::None);
-    let (layout, digest) = packed_layout(t.path(), "v1");
+    let Packed { src, digest, .. } = packed_layout(t.path(), "v1");
     // connection 1 is the /v2/ probe; the next new connections (opened by
     // parallel blob requests, and by their retries) are dropped mid-request
     let (proxy, dropped) = dropping_proxy(reg.host.clone(), vec![2, 3, 4]);
-    let out = run(dpc(t.path())
-        .args(["push", "--json"])
-        .arg(format!("oci:{}:v1", layout.display()))
-        .arg(format!("{proxy}/flaky:v1")));
+    let out = push(t.path(), &["--json", &src, &format!("{proxy}/flaky:v1")]);
     assert!(out.status.success(), "{}", both(&out));
     assert!(count(&json(&out), 0, "uploaded") >= 2);
     let n = dropped.load(std::sync::atomic::Ordering::SeqCst);
@@ -693,8 +690,7 @@ fn missing_repository_404_on_upload_start_is_one_line_and_names_it() {
         user: user.into(),
         pass: pass.into(),
     });
-    let (layout, digest) = packed_layout(t.path(), "v1");
-    let src = format!("oci:{}:v1", layout.display());
+    let Packed { src, digest, .. } = packed_layout(t.path(), "v1");
     // like ECR or Harbor for a repository nobody created: uploads into
     // `missing/app` are refused with 404 NAME_UNKNOWN; the rest passes
     let proxy = FaultProxy::start(&reg.host, |r: &ProxyRequest| {
@@ -798,8 +794,11 @@ fn refused_single_put_falls_back_to_chunked_patches() {
     require_tool("skopeo", "apt-get install -y skopeo");
     let t = tmp();
     let reg = Registry::start(Auth::None);
-    let (layout, digest) = packed_layout(t.path(), "v1");
-    let src = format!("oci:{}:v1", layout.display());
+    let Packed {
+        layout,
+        src,
+        digest,
+    } = packed_layout(t.path(), "v1");
     // a gateway with a small body limit (413), and registries refusing a
     // PUT with a body that no PATCH started (400, 416): every monolithic
     // upload is answered here, never reaching the registry
@@ -829,10 +828,10 @@ fn refused_single_put_falls_back_to_chunked_patches() {
             }
         });
         let repo = format!("refused-{status}/app");
-        let out = run(dpc(t.path())
-            .args(["push", "--json"])
-            .arg(&src)
-            .arg(proxy.reference(&format!("{repo}:v1"))));
+        let out = push(
+            t.path(),
+            &["--json", &src, &proxy.reference(&format!("{repo}:v1"))],
+        );
         assert!(
             out.status.success(),
             "HTTP {status}: {}\nproxy:\n{}",
@@ -914,8 +913,27 @@ fn refused_single_put_falls_back_to_chunked_patches() {
 fn upload_start_answered_201_instead_of_202() {
     let t = tmp();
     let reg = Registry::start(Auth::None);
-    let (layout, digest) = packed_layout(t.path(), "v1");
-    let src = format!("oci:{}:v1", layout.display());
+    let Packed { src, digest, .. } = packed_layout(t.path(), "v1");
+    // `push --json` to PREFIX/app:v1 and PREFIX/mirror:v1 through `proxy`,
+    // asserting success; returns the report
+    let push_app_and_mirror = |proxy: &FaultProxy, prefix: &str| {
+        let out = push(
+            t.path(),
+            &[
+                "--json",
+                &src,
+                &proxy.reference(&format!("{prefix}/app:v1")),
+                &proxy.reference(&format!("{prefix}/mirror:v1")),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}\nproxy:\n{}",
+            both(&out),
+            proxy.log_text()
+        );
+        json(&out)
+    };
 
     // ECR answers 201 Created where distribution answers 202 Accepted to an
     // upload start; a real mount (201 from the registry) stays a mount
@@ -930,18 +948,7 @@ fn upload_start_answered_201_instead_of_202() {
             Fault::Forward
         }
     });
-    let out = run(dpc(t.path())
-        .args(["push", "--json"])
-        .arg(&src)
-        .arg(proxy.reference("ecr/app:v1"))
-        .arg(proxy.reference("ecr/mirror:v1")));
-    assert!(
-        out.status.success(),
-        "{}\nproxy:\n{}",
-        both(&out),
-        proxy.log_text()
-    );
-    let r = json(&out);
+    let r = push_app_and_mirror(&proxy, "ecr");
     let n = blob_digests(&r).len() as u64;
     assert!(n >= 2, "{r:#}");
     assert_eq!(count(&r, 0, "uploaded"), n, "{r:#}");
@@ -974,18 +981,7 @@ fn upload_start_answered_201_instead_of_202() {
             Fault::Forward
         }
     });
-    let out = run(dpc(t.path())
-        .args(["push", "--json"])
-        .arg(&src)
-        .arg(proxy.reference("nomount/app:v1"))
-        .arg(proxy.reference("nomount/mirror:v1")));
-    assert!(
-        out.status.success(),
-        "{}\nproxy:\n{}",
-        both(&out),
-        proxy.log_text()
-    );
-    let r = json(&out);
+    let r = push_app_and_mirror(&proxy, "nomount");
     assert_eq!(count(&r, 0, "uploaded"), n, "{r:#}");
     assert_eq!(count(&r, 1, "mounted"), 0, "{r:#}");
     assert_eq!(count(&r, 1, "uploaded"), n, "{r:#}");

@@ -44,8 +44,38 @@ const HELLO: &str = corpus::HELLO;
 /// The probe, static, for `arch` (amd64: musl-gcc; arm64: zig cc), built
 /// once per test process.
 fn probe(arch: &str) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    let mut built = BUILT
+    static BUILT: Built = OnceLock::new();
+    built_once(&BUILT, arch, "dp-run-probe-", |dir| {
+        let src = write_file(dir, "probe.c", PROBE_C.as_bytes());
+        let out = dir.join(format!("probe-{arch}"));
+        match arch {
+            "amd64" => {
+                let cc = require_tool("musl-gcc", "apt-get install -y musl-tools");
+                run_ok(
+                    Command::new(cc)
+                        .args(["-static", "-O2", "-o"])
+                        .arg(&out)
+                        .arg(&src),
+                );
+            }
+            _ => zig_cc("aarch64-linux-musl", &src, &out),
+        }
+        out
+    })
+}
+
+/// Programs built once per test process, by architecture.
+type Built = OnceLock<Mutex<HashMap<String, PathBuf>>>;
+
+/// The program `build` makes for `arch` in a kept temporary directory
+/// (named `prefix...`), built on the first call and remembered in `cache`.
+fn built_once(
+    cache: &Built,
+    arch: &str,
+    prefix: &str,
+    build: impl FnOnce(&Path) -> PathBuf,
+) -> PathBuf {
+    let mut built = cache
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
@@ -53,24 +83,11 @@ fn probe(arch: &str) -> PathBuf {
         return p.clone();
     }
     let dir = tempfile::Builder::new()
-        .prefix("dp-run-probe-")
+        .prefix(prefix)
         .tempdir()
         .unwrap()
         .keep();
-    let src = write_file(&dir, "probe.c", PROBE_C.as_bytes());
-    let out = dir.join(format!("probe-{arch}"));
-    match arch {
-        "amd64" => {
-            let cc = require_tool("musl-gcc", "apt-get install -y musl-tools");
-            run_ok(
-                Command::new(cc)
-                    .args(["-static", "-O2", "-o"])
-                    .arg(&out)
-                    .arg(&src),
-            );
-        }
-        _ => zig_cc("aarch64-linux-musl", &src, &out),
-    }
+    let out = build(&dir);
     built.insert(arch.to_string(), out.clone());
     out
 }
@@ -100,32 +117,21 @@ fn zig_cc(target: &str, src: &Path, out: &Path) {
 /// A C hello built with zig cc for both architectures (the issue's "C
 /// example, zig cc").
 fn zig_hello(arch: &str) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    let mut built = BUILT
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = built.get(arch) {
-        return p.clone();
-    }
-    let dir = tempfile::Builder::new()
-        .prefix("dp-run-zig-")
-        .tempdir()
-        .unwrap()
-        .keep();
-    let src = write_file(&dir, "hello.c", corpus::HELLO_C.as_bytes());
-    let out = dir.join("hello");
-    zig_cc(
-        if arch == "amd64" {
-            "x86_64-linux-musl"
-        } else {
-            "aarch64-linux-musl"
-        },
-        &src,
-        &out,
-    );
-    built.insert(arch.to_string(), out.clone());
-    out
+    static BUILT: Built = OnceLock::new();
+    built_once(&BUILT, arch, "dp-run-zig-", |dir| {
+        let src = write_file(dir, "hello.c", corpus::HELLO_C.as_bytes());
+        let out = dir.join("hello");
+        zig_cc(
+            if arch == "amd64" {
+                "x86_64-linux-musl"
+            } else {
+                "aarch64-linux-musl"
+            },
+            &src,
+            &out,
+        );
+        out
+    })
 }
 
 /// A temporary directory whose path is all lowercase (podman derives an
@@ -159,6 +165,18 @@ fn s(p: &Path) -> &str {
 #[track_caller]
 fn pack_ok(args: &[&str]) -> String {
     run_ok(dp().arg("pack").args(args)).trim().to_string()
+}
+
+/// `pack BIN --tag TAG --output oci:DIR/layout:1 EXTRA...`, asserting
+/// success; returns the layout and that `oci:` reference.
+#[track_caller]
+fn pack_layout(dir: &Path, bin: &Path, tag: &str, extra: &[&str]) -> (PathBuf, String) {
+    let layout = dir.join("layout");
+    let src = format!("oci:{}:1", s(&layout));
+    let mut args = vec![s(bin), "--tag", tag, "--output", &src];
+    args.extend_from_slice(extra);
+    pack_ok(&args);
+    (layout, src)
 }
 
 /// `distroless-pack run` with a private TMPDIR (checked empty afterwards).
@@ -228,22 +246,19 @@ fn index_platforms(index: &Value) -> Vec<String> {
 #[test]
 fn run_uses_the_image_config_passes_args_and_returns_the_exit_code() {
     let dir = tmp();
-    let layout = dir.path().join("layout");
-    let bin = probe("amd64");
-    pack_ok(&[
-        s(&bin),
-        "--tag",
+    let (_, src) = pack_layout(
+        dir.path(),
+        &probe("amd64"),
         "probe:1",
-        "--output",
-        &format!("oci:{}:1", s(&layout)),
-        "--env",
-        "GREETING=hi there",
-        "--workdir",
-        "/srv/app",
-        "--",
-        "from-cmd",
-    ]);
-    let src = format!("oci:{}:1", s(&layout));
+        &[
+            "--env",
+            "GREETING=hi there",
+            "--workdir",
+            "/srv/app",
+            "--",
+            "from-cmd",
+        ],
+    );
     for isolation in ["bwrap", "chroot"] {
         if isolation == "bwrap" {
             require_tool("bwrap", "apt-get install -y bubblewrap");
@@ -339,18 +354,10 @@ fn run_reads_every_source_format() {
 #[test]
 fn run_reports_the_missing_interpreter_of_a_dynamic_binary() {
     let dir = tmp();
-    let layout = dir.path().join("layout");
     let dynamic = corpus::glibc_dynamic_hello();
-    pack_ok(&[
-        s(&dynamic),
-        "--no-verify",
-        "--tag",
-        "dyn:1",
-        "--output",
-        &format!("oci:{}:1", s(&layout)),
-    ]);
+    let (_, src) = pack_layout(dir.path(), &dynamic, "dyn:1", &["--no-verify"]);
     let r = Runner::new();
-    let out = run(&mut r.cmd(&[&format!("oci:{}:1", s(&layout))]));
+    let out = run(&mut r.cmd(&[&src]));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(127), "{}", both(&out));
     assert!(
@@ -368,19 +375,9 @@ fn run_reports_the_missing_interpreter_of_a_dynamic_binary() {
 #[test]
 fn run_cleans_up_when_interrupted() {
     let dir = tmp();
-    let layout = dir.path().join("layout");
-    pack_ok(&[
-        s(&probe("amd64")),
-        "--tag",
-        "probe:3",
-        "--output",
-        &format!("oci:{}:1", s(&layout)),
-    ]);
+    let (_, src) = pack_layout(dir.path(), &probe("amd64"), "probe:3", &[]);
     let r = Runner::new();
-    let mut child = r
-        .cmd(&[&format!("oci:{}:1", s(&layout)), "--", "sleep"])
-        .spawn()
-        .unwrap();
+    let mut child = r.cmd(&[&src, "--", "sleep"]).spawn().unwrap();
     // Wait until the root exists and the program runs, then interrupt.
     let t = Instant::now();
     while std::fs::read_dir(r.tmpdir.path()).unwrap().count() == 0
@@ -416,23 +413,10 @@ extern "C" {
 #[test]
 fn run_timeout_kills_the_program() {
     let dir = tmp();
-    let layout = dir.path().join("layout");
-    pack_ok(&[
-        s(&probe("amd64")),
-        "--tag",
-        "probe:4",
-        "--output",
-        &format!("oci:{}:1", s(&layout)),
-    ]);
+    let (_, src) = pack_layout(dir.path(), &probe("amd64"), "probe:4", &[]);
     let r = Runner::new();
     let t = Instant::now();
-    let out = run(&mut r.cmd(&[
-        "--timeout",
-        "1",
-        &format!("oci:{}:1", s(&layout)),
-        "--",
-        "sleep",
-    ]));
+    let out = run(&mut r.cmd(&["--timeout", "1", &src, "--", "sleep"]));
     assert_eq!(out.status.code(), Some(137), "{}", both(&out));
     assert!(t.elapsed() < Duration::from_secs(20));
     r.assert_clean();
@@ -444,14 +428,7 @@ fn run_timeout_kills_the_program() {
 fn run_works_without_root() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tmp();
-    let layout = dir.path().join("layout");
-    pack_ok(&[
-        s(&probe("amd64")),
-        "--tag",
-        "probe:5",
-        "--output",
-        &format!("oci:{}:1", s(&layout)),
-    ]);
+    let (layout, src) = pack_layout(dir.path(), &probe("amd64"), "probe:5", &[]);
     let r = Runner::new();
     for p in [dir.path(), r.tmpdir.path()] {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -469,16 +446,9 @@ fn run_works_without_root() {
         } else {
             Command::new(crate::util::bin())
         };
-        c.args([
-            "run",
-            "--isolation",
-            isolation,
-            &format!("oci:{}:1", s(&layout)),
-            "--",
-            "x",
-        ])
-        .env("TMPDIR", r.tmpdir.path())
-        .stdin(Stdio::null());
+        c.args(["run", "--isolation", isolation, &src, "--", "x"])
+            .env("TMPDIR", r.tmpdir.path())
+            .stdin(Stdio::null());
         let out = run(&mut c);
         assert!(out.status.success(), "{isolation}: {}", both(&out));
         assert!(
@@ -754,13 +724,16 @@ fn multi_platform_index_pushes_and_resolves_per_architecture() {
     let reference = reg.reference("hello-multi:1");
     let digest = pack_multi(dir.path(), &["--push", &reference]);
     let skopeo = require_tool("skopeo", "apt-get install -y skopeo");
-    let raw = run_ok(Command::new(&skopeo).args([
-        "inspect",
-        "--raw",
-        "--tls-verify=false",
-        &format!("docker://{reference}"),
-    ]));
-    let index: Value = serde_json::from_str(&raw).unwrap();
+    // `skopeo inspect --raw` of a reference in the plain-HTTP registry.
+    let raw = |reference: &str| {
+        run_ok(Command::new(&skopeo).args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{reference}"),
+        ]))
+    };
+    let index: Value = serde_json::from_str(&raw(&reference)).unwrap();
     assert_eq!(
         index_platforms(&index),
         ["linux/amd64", "linux/arm64"],
@@ -784,24 +757,13 @@ fn multi_platform_index_pushes_and_resolves_per_architecture() {
     // skopeo reports the index digest; the layers are the arm64 manifest's.
     assert_eq!(inspected["Digest"], digest.as_str(), "{inspected}");
     let repo = reference.rsplit_once(':').unwrap().0;
-    let arm_manifest: Value = serde_json::from_str(&run_ok(Command::new(&skopeo).args([
-        "inspect",
-        "--raw",
-        "--tls-verify=false",
-        &format!("docker://{repo}@{arm_digest}"),
-    ])))
-    .unwrap();
+    let arm_manifest: Value = serde_json::from_str(&raw(&format!("{repo}@{arm_digest}"))).unwrap();
     assert_eq!(
         inspected["Layers"][0], arm_manifest["layers"][0]["digest"],
         "{inspected}\n{arm_manifest}"
     );
     // The registry holds the index under the digest pack printed.
-    let raw_by_digest = run_ok(Command::new(&skopeo).args([
-        "inspect",
-        "--raw",
-        "--tls-verify=false",
-        &format!("docker://{repo}@{digest}"),
-    ]));
+    let raw_by_digest = raw(&format!("{repo}@{digest}"));
     assert_eq!(
         serde_json::from_str::<Value>(&raw_by_digest).unwrap(),
         index
@@ -811,35 +773,20 @@ fn multi_platform_index_pushes_and_resolves_per_architecture() {
 #[test]
 fn run_in_podman_and_docker() {
     let dir = tmp();
-    let layout = dir.path().join("layout");
-    pack_ok(&[
-        s(&probe("amd64")),
-        "--tag",
-        "probe:engine",
-        "--output",
-        &format!("oci:{}:1", s(&layout)),
-    ]);
-    let src = format!("oci:{}:1", s(&layout));
+    let (_, src) = pack_layout(dir.path(), &probe("amd64"), "probe:engine", &[]);
     for engine in [engines::podman(), engines::docker()] {
         let name = engine.name();
-        let out = run(engine
-            .apply(&mut dp())
-            .args(["run", "--engine", name, &src, "--", "exit", "5"])
-            .stdin(Stdio::null()));
+        // `distroless-pack run --engine NAME ARGS...`
+        let run_in_engine = |args: &[&str]| {
+            run(engine
+                .apply(&mut dp())
+                .args(["run", "--engine", name])
+                .args(args)
+                .stdin(Stdio::null()))
+        };
+        let out = run_in_engine(&[&src, "--", "exit", "5"]);
         assert_eq!(out.status.code(), Some(5), "{name}: {}", both(&out));
-        let out = run(engine
-            .apply(&mut dp())
-            .args([
-                "run",
-                "--engine",
-                name,
-                "-e",
-                "GREETING=engine",
-                &src,
-                "--",
-                "x",
-            ])
-            .stdin(Stdio::null()));
+        let out = run_in_engine(&["-e", "GREETING=engine", &src, "--", "x"]);
         assert!(out.status.success(), "{name}: {}", both(&out));
         let text = stdout(&out);
         assert!(
@@ -854,19 +801,7 @@ fn run_in_podman_and_docker() {
         );
         // --timeout stops the container.
         let t = Instant::now();
-        let out = run(engine
-            .apply(&mut dp())
-            .args([
-                "run",
-                "--engine",
-                name,
-                "--timeout",
-                "2",
-                &src,
-                "--",
-                "sleep",
-            ])
-            .stdin(Stdio::null()));
+        let out = run_in_engine(&["--timeout", "2", &src, "--", "sleep"]);
         assert_eq!(out.status.code(), Some(137), "{name}: {}", both(&out));
         assert!(
             t.elapsed() < Duration::from_secs(60),
@@ -964,18 +899,12 @@ fn smoke_stops_a_build_whose_program_fails_and_passes_both_platforms() {
 #[test]
 fn run_resolves_user_names_from_the_image() {
     let dir = tmp();
-    let layout = dir.path().join("layout");
-    pack_ok(&[
-        s(&probe("amd64")),
-        "--passwd",
-        "--user",
-        "nonroot",
-        "--tag",
+    let (_, src) = pack_layout(
+        dir.path(),
+        &probe("amd64"),
         "probe:6",
-        "--output",
-        &format!("oci:{}:1", s(&layout)),
-    ]);
-    let src = format!("oci:{}:1", s(&layout));
+        &["--passwd", "--user", "nonroot"],
+    );
     let r = Runner::new();
     let out = run(&mut r.cmd(&[&src]));
     assert!(out.status.success(), "{}", both(&out));

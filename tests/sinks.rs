@@ -32,6 +32,17 @@ fn skopeo() -> PathBuf {
     require_tool("skopeo", "apt-get install -y skopeo")
 }
 
+/// `skopeo copy -q SRC oci:COPY:c`: the image of `src` copied into the
+/// layout `copy`, tagged `c`.
+fn skopeo_copy_to_layout(src: &str, copy: &Path) {
+    run_ok(
+        Command::new(skopeo())
+            .args(["copy", "-q"])
+            .arg(src)
+            .arg(format!("oci:{}:c", s(copy))),
+    );
+}
+
 /// `skopeo inspect REF` as JSON (add `--raw`/`--config` through `extra`).
 #[track_caller]
 pub(crate) fn skopeo_inspect(reference: &str, extra: &[&str]) -> Value {
@@ -42,6 +53,29 @@ pub(crate) fn skopeo_inspect(reference: &str, extra: &[&str]) -> Value {
             .arg(reference),
     );
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("skopeo inspect {reference}: {e}: {out}"))
+}
+
+/// Asserts skopeo sees the image tagged `tag` in the layout `sink`
+/// (`oci:DIR`) with `digest`.
+#[track_caller]
+fn assert_tag_digest(sink: &str, tag: &str, digest: &str) {
+    assert_eq!(
+        skopeo_inspect(&format!("{sink}:{tag}"), &[])["Digest"],
+        digest
+    );
+}
+
+/// A layout `DIR/layout` holding the musl hello as `hello:v1`; returns the
+/// layout, its `oci:` sink and the image digest.
+fn layout_with_hello_v1(dir: &Path) -> (PathBuf, String, String) {
+    let layout = dir.join("layout");
+    let sink = format!("oci:{}", s(&layout));
+    let first = pack(
+        &corpus::musl_static_hello(),
+        "hello:v1",
+        &["--output", &sink],
+    );
+    (layout, sink, first)
 }
 
 /// The manifest digest tagged `tag` in the OCI layout `dir`, from its index.json.
@@ -72,12 +106,7 @@ fn oci_layout_is_accepted_by_skopeo_umoci_and_oci_image_tool() {
 
     // skopeo copy to another layout keeps the digest (nothing converted).
     let copy = t.path().join("copy");
-    run_ok(
-        Command::new(skopeo())
-            .args(["copy", "-q"])
-            .arg(format!("oci:{}:v1", s(&dir)))
-            .arg(format!("oci:{}:c", s(&copy))),
-    );
+    skopeo_copy_to_layout(&format!("oci:{}:v1", s(&dir)), &copy);
     assert_eq!(
         skopeo_inspect(&format!("oci:{}:c", s(&copy)), &[])["Digest"],
         digest.as_str()
@@ -159,12 +188,7 @@ fn oci_archive_is_accepted_by_skopeo() {
     let info = skopeo_inspect(&format!("oci-archive:{}", s(&file)), &[]);
     assert_eq!(info["Digest"], digest.as_str());
     let copy = t.path().join("copy");
-    run_ok(
-        Command::new(skopeo())
-            .args(["copy", "-q"])
-            .arg(format!("oci-archive:{}", s(&file)))
-            .arg(format!("oci:{}:c", s(&copy))),
-    );
+    skopeo_copy_to_layout(&format!("oci-archive:{}", s(&file)), &copy);
     assert_eq!(layout_digest(&copy, "c").as_deref(), Some(digest.as_str()));
     // No temp file is left beside it.
     let names: Vec<_> = std::fs::read_dir(t.path())
@@ -200,12 +224,7 @@ fn docker_archive_is_accepted_by_skopeo() {
     let info = skopeo_inspect(&format!("docker-archive:{}", s(&file)), &[]);
     assert_eq!(info["Architecture"], "amd64");
     let copy = t.path().join("copy");
-    run_ok(
-        Command::new(skopeo())
-            .args(["copy", "-q"])
-            .arg(format!("docker-archive:{}", s(&file)))
-            .arg(format!("oci:{}:c", s(&copy))),
-    );
+    skopeo_copy_to_layout(&format!("docker-archive:{}", s(&file)), &copy);
     assert_eq!(
         skopeo_inspect(&format!("oci:{}:c", s(&copy)), &["--config"])["rootfs"]["diff_ids"],
         ours["rootfs"]["diff_ids"]
@@ -215,37 +234,19 @@ fn docker_archive_is_accepted_by_skopeo() {
 #[test]
 fn adding_a_tag_to_a_layout_keeps_the_first() {
     let t = tmp();
-    let dir = t.path().join("layout");
-    let sink = format!("oci:{}", s(&dir));
-    let first = pack(
-        &corpus::musl_static_hello(),
-        "hello:v1",
-        &["--output", &sink],
-    );
+    let (dir, sink, first) = layout_with_hello_v1(t.path());
     let second = pack(&corpus::go_static_hello(), "hello:v2", &["--output", &sink]);
     assert_ne!(first, second);
-    assert_eq!(
-        skopeo_inspect(&format!("{sink}:v1"), &[])["Digest"],
-        first.as_str()
-    );
-    assert_eq!(
-        skopeo_inspect(&format!("{sink}:v2"), &[])["Digest"],
-        second.as_str()
-    );
+    assert_tag_digest(&sink, "v1", &first);
+    assert_tag_digest(&sink, "v2", &second);
     // An explicit :TAG wins over --tag; re-using a tag replaces only it.
     let third = pack(
         &corpus::musl_static_hello(),
         "hello:v1",
         &["--output", &format!("{sink}:v2"), "--", "x"],
     );
-    assert_eq!(
-        skopeo_inspect(&format!("{sink}:v2"), &[])["Digest"],
-        third.as_str()
-    );
-    assert_eq!(
-        skopeo_inspect(&format!("{sink}:v1"), &[])["Digest"],
-        first.as_str()
-    );
+    assert_tag_digest(&sink, "v2", &third);
+    assert_tag_digest(&sink, "v1", &first);
     let index: Value =
         serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
@@ -296,6 +297,17 @@ fn concurrent_packs_into_one_layout_keep_every_tag() {
     }
 }
 
+/// Asserts every file of the snapshot `before` is in `after`, unchanged.
+#[track_caller]
+fn assert_files_kept(before: &[(String, Vec<u8>)], after: &[(String, Vec<u8>)]) {
+    for (name, bytes) in before {
+        assert!(
+            after.iter().any(|(n, b)| n == name && b == bytes),
+            "{name} changed"
+        );
+    }
+}
+
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<_> = walk(dir)
         .into_iter()
@@ -314,13 +326,7 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn a_failed_write_leaves_an_existing_layout_intact() {
     let t = tmp();
-    let dir = t.path().join("layout");
-    let sink = format!("oci:{}", s(&dir));
-    let first = pack(
-        &corpus::musl_static_hello(),
-        "hello:v1",
-        &["--output", &sink],
-    );
+    let (dir, sink, first) = layout_with_hello_v1(t.path());
     let before = snapshot(&dir);
 
     // Learn the new image's layer digest from a scratch layout (packing is
@@ -354,34 +360,20 @@ fn a_failed_write_leaves_an_existing_layout_intact() {
 
     // Every file that was there is unchanged, index.json still names only v1, no temp files.
     let after = snapshot(&dir);
-    for (name, bytes) in &before {
-        assert!(
-            after.iter().any(|(n, b)| n == name && b == bytes),
-            "{name} changed"
-        );
-    }
+    assert_files_kept(&before, &after);
     assert!(
         after.iter().all(|(n, _)| !n.contains("tmp")),
         "temp file left: {:?}",
         after.iter().map(|a| &a.0).collect::<Vec<_>>()
     );
-    assert_eq!(
-        skopeo_inspect(&format!("{sink}:v1"), &[])["Digest"],
-        first.as_str()
-    );
+    assert_tag_digest(&sink, "v1", &first);
     assert_eq!(layout_digest(&dir, "v2"), None);
 
     // Once the obstacle is gone the same command works and both tags are there.
     std::fs::remove_dir_all(&obstacle).unwrap();
     let second = pack(&go, "hello:v2", &["--output", &sink]);
-    assert_eq!(
-        skopeo_inspect(&format!("{sink}:v1"), &[])["Digest"],
-        first.as_str()
-    );
-    assert_eq!(
-        skopeo_inspect(&format!("{sink}:v2"), &[])["Digest"],
-        second.as_str()
-    );
+    assert_tag_digest(&sink, "v1", &first);
+    assert_tag_digest(&sink, "v2", &second);
 }
 
 #[test]
@@ -621,37 +613,24 @@ fn go_server_answers_from_inside_docker_and_podman() {
         ],
     );
 
-    // docker publishes the port: -p 127.0.0.1:PORT:8080 (the harness's
-    // dockerd has a bridge and forwards with docker-proxy, no iptables).
-    let docker = engines::docker();
-    docker.run_ok(&["load", "-i", s(&file)]);
-    let port = engines::free_port();
-    let c = docker.run_detached(&[
-        "--rm",
-        "--pull=never",
-        "-p",
-        &format!("127.0.0.1:{port}:8080"),
-        "sinks-go-http:v1",
-    ]);
-    let reply = engines::http_get(port, "/", std::time::Duration::from_secs(20));
-    let (status, body) = reply.unwrap_or_else(|e| panic!("docker: {e}\nlogs: {}", c.logs()));
-    assert_eq!((status, body.as_str()), (200, "hello from go-http\n"));
-    drop(c);
-
-    // podman publishes the port: -p 127.0.0.1:PORT:8080.
-    let podman = engines::podman();
-    podman.run_ok(&["load", "-i", s(&file)]);
-    let port = engines::free_port();
-    let c = podman.run_detached(&[
-        "--rm",
-        "--pull=never",
-        "-p",
-        &format!("127.0.0.1:{port}:8080"),
-        "sinks-go-http:v1",
-    ]);
-    let reply = engines::http_get(port, "/", std::time::Duration::from_secs(20));
-    let (status, body) = reply.unwrap_or_else(|e| panic!("podman: {e}\nlogs: {}", c.logs()));
-    assert_eq!((status, body.as_str()), (200, "hello from go-http\n"));
+    // docker, then podman, publishes the port: -p 127.0.0.1:PORT:8080 (the
+    // harness's dockerd has a bridge and forwards with docker-proxy, no
+    // iptables). Each container is removed before the next engine starts.
+    for engine in [engines::docker(), engines::podman()] {
+        let name = engine.name();
+        engine.run_ok(&["load", "-i", s(&file)]);
+        let port = engines::free_port();
+        let c = engine.run_detached(&[
+            "--rm",
+            "--pull=never",
+            "-p",
+            &format!("127.0.0.1:{port}:8080"),
+            "sinks-go-http:v1",
+        ]);
+        let reply = engines::http_get(port, "/", std::time::Duration::from_secs(20));
+        let (status, body) = reply.unwrap_or_else(|e| panic!("{name}: {e}\nlogs: {}", c.logs()));
+        assert_eq!((status, body.as_str()), (200, "hello from go-http\n"));
+    }
 }
 
 /// A musl-static hello carrying `mb` MiB of incompressible data (so writing
@@ -748,17 +727,9 @@ fn a_run_killed_while_writing_leaves_the_layout_and_archive_usable() {
     pack_and_kill(&big, "hello:v2", &sink, &dir, ".distroless-pack-tmp-");
     // The layout still holds v1 exactly and no v2 entry; tools accept it.
     let after = snapshot(&dir);
-    for (name, bytes) in &before {
-        assert!(
-            after.iter().any(|(n, b)| n == name && b == bytes),
-            "{name} changed"
-        );
-    }
+    assert_files_kept(&before, &after);
     assert_eq!(layout_digest(&dir, "v2"), None);
-    assert_eq!(
-        skopeo_inspect(&format!("{sink}:v1"), &[])["Digest"],
-        first.as_str()
-    );
+    assert_tag_digest(&sink, "v1", &first);
     let oit = require_tool("oci-image-tool", "apt-get install -y oci-image-tool");
     run_ok(
         Command::new(&oit)
@@ -774,12 +745,6 @@ fn a_run_killed_while_writing_leaves_the_layout_and_archive_usable() {
 
     // A later run completes and adds v2 next to v1.
     let second = pack(&big, "hello:v2", &["--output", &sink]);
-    assert_eq!(
-        skopeo_inspect(&format!("{sink}:v2"), &[])["Digest"],
-        second.as_str()
-    );
-    assert_eq!(
-        skopeo_inspect(&format!("{sink}:v1"), &[])["Digest"],
-        first.as_str()
-    );
+    assert_tag_digest(&sink, "v2", &second);
+    assert_tag_digest(&sink, "v1", &first);
 }

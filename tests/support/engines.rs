@@ -306,16 +306,7 @@ mod tests {
                 .arg(root.join("hello"))
                 .arg(&src),
         );
-        let tar = dir.join("rootfs.tar");
-        util::run_ok(
-            Command::new("tar")
-                .arg("-C")
-                .arg(&root)
-                .arg("-cf")
-                .arg(&tar)
-                .arg("."),
-        );
-        tar
+        tar_rootfs(dir, &root)
     }
 
     /// The go-http example built statically, in a rootfs tar with `/app`.
@@ -329,16 +320,53 @@ mod tests {
                 .arg(root.join("app"))
                 .env("ARCH", "amd64"),
         );
+        tar_rootfs(dir, &root)
+    }
+
+    /// `root` as `dir/rootfs.tar`.
+    fn tar_rootfs(dir: &Path, root: &Path) -> PathBuf {
         let tar = dir.join("rootfs.tar");
         util::run_ok(
             Command::new("tar")
                 .arg("-C")
-                .arg(&root)
+                .arg(root)
                 .arg("-cf")
                 .arg(&tar)
                 .arg("."),
         );
         tar
+    }
+
+    /// The go-http rootfs imported into `engine` as a fresh image whose
+    /// entrypoint is `/app`; returns the name it was imported as.
+    fn import_go_http(engine: &Engine, dir: &Path) -> String {
+        let tar = go_http_rootfs_tar(dir);
+        let image = unique("go-http");
+        engine.run_ok(&[
+            "import",
+            "--change",
+            "ENTRYPOINT [\"/app\"]",
+            tar.to_str().unwrap(),
+            &image,
+        ]);
+        image
+    }
+
+    /// `GET path` on the container `c` serving on `port`; the container and
+    /// `image` are removed before the answer is returned (or the failure,
+    /// with the container's output, panics).
+    fn get_then_remove(
+        engine: &Engine,
+        c: Container,
+        port: u16,
+        path: &str,
+        image: &str,
+    ) -> (u16, String) {
+        let got = http_get(port, path, Duration::from_secs(20));
+        let logs = c.logs();
+        drop(c);
+        engine.remove_image(image);
+        got.unwrap_or_else(|e| panic!("{e}\ncontainer output:\n{logs}"))
     }
 
     fn unique(name: &str) -> String {
@@ -392,22 +420,10 @@ mod tests {
     fn docker_serves_http_with_host_network() {
         let docker = docker();
         let dir = util::tmp();
-        let tar = go_http_rootfs_tar(dir.path());
-        let image = unique("go-http");
-        docker.run_ok(&[
-            "import",
-            "--change",
-            "ENTRYPOINT [\"/app\"]",
-            tar.to_str().unwrap(),
-            &image,
-        ]);
+        let image = import_go_http(&docker, dir.path());
         let port = free_port();
         let c = docker.run_detached(&["--network=host", "-e", &format!("PORT={port}"), &image]);
-        let got = http_get(port, "/", Duration::from_secs(20));
-        let logs = c.logs();
-        drop(c);
-        docker.remove_image(&image);
-        let (status, body) = got.unwrap_or_else(|e| panic!("{e}\ncontainer output:\n{logs}"));
+        let (status, body) = get_then_remove(&docker, c, port, "/", &image);
         assert_eq!((status, body.as_str()), (200, "hello from go-http\n"));
     }
 
@@ -415,25 +431,13 @@ mod tests {
     fn podman_publishes_a_port() {
         let podman = podman();
         let dir = util::tmp();
-        let tar = go_http_rootfs_tar(dir.path());
-        let image = unique("go-http");
-        podman.run_ok(&[
-            "import",
-            "--change",
-            "ENTRYPOINT [\"/app\"]",
-            tar.to_str().unwrap(),
-            &image,
-        ]);
+        let image = import_go_http(&podman, dir.path());
         let port = free_port();
         let publish = format!("127.0.0.1:{port}:{port}");
         let env = format!("PORT={port}");
         let local = format!("localhost/{image}");
         let c = podman.run_detached(&["-p", &publish, "-e", &env, &local]);
-        let got = http_get(port, "/healthz", Duration::from_secs(20));
-        let logs = c.logs();
-        drop(c);
-        podman.remove_image(&local);
-        let (status, body) = got.unwrap_or_else(|e| panic!("{e}\ncontainer output:\n{logs}"));
+        let (status, body) = get_then_remove(&podman, c, port, "/healthz", &local);
         assert_eq!((status, body.as_str()), (200, "ok\n"));
     }
 

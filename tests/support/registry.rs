@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 
+use super::engines::free_port;
 use crate::util;
 
 /// Which auth the registry asks for.
@@ -579,15 +580,6 @@ fn forward(req: &ProxyRequest, target: &str, upstream: &str) -> Option<Answer> {
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
     Some((status, headers, raw[end + 4..].to_vec()))
-}
-
-/// A free TCP port on 127.0.0.1 (bound, then released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn openssl(args: &[&str], dir: &Path) {

@@ -409,6 +409,17 @@ fn gid() -> u32 {
         .unwrap_or(0)
 }
 
+/// The last non-blank line of a build log (the engine's own complaint).
+fn last_log_line(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,15 +490,4 @@ mod tests {
         assert!(a.starts_with("distroless-pack-builder:"));
         assert_eq!(a, default_builder_image());
     }
-}
-
-/// The last non-blank line of a build log (the engine's own complaint).
-fn last_log_line(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    text.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim()
-        .to_string()
 }
