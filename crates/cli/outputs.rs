@@ -34,7 +34,6 @@ pub struct OutputArgs {
     )]
     pub load: Option<String>,
 
-    // ---- registry outputs (filled in by the registry push; see `registry_push`) ----
     /// Push the image to a registry as REF (`registry/repo:tag`). Repeatable.
     #[arg(long = "push", value_name = "REF", help_heading = "Outputs")]
     pub push: Vec<String>,
@@ -47,7 +46,6 @@ pub struct OutputArgs {
     /// Registry credentials and TLS for `--push`.
     #[command(flatten)]
     pub registry: crate::cmd_push::RegistryArgs,
-    // ---- end of registry outputs ----
 }
 
 impl OutputArgs {
@@ -170,7 +168,6 @@ pub fn ship(
     Ok(shipped)
 }
 
-// ---- registry push (owned by the registry push) ----
 /// Pushes `artifact` to every reference in `args.push` (blobs once per
 /// registry) and writes the digest to `--digest-file`. Errors carry
 /// `exit::REGISTRY` / `exit::AUTH` / `exit::USAGE`. The pushed
@@ -199,4 +196,3 @@ fn registry_push(
     }
     Ok(shipped)
 }
-// ---- end of registry push ----
