@@ -3,7 +3,8 @@
 #   scripts/test.sh                  everything (what .ci/run and `just test` run)
 #   scripts/test.sh -- FILTER        only tests whose path contains FILTER
 # Installs every dependency (scripts/install-deps.sh), registers qemu-aarch64
-# with binfmt_misc, starts the test dockerd (scripts/services.sh), builds, runs
+# with binfmt_misc, starts the test dockerd (scripts/services.sh), lints
+# (rustfmt, clippy -D warnings), builds, runs
 # `cargo test --workspace --all-targets` and the doc tests, then stops the
 # dockerd it started. Exits non-zero on any failure. The last line is
 # "tests: N passed, N failed, N skipped", summed over every test binary.
@@ -38,6 +39,21 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+
+step "lint: cargo fmt --check, cargo clippy -D warnings (as \`just lint\`)"
+# Lint findings fail the run. A toolchain without the rustfmt or clippy
+# component (both are in rustup's default profile) cannot lint: that is said
+# loudly, and the tests still run.
+if cargo fmt --version >/dev/null 2>&1; then
+  cargo fmt --all -- --check
+else
+  echo "WARNING: rustfmt is not installed (rustup component add rustfmt): formatting not checked" >&2
+fi
+if cargo clippy --version >/dev/null 2>&1; then
+  cargo clippy --workspace --all-targets -- -D warnings
+else
+  echo "WARNING: clippy is not installed (rustup component add clippy): lints not checked" >&2
+fi
 
 step "building"
 cargo build --workspace --all-targets
