@@ -104,10 +104,7 @@ impl LayerWriter {
     /// file must exist and be a regular file (or a link to one) now and when
     /// the layer is written.
     pub fn add_file(&mut self, path: &str, source: &Path, mode: u32) -> Result<(), AssembleError> {
-        let meta = std::fs::metadata(source).map_err(|e| AssembleError::Read {
-            path: source.to_path_buf(),
-            source: e,
-        })?;
+        let meta = std::fs::metadata(source).map_err(crate::read_error(source))?;
         if !meta.is_file() {
             return Err(AssembleError::NotAFile {
                 path: source.to_path_buf(),
@@ -185,10 +182,7 @@ impl LayerWriter {
     /// 0644, symbolic links kept as links (their targets unchanged). Other
     /// kinds of file (sockets, devices) are an error.
     pub fn add_tree(&mut self, path: &str, source: &Path) -> Result<(), AssembleError> {
-        let meta = std::fs::metadata(source).map_err(|e| AssembleError::Read {
-            path: source.to_path_buf(),
-            source: e,
-        })?;
+        let meta = std::fs::metadata(source).map_err(crate::read_error(source))?;
         if !meta.is_dir() {
             return Err(AssembleError::NotADirectory {
                 path: source.to_path_buf(),
@@ -197,15 +191,9 @@ impl LayerWriter {
         self.add_dir(path, MODE_DIR, 0, 0)?;
         let mut stack = vec![(path.trim_end_matches('/').to_string(), source.to_path_buf())];
         while let Some((image_dir, host_dir)) = stack.pop() {
-            let rd = std::fs::read_dir(&host_dir).map_err(|e| AssembleError::Read {
-                path: host_dir.clone(),
-                source: e,
-            })?;
+            let rd = std::fs::read_dir(&host_dir).map_err(crate::read_error(&host_dir))?;
             for de in rd {
-                let de = de.map_err(|e| AssembleError::Read {
-                    path: host_dir.clone(),
-                    source: e,
-                })?;
+                let de = de.map_err(crate::read_error(&host_dir))?;
                 let host = de.path();
                 let name = de.file_name();
                 let name = name
@@ -215,15 +203,9 @@ impl LayerWriter {
                         reason: "file name is not UTF-8".into(),
                     })?;
                 let image = format!("{image_dir}/{name}");
-                let ft = de.file_type().map_err(|e| AssembleError::Read {
-                    path: host.clone(),
-                    source: e,
-                })?;
+                let ft = de.file_type().map_err(crate::read_error(&host))?;
                 if ft.is_symlink() {
-                    let target = std::fs::read_link(&host).map_err(|e| AssembleError::Read {
-                        path: host.clone(),
-                        source: e,
-                    })?;
+                    let target = std::fs::read_link(&host).map_err(crate::read_error(&host))?;
                     let target =
                         target
                             .to_str()

@@ -76,6 +76,14 @@ pub enum AssembleError {
     Image(#[from] ImageError),
 }
 
+/// Maps an I/O error reading `path` (a host file) to [`AssembleError::Read`].
+pub(crate) fn read_error(path: &Path) -> impl FnOnce(std::io::Error) -> AssembleError + '_ {
+    move |source| AssembleError::Read {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// Opt-in files besides the binary (all off by default).
 #[derive(Clone, Debug, Default)]
 pub struct Extras {
@@ -409,10 +417,7 @@ fn check_pem(path: &Path) -> Result<(), AssembleError> {
     let mut head = Vec::new();
     std::fs::File::open(path)
         .and_then(|f| f.take(1 << 16).read_to_end(&mut head))
-        .map_err(|source| AssembleError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        .map_err(crate::read_error(path))?;
     if !head
         .windows(27)
         .any(|w| w == b"-----BEGIN CERTIFICATE-----")
