@@ -5,7 +5,7 @@
 
 use crate::util::repo_root;
 
-const STAGES: &[&str] = &["verify", "assemble", "ship", "build", "run"];
+const STAGES: &[&str] = &["verify", "assemble", "ship", "compile", "run"];
 
 /// The `distroless-pack-*` crates a manifest depends on (any table).
 fn our_dependencies(manifest: &str) -> Vec<String> {

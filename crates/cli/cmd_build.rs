@@ -15,8 +15,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use distroless_pack_build::config::{Config, Globalization, OpenSsl, PathOrBool};
-use distroless_pack_build::{self as build, BuildError, Built, ErrorClass, Kind, RunnerChoice};
+use distroless_pack_compile::config::{Config, Globalization, OpenSsl, PathOrBool};
+use distroless_pack_compile::{self as build, BuildError, Built, ErrorClass, Kind, RunnerChoice};
 use distroless_pack_image::{Artifact, Index, Platform};
 use distroless_pack_verify::Severity;
 

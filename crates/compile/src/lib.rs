@@ -1,4 +1,4 @@
-//! distroless-pack-build: a project directory -> one static Linux executable.
+//! distroless-pack-compile: a project directory -> one static Linux executable.
 //!
 //! Four kinds of project are known (see [`Kind`]): .NET NativeAOT, Cargo, Go
 //! and C (make or CMake). Each kind module turns the project and its
@@ -336,7 +336,7 @@ pub fn build(req: &Request) -> Result<Built, BuildError> {
     let runner = Runner::resolve(cfg)?;
 
     let workdir = tempfile::Builder::new()
-        .prefix("distroless-pack-build-")
+        .prefix("distroless-pack-compile-")
         .tempdir()
         .map_err(BuildError::io(std::env::temp_dir()))?;
     let out = workdir.path().join("out");

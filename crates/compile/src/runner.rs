@@ -29,7 +29,7 @@ pub fn default_builder_image() -> String {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x100000001b3);
     }
-    format!("distroless-pack-builder:{:012x}", h >> 16)
+    format!("distroless-pack-compileer:{:012x}", h >> 16)
 }
 
 /// docker or podman.
@@ -487,7 +487,7 @@ mod tests {
     #[test]
     fn default_image_name_is_stable() {
         let a = default_builder_image();
-        assert!(a.starts_with("distroless-pack-builder:"));
+        assert!(a.starts_with("distroless-pack-compileer:"));
         assert_eq!(a, default_builder_image());
     }
 }
