@@ -21,6 +21,11 @@ impl Digest {
         Digest(format!("sha256:{}", hex::encode(Sha256::digest(bytes))))
     }
 
+    /// From 64 lowercase hex digits known to be a sha256 (a hasher's output).
+    pub(crate) fn from_hex_unchecked(hex: &str) -> Digest {
+        Digest(format!("sha256:{hex}"))
+    }
+
     /// The full `sha256:...` form.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -18,7 +18,7 @@ mod canonical;
 mod digest;
 mod platform;
 
-pub use blob::{Blob, BlobData, KeepAlive};
+pub use blob::{Blob, BlobData, BlobMismatch, KeepAlive, VerifyingReader};
 pub use canonical::to_canonical_json;
 pub use digest::{Digest, DigestError, DigestWriter};
 pub use oci_spec::image as spec;
@@ -67,6 +67,8 @@ pub enum ImageError {
     Digest(#[from] DigestError),
     #[error(transparent)]
     Platform(#[from] PlatformError),
+    #[error(transparent)]
+    Mismatch(#[from] BlobMismatch),
     #[error("reading blob {digest}: {source}")]
     Io {
         digest: String,
