@@ -157,7 +157,7 @@ impl Blob {
 
 /// A blob whose bytes do not match the digest or size its descriptor gives.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{location}: blob {expected} is corrupt: its content hashes to {}, expected {expected} ({})", actual_text(.actual), size_text(.expected_size, .actual_size))]
+#[error("{location}: blob {expected} does not match its digest (corrupt): the content hashes to {} ({})", actual_text(.actual), size_text(.expected_size, .actual_size))]
 pub struct BlobMismatch {
     /// The file holding it (see [`Blob::location`]).
     pub location: String,

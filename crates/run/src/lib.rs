@@ -192,6 +192,9 @@ pub enum RunError {
     Image(#[from] distroless_pack_image::ImageError),
     #[error("layer {digest}: {message}")]
     Layer { digest: String, message: String },
+    /// A layer whose bytes do not match its digest or size (bad input).
+    #[error(transparent)]
+    Mismatch(distroless_pack_image::BlobMismatch),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,

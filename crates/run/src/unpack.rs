@@ -14,7 +14,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use distroless_pack_image::{Blob, DigestWriter};
+use distroless_pack_image::{Blob, BlobMismatch};
 
 use crate::RunError;
 
@@ -48,20 +48,6 @@ pub fn unpack_layers(
     Ok(())
 }
 
-/// A reader that hashes what it reads, to check the layer's digest.
-struct Hashing<R> {
-    inner: R,
-    hash: DigestWriter<io::Sink>,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        io::Write::write_all(&mut self.hash, &buf[..n])?;
-        Ok(n)
-    }
-}
-
 fn layer_err(layer: &Blob, message: impl Into<String>) -> RunError {
     RunError::Layer {
         digest: layer.digest.to_string(),
@@ -84,15 +70,41 @@ fn unpack_one(
         ));
     }
     let raw = layer
-        .open()
+        .open_verified()
         .map_err(|e| layer_err(layer, format!("cannot open: {e}")))?;
-    let mut hashing = BufReader::with_capacity(
-        1 << 16,
-        Hashing {
-            inner: raw,
-            hash: DigestWriter::new(io::sink()),
-        },
+    let mut hashing = BufReader::with_capacity(1 << 16, raw);
+    let result = unpack_entries(
+        layer,
+        &mut hashing,
+        root,
+        preserve_owner,
+        dir_modes,
+        interrupted,
     );
+    if matches!(result, Err(RunError::Interrupted)) {
+        return result;
+    }
+    // Whatever happened, read to the end and check the digest first: a
+    // corrupt blob is reported as that, not as the tar or gzip error its
+    // damage causes. Draining also covers what tar did not read (padding).
+    let mut raw = hashing.into_inner();
+    match raw.finish() {
+        Ok(()) => result,
+        Err(e) => match BlobMismatch::in_io(&e) {
+            Some(m) => Err(RunError::Mismatch(m.clone())),
+            None => result.and(Err(layer_err(layer, format!("cannot read: {e}")))),
+        },
+    }
+}
+
+fn unpack_entries(
+    layer: &Blob,
+    hashing: &mut BufReader<distroless_pack_image::VerifyingReader<Box<dyn Read + Send>>>,
+    root: &Path,
+    preserve_owner: bool,
+    dir_modes: &mut Vec<(PathBuf, u32)>,
+    interrupted: &dyn Fn() -> bool,
+) -> Result<(), RunError> {
     let gz = {
         let head = hashing
             .fill_buf()
@@ -100,54 +112,39 @@ fn unpack_one(
         head.starts_with(&[0x1f, 0x8b])
     };
     let mut seen: HashSet<PathBuf> = HashSet::new();
-    {
-        let reader: Box<dyn Read + '_> = if gz {
-            Box::new(flate2::bufread::MultiGzDecoder::new(&mut hashing))
-        } else {
-            Box::new(&mut hashing)
-        };
-        let mut archive = tar::Archive::new(reader);
-        let entries = archive
-            .entries()
-            .map_err(|e| layer_err(layer, format!("not a tar: {e}")))?;
-        for entry in entries {
-            if interrupted() {
-                return Err(RunError::Interrupted);
-            }
-            let mut entry = entry.map_err(|e| layer_err(layer, format!("bad tar entry: {e}")))?;
-            let raw_path = entry
-                .path()
-                .map_err(|e| layer_err(layer, format!("bad entry path: {e}")))?
-                .into_owned();
-            let rel = confine(&raw_path).ok_or_else(|| {
-                layer_err(
-                    layer,
-                    format!("entry {:?} leaves the image root (`..`)", raw_path),
-                )
-            })?;
-            apply_entry(
-                layer,
-                root,
-                &rel,
-                &mut entry,
-                preserve_owner,
-                dir_modes,
-                &mut seen,
-            )?;
+    let reader: Box<dyn Read + '_> = if gz {
+        Box::new(flate2::bufread::MultiGzDecoder::new(hashing))
+    } else {
+        Box::new(hashing)
+    };
+    let mut archive = tar::Archive::new(reader);
+    let entries = archive
+        .entries()
+        .map_err(|e| layer_err(layer, format!("not a tar: {e}")))?;
+    for entry in entries {
+        if interrupted() {
+            return Err(RunError::Interrupted);
         }
-    }
-    // Drain what tar did not read (padding) so the digest covers every byte.
-    io::copy(&mut hashing, &mut io::sink())
-        .map_err(|e| layer_err(layer, format!("cannot read: {e}")))?;
-    let (got, size, _) = hashing.into_inner().hash.finish_with_size();
-    if got != layer.digest || size != layer.size {
-        return Err(layer_err(
+        let mut entry = entry.map_err(|e| layer_err(layer, format!("bad tar entry: {e}")))?;
+        let raw_path = entry
+            .path()
+            .map_err(|e| layer_err(layer, format!("bad entry path: {e}")))?
+            .into_owned();
+        let rel = confine(&raw_path).ok_or_else(|| {
+            layer_err(
+                layer,
+                format!("entry {:?} leaves the image root (`..`)", raw_path),
+            )
+        })?;
+        apply_entry(
             layer,
-            format!(
-                "content does not match its digest: found {got} ({size} bytes), expected {} bytes",
-                layer.size
-            ),
-        ));
+            root,
+            &rel,
+            &mut entry,
+            preserve_owner,
+            dir_modes,
+            &mut seen,
+        )?;
     }
     Ok(())
 }
