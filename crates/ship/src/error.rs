@@ -13,14 +13,19 @@ pub enum ShipError {
     #[error("invalid output/source {spec:?}: {message}")]
     BadSink { spec: String, message: String },
 
-    /// Reading or writing a file failed.
-    #[error("{action} {}: {source}", path.display())]
+    /// Reading or writing a file failed. (The OS error is in the message,
+    /// not also a `source`, so a chain printed with `{:#}` names it once.)
+    #[error("{action} {}: {error}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
+
+    /// A blob whose content does not match its digest or size: names the
+    /// file, the expected and the actual digest.
+    #[error(transparent)]
+    BlobMismatch(#[from] distroless_pack_image::BlobMismatch),
 
     /// The destination of an `oci:` output exists but is not an OCI layout.
     #[error("{} exists and is not an OCI image layout (it is not empty and has no oci-layout file); choose a new or empty directory", path.display())]
@@ -31,12 +36,8 @@ pub enum ShipError {
     Invalid { path: PathBuf, message: String },
 
     /// An image in a source that fails to parse or check.
-    #[error("{}: {source}", path.display())]
-    Image {
-        path: PathBuf,
-        #[source]
-        source: ImageError,
-    },
+    #[error("{}: {error}", path.display())]
+    Image { path: PathBuf, error: ImageError },
 
     /// The tag asked for is not in the layout.
     #[error("{}: no image tagged {tag:?}; available: {}", path.display(), list(available))]
@@ -100,10 +101,13 @@ impl ShipError {
         path: &Path,
     ) -> impl FnOnce(std::io::Error) -> ShipError {
         let path = path.to_path_buf();
-        move |source| ShipError::Io {
-            action,
-            path,
-            source,
+        move |error| match distroless_pack_image::BlobMismatch::in_io(&error) {
+            Some(m) => ShipError::BlobMismatch(m.clone()),
+            None => ShipError::Io {
+                action,
+                path,
+                error: plain_io(error),
+            },
         }
     }
 
@@ -116,6 +120,43 @@ impl ShipError {
 
     pub(crate) fn image(path: &Path) -> impl FnOnce(ImageError) -> ShipError {
         let path = path.to_path_buf();
-        move |source| ShipError::Image { path, source }
+        move |error| match error {
+            ImageError::Mismatch(m) => ShipError::BlobMismatch(m),
+            error => ShipError::Image { path, error },
+        }
     }
+
+    /// Whether the input was bad (a corrupt blob), as opposed to a failure
+    /// to write.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            ShipError::BlobMismatch(_)
+                | ShipError::BadSink { .. }
+                | ShipError::IndexNotSupported { .. }
+                | ShipError::PlatformNotFound { .. }
+        )
+    }
+}
+
+/// The OS error alone: tempfile wraps its errors with the temp file's path
+/// ("... (os error 30) at path \".x.tmp-s5PTwu\""), which would name a file
+/// the user never asked for and repeat the OS error once more in a chain.
+fn plain_io(e: std::io::Error) -> std::io::Error {
+    if e.get_ref().is_none() {
+        return e;
+    }
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = e.get_ref().map(|r| r as _);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if let Some(code) = io.raw_os_error() {
+                return std::io::Error::from_raw_os_error(code);
+            }
+        }
+        cur = err.source();
+    }
+    if e.to_string().contains(" at path ") {
+        return std::io::Error::from(e.kind());
+    }
+    e
 }

@@ -12,17 +12,16 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use distroless_pack_image::{
-    to_canonical_json, Artifact, Blob, DigestWriter, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME,
+    to_canonical_json, Artifact, Blob, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME,
 };
 use serde_json::{json, Value};
 
+use crate::dest::{temp_file_in, TempGuard};
 use crate::store::{blob_path, read_layout_store, DirStore};
 use crate::{ShipError, WriteOptions};
 
 /// The `oci-layout` file's content.
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
-
-const TMP_PREFIX: &str = ".distroless-pack-tmp-";
 
 /// Every blob an artifact needs in a layout, each once, in the order they
 /// are safe to write: per image its layers, config and manifest, then the
@@ -107,27 +106,17 @@ fn write_blob(dir: &Path, blob: &Blob) -> Result<(), ShipError> {
         }
     }
     let blobs = dest.parent().expect("blob path has a parent");
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TMP_PREFIX)
-        .tempfile_in(dir)
-        .map_err(ShipError::io("creating a temp file in", dir))?;
+    let mut tmp = temp_file_in(dir, &dest)?;
+    let _live = TempGuard::new(tmp.path().to_path_buf());
+    // The source is checked as it is copied: a blob whose bytes do not
+    // match its digest never gets a name in the layout.
     let mut src = blob
-        .open()
+        .open_verified()
         .map_err(ShipError::io("reading blob for", &dest))?;
-    let mut w = DigestWriter::new(io::BufWriter::new(tmp.as_file_mut()));
+    let mut w = io::BufWriter::new(tmp.as_file_mut());
     io::copy(&mut src, &mut w).map_err(ShipError::io("writing", &dest))?;
-    let (digest, n, mut bw) = w.finish_with_size();
-    bw.flush().map_err(ShipError::io("writing", &dest))?;
-    drop(bw);
-    if digest != blob.digest || n != blob.size {
-        return Err(ShipError::invalid(
-            &dest,
-            format!(
-                "source blob changed: expected {} ({} bytes), read {digest} ({n} bytes)",
-                blob.digest, blob.size
-            ),
-        ));
-    }
+    w.flush().map_err(ShipError::io("writing", &dest))?;
+    drop(w);
     tmp.as_file()
         .sync_all()
         .map_err(ShipError::io("writing", &dest))?;
@@ -139,10 +128,8 @@ fn write_blob(dir: &Path, blob: &Blob) -> Result<(), ShipError> {
 
 /// Writes `bytes` to `dest` through a temp file in `dir` and a rename.
 pub(crate) fn write_atomic(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<(), ShipError> {
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TMP_PREFIX)
-        .tempfile_in(dir)
-        .map_err(ShipError::io("creating a temp file in", dir))?;
+    let mut tmp = temp_file_in(dir, dest)?;
+    let _live = TempGuard::new(tmp.path().to_path_buf());
     tmp.write_all(bytes)
         .map_err(ShipError::io("writing", dest))?;
     tmp.as_file()
@@ -199,6 +186,9 @@ pub fn write_layout(
         .and_then(|f| f.lock().map(|()| f))
         .map_err(ShipError::io("locking", dir))?;
     // Checked again under the lock: another writer may have made it a layout.
+    // Temp files of runs that were killed (SIGKILL: no handler ran). Every
+    // writer holds the lock, so only dead ones can have left them.
+    crate::dest::clean_stale(dir);
     let exists = check_destination(dir)?;
     // Parse the existing index first: a broken one is an error, not something to overwrite.
     let mut entries: Vec<Value> = Vec::new();

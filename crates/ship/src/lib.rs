@@ -19,6 +19,8 @@ mod error;
 mod store;
 mod tarw;
 
+pub mod dest;
+
 pub mod docker_archive;
 pub mod engine;
 pub mod layout;

@@ -46,15 +46,30 @@ fn kind(t: tar::EntryType) -> &'static str {
 /// told apart by the first bytes).
 pub fn list_layer(blob: &Blob) -> Result<Vec<LayerEntry>, ShipError> {
     let label = std::path::PathBuf::from(format!("layer {}", blob.digest));
+    let mut raw = blob
+        .open_verified()
+        .map_err(ShipError::io("reading", &label))?;
+    let listed = list_entries(&mut raw, &label);
+    // Read to the end and check the digest whatever happened: a corrupt
+    // blob is reported as that, not as the gzip or tar error it causes.
+    match raw.finish() {
+        Ok(()) => listed,
+        Err(e) => match distroless_pack_image::BlobMismatch::in_io(&e) {
+            Some(m) => Err(ShipError::BlobMismatch(m.clone())),
+            None => listed.and(Err(ShipError::io("reading", &label)(e))),
+        },
+    }
+}
+
+fn list_entries(r: &mut dyn Read, label: &std::path::Path) -> Result<Vec<LayerEntry>, ShipError> {
     let bad =
-        |e: std::io::Error| ShipError::invalid(&label, format!("cannot read it as a tar: {e}"));
-    let mut r = blob.open().map_err(ShipError::io("reading", &label))?;
+        |e: std::io::Error| ShipError::invalid(label, format!("cannot read it as a tar: {e}"));
     let mut head = [0u8; 4];
     let mut got = 0;
     while got < head.len() {
         let n = r
             .read(&mut head[got..])
-            .map_err(ShipError::io("reading", &label))?;
+            .map_err(ShipError::io("reading", label))?;
         if n == 0 {
             break;
         }
@@ -65,7 +80,7 @@ pub fn list_layer(blob: &Blob) -> Result<Vec<LayerEntry>, ShipError> {
         Box::new(flate2::read::MultiGzDecoder::new(chained))
     } else if got >= 4 && head == [0x28, 0xb5, 0x2f, 0xfd] {
         return Err(ShipError::invalid(
-            &label,
+            label,
             "zstd-compressed layers cannot be listed",
         ));
     } else {

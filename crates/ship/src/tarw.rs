@@ -7,6 +7,7 @@ use std::path::Path;
 
 use distroless_pack_image::Blob;
 
+use crate::dest::Destination;
 use crate::ShipError;
 
 /// What one tar entry holds.
@@ -49,18 +50,11 @@ pub(crate) fn write_tar<W: Write>(
                     h.set_entry_type(tar::EntryType::Regular);
                     h.set_mode(0o644);
                     h.set_size(blob.size);
-                    let r = blob.open()?;
-                    let mut counted = CheckedReader {
-                        inner: r,
-                        left: blob.size,
-                    };
-                    tar.append_data(&mut h, path, &mut counted)?;
-                    if counted.left != 0 {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            format!("blob {} is shorter than its size", blob.digest),
-                        ));
-                    }
+                    // Checked while copied: an archive never holds a blob
+                    // that does not match its digest.
+                    let mut r = blob.open_verified()?;
+                    tar.append_data(&mut h, path, &mut r)?;
+                    r.finish()?;
                 }
             }
         }
@@ -70,21 +64,9 @@ pub(crate) fn write_tar<W: Write>(
     tar.into_inner().map_err(ShipError::io("writing", label))
 }
 
-struct CheckedReader<R> {
-    inner: R,
-    left: u64,
-}
-
-impl<R: io::Read> io::Read for CheckedReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.left = self.left.saturating_sub(n as u64);
-        Ok(n)
-    }
-}
-
-/// Writes a tar of `entries` to `dest` atomically: a temp file in the same
-/// directory, renamed over `dest` once complete.
+/// Writes a tar of `entries` to `dest` through a [`Destination`]: a
+/// temp file beside it renamed over it once complete (following a symlink
+/// to its target), or a stream for a FIFO or character device.
 pub(crate) fn write_tar_file(
     dest: &Path,
     entries: Vec<(String, Content<'_>)>,
@@ -95,45 +77,16 @@ pub(crate) fn write_tar_file(
             "is a directory; an archive output needs a file path",
         ));
     }
-    let parent = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    if !parent.is_dir() {
-        return Err(ShipError::invalid(
-            &parent,
-            "no such directory (create it first)",
-        ));
-    }
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.tmp-"))
-        .tempfile_in(&parent)
-        .map_err(ShipError::io("creating a temp file in", &parent))?;
-    let w = write_tar(io::BufWriter::with_capacity(1 << 20, tmp), entries, dest)?;
-    let tmp = w
+    let out = Destination::open(dest)?;
+    let w = write_tar(io::BufWriter::with_capacity(1 << 20, out), entries, dest)?;
+    let out = w
         .into_inner()
         .map_err(|e| ShipError::io("writing", dest)(e.into_error()))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(ShipError::io("writing", dest))?;
-    // Temp files are created 0600; archives are ordinary files.
-    let mode = 0o666 & !umask();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = tmp
-            .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(mode));
-    }
-    tmp.persist(dest)
-        .map_err(|e| ShipError::io("renaming into", dest)(e.error))?;
-    Ok(())
+    out.commit()
 }
 
-fn umask() -> u32 {
+#[cfg(test)]
+pub(crate) fn umask() -> u32 {
     // Read it from /proc (no libc dependency); 022 when unknown.
     std::fs::read_to_string("/proc/self/status")
         .ok()

@@ -27,6 +27,7 @@ pub mod reference;
 mod transport;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub use credentials::{Credential, CredentialOptions, Secret};
 pub use push::push;
@@ -74,6 +75,53 @@ pub struct PushOptions {
     pub jobs: usize,
     /// Attempts per request on 408/429/5xx and dropped connections.
     pub attempts: u32,
+    /// How long a request may go without a byte moving before it is given
+    /// up (and retried): the whole time of a request without a large body,
+    /// the unacknowledged-send limit (`TCP_USER_TIMEOUT`) of an upload, and
+    /// the base of an upload's total timeout (see [`parse_duration`]).
+    pub stall_timeout: Duration,
+}
+
+/// The default [`PushOptions::stall_timeout`].
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Parses a timeout as `--stall-timeout` and `DISTROLESS_PACK_STALL_TIMEOUT`
+/// take it: seconds (`20`, `2.5`) or a number with a unit, as Go's
+/// durations (`500ms`, `20s`, `2m`, `1m30s`). It must be more than zero.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration {s:?}: use seconds (20) or a number with ms, s, m or h (500ms, 20s, 1m30s)");
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(bad());
+    }
+    let total = if let Ok(secs) = t.parse::<f64>() {
+        secs
+    } else {
+        let mut total = 0.0;
+        let mut rest = t;
+        while !rest.is_empty() {
+            let n = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .ok_or_else(bad)?;
+            let num: f64 = rest[..n].parse().map_err(|_| bad())?;
+            rest = &rest[n..];
+            let u = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+            let scale = match &rest[..u] {
+                "ms" => 0.001,
+                "s" => 1.0,
+                "m" => 60.0,
+                "h" => 3600.0,
+                _ => return Err(bad()),
+            };
+            total += num * scale;
+            rest = &rest[u..];
+        }
+        total
+    };
+    if !(total.is_finite() && total > 0.0 && total < 1e9) {
+        return Err(format!("invalid duration {s:?}: must be more than zero"));
+    }
+    Ok(Duration::from_secs_f64(total))
 }
 
 impl Default for PushOptions {
@@ -86,6 +134,7 @@ impl Default for PushOptions {
             chunk_size: 5 * 1024 * 1024 + 1024 * 1024, // above ECR's 5 MB minimum
             jobs: 4,
             attempts: 5,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
         }
     }
 }
@@ -206,12 +255,14 @@ pub enum RegistryError {
         what: String,
         message: String,
     },
-    #[error("reading blob {digest}: {source}")]
+    #[error("reading blob {digest}: {error}")]
     Io {
         digest: String,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
+    /// A local blob that does not match its digest: never uploaded.
+    #[error("{0}; not pushed")]
+    Corrupt(distroless_pack_image::BlobMismatch),
     #[error("{registry}: {what}: the registry computed digest {got}, expected {expected}")]
     DigestMismatch {
         registry: String,
@@ -230,7 +281,7 @@ impl RegistryError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            RegistryError::Reference(_) | RegistryError::Invalid(_)
+            RegistryError::Reference(_) | RegistryError::Invalid(_) | RegistryError::Corrupt(_)
         )
     }
 }
@@ -245,7 +296,7 @@ pub fn check_login(registry: &str, opts: &PushOptions) -> Result<(), RegistryErr
     let session = transport::Session::open(&reference, opts, client, Vec::new())?;
     let url = session.url("/v2/");
     let resp = session.send("GET /v2/", opts.attempts, &|c| {
-        Ok(c.get(&url).timeout(transport::SMALL_TIMEOUT))
+        Ok(c.get(&url).timeout(session.stall))
     })?;
     if resp.status().is_success() {
         Ok(())

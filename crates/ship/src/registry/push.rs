@@ -11,7 +11,7 @@ use std::time::Duration;
 use distroless_pack_image::{Artifact, Blob, Digest};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 
-use super::transport::{self, timeout_for, Session, SMALL_TIMEOUT};
+use super::transport::{self, Session};
 use super::{
     BlobAction, BlobReport, PushEvent, PushOptions, PushReport, RegistryError, RegistryTarget,
     TargetReport, UploadMode,
@@ -85,7 +85,8 @@ pub fn push(
         let mut known: HashMap<Digest, String> = HashMap::new();
         for repo in repos {
             let name = format!("{registry}/{repo}");
-            let blob_reports = push_blobs(&session, &name, repo, &blobs, &known, opts, progress)?;
+            let mut blob_reports =
+                push_blobs(&session, &name, repo, &blobs, &known, opts, progress)?;
             for b in &blobs {
                 known
                     .entry(b.digest.clone())
@@ -93,7 +94,9 @@ pub fn push(
             }
             if let Artifact::Index(x) = artifact {
                 for img in &x.images {
-                    put_manifest(&session, repo, img.digest().as_str(), &img.manifest, opts)?;
+                    let at = img.digest().as_str();
+                    let heal = Heal { blobs: &blobs, reports: &mut blob_reports, name: &name, progress };
+                    put_manifest_healing(&session, repo, at, &img.manifest, opts, heal)?;
                     progress(&PushEvent::ManifestPushed {
                         reference: &format!("{name}@{}", img.digest()),
                         digest: img.digest(),
@@ -110,7 +113,8 @@ pub fn push(
                     Some(tag) => (tag.to_string(), format!("{name}:{tag}")),
                     None => (top.digest.to_string(), format!("{name}@{}", top.digest)),
                 };
-                put_manifest(&session, repo, &at, top, opts)?;
+                let heal = Heal { blobs: &blobs, reports: &mut blob_reports, name: &name, progress };
+                put_manifest_healing(&session, repo, &at, top, opts, heal)?;
                 progress(&PushEvent::ManifestPushed {
                     reference: &shown,
                     digest: &top.digest,
@@ -312,6 +316,12 @@ fn push_one(
         digest: &blob.digest,
         size: blob.size,
     });
+    // Never send a blob that does not match its digest: hash it first (a
+    // local file), so a corrupt layer is bad input, not a DIGEST_INVALID.
+    blob.verify().map_err(|e| match e {
+        distroless_pack_image::ImageError::Mismatch(m) => RegistryError::Corrupt(m),
+        e => RegistryError::Invalid(format!("reading blob {}: {e}", blob.digest)),
+    })?;
     let counter = start_counting();
     upload(session, repo, blob, location, opts, &counter)?;
     finish(BlobAction::Uploaded);
@@ -327,7 +337,7 @@ fn blob_exists(
     let url = session.url(&format!("/v2/{repo}/blobs/{digest}"));
     let what = format!("HEAD blob {}", short(digest));
     let resp = session.send(&what, opts.attempts, &|c| {
-        Ok(c.head(&url).timeout(SMALL_TIMEOUT))
+        Ok(c.head(&url).timeout(session.stall))
     })?;
     match resp.status().as_u16() {
         200..=299 => Ok(true),
@@ -362,7 +372,7 @@ fn start_upload(
     let resp = session.send(&what, opts.attempts, &|c| {
         Ok(c.post(url.clone())
             .header(CONTENT_LENGTH, 0)
-            .timeout(SMALL_TIMEOUT))
+            .timeout(session.stall))
     })?;
     let status = resp.status().as_u16();
     let location = resp
@@ -521,27 +531,55 @@ fn put_monolithic(
     blob: &Blob,
     counter: &Arc<AtomicU64>,
 ) -> Result<(), Fail> {
-    let url = with_digest(session, location, &blob.digest)?;
+    let mut url = with_digest(session, location, &blob.digest)?;
     let what = format!("upload of {} ({} bytes)", short(&blob.digest), blob.size);
-    let resp = send_once(session, &what, &|c| {
-        counter.store(0, Ordering::Relaxed);
-        let reader = blob.open().map_err(|source| RegistryError::Io {
-            digest: blob.digest.to_string(),
-            source,
+    // A 307/308 (a registry handing the upload to its storage backend) is
+    // followed here: the body is a stream, which the HTTP client cannot
+    // replay, so it is opened again from disk for the new location.
+    for _ in 0..MAX_REDIRECTS {
+        let target = url.clone();
+        let resp = send_once(session, &what, &|c| {
+            counter.store(0, Ordering::Relaxed);
+            let reader = blob.open().map_err(|source| RegistryError::Io {
+                digest: blob.digest.to_string(),
+                error: source,
+            })?;
+            let body = reqwest::blocking::Body::sized(
+                Counting {
+                    inner: reader,
+                    counter: counter.clone(),
+                },
+                blob.size,
+            );
+            Ok(c.put(target.clone())
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .body(body)
+                .timeout(session.timeout_for(blob.size)))
         })?;
-        let body = reqwest::blocking::Body::sized(
-            Counting {
-                inner: reader,
-                counter: counter.clone(),
-            },
-            blob.size,
-        );
-        Ok(c.put(url.clone())
-            .header(CONTENT_TYPE, "application/octet-stream")
-            .body(body)
-            .timeout(timeout_for(blob.size)))
-    })?;
-    finish_upload(session, &what, resp, &blob.digest)
+        match redirect_target(&target, &resp) {
+            Some(next) => url = next,
+            None => return finish_upload(session, &what, resp, &blob.digest),
+        }
+    }
+    Err(Fail::Fatal(RegistryError::Http {
+        registry: session.registry.clone(),
+        what,
+        status: 307,
+        detail: format!(": more than {MAX_REDIRECTS} redirects"),
+    }))
+}
+
+/// Redirects followed for one upload request.
+const MAX_REDIRECTS: usize = 5;
+
+/// Where a 307/308 answer sends the request again (the same method and
+/// body), resolved against the URL it answered.
+fn redirect_target(from: &reqwest::Url, resp: &reqwest::blocking::Response) -> Option<reqwest::Url> {
+    if !matches!(resp.status().as_u16(), 307 | 308) {
+        return None;
+    }
+    let loc = resp.headers().get(LOCATION)?.to_str().ok()?;
+    from.join(loc).ok()
 }
 
 fn finish_upload(
@@ -606,7 +644,7 @@ fn put_chunked(
     let io = |source| {
         Fail::Fatal(RegistryError::Io {
             digest: blob.digest.to_string(),
-            source,
+            error: source,
         })
     };
     let mut reader = blob.open().map_err(io)?;
@@ -626,7 +664,7 @@ fn put_chunked(
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .header(CONTENT_RANGE, format!("{offset}-{}", offset + n as u64 - 1))
                 .body(data.to_vec())
-                .timeout(timeout_for(n as u64)))
+                .timeout(session.timeout_for(n as u64)))
         })?;
         if !resp.status().is_success() {
             return Err(classify(session, &what, resp));
@@ -643,7 +681,7 @@ fn put_chunked(
     let resp = send_once(session, &what, &|c| {
         Ok(c.put(url.clone())
             .header(CONTENT_LENGTH, 0)
-            .timeout(SMALL_TIMEOUT))
+            .timeout(session.stall))
     })?;
     finish_upload(session, &what, resp, &blob.digest)
 }
@@ -663,15 +701,113 @@ fn media_type_of(blob: &Blob) -> String {
         .unwrap_or_else(|| distroless_pack_image::MEDIA_TYPE_MANIFEST.to_string())
 }
 
+/// What a manifest PUT can repair: the blobs of the push and their
+/// report for this repository.
+struct Heal<'a, 'b> {
+    blobs: &'a [&'a Blob],
+    reports: &'a mut Vec<BlobReport>,
+    name: &'a str,
+    progress: ProgressFn<'b>,
+}
+
+/// Puts a manifest; when the registry refuses it because it lacks blobs
+/// (MANIFEST_BLOB_UNKNOWN: a HEAD answered 200 for a blob it did not
+/// have), uploads the blobs it names (or, when it names none of ours, every
+/// blob that was skipped) and tries the manifest once more.
+fn put_manifest_healing(
+    session: &Session,
+    repo: &str,
+    at: &str,
+    manifest: &Blob,
+    opts: &PushOptions,
+    heal: Heal,
+) -> Result<(), RegistryError> {
+    let unknown = match put_manifest(session, repo, at, manifest, opts)? {
+        Ok(()) => return Ok(()),
+        Err(u) => u,
+    };
+    let named: Vec<&Blob> = heal
+        .blobs
+        .iter()
+        .copied()
+        .filter(|b| unknown.digests.contains(&b.digest))
+        .collect();
+    let again: Vec<&Blob> = if named.is_empty() {
+        heal.blobs
+            .iter()
+            .copied()
+            .filter(|b| {
+                heal.reports
+                    .iter()
+                    .any(|r| r.digest == b.digest.as_str() && r.action != BlobAction::Uploaded)
+            })
+            .collect()
+    } else {
+        named
+    };
+    if again.is_empty() {
+        return Err(unknown.error);
+    }
+    for blob in again {
+        blob.verify().map_err(|e| match e {
+            distroless_pack_image::ImageError::Mismatch(m) => RegistryError::Corrupt(m),
+            e => RegistryError::Invalid(format!("reading blob {}: {e}", blob.digest)),
+        })?;
+        (heal.progress)(&PushEvent::BlobStarted {
+            name: heal.name,
+            digest: &blob.digest,
+            size: blob.size,
+        });
+        upload(session, repo, blob, None, opts, &Arc::new(AtomicU64::new(0)))?;
+        (heal.progress)(&PushEvent::BlobFinished {
+            name: heal.name,
+            digest: &blob.digest,
+            size: blob.size,
+            action: BlobAction::Uploaded,
+        });
+        for r in heal.reports.iter_mut().filter(|r| r.digest == blob.digest.as_str()) {
+            r.action = BlobAction::Uploaded;
+            r.from = None;
+        }
+    }
+    match put_manifest(session, repo, at, manifest, opts)? {
+        Ok(()) => Ok(()),
+        Err(u) => Err(u.error),
+    }
+}
+
+/// A manifest refused because the registry lacks blobs it names.
+struct BlobsUnknown {
+    digests: Vec<Digest>,
+    error: RegistryError,
+}
+
+/// Every `sha256:<64 hex>` in `text`.
+fn digests_in(text: &str) -> Vec<Digest> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("sha256:") {
+        let cand = rest[i..].get(..71).unwrap_or("");
+        if let Ok(d) = cand.parse::<Digest>() {
+            if !out.contains(&d) {
+                out.push(d);
+            }
+        }
+        rest = &rest[i + 7..];
+    }
+    out
+}
+
 /// `PUT /v2/REPO/manifests/REF` with the manifest's media type, checking the
-/// digest the registry computed.
+/// digest the registry computed. `Ok(Err(_))` when the registry says it
+/// lacks blobs the manifest names.
 fn put_manifest(
     session: &Session,
     repo: &str,
     at: &str,
     manifest: &Blob,
     opts: &PushOptions,
-) -> Result<(), RegistryError> {
+) -> Result<Result<(), BlobsUnknown>, RegistryError> {
     let bytes = manifest.read_all().map_err(|e| {
         RegistryError::Invalid(format!("reading manifest {}: {e}", manifest.digest))
     })?;
@@ -682,10 +818,28 @@ fn put_manifest(
         Ok(c.put(&url)
             .header(CONTENT_TYPE, media_type.as_str())
             .body(bytes.clone())
-            .timeout(SMALL_TIMEOUT))
+            .timeout(session.stall))
     })?;
-    match resp.status().as_u16() {
-        200..=299 => check_digest(session, &what, &resp, &manifest.digest),
+    let status = resp.status().as_u16();
+    match status {
+        200..=299 => check_digest(session, &what, &resp, &manifest.digest).map(Ok),
+        400 => {
+            let body = resp.text().unwrap_or_default();
+            let error = RegistryError::Http {
+                registry: session.registry.clone(),
+                what,
+                status,
+                detail: transport::error_detail(&body),
+            };
+            if body.contains("MANIFEST_BLOB_UNKNOWN") || body.contains("BLOB_UNKNOWN") {
+                Ok(Err(BlobsUnknown {
+                    digests: digests_in(&body),
+                    error,
+                }))
+            } else {
+                Err(error)
+            }
+        }
         404 => {
             let e = session.http_error(&what, resp);
             match e {
@@ -703,5 +857,20 @@ fn put_manifest(
             }
         }
         _ => Err(session.http_error(&what, resp)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_are_found_in_a_manifest_blob_unknown_body() {
+        let d = "sha256:".to_string() + &"ab".repeat(32);
+        let body = format!(
+            r#"{{"errors":[{{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry","detail":"{d}"}},{{"code":"MANIFEST_BLOB_UNKNOWN","detail":{{"digest":"{d}"}}}}]}}"#
+        );
+        assert_eq!(digests_in(&body), vec![d.parse::<Digest>().unwrap()]);
+        assert!(digests_in("sha256:abc").is_empty());
     }
 }

@@ -11,13 +11,11 @@ use super::auth::Auth;
 use super::reference::Reference;
 use super::{PushOptions, RegistryError};
 
-/// Timeout for requests without a large body.
-pub const SMALL_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A timeout for sending `size` bytes: 60 s plus the time at 256 KiB/s, so a
-/// 500 MB layer gets ~35 minutes, never a fixed 100 s.
-pub fn timeout_for(size: u64) -> Duration {
-    SMALL_TIMEOUT + Duration::from_secs(size / (256 * 1024))
+/// The total timeout for sending `size` bytes: the stall timeout plus the
+/// time at 256 KiB/s, so a 500 MB layer gets ~33 minutes in all, while a
+/// stall is noticed after `stall` (no byte acknowledged: TCP_USER_TIMEOUT).
+pub fn timeout_for(stall: Duration, size: u64) -> Duration {
+    stall + Duration::from_secs(size / (256 * 1024))
 }
 
 /// The error and its causes on one line (reqwest hides the useful part,
@@ -39,7 +37,8 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 pub fn client(opts: &PushOptions) -> Result<Client, RegistryError> {
     let mut b = Client::builder()
         .use_rustls_tls()
-        .connect_timeout(Duration::from_secs(30))
+        .connect_timeout(opts.stall_timeout)
+        .tcp_user_timeout(opts.stall_timeout)
         .timeout(None::<Duration>)
         .user_agent(concat!("distroless-pack/", env!("CARGO_PKG_VERSION")))
         .pool_max_idle_per_host(8);
@@ -77,6 +76,8 @@ pub struct Session {
     pub auth: Auth,
     /// Attempts for the `GET /v2/` probe.
     attempts: u32,
+    /// The stall timeout: the whole timeout of a request without a large body.
+    pub stall: Duration,
 }
 
 /// The `{"errors":[{"code":..,"message":..}]}` body of a failed request, as
@@ -130,6 +131,7 @@ impl Session {
             client,
             auth,
             attempts: opts.attempts.max(1),
+            stall: opts.stall_timeout,
         };
         let https = format!("https://{host}");
         let http = format!("http://{host}");
@@ -177,7 +179,7 @@ impl Session {
             match self
                 .client
                 .get(&url)
-                .timeout(Duration::from_secs(30))
+                .timeout(self.stall)
                 .send()
             {
                 Err(e) if !last && (e.is_timeout() || !e.is_connect()) => {}
@@ -209,6 +211,11 @@ impl Session {
                 message: format!("HTTP {status}: not an OCI distribution registry API"),
             }),
         }
+    }
+
+    /// The total timeout for a request sending `size` bytes.
+    pub fn timeout_for(&self, size: u64) -> Duration {
+        timeout_for(self.stall, size)
     }
 
     /// Whether `url` is on the registry's own scheme, host and port.
