@@ -53,6 +53,17 @@ pub struct RegistryArgs {
     /// falls back to chunks only when a registry refuses a single PUT).
     #[arg(long, help_heading = "Registry")]
     pub chunked: bool,
+
+    /// Give up on a request (and retry it) when no byte has moved for this
+    /// long: seconds, or 500ms / 20s / 2m. Default 20s.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "DISTROLESS_PACK_STALL_TIMEOUT",
+        value_parser = registry::parse_duration,
+        help_heading = "Registry"
+    )]
+    pub stall_timeout: Option<std::time::Duration>,
 }
 
 impl RegistryArgs {
@@ -74,6 +85,9 @@ impl RegistryArgs {
             } else {
                 UploadMode::Monolithic
             },
+            stall_timeout: self
+                .stall_timeout
+                .unwrap_or(registry::DEFAULT_STALL_TIMEOUT),
             ..PushOptions::default()
         })
     }
@@ -162,27 +176,12 @@ pub fn print_pushed(out: &mut dyn Write, report: &PushReport) -> anyhow::Result<
     Ok(())
 }
 
-/// Writes `digest` to `path` atomically (temp file in the same directory,
-/// renamed), with no trailing newline, like docker's `--iidfile`.
+/// Writes `digest` to `path` (ship's destination rules: a regular file
+/// atomically, a FIFO or character device as a stream, nothing else).
 pub fn write_digest_file(path: &Path, digest: &str) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".digest.")
-        .tempfile_in(dir)
+    distroless_pack_ship::dest::write_digest_file(path, digest)
         .with_context(|| format!("--digest-file {}", path.display()))
-        .code(exit::OUTPUT)?;
-    tmp.write_all(digest.as_bytes())
-        .and_then(|_| tmp.as_file().sync_all())
-        .with_context(|| format!("--digest-file {}", path.display()))
-        .code(exit::OUTPUT)?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("--digest-file {}", path.display()))
-        .code(exit::OUTPUT)?;
-    Ok(())
+        .code(exit::OUTPUT)
 }
 
 /// The exit code for a registry error.

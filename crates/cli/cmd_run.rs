@@ -210,6 +210,7 @@ fn run_error_code(e: &RunError) -> u8 {
             CANNOT_INVOKE
         }
         RunError::Interrupted => 130,
+        RunError::Mismatch(_) => exit::USAGE,
         _ => RUN_FAILED,
     }
 }

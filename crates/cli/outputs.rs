@@ -78,6 +78,7 @@ fn code_for(e: &ShipError, otherwise: u8) -> u8 {
         ShipError::IndexNotSupported { .. }
         | ShipError::PlatformNotFound { .. }
         | ShipError::BadSink { .. } => exit::USAGE,
+        e if e.is_bad_input() => exit::USAGE,
         _ => otherwise,
     }
 }
