@@ -310,7 +310,15 @@ pub enum Fault {
         to: u16,
     },
     /// Answer it without forwarding (the body, if any, was read in full).
+    /// `Answer { status: 200, body: "" }` for a `HEAD` is a lying HEAD: a
+    /// registry claiming a blob it does not have.
     Answer { status: u16, body: String },
+    /// Answer `status` (307 or 308) with `Location: location`, without
+    /// forwarding: an upload handed to another host or path.
+    Redirect { status: u16, location: String },
+    /// Read the request, then answer nothing and keep the connection open
+    /// until the client gives up (or a minute passes): a stalled request.
+    Stall,
 }
 
 /// One exchange in the [`FaultProxy`]'s log.
@@ -488,6 +496,20 @@ fn proxy_one(conn: TcpStream, upstream: &str, rule: &Rule) -> Option<ProxyExchan
     let fault = rule(&req);
     let mut out = conn;
     let status = match &fault {
+        Fault::Redirect { status, location } => {
+            let _ = write!(
+                out,
+                "HTTP/1.1 {status} Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            *status
+        }
+        Fault::Stall => {
+            // wait for the client to close (read gives 0 or an error)
+            let _ = out.set_read_timeout(Some(Duration::from_secs(60)));
+            let mut buf = [0u8; 1];
+            let _ = out.read(&mut buf);
+            0
+        }
         Fault::Answer { status, body } => {
             let _ = write!(
                 out,

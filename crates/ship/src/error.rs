@@ -102,7 +102,13 @@ impl ShipError {
     ) -> impl FnOnce(std::io::Error) -> ShipError {
         let path = path.to_path_buf();
         move |error| match distroless_pack_image::BlobMismatch::in_io(&error) {
-            Some(m) => ShipError::BlobMismatch(m.clone()),
+            Some(m) => {
+                let mut m = m.clone();
+                if m.location == "memory" {
+                    m.location = format!("{action} {}", path.display());
+                }
+                ShipError::BlobMismatch(m)
+            }
             None => ShipError::Io {
                 action,
                 path,
@@ -146,17 +152,49 @@ fn plain_io(e: std::io::Error) -> std::io::Error {
     if e.get_ref().is_none() {
         return e;
     }
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = e.get_ref().map(|r| r as _);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if let Some(code) = io.raw_os_error() {
-                return std::io::Error::from_raw_os_error(code);
-            }
+    // tempfile's PathError hides the inner io::Error from `source()`: read
+    // the OS error code from its message.
+    let text = e.to_string();
+    if let Some(code) = text
+        .split_once("(os error ")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .and_then(|(n, _)| n.parse::<i32>().ok())
+    {
+        return std::io::Error::from_raw_os_error(code);
+    }
+    match text.split_once(" at path ") {
+        Some((msg, _)) => std::io::Error::new(e.kind(), msg.to_string()),
+        None => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message and every source under it, as `{:#}` of anyhow prints it.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut out = e.to_string();
+        let mut src = e.source();
+        while let Some(s) = src {
+            out.push_str(": ");
+            out.push_str(&s.to_string());
+            src = s.source();
         }
-        cur = err.source();
+        out
     }
-    if e.to_string().contains(" at path ") {
-        return std::io::Error::from(e.kind());
+
+    #[test]
+    fn a_temp_file_error_names_the_output_and_the_os_error_once() {
+        let dest = Path::new("/nonexistent-dir/out.tar");
+        let e = tempfile::Builder::new()
+            .prefix(".distroless-pack-tmp-")
+            .tempfile_in("/nonexistent-dir")
+            .unwrap_err();
+        let e = ShipError::io("creating a temp file for", dest)(e);
+        let text = chain(&e);
+        assert_eq!(text.matches("os error 2").count(), 1, "{text}");
+        assert!(!text.contains("tmp"), "names a temp file: {text}");
+        assert!(text.contains("/nonexistent-dir/out.tar"), "{text}");
     }
-    e
 }

@@ -273,10 +273,18 @@ impl Session {
                         std::thread::sleep(backoff(attempt, None));
                         continue;
                     }
+                    let message = if e.is_timeout() {
+                        format!(
+                            "no answer in time (stall timeout {:?}; raise it with --stall-timeout or DISTROLESS_PACK_STALL_TIMEOUT), {attempt} attempt(s)",
+                            self.stall
+                        )
+                    } else {
+                        error_chain(&e)
+                    };
                     return Err(RegistryError::Network {
                         registry: self.registry.clone(),
                         what: what.to_string(),
-                        message: error_chain(&e),
+                        message,
                     });
                 }
                 Ok(resp) => {
