@@ -315,3 +315,27 @@ fn unreadable_sources_are_one_line_usage_errors() {
         both(&out)
     );
 }
+
+#[test]
+fn a_layer_with_one_flipped_byte_is_reported_as_corrupt_not_as_a_deflate_error() {
+    let t = tmp();
+    let (_, sources) = packed(t.path());
+    let layout = t.path().join("layout");
+    let layer = crate::push::first_layer(&layout);
+    let file = layout
+        .join("blobs/sha256")
+        .join(layer.trim_start_matches("sha256:"));
+    crate::push::flip_a_byte(&file);
+    for args in [vec!["inspect"], vec!["inspect", "--json"]] {
+        let out = run(dp().args(&args).arg(&sources[0]));
+        let all = both(&out);
+        assert_eq!(out.status.code(), Some(2), "bad input: {all}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{all}");
+        assert!(err.contains(s(&file)), "names the file: {err}");
+        assert!(err.contains(&layer), "names the expected digest: {err}");
+        assert!(err.contains("does not match its digest"), "{err}");
+        assert_eq!(err.matches("sha256:").count(), 2, "expected and actual: {err}");
+        assert!(!err.contains("deflate"), "{err}");
+    }
+}

@@ -1007,3 +1007,222 @@ fn upload_start_answered_201_instead_of_202() {
         assert_eq!(reg.inspect(&reg.reference(repo))["Digest"], digest.as_str());
     }
 }
+
+/// Flips one byte in the middle of `file` (same size).
+pub(crate) fn flip_a_byte(file: &Path) {
+    let mut bytes = std::fs::read(file).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x55;
+    std::fs::write(file, bytes).unwrap();
+}
+
+/// The first layer's digest of the image in `layout`, from its only manifest.
+pub(crate) fn first_layer(layout: &Path) -> String {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let m = index["manifests"][0]["digest"].as_str().unwrap();
+    let blob = |d: &str| layout.join("blobs/sha256").join(d.trim_start_matches("sha256:"));
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(blob(m)).unwrap()).unwrap();
+    manifest["layers"][0]["digest"].as_str().unwrap().to_string()
+}
+
+/// The status the registry at `host` answers to `HEAD path` (its API, not
+/// through distroless-pack).
+fn head_status(host: &str, path: &str) -> u16 {
+    use std::io::Read;
+    let mut c = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        c,
+        "HEAD {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    out.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_layer_with_one_flipped_byte_is_never_uploaded() {
+    let t = tmp();
+    let reg = Registry::start(Auth::None);
+    let Packed { layout, src, .. } = packed_layout(t.path(), "v1");
+    let layer = first_layer(&layout);
+    let file = layout
+        .join("blobs/sha256")
+        .join(layer.trim_start_matches("sha256:"));
+    flip_a_byte(&file);
+    let out = push(t.path(), &[&src, &reg.reference("corrupt/app:v1")]);
+    let all = both(&out);
+    assert_eq!(out.status.code(), Some(2), "bad input: {all}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("distroless-pack: error:"))
+        .unwrap_or_else(|| panic!("no error line: {all}"));
+    assert!(line.contains(file.to_str().unwrap()), "names the file: {line}");
+    assert!(line.contains(&layer), "names the expected digest: {line}");
+    assert!(line.contains("does not match its digest"), "{line}");
+    assert_eq!(line.matches("sha256:").count(), 2, "expected and actual: {line}");
+    assert!(!line.contains("DIGEST_INVALID"), "{line}");
+    // the registry's API: the blob is not there, no upload finished, no manifest
+    assert_eq!(
+        head_status(&reg.host, &format!("/v2/corrupt/app/blobs/{layer}")),
+        404
+    );
+    let hex = layer.trim_start_matches("sha256:");
+    assert!(
+        !reg.log_text()
+            .lines()
+            .any(|l| (l.contains("\"PUT ") || l.contains("\"PATCH ")) && l.contains(hex)),
+        "the layer was sent: {}",
+        reg.log_text()
+    );
+    assert!(!reg.log_text().contains("/v2/corrupt/app/manifests/"));
+}
+
+#[test]
+fn a_head_that_lies_about_a_blob_is_healed_by_uploading_it_and_retrying_the_manifest() {
+    let t = tmp();
+    let reg = Registry::start(Auth::None);
+    let Packed { src, digest, .. } = packed_layout(t.path(), "v1");
+    // the registry answers HEAD 200 for every blob of liar/app, having none
+    let proxy = FaultProxy::start(&reg.host, |r: &ProxyRequest| {
+        if r.method == "HEAD" && r.path().starts_with("/v2/liar/app/blobs/") {
+            Fault::Answer {
+                status: 200,
+                body: String::new(),
+            }
+        } else {
+            Fault::Forward
+        }
+    });
+    let out = push(t.path(), &["--json", &src, &proxy.reference("liar/app:v1")]);
+    let ctx = format!("{}\nproxy:\n{}", both(&out), proxy.log_text());
+    assert!(out.status.success(), "{ctx}");
+    let r = json(&out);
+    let n = blob_digests(&r).len() as u64;
+    assert!(n >= 2, "{r:#}");
+    assert_eq!(count(&r, 0, "uploaded"), n, "the report says what went up: {r:#}");
+    let log = proxy.exchanges();
+    let manifests: Vec<&ProxyExchange> = log
+        .iter()
+        .filter(|x| x.method == "PUT" && x.target.starts_with("/v2/liar/app/manifests/"))
+        .collect();
+    assert_eq!(manifests.len(), 2, "one refused, one retried: {ctx}");
+    assert_eq!(manifests[0].status, 400, "{ctx}");
+    assert_eq!(manifests[1].status, 201, "{ctx}");
+    for b in blob_digests(&r) {
+        assert!(log.iter().any(|x| is_put_of(x, &b) && x.status == 201), "{b}: {ctx}");
+    }
+    // skopeo copy reads every blob back and checks its digest
+    assert_eq!(reg.inspect(&reg.reference("liar/app:v1"))["Digest"], digest.as_str());
+    run_ok(
+        Command::new(require_tool("skopeo", "apt-get install -y skopeo"))
+            .args(["copy", "-q", "--src-tls-verify=false"])
+            .arg(format!("docker://{}", reg.reference("liar/app:v1")))
+            .arg(format!("oci:{}:v1", t.path().join("pulled").display())),
+    );
+}
+
+#[test]
+fn a_redirected_upload_is_followed_and_the_body_sent_again() {
+    let t = tmp();
+    let reg = Registry::start(Auth::None);
+    let Packed { src, digest, .. } = packed_layout(t.path(), "v1");
+    for status in [307u16, 308] {
+        // the upload is handed to another host (a storage backend): a
+        // second proxy that forwards to the registry
+        let storage = FaultProxy::start(&reg.host, |_: &ProxyRequest| Fault::Forward);
+        let storage_host = storage.host.clone();
+        let proxy = FaultProxy::start(&reg.host, move |r: &ProxyRequest| {
+            if r.method == "PUT" && r.path().contains("/blobs/uploads/") && !r.body.is_empty() {
+                Fault::Redirect {
+                    status,
+                    location: format!("http://{storage_host}{}", r.target),
+                }
+            } else {
+                Fault::Forward
+            }
+        });
+        let repo = format!("redirect-{status}/app");
+        let out = push(t.path(), &["--json", &src, &proxy.reference(&format!("{repo}:v1"))]);
+        let ctx = format!(
+            "{}\nproxy:\n{}\nstorage:\n{}",
+            both(&out),
+            proxy.log_text(),
+            storage.log_text()
+        );
+        assert!(out.status.success(), "HTTP {status}: {ctx}");
+        let r = json(&out);
+        for b in blob_digests(&r) {
+            assert!(
+                proxy.exchanges().iter().any(|x| is_put_of(x, &b) && x.status == status),
+                "{b} was redirected: {ctx}"
+            );
+            let at_storage: Vec<ProxyExchange> = storage
+                .exchanges()
+                .into_iter()
+                .filter(|x| is_put_of(x, &b))
+                .collect();
+            assert_eq!(at_storage.len(), 1, "{b}: {ctx}");
+            assert_eq!(at_storage[0].status, 201, "{ctx}");
+            assert!(at_storage[0].body_len > 0, "the body went again: {ctx}");
+        }
+        assert_eq!(
+            reg.inspect(&reg.reference(&format!("{repo}:v1")))["Digest"],
+            digest.as_str()
+        );
+    }
+}
+
+#[test]
+fn a_stalled_request_is_given_up_after_the_stall_timeout_and_retried() {
+    let t = tmp();
+    let reg = Registry::start(Auth::None);
+    let Packed { src, digest, .. } = packed_layout(t.path(), "v1");
+    // the first two blob HEADs get no answer at all; later ones pass
+    let stalled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let s2 = stalled.clone();
+    let proxy = FaultProxy::start(&reg.host, move |r: &ProxyRequest| {
+        if r.method == "HEAD"
+            && r.path().contains("/blobs/")
+            && s2.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2
+        {
+            Fault::Stall
+        } else {
+            Fault::Forward
+        }
+    });
+    let started = std::time::Instant::now();
+    let out = push(
+        t.path(),
+        &["--stall-timeout", "2s", &src, &proxy.reference("stall/app:v1")],
+    );
+    let took = started.elapsed();
+    let ctx = format!("{}\nproxy:\n{}", both(&out), proxy.log_text());
+    assert!(out.status.success(), "{ctx}");
+    // not the old fixed 60 s per request: 2 s, then a retry
+    assert!(took.as_secs() < 45, "took {took:?}: {ctx}");
+    assert_eq!(reg.inspect(&reg.reference("stall/app:v1"))["Digest"], digest.as_str());
+
+    // a registry that never answers: exit 4, the message names the timeout
+    // (set through the environment this time)
+    let proxy = FaultProxy::start(&reg.host, |r: &ProxyRequest| {
+        if r.path() == "/v2/" {
+            Fault::Forward
+        } else {
+            Fault::Stall
+        }
+    });
+    let out = run(dpc(t.path())
+        .env("DISTROLESS_PACK_STALL_TIMEOUT", "1")
+        .arg("push")
+        .arg(&src)
+        .arg(proxy.reference("dead/app:v1")));
+    let all = both(&out);
+    assert_eq!(out.status.code(), Some(4), "{all}");
+    assert!(all.contains("stall timeout 1s"), "{all}");
+    // a bad value is a usage error
+    let out = push(t.path(), &["--stall-timeout", "soon", &src, &proxy.reference("x:v1")]);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+}

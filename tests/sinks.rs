@@ -739,7 +739,7 @@ fn a_run_killed_while_writing_leaves_the_layout_and_archive_usable() {
 
     // Killed while the archive's temp file is being written: the old
     // archive is still there, whole.
-    pack_and_kill(&big, "hello:v2", &archive_sink, t.path(), ".hello.tar.tmp-");
+    pack_and_kill(&big, "hello:v2", &archive_sink, t.path(), TMP);
     assert_eq!(std::fs::read(&archive).unwrap(), old_archive);
     assert_eq!(skopeo_inspect(&archive_sink, &[])["Digest"], first.as_str());
 
@@ -747,4 +747,224 @@ fn a_run_killed_while_writing_leaves_the_layout_and_archive_usable() {
     let second = pack(&big, "hello:v2", &["--output", &sink]);
     assert_tag_digest(&sink, "v2", &second);
     assert_tag_digest(&sink, "v1", &first);
+}
+
+/// The names in `dir` that are temp files of ours.
+fn temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(TMP))
+        .collect()
+}
+
+/// Starts `pack BIN --output SINK`, and once a temp file of ours shows up
+/// in `watch` sends it `signal` (`TERM`, `INT`, `KILL`); returns its exit.
+fn pack_and_signal(bin: &Path, sink: &str, watch: &Path, signal: &str) -> std::process::ExitStatus {
+    let mut child = dp()
+        .arg("pack")
+        .arg(bin)
+        .args(["--tag", "big:v2", "--output", sink])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        if std::fs::read_dir(watch).is_ok() && !temp_files(watch).is_empty() {
+            run_ok(Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()));
+            return child.wait().unwrap();
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("pack ended ({status}) before writing a temp file in {}", watch.display());
+        }
+        assert!(started.elapsed().as_secs() < 300, "pack did not get to writing {sink}");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn sigterm_or_sigint_while_writing_removes_the_temp_files() {
+    use std::os::unix::process::ExitStatusExt;
+    let t = tmp();
+    let big = big_static_binary(t.path(), 32);
+    let dir = t.path().join("layout");
+    let sink = format!("oci:{}", s(&dir));
+    let first = pack(&corpus::musl_static_hello(), "hello:v1", &["--output", &sink]);
+    let out = t.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    for (signal, code) in [("TERM", 143), ("INT", 130)] {
+        let status = pack_and_signal(&big, &sink, &dir, signal);
+        assert_eq!(status.code(), Some(code), "SIG{signal}: {status:?} {:?}", status.signal());
+        assert_eq!(temp_files(&dir), Vec::<String>::new(), "SIG{signal} left temp files in the layout");
+        assert_tag_digest(&sink, "v1", &first);
+        let archive = format!("docker-archive:{}", s(&out.join("big.tar")));
+        let status = pack_and_signal(&big, &archive, &out, signal);
+        assert_eq!(status.code(), Some(code), "SIG{signal}: {status:?}");
+        assert_eq!(
+            std::fs::read_dir(&out).unwrap().count(),
+            0,
+            "SIG{signal} left something next to the archive"
+        );
+    }
+}
+
+#[test]
+fn temp_files_a_sigkill_left_are_removed_by_the_next_write() {
+    let t = tmp();
+    let big = big_static_binary(t.path(), 32);
+    let dir = t.path().join("layout");
+    let sink = format!("oci:{}", s(&dir));
+    pack(&corpus::musl_static_hello(), "hello:v1", &["--output", &sink]);
+    let out = t.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let archive = format!("oci-archive:{}", s(&out.join("big.tar")));
+    for _ in 0..2 {
+        pack_and_signal(&big, &sink, &dir, "KILL");
+        pack_and_signal(&big, &archive, &out, "KILL");
+    }
+    assert!(!temp_files(&dir).is_empty(), "SIGKILL cannot clean up");
+    assert!(!temp_files(&out).is_empty());
+    // the next write into the same place removes them (their pids are dead)
+    pack(&corpus::musl_static_hello(), "hello:v3", &["--output", &sink]);
+    assert_eq!(temp_files(&dir), Vec::<String>::new());
+    pack(&corpus::musl_static_hello(), "hello:v3", &["--output", &archive]);
+    assert_eq!(temp_files(&out), Vec::<String>::new());
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
+}
+
+const TMP: &str = ".distroless-pack-tmp-";
+
+#[test]
+fn outputs_never_replace_what_is_not_a_regular_file() {
+    let bin = corpus::musl_static_hello();
+    let t = tmp();
+    // /dev/null stays the character device (as root this replaced it)
+    for sink in ["docker-archive:/dev/null", "oci-archive:/dev/null"] {
+        pack(&bin, "hello:v1", &["--output", sink, "--digest-file", "/dev/null"]);
+        let m = std::fs::metadata("/dev/null").unwrap();
+        use std::os::unix::fs::FileTypeExt;
+        assert!(m.file_type().is_char_device(), "{sink} replaced /dev/null");
+    }
+    // a symlink is followed: its target is replaced, the link stays
+    let real = t.path().join("real.tar");
+    std::fs::write(&real, "old").unwrap();
+    let link = t.path().join("link.tar");
+    std::os::unix::fs::symlink("real.tar", &link).unwrap();
+    let dlink = t.path().join("digest.link");
+    std::os::unix::fs::symlink("digest.txt", &dlink).unwrap();
+    let digest = pack(
+        &bin,
+        "hello:v1",
+        &["--output", &format!("oci-archive:{}", s(&link)), "--digest-file", s(&dlink)],
+    );
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(&dlink).unwrap().file_type().is_symlink());
+    assert_eq!(skopeo_inspect(&format!("oci-archive:{}", s(&real)), &[])["Digest"], digest.as_str());
+    assert_eq!(std::fs::read_to_string(t.path().join("digest.txt")).unwrap(), digest);
+    // a FIFO is written as a stream: what comes out is the archive
+    let fifo = t.path().join("pipe");
+    run_ok(Command::new("mkfifo").arg(&fifo));
+    let copy = t.path().join("from-pipe.tar");
+    let reader = {
+        let (fifo, copy) = (fifo.clone(), copy.clone());
+        std::thread::spawn(move || std::fs::write(&copy, std::fs::read(&fifo).unwrap()).unwrap())
+    };
+    let digest = pack(&bin, "hello:v1", &["--output", &format!("docker-archive:{}", s(&fifo))]);
+    reader.join().unwrap();
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    // the same bytes as the archive written to a regular file (deterministic)
+    let regular = t.path().join("regular.tar");
+    let again = pack(&bin, "hello:v1", &["--output", &format!("docker-archive:{}", s(&regular))]);
+    assert_eq!(again, digest);
+    assert!(std::fs::read(&copy).unwrap() == std::fs::read(&regular).unwrap(), "the stream differs from the file");
+    // anything else (a socket) is refused, by name, and left alone
+    let sock = t.path().join("s.sock");
+    let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let out = run(dp()
+        .arg("pack")
+        .arg(&bin)
+        .args(["--tag", "hello:v1", "--output", &format!("oci-archive:{}", s(&sock))]));
+    assert_eq!(out.status.code(), Some(8), "{}", both(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(s(&sock)) && err.contains("is a socket"), "{err}");
+    assert!(std::fs::symlink_metadata(&sock).unwrap().file_type().is_socket());
+    assert!(temp_files(t.path()).is_empty());
+}
+
+/// `pack` run under `umask`.
+fn pack_with_umask(umask: &str, bin: &Path, sinks: &[String]) {
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(crate::util::bin())
+        .arg("pack")
+        .arg(bin)
+        .args(["--tag", "hello:v1"]);
+    for sink in sinks {
+        c.args(["--output", sink]);
+    }
+    run_ok(&mut c);
+}
+
+#[test]
+fn layout_and_archive_files_follow_the_umask_and_other_users_can_read_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let setpriv = require_tool("setpriv", "apt-get install -y util-linux");
+    let bin = corpus::musl_static_hello();
+    let t = tmp();
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (umask, file, dir) in [("022", 0o644, 0o755), ("077", 0o600, 0o700)] {
+        let layout = t.path().join(format!("layout-{umask}"));
+        let archive = t.path().join(format!("hello-{umask}.tar"));
+        let sinks = vec![
+            format!("oci:{}", s(&layout)),
+            format!("oci-archive:{}", s(&archive)),
+        ];
+        pack_with_umask(umask, &bin, &sinks);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&archive), file, "{umask}: archive");
+        assert_eq!(mode(&layout), dir, "{umask}: layout dir");
+        for p in walk(&layout) {
+            let want = if p.is_dir() { dir } else { file };
+            assert_eq!(mode(&p), want, "umask {umask}: {}", p.display());
+        }
+        // skopeo as another user (nobody)
+        let as_nobody = |src: &str| {
+            run(Command::new(&setpriv)
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .env("HOME", "/tmp")
+                .arg(skopeo())
+                .arg("inspect")
+                .arg(src))
+        };
+        for src in [format!("oci:{}:v1", s(&layout)), format!("oci-archive:{}", s(&archive))] {
+            let out = as_nobody(&src);
+            if umask == "022" {
+                assert!(out.status.success(), "nobody cannot read {src}: {}", both(&out));
+            } else {
+                assert!(!out.status.success(), "umask 077 but nobody reads {src}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_write_error_names_the_output_once_without_temp_names_or_doubled_os_errors() {
+    let bin = corpus::musl_static_hello();
+    // nothing can be created in /proc: the temp file cannot be made
+    let out = run(dp()
+        .arg("pack")
+        .arg(&bin)
+        .args(["--tag", "hello:v1", "--output", "oci-archive:/proc/hello.tar"]));
+    assert_eq!(out.status.code(), Some(8), "{}", both(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    let err = errors[0];
+    assert!(err.contains("/proc/hello.tar"), "{err}");
+    assert_eq!(err.matches("os error").count(), 1, "{err}");
+    assert!(!err.contains(TMP) && !err.contains(".tmp"), "names a temp file: {err}");
 }

@@ -413,3 +413,26 @@ fn read_only_image_directories_are_cleaned_up() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[test]
+fn a_layer_with_one_flipped_byte_is_reported_as_corrupt_not_as_a_bad_tar_entry() {
+    let d = tempfile::tempdir().unwrap();
+    let good = layer(&[
+        E::Dir("etc", 0o755),
+        E::File("etc/data", 0o644, vec![7u8; 4096]),
+    ]);
+    let mut bytes = good.read_all().unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x55;
+    let mut bad = Blob::from_bytes(MEDIA_TYPE_LAYER_GZIP, bytes);
+    let actual = bad.digest.clone();
+    bad.digest = good.digest.clone();
+    let root = d.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let err = unpack_layers(&[bad], &root, false, &|| false).unwrap_err();
+    assert!(matches!(err, RunError::Mismatch(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("does not match its digest"), "{text}");
+    assert!(text.contains(good.digest.as_str()) && text.contains(actual.as_str()), "{text}");
+    assert!(!text.contains("bad tar entry") && !text.contains("deflate"), "{text}");
+}

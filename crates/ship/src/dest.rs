@@ -182,8 +182,7 @@ impl AtomicFile {
             return Err(ShipError::invalid(&dir, "no such directory (create it first)"));
         }
         clean_stale(&dir);
-        let tmp = temp_file_in(&dir, dest)?;
-        let live = TempGuard::new(tmp.path().to_path_buf());
+        let (tmp, live) = temp_file_in(&dir, dest)?;
         Ok(AtomicFile {
             dest: dest.to_path_buf(),
             tmp: Some(tmp),
@@ -209,16 +208,26 @@ impl AtomicFile {
 }
 
 /// Creates a temp file named `.distroless-pack-tmp-<pid>-<random>` in
-/// `dir`, mode `0666 & ~umask`. `for_dest` names the file it is for, in errors.
-pub(crate) fn temp_file_in(dir: &Path, for_dest: &Path) -> Result<tempfile::NamedTempFile, ShipError> {
-    tempfile::Builder::new()
+/// `dir`, mode `0666 & ~umask`, registered as live (the registry is held
+/// from before it exists until it is in it, so a signal cannot slip
+/// between). `for_dest` names the file it is for, in errors.
+pub(crate) fn temp_file_in(
+    dir: &Path,
+    for_dest: &Path,
+) -> Result<(tempfile::NamedTempFile, TempGuard), ShipError> {
+    install_handler();
+    let mut registry = live();
+    let tmp = tempfile::Builder::new()
         .prefix(&format!("{TMP_PREFIX}{}-", std::process::id()))
         .permissions(fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)
         .map_err(|e| {
             let what = if for_dest == dir { dir } else { for_dest };
             ShipError::io("creating a temp file for", what)(e)
-        })
+        })?;
+    registry.insert(tmp.path().to_path_buf());
+    let guard = TempGuard(tmp.path().to_path_buf());
+    Ok((tmp, guard))
 }
 
 /// Writes `digest` (no trailing newline, like docker's `--iidfile`) to

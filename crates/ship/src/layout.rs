@@ -16,7 +16,7 @@ use distroless_pack_image::{
 };
 use serde_json::{json, Value};
 
-use crate::dest::{temp_file_in, TempGuard};
+use crate::dest::temp_file_in;
 use crate::store::{blob_path, read_layout_store, DirStore};
 use crate::{ShipError, WriteOptions};
 
@@ -106,8 +106,7 @@ fn write_blob(dir: &Path, blob: &Blob) -> Result<(), ShipError> {
         }
     }
     let blobs = dest.parent().expect("blob path has a parent");
-    let mut tmp = temp_file_in(dir, &dest)?;
-    let _live = TempGuard::new(tmp.path().to_path_buf());
+    let (mut tmp, _live) = temp_file_in(dir, &dest)?;
     // The source is checked as it is copied: a blob whose bytes do not
     // match its digest never gets a name in the layout.
     let mut src = blob
@@ -128,8 +127,7 @@ fn write_blob(dir: &Path, blob: &Blob) -> Result<(), ShipError> {
 
 /// Writes `bytes` to `dest` through a temp file in `dir` and a rename.
 pub(crate) fn write_atomic(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<(), ShipError> {
-    let mut tmp = temp_file_in(dir, dest)?;
-    let _live = TempGuard::new(tmp.path().to_path_buf());
+    let (mut tmp, _live) = temp_file_in(dir, dest)?;
     tmp.write_all(bytes)
         .map_err(ShipError::io("writing", dest))?;
     tmp.as_file()
