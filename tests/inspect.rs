@@ -335,7 +335,11 @@ fn a_layer_with_one_flipped_byte_is_reported_as_corrupt_not_as_a_deflate_error()
         assert!(err.contains(s(&file)), "names the file: {err}");
         assert!(err.contains(&layer), "names the expected digest: {err}");
         assert!(err.contains("does not match its digest"), "{err}");
-        assert_eq!(err.matches("sha256:").count(), 2, "expected and actual: {err}");
+        assert_eq!(
+            err.matches("sha256:").count(),
+            2,
+            "expected and actual: {err}"
+        );
         assert!(!err.contains("deflate"), "{err}");
     }
 }

@@ -1021,9 +1021,17 @@ pub(crate) fn first_layer(layout: &Path) -> String {
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
     let m = index["manifests"][0]["digest"].as_str().unwrap();
-    let blob = |d: &str| layout.join("blobs/sha256").join(d.trim_start_matches("sha256:"));
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(blob(m)).unwrap()).unwrap();
-    manifest["layers"][0]["digest"].as_str().unwrap().to_string()
+    let blob = |d: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(m)).unwrap()).unwrap();
+    manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 /// The status the registry at `host` answers to `HEAD path` (its API, not
@@ -1059,10 +1067,17 @@ fn a_layer_with_one_flipped_byte_is_never_uploaded() {
         .lines()
         .find(|l| l.starts_with("distroless-pack: error:"))
         .unwrap_or_else(|| panic!("no error line: {all}"));
-    assert!(line.contains(file.to_str().unwrap()), "names the file: {line}");
+    assert!(
+        line.contains(file.to_str().unwrap()),
+        "names the file: {line}"
+    );
     assert!(line.contains(&layer), "names the expected digest: {line}");
     assert!(line.contains("does not match its digest"), "{line}");
-    assert_eq!(line.matches("sha256:").count(), 2, "expected and actual: {line}");
+    assert_eq!(
+        line.matches("sha256:").count(),
+        2,
+        "expected and actual: {line}"
+    );
     assert!(!line.contains("DIGEST_INVALID"), "{line}");
     // the registry's API: the blob is not there, no upload finished, no manifest
     assert_eq!(
@@ -1102,7 +1117,11 @@ fn a_head_that_lies_about_a_blob_is_healed_by_uploading_it_and_retrying_the_mani
     let r = json(&out);
     let n = blob_digests(&r).len() as u64;
     assert!(n >= 2, "{r:#}");
-    assert_eq!(count(&r, 0, "uploaded"), n, "the report says what went up: {r:#}");
+    assert_eq!(
+        count(&r, 0, "uploaded"),
+        n,
+        "the report says what went up: {r:#}"
+    );
     let log = proxy.exchanges();
     let manifests: Vec<&ProxyExchange> = log
         .iter()
@@ -1112,10 +1131,16 @@ fn a_head_that_lies_about_a_blob_is_healed_by_uploading_it_and_retrying_the_mani
     assert_eq!(manifests[0].status, 400, "{ctx}");
     assert_eq!(manifests[1].status, 201, "{ctx}");
     for b in blob_digests(&r) {
-        assert!(log.iter().any(|x| is_put_of(x, &b) && x.status == 201), "{b}: {ctx}");
+        assert!(
+            log.iter().any(|x| is_put_of(x, &b) && x.status == 201),
+            "{b}: {ctx}"
+        );
     }
     // skopeo copy reads every blob back and checks its digest
-    assert_eq!(reg.inspect(&reg.reference("liar/app:v1"))["Digest"], digest.as_str());
+    assert_eq!(
+        reg.inspect(&reg.reference("liar/app:v1"))["Digest"],
+        digest.as_str()
+    );
     run_ok(
         Command::new(require_tool("skopeo", "apt-get install -y skopeo"))
             .args(["copy", "-q", "--src-tls-verify=false"])
@@ -1145,7 +1170,10 @@ fn a_redirected_upload_is_followed_and_the_body_sent_again() {
             }
         });
         let repo = format!("redirect-{status}/app");
-        let out = push(t.path(), &["--json", &src, &proxy.reference(&format!("{repo}:v1"))]);
+        let out = push(
+            t.path(),
+            &["--json", &src, &proxy.reference(&format!("{repo}:v1"))],
+        );
         let ctx = format!(
             "{}\nproxy:\n{}\nstorage:\n{}",
             both(&out),
@@ -1156,7 +1184,10 @@ fn a_redirected_upload_is_followed_and_the_body_sent_again() {
         let r = json(&out);
         for b in blob_digests(&r) {
             assert!(
-                proxy.exchanges().iter().any(|x| is_put_of(x, &b) && x.status == status),
+                proxy
+                    .exchanges()
+                    .iter()
+                    .any(|x| is_put_of(x, &b) && x.status == status),
                 "{b} was redirected: {ctx}"
             );
             let at_storage: Vec<ProxyExchange> = storage
@@ -1196,14 +1227,22 @@ fn a_stalled_request_is_given_up_after_the_stall_timeout_and_retried() {
     let started = std::time::Instant::now();
     let out = push(
         t.path(),
-        &["--stall-timeout", "2s", &src, &proxy.reference("stall/app:v1")],
+        &[
+            "--stall-timeout",
+            "2s",
+            &src,
+            &proxy.reference("stall/app:v1"),
+        ],
     );
     let took = started.elapsed();
     let ctx = format!("{}\nproxy:\n{}", both(&out), proxy.log_text());
     assert!(out.status.success(), "{ctx}");
     // not the old fixed 60 s per request: 2 s, then a retry
     assert!(took.as_secs() < 45, "took {took:?}: {ctx}");
-    assert_eq!(reg.inspect(&reg.reference("stall/app:v1"))["Digest"], digest.as_str());
+    assert_eq!(
+        reg.inspect(&reg.reference("stall/app:v1"))["Digest"],
+        digest.as_str()
+    );
 
     // a registry that never answers: exit 4, the message names the timeout
     // (set through the environment this time)
@@ -1223,6 +1262,9 @@ fn a_stalled_request_is_given_up_after_the_stall_timeout_and_retried() {
     assert_eq!(out.status.code(), Some(4), "{all}");
     assert!(all.contains("stall timeout 1s"), "{all}");
     // a bad value is a usage error
-    let out = push(t.path(), &["--stall-timeout", "soon", &src, &proxy.reference("x:v1")]);
+    let out = push(
+        t.path(),
+        &["--stall-timeout", "soon", &src, &proxy.reference("x:v1")],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", both(&out));
 }

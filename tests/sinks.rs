@@ -773,13 +773,23 @@ fn pack_and_signal(bin: &Path, sink: &str, watch: &Path, signal: &str) -> std::p
     let started = std::time::Instant::now();
     loop {
         if std::fs::read_dir(watch).is_ok() && !temp_files(watch).is_empty() {
-            run_ok(Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()));
+            run_ok(
+                Command::new("kill")
+                    .arg(format!("-{signal}"))
+                    .arg(child.id().to_string()),
+            );
             return child.wait().unwrap();
         }
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("pack ended ({status}) before writing a temp file in {}", watch.display());
+            panic!(
+                "pack ended ({status}) before writing a temp file in {}",
+                watch.display()
+            );
         }
-        assert!(started.elapsed().as_secs() < 300, "pack did not get to writing {sink}");
+        assert!(
+            started.elapsed().as_secs() < 300,
+            "pack did not get to writing {sink}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
@@ -791,13 +801,26 @@ fn sigterm_or_sigint_while_writing_removes_the_temp_files() {
     let big = big_static_binary(t.path(), 32);
     let dir = t.path().join("layout");
     let sink = format!("oci:{}", s(&dir));
-    let first = pack(&corpus::musl_static_hello(), "hello:v1", &["--output", &sink]);
+    let first = pack(
+        &corpus::musl_static_hello(),
+        "hello:v1",
+        &["--output", &sink],
+    );
     let out = t.path().join("out");
     std::fs::create_dir(&out).unwrap();
     for (signal, code) in [("TERM", 143), ("INT", 130)] {
         let status = pack_and_signal(&big, &sink, &dir, signal);
-        assert_eq!(status.code(), Some(code), "SIG{signal}: {status:?} {:?}", status.signal());
-        assert_eq!(temp_files(&dir), Vec::<String>::new(), "SIG{signal} left temp files in the layout");
+        assert_eq!(
+            status.code(),
+            Some(code),
+            "SIG{signal}: {status:?} {:?}",
+            status.signal()
+        );
+        assert_eq!(
+            temp_files(&dir),
+            Vec::<String>::new(),
+            "SIG{signal} left temp files in the layout"
+        );
         assert_tag_digest(&sink, "v1", &first);
         let archive = format!("docker-archive:{}", s(&out.join("big.tar")));
         let status = pack_and_signal(&big, &archive, &out, signal);
@@ -816,7 +839,11 @@ fn temp_files_a_sigkill_left_are_removed_by_the_next_write() {
     let big = big_static_binary(t.path(), 32);
     let dir = t.path().join("layout");
     let sink = format!("oci:{}", s(&dir));
-    pack(&corpus::musl_static_hello(), "hello:v1", &["--output", &sink]);
+    pack(
+        &corpus::musl_static_hello(),
+        "hello:v1",
+        &["--output", &sink],
+    );
     let out = t.path().join("out");
     std::fs::create_dir(&out).unwrap();
     let archive = format!("oci-archive:{}", s(&out.join("big.tar")));
@@ -827,9 +854,17 @@ fn temp_files_a_sigkill_left_are_removed_by_the_next_write() {
     assert!(!temp_files(&dir).is_empty(), "SIGKILL cannot clean up");
     assert!(!temp_files(&out).is_empty());
     // the next write into the same place removes them (their pids are dead)
-    pack(&corpus::musl_static_hello(), "hello:v3", &["--output", &sink]);
+    pack(
+        &corpus::musl_static_hello(),
+        "hello:v3",
+        &["--output", &sink],
+    );
     assert_eq!(temp_files(&dir), Vec::<String>::new());
-    pack(&corpus::musl_static_hello(), "hello:v3", &["--output", &archive]);
+    pack(
+        &corpus::musl_static_hello(),
+        "hello:v3",
+        &["--output", &archive],
+    );
     assert_eq!(temp_files(&out), Vec::<String>::new());
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
 }
@@ -842,7 +877,11 @@ fn outputs_never_replace_what_is_not_a_regular_file() {
     let t = tmp();
     // /dev/null stays the character device (as root this replaced it)
     for sink in ["docker-archive:/dev/null", "oci-archive:/dev/null"] {
-        pack(&bin, "hello:v1", &["--output", sink, "--digest-file", "/dev/null"]);
+        pack(
+            &bin,
+            "hello:v1",
+            &["--output", sink, "--digest-file", "/dev/null"],
+        );
         let m = std::fs::metadata("/dev/null").unwrap();
         use std::os::unix::fs::FileTypeExt;
         assert!(m.file_type().is_char_device(), "{sink} replaced /dev/null");
@@ -857,12 +896,29 @@ fn outputs_never_replace_what_is_not_a_regular_file() {
     let digest = pack(
         &bin,
         "hello:v1",
-        &["--output", &format!("oci-archive:{}", s(&link)), "--digest-file", s(&dlink)],
+        &[
+            "--output",
+            &format!("oci-archive:{}", s(&link)),
+            "--digest-file",
+            s(&dlink),
+        ],
     );
-    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
-    assert!(std::fs::symlink_metadata(&dlink).unwrap().file_type().is_symlink());
-    assert_eq!(skopeo_inspect(&format!("oci-archive:{}", s(&real)), &[])["Digest"], digest.as_str());
-    assert_eq!(std::fs::read_to_string(t.path().join("digest.txt")).unwrap(), digest);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::symlink_metadata(&dlink)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        skopeo_inspect(&format!("oci-archive:{}", s(&real)), &[])["Digest"],
+        digest.as_str()
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("digest.txt")).unwrap(),
+        digest
+    );
     // a FIFO is written as a stream: what comes out is the archive
     let fifo = t.path().join("pipe");
     run_ok(Command::new("mkfifo").arg(&fifo));
@@ -871,26 +927,48 @@ fn outputs_never_replace_what_is_not_a_regular_file() {
         let (fifo, copy) = (fifo.clone(), copy.clone());
         std::thread::spawn(move || std::fs::write(&copy, std::fs::read(&fifo).unwrap()).unwrap())
     };
-    let digest = pack(&bin, "hello:v1", &["--output", &format!("docker-archive:{}", s(&fifo))]);
+    let digest = pack(
+        &bin,
+        "hello:v1",
+        &["--output", &format!("docker-archive:{}", s(&fifo))],
+    );
     reader.join().unwrap();
     use std::os::unix::fs::FileTypeExt;
-    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
     // the same bytes as the archive written to a regular file (deterministic)
     let regular = t.path().join("regular.tar");
-    let again = pack(&bin, "hello:v1", &["--output", &format!("docker-archive:{}", s(&regular))]);
+    let again = pack(
+        &bin,
+        "hello:v1",
+        &["--output", &format!("docker-archive:{}", s(&regular))],
+    );
     assert_eq!(again, digest);
-    assert!(std::fs::read(&copy).unwrap() == std::fs::read(&regular).unwrap(), "the stream differs from the file");
+    assert!(
+        std::fs::read(&copy).unwrap() == std::fs::read(&regular).unwrap(),
+        "the stream differs from the file"
+    );
     // anything else (a socket) is refused, by name, and left alone
     let sock = t.path().join("s.sock");
     let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    let out = run(dp()
-        .arg("pack")
-        .arg(&bin)
-        .args(["--tag", "hello:v1", "--output", &format!("oci-archive:{}", s(&sock))]));
+    let out = run(dp().arg("pack").arg(&bin).args([
+        "--tag",
+        "hello:v1",
+        "--output",
+        &format!("oci-archive:{}", s(&sock)),
+    ]));
     assert_eq!(out.status.code(), Some(8), "{}", both(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(s(&sock)) && err.contains("is a socket"), "{err}");
-    assert!(std::fs::symlink_metadata(&sock).unwrap().file_type().is_socket());
+    assert!(
+        err.contains(s(&sock)) && err.contains("is a socket"),
+        "{err}"
+    );
+    assert!(std::fs::symlink_metadata(&sock)
+        .unwrap()
+        .file_type()
+        .is_socket());
     assert!(temp_files(t.path()).is_empty());
 }
 
@@ -940,10 +1018,17 @@ fn layout_and_archive_files_follow_the_umask_and_other_users_can_read_them() {
                 .arg("inspect")
                 .arg(src))
         };
-        for src in [format!("oci:{}:v1", s(&layout)), format!("oci-archive:{}", s(&archive))] {
+        for src in [
+            format!("oci:{}:v1", s(&layout)),
+            format!("oci-archive:{}", s(&archive)),
+        ] {
             let out = as_nobody(&src);
             if umask == "022" {
-                assert!(out.status.success(), "nobody cannot read {src}: {}", both(&out));
+                assert!(
+                    out.status.success(),
+                    "nobody cannot read {src}: {}",
+                    both(&out)
+                );
             } else {
                 assert!(!out.status.success(), "umask 077 but nobody reads {src}");
             }
@@ -955,10 +1040,12 @@ fn layout_and_archive_files_follow_the_umask_and_other_users_can_read_them() {
 fn a_write_error_names_the_output_once_without_temp_names_or_doubled_os_errors() {
     let bin = corpus::musl_static_hello();
     // nothing can be created in /proc: the temp file cannot be made
-    let out = run(dp()
-        .arg("pack")
-        .arg(&bin)
-        .args(["--tag", "hello:v1", "--output", "oci-archive:/proc/hello.tar"]));
+    let out = run(dp().arg("pack").arg(&bin).args([
+        "--tag",
+        "hello:v1",
+        "--output",
+        "oci-archive:/proc/hello.tar",
+    ]));
     assert_eq!(out.status.code(), Some(8), "{}", both(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
@@ -966,5 +1053,8 @@ fn a_write_error_names_the_output_once_without_temp_names_or_doubled_os_errors()
     let err = errors[0];
     assert!(err.contains("/proc/hello.tar"), "{err}");
     assert_eq!(err.matches("os error").count(), 1, "{err}");
-    assert!(!err.contains(TMP) && !err.contains(".tmp"), "names a temp file: {err}");
+    assert!(
+        !err.contains(TMP) && !err.contains(".tmp"),
+        "names a temp file: {err}"
+    );
 }

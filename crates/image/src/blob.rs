@@ -109,7 +109,9 @@ impl Blob {
     pub fn location(&self) -> String {
         match &self.data {
             BlobData::Bytes(_) => "memory".to_string(),
-            BlobData::File { path, offset: 0, .. } => path.display().to_string(),
+            BlobData::File {
+                path, offset: 0, ..
+            } => path.display().to_string(),
             BlobData::File { path, offset, .. } => {
                 format!("{} (at byte {offset})", path.display())
             }
@@ -334,7 +336,10 @@ mod tests {
         assert_eq!(m.actual, Some(Digest::sha256_of(b"hello worle")));
         let text = m.to_string();
         assert!(text.contains(good.digest.as_str()), "{text}");
-        assert!(text.contains(Digest::sha256_of(b"hello worle").as_str()), "{text}");
+        assert!(
+            text.contains(Digest::sha256_of(b"hello worle").as_str()),
+            "{text}"
+        );
         assert!(matches!(bad.verify(), Err(ImageError::Mismatch(_))));
     }
 
@@ -342,7 +347,12 @@ mod tests {
     fn more_bytes_than_the_size_stop_at_the_bound() {
         let mut b = blob(b"0123456789");
         b.size = 4;
-        let mut r = VerifyingReader::new(io::Cursor::new(b"0123456789".to_vec()), b.digest.clone(), 4, "f".into());
+        let mut r = VerifyingReader::new(
+            io::Cursor::new(b"0123456789".to_vec()),
+            b.digest.clone(),
+            4,
+            "f".into(),
+        );
         let mut out = Vec::new();
         let e = r.read_to_end(&mut out).unwrap_err();
         let m = BlobMismatch::in_io(&e).unwrap();

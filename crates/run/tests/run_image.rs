@@ -433,6 +433,12 @@ fn a_layer_with_one_flipped_byte_is_reported_as_corrupt_not_as_a_bad_tar_entry()
     assert!(matches!(err, RunError::Mismatch(_)), "{err:?}");
     let text = err.to_string();
     assert!(text.contains("does not match its digest"), "{text}");
-    assert!(text.contains(good.digest.as_str()) && text.contains(actual.as_str()), "{text}");
-    assert!(!text.contains("bad tar entry") && !text.contains("deflate"), "{text}");
+    assert!(
+        text.contains(good.digest.as_str()) && text.contains(actual.as_str()),
+        "{text}"
+    );
+    assert!(
+        !text.contains("bad tar entry") && !text.contains("deflate"),
+        "{text}"
+    );
 }

@@ -179,7 +179,10 @@ impl AtomicFile {
             _ => PathBuf::from("."),
         };
         if !dir.is_dir() {
-            return Err(ShipError::invalid(&dir, "no such directory (create it first)"));
+            return Err(ShipError::invalid(
+                &dir,
+                "no such directory (create it first)",
+            ));
         }
         clean_stale(&dir);
         let (tmp, live) = temp_file_in(&dir, dest)?;
@@ -354,14 +357,23 @@ mod tests {
         assert!(!out.is_stream());
         out.write_all(b"new").unwrap();
         out.commit().unwrap();
-        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
         assert_eq!(fs::read_to_string(&real).unwrap(), "new");
         // a dangling link: its target is created
         let dangling = d.path().join("dangling");
         symlink("made.tar", &dangling).unwrap();
         write_digest_file(&dangling, "sha256:x").unwrap();
-        assert_eq!(fs::read_to_string(d.path().join("made.tar")).unwrap(), "sha256:x");
-        assert!(fs::symlink_metadata(&dangling).unwrap().file_type().is_symlink());
+        assert_eq!(
+            fs::read_to_string(d.path().join("made.tar")).unwrap(),
+            "sha256:x"
+        );
+        assert!(fs::symlink_metadata(&dangling)
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 
     #[test]
@@ -370,7 +382,10 @@ mod tests {
         assert!(out.is_stream());
         out.write_all(b"bytes").unwrap();
         out.commit().unwrap();
-        assert!(fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+        assert!(fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device());
     }
 
     #[test]
@@ -396,8 +411,19 @@ mod tests {
             fs::write(p, "x").unwrap();
         }
         let f = AtomicFile::create(&d.path().join("out.tar")).unwrap();
-        let name = f.tmp.as_ref().unwrap().path().file_name().unwrap().to_string_lossy().into_owned();
-        assert!(name.starts_with(&format!("{TMP_PREFIX}{}-", std::process::id())), "{name}");
+        let name = f
+            .tmp
+            .as_ref()
+            .unwrap()
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            name.starts_with(&format!("{TMP_PREFIX}{}-", std::process::id())),
+            "{name}"
+        );
         assert!(live().contains(f.tmp.as_ref().unwrap().path()));
         assert!(!dead.exists());
         assert!(alive.exists() && no_pid.exists());

@@ -89,7 +89,9 @@ pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(20);
 /// take it: seconds (`20`, `2.5`) or a number with a unit, as Go's
 /// durations (`500ms`, `20s`, `2m`, `1m30s`). It must be more than zero.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {s:?}: use seconds (20) or a number with ms, s, m or h (500ms, 20s, 1m30s)");
+    let bad = || {
+        format!("invalid duration {s:?}: use seconds (20) or a number with ms, s, m or h (500ms, 20s, 1m30s)")
+    };
     let t = s.trim();
     if t.is_empty() {
         return Err(bad());
@@ -105,7 +107,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
                 .ok_or_else(bad)?;
             let num: f64 = rest[..n].parse().map_err(|_| bad())?;
             rest = &rest[n..];
-            let u = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+            let u = rest
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(rest.len());
             let scale = match &rest[..u] {
                 "ms" => 0.001,
                 "s" => 1.0,

@@ -95,7 +95,12 @@ pub fn push(
             if let Artifact::Index(x) = artifact {
                 for img in &x.images {
                     let at = img.digest().as_str();
-                    let heal = Heal { blobs: &blobs, reports: &mut blob_reports, name: &name, progress };
+                    let heal = Heal {
+                        blobs: &blobs,
+                        reports: &mut blob_reports,
+                        name: &name,
+                        progress,
+                    };
                     put_manifest_healing(&session, repo, at, &img.manifest, opts, heal)?;
                     progress(&PushEvent::ManifestPushed {
                         reference: &format!("{name}@{}", img.digest()),
@@ -113,7 +118,12 @@ pub fn push(
                     Some(tag) => (tag.to_string(), format!("{name}:{tag}")),
                     None => (top.digest.to_string(), format!("{name}@{}", top.digest)),
                 };
-                let heal = Heal { blobs: &blobs, reports: &mut blob_reports, name: &name, progress };
+                let heal = Heal {
+                    blobs: &blobs,
+                    reports: &mut blob_reports,
+                    name: &name,
+                    progress,
+                };
                 put_manifest_healing(&session, repo, &at, top, opts, heal)?;
                 progress(&PushEvent::ManifestPushed {
                     reference: &shown,
@@ -574,7 +584,10 @@ const MAX_REDIRECTS: usize = 5;
 
 /// Where a 307/308 answer sends the request again (the same method and
 /// body), resolved against the URL it answered.
-fn redirect_target(from: &reqwest::Url, resp: &reqwest::blocking::Response) -> Option<reqwest::Url> {
+fn redirect_target(
+    from: &reqwest::Url,
+    resp: &reqwest::blocking::Response,
+) -> Option<reqwest::Url> {
     if !matches!(resp.status().as_u16(), 307 | 308) {
         return None;
     }
@@ -758,14 +771,25 @@ fn put_manifest_healing(
             digest: &blob.digest,
             size: blob.size,
         });
-        upload(session, repo, blob, None, opts, &Arc::new(AtomicU64::new(0)))?;
+        upload(
+            session,
+            repo,
+            blob,
+            None,
+            opts,
+            &Arc::new(AtomicU64::new(0)),
+        )?;
         (heal.progress)(&PushEvent::BlobFinished {
             name: heal.name,
             digest: &blob.digest,
             size: blob.size,
             action: BlobAction::Uploaded,
         });
-        for r in heal.reports.iter_mut().filter(|r| r.digest == blob.digest.as_str()) {
+        for r in heal
+            .reports
+            .iter_mut()
+            .filter(|r| r.digest == blob.digest.as_str())
+        {
             r.action = BlobAction::Uploaded;
             r.from = None;
         }

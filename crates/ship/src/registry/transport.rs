@@ -176,12 +176,7 @@ impl Session {
         let resp = loop {
             attempt += 1;
             let last = attempt >= self.attempts;
-            match self
-                .client
-                .get(&url)
-                .timeout(self.stall)
-                .send()
-            {
+            match self.client.get(&url).timeout(self.stall).send() {
                 Err(e) if !last && (e.is_timeout() || !e.is_connect()) => {}
                 Err(e) => {
                     return Err(RegistryError::Network {
