@@ -141,13 +141,19 @@ impl Session {
             // credentials), then HTTPS. Probing HTTPS first costs a failed
             // handshake on every push to an HTTP registry.
             s.base = http;
-            match s.ping() {
+            let http_err = match s.ping() {
                 Ok(()) => return Ok(s),
-                Err(RegistryError::Network { .. }) => {}
+                Err(e @ RegistryError::Network { .. }) => e,
                 Err(e) => return Err(e),
-            }
+            };
             s.base = https;
-            return s.ping().map(|()| s);
+            return match s.ping() {
+                Ok(()) => Ok(s),
+                // neither answered: say both were tried, with the HTTP error
+                // (what a local registry usually speaks)
+                Err(RegistryError::Network { .. }) => Err(both_tried(http_err, "HTTPS")),
+                Err(e) => Err(e),
+            };
         }
         let https_err = match s.ping() {
             Ok(()) => return Ok(s),
@@ -162,7 +168,7 @@ impl Session {
         match s.ping() {
             Ok(()) => Ok(s),
             // nothing speaks HTTP there either: the HTTPS error says more
-            Err(RegistryError::Network { .. }) => Err(https_err),
+            Err(RegistryError::Network { .. }) => Err(both_tried(https_err, "plain HTTP")),
             // a registry answered over HTTP (e.g. refused the credentials)
             Err(e) => Err(e),
         }
@@ -321,6 +327,22 @@ impl Session {
             status,
             detail: error_detail(&body),
         }
+    }
+}
+
+/// A connection error that also says the other scheme was tried.
+fn both_tried(e: RegistryError, other: &str) -> RegistryError {
+    match e {
+        RegistryError::Network {
+            registry,
+            what,
+            message,
+        } => RegistryError::Network {
+            registry,
+            what,
+            message: format!("{message} ({other} was tried too and failed as well)"),
+        },
+        e => e,
     }
 }
 
