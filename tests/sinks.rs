@@ -950,6 +950,29 @@ fn outputs_never_replace_what_is_not_a_regular_file() {
         std::fs::read(&copy).unwrap() == std::fs::read(&regular).unwrap(),
         "the stream differs from the file"
     );
+    // /dev/stdout is the descriptor it is open on (here a file): the archive
+    // goes there in place, followed by the digest line pack prints
+    let captured = t.path().join("stdout.bin");
+    let status = dp()
+        .arg("pack")
+        .arg(&bin)
+        .args([
+            "--tag",
+            "hello:v1",
+            "--output",
+            "docker-archive:/dev/stdout",
+        ])
+        .stdout(std::fs::File::create(&captured).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let got = std::fs::read(&captured).unwrap();
+    let want = std::fs::read(&regular).unwrap();
+    assert!(
+        got.starts_with(&want),
+        "stdout does not start with the archive"
+    );
+    assert_eq!(String::from_utf8_lossy(&got[want.len()..]).trim(), digest);
     // anything else (a socket) is refused, by name, and left alone
     let sock = t.path().join("s.sock");
     let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();

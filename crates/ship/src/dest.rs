@@ -8,7 +8,8 @@
 //! |--------------------------------|-----------------------------------------------------|
 //! | nothing, or a regular file     | a temp file beside it, renamed over it when complete |
 //! | a symlink                      | followed (to its end): the target is replaced atomically |
-//! | a FIFO or a character device   | written as a stream (`/dev/null`, `/dev/stdout`, a pipe) |
+//! | a FIFO or a character device   | written as a stream (`/dev/null`, a named pipe) |
+//! | `/dev/stdout`, `/dev/fd/N`     | written as a stream to that descriptor, whatever it is open on |
 //! | a directory, socket, block device | refused with an error naming it                  |
 //!
 //! [`Destination::stdout`] streams to standard output (for `-`).
@@ -53,6 +54,24 @@ impl Destination {
     /// Opens `path` as a destination (see the module docs for what each
     /// kind of file at `path` gets).
     pub fn open(path: &Path) -> Result<Destination, ShipError> {
+        // An already open descriptor (`/dev/stdout`, `/dev/fd/N`,
+        // `/proc/self/fd/N`) is written through, whatever it is open on: its
+        // link does not name a path to rename onto (`pipe:[1234]`), and a
+        // shell's `> file` or `>> file` should get the bytes in place.
+        if let Some(fd) = descriptor_of(path) {
+            // Written through a duplicate of the descriptor, so it shares
+            // the file offset: reopening `/proc/self/fd/1` on a regular file
+            // would start at byte 0 and be overwritten by later output.
+            // SAFETY: the descriptor is only borrowed to be duplicated; a
+            // closed one makes dup fail with EBADF.
+            let owned = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+                .try_clone_to_owned()
+                .map_err(ShipError::io("opening", path))?;
+            return Ok(Destination::Stream {
+                path: path.to_path_buf(),
+                out: Box::new(File::from(owned)),
+            });
+        }
         let target = resolve_links(path)?;
         match fs::metadata(&target) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -136,6 +155,20 @@ impl Write for Destination {
             Destination::File(f) => f.file().flush(),
             Destination::Stream { out, .. } => out.flush(),
         }
+    }
+}
+
+/// The descriptor number when `path` names an open file descriptor of this
+/// process (`/dev/stdout`, `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N`).
+fn descriptor_of(path: &Path) -> Option<i32> {
+    let p = path.to_str()?;
+    match p {
+        "/dev/stdout" => Some(1),
+        "/dev/stderr" => Some(2),
+        _ => p
+            .strip_prefix("/dev/fd/")
+            .or_else(|| p.strip_prefix("/proc/self/fd/"))
+            .and_then(|n| n.parse().ok()),
     }
 }
 

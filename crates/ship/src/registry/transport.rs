@@ -141,17 +141,17 @@ impl Session {
             // credentials), then HTTPS. Probing HTTPS first costs a failed
             // handshake on every push to an HTTP registry.
             s.base = http;
-            let http_err = match s.ping() {
+            match s.ping() {
                 Ok(()) => return Ok(s),
-                Err(e @ RegistryError::Network { .. }) => e,
+                Err(RegistryError::Network { .. }) => {}
                 Err(e) => return Err(e),
-            };
+            }
             s.base = https;
             return match s.ping() {
                 Ok(()) => Ok(s),
-                // neither answered: say both were tried, with the HTTP error
-                // (what a local registry usually speaks)
-                Err(RegistryError::Network { .. }) => Err(both_tried(http_err, "HTTPS")),
+                // neither answered: the HTTPS error (it names a certificate
+                // problem), saying plain HTTP was tried first
+                Err(e @ RegistryError::Network { .. }) => Err(both_tried(e, "plain HTTP")),
                 Err(e) => Err(e),
             };
         }
