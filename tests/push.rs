@@ -1211,13 +1211,19 @@ fn a_stalled_request_is_given_up_after_the_stall_timeout_and_retried() {
     let t = tmp();
     let reg = Registry::start(Auth::None);
     let Packed { src, digest, .. } = packed_layout(t.path(), "v1");
-    // the first two blob HEADs get no answer at all; later ones pass
+    // the first two blob HEADs, and the first upload PUT (whose body is
+    // read in full), get no answer at all; later ones pass
     let stalled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let s2 = stalled.clone();
+    let stalled_put = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (s2, p2) = (stalled.clone(), stalled_put.clone());
     let proxy = FaultProxy::start(&reg.host, move |r: &ProxyRequest| {
-        if r.method == "HEAD"
-            && r.path().contains("/blobs/")
-            && s2.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2
+        use std::sync::atomic::Ordering::SeqCst;
+        if r.method == "HEAD" && r.path().contains("/blobs/") && s2.fetch_add(1, SeqCst) < 2 {
+            Fault::Stall
+        } else if r.method == "PUT"
+            && r.path().contains("/blobs/uploads/")
+            && !r.body.is_empty()
+            && p2.fetch_add(1, SeqCst) < 1
         {
             Fault::Stall
         } else {
@@ -1239,6 +1245,14 @@ fn a_stalled_request_is_given_up_after_the_stall_timeout_and_retried() {
     assert!(out.status.success(), "{ctx}");
     // not the old fixed 60 s per request: 2 s, then a retry
     assert!(took.as_secs() < 45, "took {took:?}: {ctx}");
+    let log = proxy.exchanges();
+    let given_up = |m: &str| {
+        log.iter()
+            .filter(|x| x.method == m && matches!(x.fault, Fault::Stall))
+            .count()
+    };
+    assert_eq!(given_up("HEAD"), 2, "{ctx}");
+    assert_eq!(given_up("PUT"), 1, "the stalled upload was retried: {ctx}");
     assert_eq!(
         reg.inspect(&reg.reference("stall/app:v1"))["Digest"],
         digest.as_str()
