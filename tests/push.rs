@@ -1258,6 +1258,36 @@ fn a_stalled_request_is_given_up_after_the_stall_timeout_and_retried() {
         digest.as_str()
     );
 
+    // a connection that stops taking an upload's bytes half-way (the
+    // receiver never reads them: zero window) is dropped after the stall
+    // timeout, not after the upload's size-scaled total (30 MB: ~2 minutes),
+    // and the upload is retried
+    let big = crate::sinks::big_static_binary(t.path(), 30);
+    let big_src = format!("oci:{}:big", t.path().join("big-layout").display());
+    run_ok(
+        dp().arg("pack")
+            .arg(&big)
+            .args(["--tag", "big:v1", "--output", &big_src]),
+    );
+    let proxy = FaultProxy::start(&reg.host, |_: &ProxyRequest| Fault::Forward);
+    proxy.stall_bodies_over(1 << 20);
+    let started = std::time::Instant::now();
+    let out = push(
+        t.path(),
+        &[
+            "--stall-timeout",
+            "2s",
+            &big_src,
+            &proxy.reference("stall/big:v1"),
+        ],
+    );
+    let took = started.elapsed();
+    let all = both(&out);
+    assert_eq!(out.status.code(), Some(4), "{all}");
+    assert!(proxy.bodies_stalled() >= 2, "the upload was retried: {all}");
+    assert!(took.as_secs() < 90, "took {took:?}: {all}");
+    assert!(all.contains("stall timeout 2s"), "{all}");
+
     // a registry that never answers: exit 4, the message names the timeout
     // (set through the environment this time)
     let proxy = FaultProxy::start(&reg.host, |r: &ProxyRequest| {

@@ -635,7 +635,7 @@ fn go_server_answers_from_inside_docker_and_podman() {
 
 /// A musl-static hello carrying `mb` MiB of incompressible data (so writing
 /// its layer takes a while), built in `dir`.
-fn big_static_binary(dir: &Path, mb: usize) -> PathBuf {
+pub(crate) fn big_static_binary(dir: &Path, mb: usize) -> PathBuf {
     require_tool("musl-gcc", "apt-get install -y musl-tools");
     let data = dir.join("payload.bin");
     let mut x: u64 = 0x9e3779b97f4a7c15;

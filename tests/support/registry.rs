@@ -364,9 +364,26 @@ pub struct FaultProxy {
     pub host: String,
     log: Arc<Mutex<Vec<ProxyExchange>>>,
     stop: Arc<AtomicBool>,
+    /// Request bodies larger than this are not read at all (see
+    /// [`FaultProxy::stall_bodies_over`]).
+    stall_over: Arc<AtomicUsize>,
+    stalled_bodies: Arc<AtomicUsize>,
 }
 
 impl FaultProxy {
+    /// From now on, a request whose `Content-Length` is over `bytes` has
+    /// its head read and then nothing more: the body is never taken, so the
+    /// client's sends stop being acknowledged once the socket buffers are
+    /// full (a connection stalled mid-upload). Dropped after a minute.
+    pub fn stall_bodies_over(&self, bytes: usize) {
+        self.stall_over.store(bytes, Ordering::SeqCst);
+    }
+
+    /// How many request bodies were stalled that way.
+    pub fn bodies_stalled(&self) -> usize {
+        self.stalled_bodies.load(Ordering::SeqCst)
+    }
+
     pub fn start(
         upstream: &str,
         rule: impl Fn(&ProxyRequest) -> Fault + Send + Sync + 'static,
@@ -376,7 +393,10 @@ impl FaultProxy {
         let log = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let rule: Arc<Rule> = Arc::new(rule);
+        let stall_over = Arc::new(AtomicUsize::new(usize::MAX));
+        let stalled_bodies = Arc::new(AtomicUsize::new(0));
         let (log2, stop2, upstream) = (log.clone(), stop.clone(), upstream.to_string());
+        let (over2, stalled2) = (stall_over.clone(), stalled_bodies.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop2.load(Ordering::SeqCst) {
@@ -384,14 +404,21 @@ impl FaultProxy {
                 }
                 let Ok(conn) = conn else { continue };
                 let (rule, log, upstream) = (rule.clone(), log2.clone(), upstream.clone());
+                let (over, stalled) = (over2.clone(), stalled2.clone());
                 std::thread::spawn(move || {
-                    if let Some(x) = proxy_one(conn, &upstream, &*rule) {
+                    if let Some(x) = proxy_one(conn, &upstream, &*rule, &over, &stalled) {
                         log.lock().unwrap().push(x);
                     }
                 });
             }
         });
-        FaultProxy { host, log, stop }
+        FaultProxy {
+            host,
+            log,
+            stop,
+            stall_over,
+            stalled_bodies,
+        }
     }
 
     /// `127.0.0.1:PORT/REPO` through the proxy.
@@ -437,7 +464,11 @@ fn reason(status: u16) -> &'static str {
 }
 
 /// Reads a request (head and body) from `r`; `None` on EOF or garbage.
-fn read_proxy_request(r: &mut impl BufRead) -> Option<ProxyRequest> {
+fn read_proxy_request(
+    r: &mut impl BufRead,
+    stall_over: &AtomicUsize,
+    stalled: &AtomicUsize,
+) -> Option<ProxyRequest> {
     let mut first = String::new();
     if r.read_line(&mut first).ok()? == 0 {
         return None;
@@ -464,6 +495,15 @@ fn read_proxy_request(r: &mut impl BufRead) -> Option<ProxyRequest> {
         headers,
         body: Vec::new(),
     };
+    let declared: usize = req
+        .header("content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    if declared > stall_over.load(Ordering::SeqCst) {
+        stalled.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_secs(60));
+        return None;
+    }
     let chunked = req
         .header("transfer-encoding")
         .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
@@ -488,11 +528,17 @@ fn read_proxy_request(r: &mut impl BufRead) -> Option<ProxyRequest> {
 }
 
 /// Serves one connection: one request, one answer, close.
-fn proxy_one(conn: TcpStream, upstream: &str, rule: &Rule) -> Option<ProxyExchange> {
+fn proxy_one(
+    conn: TcpStream,
+    upstream: &str,
+    rule: &Rule,
+    stall_over: &AtomicUsize,
+    stalled: &AtomicUsize,
+) -> Option<ProxyExchange> {
     conn.set_read_timeout(Some(PROXY_IO_TIMEOUT)).ok()?;
     conn.set_write_timeout(Some(PROXY_IO_TIMEOUT)).ok()?;
     let mut reader = BufReader::new(conn.try_clone().ok()?);
-    let req = read_proxy_request(&mut reader)?;
+    let req = read_proxy_request(&mut reader, stall_over, stalled)?;
     let fault = rule(&req);
     let mut out = conn;
     let status = match &fault {

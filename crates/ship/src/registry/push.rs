@@ -565,6 +565,15 @@ fn put_monolithic(
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .body(body)
                 .timeout(session.timeout_for(blob.size)))
+        })
+        .map_err(|f| match f {
+            Fail::Transient(e) => Fail::Transient(with_progress(
+                e,
+                counter.load(Ordering::Relaxed),
+                blob.size,
+                session.stall,
+            )),
+            f => f,
         })?;
         match redirect_target(&target, &resp) {
             Some(next) => url = next,
@@ -577,6 +586,25 @@ fn put_monolithic(
         status: 307,
         detail: format!(": more than {MAX_REDIRECTS} redirects"),
     }))
+}
+
+/// A dropped upload's error, saying how far it got and that a connection
+/// taking no bytes for the stall timeout is dropped.
+fn with_progress(e: RegistryError, sent: u64, size: u64, stall: Duration) -> RegistryError {
+    match e {
+        RegistryError::Network {
+            registry,
+            what,
+            message,
+        } if !message.contains("stall timeout") => RegistryError::Network {
+            registry,
+            what,
+            message: format!(
+                "{message} (after {sent} of {size} bytes; a connection that takes no bytes for the stall timeout {stall:?} is dropped: --stall-timeout or DISTROLESS_PACK_STALL_TIMEOUT)"
+            ),
+        },
+        e => e,
+    }
 }
 
 /// Redirects followed for one upload request.
