@@ -1218,13 +1218,10 @@ fn a_stalled_request_is_given_up_after_the_stall_timeout_and_retried() {
     let (s2, p2) = (stalled.clone(), stalled_put.clone());
     let proxy = FaultProxy::start(&reg.host, move |r: &ProxyRequest| {
         use std::sync::atomic::Ordering::SeqCst;
-        if r.method == "HEAD" && r.path().contains("/blobs/") && s2.fetch_add(1, SeqCst) < 2 {
-            Fault::Stall
-        } else if r.method == "PUT"
-            && r.path().contains("/blobs/uploads/")
-            && !r.body.is_empty()
-            && p2.fetch_add(1, SeqCst) < 1
-        {
+        let head = r.method == "HEAD" && r.path().contains("/blobs/");
+        let upload =
+            r.method == "PUT" && r.path().contains("/blobs/uploads/") && !r.body.is_empty();
+        if (head && s2.fetch_add(1, SeqCst) < 2) || (upload && p2.fetch_add(1, SeqCst) < 1) {
             Fault::Stall
         } else {
             Fault::Forward
