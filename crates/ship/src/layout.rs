@@ -1,7 +1,9 @@
 //! OCI image layout directories (`oci:DIR[:TAG]`).
 //!
 //! Writing never damages an existing layout: blobs go to temp files inside
-//! the layout and are renamed into `blobs/sha256/` once their digest checks;
+//! the layout (`.distroless-pack-tmp-<pid>-*`, mode `0666 & ~umask`, removed
+//! on SIGINT/SIGTERM, and by the next writer once their process is gone)
+//! and are renamed into `blobs/sha256/` once their digest checks;
 //! `index.json` is written last, through a temp file and a rename, so the
 //! layout names the new image only once everything it needs is in place. An
 //! interrupted run leaves at most an unreferenced blob. Other images in the
@@ -183,10 +185,10 @@ pub fn write_layout(
     let _lock = std::fs::File::open(dir)
         .and_then(|f| f.lock().map(|()| f))
         .map_err(ShipError::io("locking", dir))?;
-    // Checked again under the lock: another writer may have made it a layout.
     // Temp files of runs that were killed (SIGKILL: no handler ran). Every
     // writer holds the lock, so only dead ones can have left them.
     crate::dest::clean_stale(dir);
+    // Checked again under the lock: another writer may have made it a layout.
     let exists = check_destination(dir)?;
     // Parse the existing index first: a broken one is an error, not something to overwrite.
     let mut entries: Vec<Value> = Vec::new();
