@@ -76,6 +76,18 @@ pub enum AssembleError {
     Image(#[from] ImageError),
 }
 
+impl AssembleError {
+    /// Disk and permission problems writing the layer are output failures;
+    /// the rest (missing extras, bad options) are bad input.
+    pub fn kind(&self) -> distroless_pack_image::ErrorKind {
+        use distroless_pack_image::ErrorKind;
+        match self {
+            AssembleError::Write { .. } => ErrorKind::Output,
+            _ => ErrorKind::Usage,
+        }
+    }
+}
+
 /// Maps an I/O error reading `path` (a host file) to [`AssembleError::Read`].
 pub(crate) fn read_error(path: &Path) -> impl FnOnce(std::io::Error) -> AssembleError + '_ {
     move |source| AssembleError::Read {

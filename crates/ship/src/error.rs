@@ -95,6 +95,21 @@ fn list(items: &[String]) -> String {
 }
 
 impl ShipError {
+    /// Choosing a format that cannot hold the image is bad input; engine
+    /// problems are engine failures; the rest happened writing an output.
+    /// (Reading a source maps every error to bad input: see the callers.)
+    pub fn kind(&self) -> distroless_pack_image::ErrorKind {
+        use distroless_pack_image::ErrorKind;
+        match self {
+            ShipError::BadSink { .. }
+            | ShipError::IndexNotSupported { .. }
+            | ShipError::PlatformNotFound { .. } => ErrorKind::Usage,
+            ShipError::EngineMissing(_) | ShipError::EngineFailed { .. } => ErrorKind::Engine,
+            ShipError::Registry(_) => ErrorKind::Registry,
+            _ => ErrorKind::Output,
+        }
+    }
+
     pub(crate) fn io(
         action: &'static str,
         path: &Path,

@@ -222,6 +222,18 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// Refused credentials, bad input, or the registry failed.
+    pub fn kind(&self) -> distroless_pack_image::ErrorKind {
+        use distroless_pack_image::ErrorKind;
+        if self.is_auth() {
+            ErrorKind::Auth
+        } else if self.is_usage() {
+            ErrorKind::Usage
+        } else {
+            ErrorKind::Registry
+        }
+    }
+
     /// A 401/403 (or missing credentials).
     pub fn is_auth(&self) -> bool {
         matches!(self, RegistryError::Auth { .. })
