@@ -84,6 +84,14 @@ pub enum ShipError {
     /// The registry push (see the `registry` module).
     #[error("{0}")]
     Registry(String),
+
+    /// A push to `targets` (the references, joined) failed.
+    #[error("pushing to {targets}: {source}")]
+    Push {
+        targets: String,
+        #[source]
+        source: crate::registry::RegistryError,
+    },
 }
 
 fn list(items: &[String]) -> String {
@@ -106,6 +114,7 @@ impl ShipError {
             | ShipError::PlatformNotFound { .. } => ErrorKind::Usage,
             ShipError::EngineMissing(_) | ShipError::EngineFailed { .. } => ErrorKind::Engine,
             ShipError::Registry(_) => ErrorKind::Registry,
+            ShipError::Push { source, .. } => source.kind(),
             _ => ErrorKind::Output,
         }
     }

@@ -21,17 +21,21 @@ mod tarw;
 
 pub mod docker_archive;
 pub mod engine;
+pub mod engine_run;
 pub mod layout;
 pub mod list;
 pub mod oci_archive;
+pub mod output;
 pub mod sink;
 
 // The registry push lives in `registry` (another module's owner adds it here).
 pub mod registry;
 
 pub use engine::{load, Engine, Loaded};
+pub use engine_run::{run_in_engine, EngineRun};
 pub use error::ShipError;
 pub use list::{list_layer, LayerEntry};
+pub use output::{check, write_digest_file, Output, Shipped};
 pub use sink::{Sink, Source};
 
 use distroless_pack_image::{Artifact, Platform};
