@@ -1,6 +1,8 @@
 //! `distroless-pack inspect SOURCE [--platform P] [--json]`: what an image
 //! holds, read from any sink format (see docs/commands/inspect.md).
 
+use std::io::Write as _;
+
 use anyhow::Context as _;
 use distroless_pack_image::{Artifact, Image, Platform};
 use distroless_pack_ship::{list_layer, LayerEntry, Sink};
@@ -26,10 +28,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let source = distroless_pack_ship::parse_source(&args.source).code(exit::USAGE)?;
-    let artifact = distroless_pack_ship::read(&source)
-        .with_context(|| format!("reading {source}"))
-        .code(exit::USAGE)?;
+    let source =
+        distroless_pack_ship::parse_source(&args.source).map_err(|e| exit::fail(&e, e.kind()))?;
+    let artifact = distroless_pack_ship::read(&source).map_err(|e| exit::reading(&source, e))?;
     let images: Vec<&Image> = match &args.platform {
         Some(p) => vec![artifact
             .select(Some(p))
@@ -53,14 +54,16 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         );
     }
     let doc = document(&source, &artifact, details);
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&doc).expect("JSON values serialise")
-        );
+    let text = if args.json {
+        serde_json::to_string_pretty(&doc).expect("JSON values serialise") + "\n"
     } else {
-        print!("{}", human(&doc));
-    }
+        human(&doc)
+    };
+    // A closed pipe (`| head`) ends the program quietly (see exit.rs).
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .code(exit::OUTPUT)?;
     Ok(exit::OK)
 }
 

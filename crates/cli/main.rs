@@ -5,6 +5,7 @@
 //! work happens in the library crates. Each subcommand lives in its own
 //! `cmd_*.rs` file with an `Args` struct and a `run` function.
 
+mod args;
 mod cmd_build;
 mod cmd_inspect;
 mod cmd_login;
@@ -12,10 +13,10 @@ mod cmd_pack;
 mod cmd_push;
 mod cmd_run;
 mod cmd_verify;
+mod dry_run;
 mod exit;
-mod image_args;
-mod outputs;
 mod progress;
+mod report;
 
 use std::process::ExitCode;
 

@@ -91,7 +91,7 @@ fn compile_one(
     let b = compile::build(req).map_err(|source| PipelineError::Compile {
         dir: req.dir.clone(),
         platform: req.platform.clone(),
-        source,
+        source: Box::new(source),
     })?;
     for n in &b.notes {
         obs.event(Event::Note(n.clone()));

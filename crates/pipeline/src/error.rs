@@ -7,6 +7,16 @@ use std::path::PathBuf;
 use distroless_pack_image::{ErrorKind, ImageError, Platform};
 use distroless_pack_verify::{Report, Severity};
 
+/// A binary verify refused, with its report.
+#[derive(Debug)]
+pub struct Refusal {
+    pub binary: PathBuf,
+    pub platform: Platform,
+    pub report: Report,
+    /// For `build`: the project directory and the binary's name.
+    pub built: Option<(PathBuf, String)>,
+}
+
 /// Why a pack or build stopped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -16,14 +26,8 @@ pub enum PipelineError {
     Usage(String),
 
     /// Verify refused a binary: nothing was packed.
-    #[error("{}", refused_message(binary, platform, report, built))]
-    Refused {
-        binary: PathBuf,
-        platform: Platform,
-        report: Box<Report>,
-        /// For `build`: the project directory and the binary's name.
-        built: Option<(PathBuf, String)>,
-    },
+    #[error("{}", refused_message(.0))]
+    Refused(Box<Refusal>),
 
     /// The binary could not be verified (not readable as ELF).
     #[error(transparent)]
@@ -43,7 +47,7 @@ pub enum PipelineError {
         dir: PathBuf,
         platform: Platform,
         #[source]
-        source: distroless_pack_compile::BuildError,
+        source: Box<distroless_pack_compile::BuildError>,
     },
 
     /// The smoke run could not run the program.
@@ -51,7 +55,7 @@ pub enum PipelineError {
     SmokeRun {
         platform: Platform,
         #[source]
-        source: distroless_pack_run::RunError,
+        source: Box<distroless_pack_run::RunError>,
     },
 
     /// The smoke run's program did not start or exited non-zero.
@@ -63,7 +67,7 @@ pub enum PipelineError {
     Ship {
         context: Option<String>,
         #[source]
-        source: distroless_pack_ship::ShipError,
+        source: Box<distroless_pack_ship::ShipError>,
     },
 
     /// Copying a debug-symbols file (`--save-debug`).
@@ -83,14 +87,10 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-fn refused_message(
-    binary: &std::path::Path,
-    platform: &Platform,
-    report: &Report,
-    built: &Option<(PathBuf, String)>,
-) -> String {
-    let errors = report.count(Severity::Error);
-    match built {
+fn refused_message(r: &Refusal) -> String {
+    let (binary, platform) = (&r.binary, &r.platform);
+    let errors = r.report.count(Severity::Error);
+    match &r.built {
         None => format!(
             "{}: verify found {errors} error{} for {platform}; nothing was packed (--no-verify packs it anyway)",
             binary.display(),

@@ -183,7 +183,7 @@ pub fn finish(
     distroless_pack_ship::check(&artifact, &outputs.list).map_err(|source| {
         PipelineError::Ship {
             context: None,
-            source,
+            source: Box::new(source),
         }
     })?;
     if let Some(s) = smoke {
@@ -213,7 +213,7 @@ fn smoke_run(
         let outcome = distroless_pack_run::smoke(image, smoke.args.as_deref(), smoke.timeout)
             .map_err(|source| PipelineError::SmokeRun {
                 platform: image.platform.clone(),
-                source,
+                source: Box::new(source),
             })?;
         if !outcome.passed() {
             return Err(PipelineError::SmokeFailed {
@@ -265,6 +265,7 @@ pub fn ship(
                 Output::Push(_) => ("", String::new()),
             };
             let stage = (!stage.is_empty()).then(|| Stage::start(obs, stage, what));
+            let started = Instant::now();
             let result = distroless_pack_ship::output::write(
                 artifact,
                 output,
@@ -278,8 +279,11 @@ pub fn ship(
                     Output::Load(_) => Some("--load".into()),
                     Output::Push(_) => None,
                 },
-                source,
+                source: Box::new(source),
             })?;
+            if let Output::Push(_) = output {
+                push_done(&result, started.elapsed(), obs);
+            }
             if let Some(stage) = stage {
                 let s = &result[0];
                 stage.done(match output {
@@ -298,11 +302,27 @@ pub fn ship(
         distroless_pack_ship::write_digest_file(f, &digest).map_err(|source| {
             PipelineError::Ship {
                 context: None,
-                source,
+                source: Box::new(source),
             }
         })?;
     }
     Ok(shipped)
+}
+
+/// The push's summary line: digest, references, bytes uploaded, time.
+pub fn push_done(shipped: &[Shipped], took: std::time::Duration, obs: &dyn Observer) {
+    let up: u64 = shipped.iter().map(|s| s.bytes_uploaded).sum();
+    obs.event(Event::Done {
+        stage: "push",
+        result: format!(
+            "pushed {} to {} reference(s), {} uploaded",
+            shipped.first().map(|s| s.digest.as_str()).unwrap_or(""),
+            shipped.len(),
+            human_size(up)
+        ),
+        took,
+        alongside: false,
+    });
 }
 
 /// Verifies (when `verify`) and assembles one target, named `name`.
@@ -363,12 +383,12 @@ pub fn pack_one(
     let report = verified?;
     if report.has_errors() {
         obs.event(Event::Findings(&report));
-        return Err(PipelineError::Refused {
+        return Err(PipelineError::Refused(Box::new(crate::error::Refusal {
             binary: t.binary.clone(),
             platform: t.platform.clone(),
-            report: Box::new(report),
+            report,
             built,
-        });
+        })));
     }
     let warnings = report.count(Severity::Warning);
     if warnings > 0 {

@@ -608,8 +608,8 @@ mod tests {
             [amd.clone(), arm.clone()]
         );
         assert_eq!(
-            platforms(&[arm.clone()], Some((&cfg, None))).unwrap(),
-            [arm.clone()]
+            platforms(std::slice::from_ref(&arm), Some((&cfg, None))).unwrap(),
+            [arm]
         );
         assert_eq!(platforms(&[], None).unwrap(), [Platform::host()]);
         let bad = file("platforms = [\"windows/amd64\"]\n");

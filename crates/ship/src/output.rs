@@ -71,6 +71,9 @@ pub struct Shipped {
     /// `NAME@sha256:...` for a push.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// Bytes a push uploaded (for its summary line; not in JSON).
+    #[serde(skip)]
+    pub bytes_uploaded: u64,
 }
 
 /// Refuses, before anything is written, an output that cannot take
@@ -139,6 +142,7 @@ pub fn write(
                 target: target.to_string(),
                 digest,
                 reference: None,
+                bytes_uploaded: 0,
             }])
         }
         Output::Load(engine) => {
@@ -153,6 +157,7 @@ pub fn write(
                 target: loaded.engine.to_string(),
                 digest: image_digest,
                 reference: Some(loaded.name),
+                bytes_uploaded: 0,
             }])
         }
         Output::Push(targets) => {
@@ -170,6 +175,7 @@ pub fn write(
                     target: t.reference,
                     digest: t.digest,
                     reference: Some(t.pushed),
+                    bytes_uploaded: t.bytes_uploaded,
                 })
                 .collect())
         }
