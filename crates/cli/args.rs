@@ -223,7 +223,7 @@ pub struct OutputArgs {
 impl OutputArgs {
     /// Every output, checked before any work: files, then the engine, then
     /// the registries (the push references are parsed here).
-    pub fn outputs(&self) -> anyhow::Result<Outputs> {
+    pub fn outputs(&self, json: bool) -> anyhow::Result<Outputs> {
         let mut list: Vec<Output> = self.outputs.iter().cloned().map(Output::File).collect();
         if let Some(e) = self.load {
             list.push(Output::Load(match e {
@@ -237,11 +237,15 @@ impl OutputArgs {
             list.push(Output::Push(parse_targets(&self.push)?));
             push = self.registry.push_options()?;
         }
-        Ok(Outputs {
+        let outputs = Outputs {
             list,
             digest_file: self.digest_file.clone(),
             push,
-        })
+        };
+        outputs
+            .check_stdout(json)
+            .map_err(crate::report::pipeline)?;
+        Ok(outputs)
     }
 }
 

@@ -148,7 +148,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         stream_output: args.verbose && !quiet,
         save_debug: args.save_debug.clone(),
         smoke: args.smoke.settings()?,
-        outputs: args.output.outputs()?,
+        outputs: args.output.outputs(args.mode.json)?,
     };
     let progress = Progress::new(quiet);
     let result = match build::build(&req, &progress) {
@@ -172,7 +172,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     if args.mode.json {
         report::print_json(&report::build_json(&result))?;
     } else {
-        report::print_digest(&result.packed)?;
+        report::print_digest(&result.packed, &req.outputs)?;
     }
     Ok(exit::OK)
 }

@@ -59,7 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         image: settings::image_settings(&args.image.flags(), None).map_err(report::pipeline)?,
         verify: !args.mode.no_verify,
         smoke: args.smoke.settings()?,
-        outputs: args.output.outputs()?,
+        outputs: args.output.outputs(args.mode.json)?,
     };
     let progress = Progress::new(quiet);
     let result = match pack::pack(&req, &progress) {
@@ -78,7 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     if args.mode.json {
         report::print_json(&report::pack_json(&result))?;
     } else {
-        report::print_digest(&result)?;
+        report::print_digest(&result, &req.outputs)?;
     }
     Ok(crate::exit::OK)
 }

@@ -37,7 +37,11 @@ pub fn print_lines<S: AsRef<str>>(lines: impl IntoIterator<Item = S>) -> anyhow:
 
 /// Without `--json`: the digest, and each pushed `NAME@sha256:...` as
 /// `push` prints them.
-pub fn print_digest(r: &pack::Result) -> anyhow::Result<()> {
+pub fn print_digest(r: &pack::Result, outputs: &pack::Outputs) -> anyhow::Result<()> {
+    // `docker-archive:-` / `oci-archive:-`: stdout is the archive.
+    if outputs.writes_stdout() {
+        return Ok(());
+    }
     let mut lines = vec![r.artifact.digest().to_string()];
     for s in &r.shipped {
         if let Some(pushed) = s.reference.as_ref().filter(|_| s.kind == "push") {

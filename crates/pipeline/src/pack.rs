@@ -44,6 +44,31 @@ impl Outputs {
     pub fn any(&self) -> bool {
         !self.list.is_empty()
     }
+
+    /// Whether an archive goes to standard output (`docker-archive:-`).
+    pub fn writes_stdout(&self) -> bool {
+        self.list.iter().any(
+            |o| matches!(o, Output::File(s) if distroless_pack_ship::sink::is_stdout(s.path())),
+        )
+    }
+
+    /// At most one thing can go to standard output: one archive, or the
+    /// JSON document (`json`).
+    pub fn check_stdout(&self, json: bool) -> std::result::Result<(), PipelineError> {
+        let n = self
+            .list
+            .iter()
+            .filter(
+                |o| matches!(o, Output::File(s) if distroless_pack_ship::sink::is_stdout(s.path())),
+            )
+            .count();
+        if n > 1 || (n == 1 && json) {
+            return Err(PipelineError::usage(
+                "only one thing can go to standard output: one `-` archive, or --json",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// What `pack` (and `build`) made.
@@ -239,9 +264,15 @@ pub fn ship(
     let progress = |ev: &distroless_pack_ship::registry::PushEvent| obs.event(Event::Push(ev));
     let mut shipped = Vec::new();
     for (i, name) in names.iter().enumerate() {
+        // The first pass carries every name (a docker archive lists them all).
         let opts = WriteOptions {
             name: Some(name.full()),
             platform: None,
+            also: if i == 0 {
+                names[1..].iter().map(ImageName::full).collect()
+            } else {
+                Vec::new()
+            },
         };
         for output in &outputs.list {
             let again = i > 0;

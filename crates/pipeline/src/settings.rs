@@ -311,6 +311,12 @@ pub fn image_settings(
             .or_else(|| (x.tzdata == Some(true)).then(|| PathBuf::from(HOST_ZONEINFO))),
         passwd: flags.passwd || x.passwd == Some(true),
     };
+    let user = flags
+        .user
+        .clone()
+        .or_else(|| cfg.user.clone())
+        .unwrap_or_else(|| assemble::NONROOT_USER.to_string());
+    check_user(&user, extras.passwd)?;
     let env = merge_env(cfg.env.as_ref(), &flags.env);
     let labels = merge_pairs("--label", cfg.labels.as_ref(), &flags.labels)?;
     let annotations = merge_pairs("--annotation", cfg.annotations.as_ref(), &flags.annotations)?;
@@ -324,11 +330,7 @@ pub fn image_settings(
         },
         env,
         workdir: flags.workdir.clone().or_else(|| cfg.workdir.clone()),
-        user: flags
-            .user
-            .clone()
-            .or_else(|| cfg.user.clone())
-            .unwrap_or_else(|| assemble::NONROOT_USER.to_string()),
+        user,
         ports: if flags.ports.is_empty() {
             cfg.ports.clone().unwrap_or_default()
         } else {
@@ -340,6 +342,44 @@ pub fn image_settings(
         created: assemble::source_date_epoch()?,
         temp_dir: std::env::temp_dir(),
     })
+}
+
+/// The names `--passwd`'s /etc/passwd and /etc/group hold.
+const PASSWD_NAMES: &[&str] = &["root", "nobody", "nonroot"];
+
+/// Checks `USER[:GROUP]` as docker will read it at start: ids in docker's
+/// range, at most one `:`, and names only when the image's /etc/passwd
+/// (`--passwd`) has them: docker refuses to start an image whose user it
+/// cannot find ("unable to find user").
+fn check_user(user: &str, passwd: bool) -> Result<(), PipelineError> {
+    let bad = |why: String| PipelineError::usage(format!("invalid user {user:?}: {why}"));
+    let parts: Vec<&str> = user.split(':').collect();
+    if parts.len() > 2 {
+        return Err(bad(
+            "expected UID[:GID] or NAME[:GROUP], with at most one ':'".into(),
+        ));
+    }
+    for p in parts {
+        if p.is_empty() {
+            return Err(bad("expected UID[:GID] or NAME[:GROUP]".into()));
+        }
+        if p.bytes().all(|b| b.is_ascii_digit()) {
+            if p.parse::<u32>().map_or(true, |id| id > 2_147_483_647) {
+                return Err(bad(format!(
+                    "{p} is out of range (ids are 0 to 2147483647)"
+                )));
+            }
+        } else if !passwd {
+            return Err(bad(format!(
+                "{p:?} is a name and the image has no /etc/passwd to look it up in (docker would refuse to start it); give UID[:GID], e.g. 65532:65532, or add --passwd (root, nobody, nonroot)"
+            )));
+        } else if !PASSWD_NAMES.contains(&p) {
+            return Err(bad(format!(
+                "{p:?} is not in the image's /etc/passwd (--passwd has root, nobody and nonroot); give UID[:GID]"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Env keeps its order (it is a list in the image config) and leaves a
@@ -640,6 +680,56 @@ mod tests {
         assert_eq!(cfg.binary.as_deref(), Some("b"));
         assert_eq!(cfg.go.unwrap().package.as_deref(), Some("./cmd/b"));
         assert_eq!(cfg.dotnet.unwrap().pie, Some(false));
+    }
+
+    #[test]
+    fn user_name_without_passwd_is_refused_at_pack_time() {
+        let with = |user: &str, passwd: bool| {
+            image_settings(
+                &ImageFlags {
+                    user: Some(user.into()),
+                    passwd,
+                    ..Default::default()
+                },
+                None,
+            )
+        };
+        let e = with("app", false).unwrap_err().to_string();
+        assert!(
+            e.contains("no /etc/passwd") && e.contains("--passwd"),
+            "{e}"
+        );
+        assert!(with("nonroot", true).is_ok());
+        assert!(with("nonroot:nonroot", true).is_ok());
+        assert!(with("app", true)
+            .unwrap_err()
+            .to_string()
+            .contains("not in the image's /etc/passwd"));
+        assert!(with("1000:1000", false).is_ok());
+        assert!(with("0", false).is_ok());
+    }
+
+    #[test]
+    fn user_out_of_range_or_with_two_colons_is_refused() {
+        let with = |user: &str| {
+            image_settings(
+                &ImageFlags {
+                    user: Some(user.into()),
+                    ..Default::default()
+                },
+                None,
+            )
+        };
+        assert!(with("4294967296")
+            .unwrap_err()
+            .to_string()
+            .contains("out of range"));
+        assert!(with("2147483648:0").is_err());
+        assert!(with("a:b:c")
+            .unwrap_err()
+            .to_string()
+            .contains("at most one ':'"));
+        assert!(with("1:").is_err());
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub fn run_in_engine(
     let name = format!("distroless-pack-run:{run_id}");
     let opts = WriteOptions {
         name: Some(name.clone()),
-        platform: None,
+        ..Default::default()
     };
     let l = engine::load(&Artifact::Image(image.clone()), engine, &opts)?;
     loaded(&l);

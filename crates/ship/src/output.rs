@@ -234,6 +234,7 @@ mod tests {
             ),
             Output::File(Sink::DockerArchive {
                 path: archive.clone(),
+                reference: None,
             }),
         ];
         let e = check(&index, &outputs).unwrap_err();

@@ -225,7 +225,9 @@ impl RegistryError {
     /// Refused credentials, bad input, or the registry failed.
     pub fn kind(&self) -> distroless_pack_image::ErrorKind {
         use distroless_pack_image::ErrorKind;
-        if self.is_auth() {
+        // Credentials that cannot be used (half set, a helper failing) are
+        // a credentials problem, as a refusal is.
+        if self.is_auth() || matches!(self, RegistryError::Credentials { .. }) {
             ErrorKind::Auth
         } else if self.is_usage() {
             ErrorKind::Usage
