@@ -327,3 +327,27 @@ fn argument_errors_are_one_line_plus_a_hint() {
     assert!(lines[0].starts_with("distroless-pack: error: "), "{stderr}");
     assert!(lines[1].starts_with("hint: "), "{stderr}");
 }
+
+#[test]
+fn login_to_a_bad_registry_name_shows_no_internal_reference() {
+    let t = tmp();
+    let mut child = dp()
+        .env("HOME", t.path())
+        .env("DOCKER_CONFIG", t.path().join("docker"))
+        .args(["login", "not a host", "-u", "me", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"pw\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("login-check"), "{stderr}");
+    assert!(
+        stderr.contains("\"not a host\" is not a registry"),
+        "{stderr}"
+    );
+}

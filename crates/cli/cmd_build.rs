@@ -159,20 +159,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                     report::print_build_output(source.build_output());
                 }
             }
-            if let Some(doc) = report::failure_json(&e, true).filter(|_| args.mode.json) {
-                report::print_json(&doc)?;
-            }
-            return Err(report::pipeline(e));
+            return Err(report::failed(e, quiet, true));
         }
     };
     drop(progress);
-    if !req.outputs.any() {
-        report::note_no_output(quiet);
-    }
-    if args.mode.json {
-        report::print_json(&report::build_json(&result))?;
-    } else {
-        report::print_digest(&result.packed, &req.outputs)?;
-    }
-    Ok(exit::OK)
+    report::print_result(&result.packed, &req.outputs, quiet, || {
+        report::build_json(&result)
+    })
 }

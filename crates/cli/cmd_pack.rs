@@ -62,23 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         outputs: args.output.outputs(args.mode.json)?,
     };
     let progress = Progress::new(quiet);
-    let result = match pack::pack(&req, &progress) {
-        Ok(r) => r,
-        Err(e) => {
-            if let Some(doc) = report::failure_json(&e, false).filter(|_| args.mode.json) {
-                report::print_json(&doc)?;
-            }
-            return Err(report::pipeline(e));
-        }
-    };
+    let result = pack::pack(&req, &progress).map_err(|e| report::failed(e, quiet, false))?;
     drop(progress);
-    if !req.outputs.any() {
-        report::note_no_output(quiet);
-    }
-    if args.mode.json {
-        report::print_json(&report::pack_json(&result))?;
-    } else {
-        report::print_digest(&result, &req.outputs)?;
-    }
-    Ok(crate::exit::OK)
+    report::print_result(&result, &req.outputs, quiet, || report::pack_json(&result))
 }

@@ -162,6 +162,36 @@ pub fn build_json(r: &build::Result) -> Value {
     })
 }
 
+/// The end of `pack` and `build`: the note when nothing was written, then
+/// the JSON document `doc` (with `--json`) or the digest lines.
+pub fn print_result(
+    r: &pack::Result,
+    outputs: &pack::Outputs,
+    json: bool,
+    doc: impl FnOnce() -> Value,
+) -> anyhow::Result<u8> {
+    if !outputs.any() {
+        note_no_output(json);
+    }
+    if json {
+        print_json(&doc())?;
+    } else {
+        print_digest(r, outputs)?;
+    }
+    Ok(exit::OK)
+}
+
+/// Prints `--json`'s document for a failure, if it has one, and turns the
+/// error into the command's.
+pub fn failed(e: PipelineError, json: bool, built: bool) -> anyhow::Error {
+    if let Some(doc) = failure_json(&e, built).filter(|_| json) {
+        if let Err(p) = print_json(&doc) {
+            return p;
+        }
+    }
+    pipeline(e)
+}
+
 /// The note when no output was asked for (like `docker build` without
 /// `--load`).
 pub fn note_no_output(quiet: bool) {

@@ -102,24 +102,10 @@ pub fn parse_image_name(s: &str) -> Result<ImageName, PipelineError> {
         let tag = &s[last + c + 1..];
         return Err(bad(&format!("the tag {tag:?} is not valid: {TAG_RULE}")));
     }
-    // The path part must be lowercase; the registry host may hold a port.
-    let path_part = match repo.split_once('/') {
-        Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => {
-            rest
-        }
-        _ => repo,
-    };
-    let component_ok = |c: &str| {
-        !c.is_empty()
-            && c.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-            })
-            && c.as_bytes()[0].is_ascii_alphanumeric()
-    };
     if !distroless_pack_ship::sink::valid_tag(tag) {
         return Err(bad(TAG_RULE));
     }
-    if !path_part.split('/').all(component_ok) {
+    if !distroless_pack_ship::sink::valid_repository(repo) {
         return Err(bad(
             "the name must be lowercase letters, digits, `.`, `_`, `-` and `/`",
         ));
@@ -352,6 +338,10 @@ const PASSWD_NAMES: &[&str] = &["root", "nobody", "nonroot"];
 /// (`--passwd`) has them: docker refuses to start an image whose user it
 /// cannot find ("unable to find user").
 fn check_user(user: &str, passwd: bool) -> Result<(), PipelineError> {
+    if user.is_empty() {
+        // `--user=`: unset, i.e. root.
+        return Ok(());
+    }
     let bad = |why: String| PipelineError::usage(format!("invalid user {user:?}: {why}"));
     let parts: Vec<&str> = user.split(':').collect();
     if parts.len() > 2 {
@@ -707,6 +697,7 @@ mod tests {
             .contains("not in the image's /etc/passwd"));
         assert!(with("1000:1000", false).is_ok());
         assert!(with("0", false).is_ok());
+        assert!(with("", false).is_ok(), "--user= leaves it unset");
     }
 
     #[test]

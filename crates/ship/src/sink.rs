@@ -134,6 +134,25 @@ impl FromStr for Sink {
     }
 }
 
+/// Whether `name` (`[HOST[:PORT]/]path`, no tag) is a valid repository
+/// name: path components of lowercase letters, digits, `.`, `_`, `-`,
+/// each starting with a letter or digit; a registry host may hold a port.
+pub fn valid_repository(name: &str) -> bool {
+    let path = match name.split_once('/') {
+        Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => {
+            rest
+        }
+        _ => name,
+    };
+    path.split('/').all(|c| {
+        !c.is_empty()
+            && c.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            })
+            && c.as_bytes()[0].is_ascii_alphanumeric()
+    })
+}
+
 /// Checks a docker-archive's `NAME[:TAG]` (no digest: `RepoTags` holds
 /// tags) and gives it back with its tag (`latest` when none).
 fn docker_reference(r: &str) -> Result<String, String> {
@@ -152,19 +171,7 @@ fn docker_reference(r: &str) -> Result<String, String> {
             ));
         }
     }
-    let path_ok = |c: &str| {
-        !c.is_empty()
-            && c.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-            })
-    };
-    let path = match name.split_once('/') {
-        Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => {
-            rest
-        }
-        _ => name,
-    };
-    if !path.split('/').all(path_ok) {
+    if !valid_repository(name) {
         return Err("the name must be lowercase letters, digits, '.', '_', '-' and '/'".into());
     }
     Ok(format!("{name}:{}", tag.unwrap_or("latest")))

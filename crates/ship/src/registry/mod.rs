@@ -254,7 +254,12 @@ impl RegistryError {
 /// token fetched with them. A registry that needs no auth at all passes.
 pub fn check_login(registry: &str, opts: &PushOptions) -> Result<(), RegistryError> {
     let host = credentials::normalise_key(registry);
-    let reference = Reference::parse(&format!("{host}/login-check"))?;
+    // A reference only to reach the registry: its path never shows.
+    let reference = Reference::parse(&format!("{host}/login-check")).map_err(|_| {
+        RegistryError::Invalid(format!(
+            "{registry:?} is not a registry: give HOST[:PORT] or docker.io"
+        ))
+    })?;
     let client = transport::client(opts)?;
     let session = transport::Session::open(&reference, opts, client, Vec::new())?;
     let url = session.url("/v2/");
