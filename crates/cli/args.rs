@@ -60,6 +60,21 @@ impl EngineName {
     }
 }
 
+/// `run --network`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetworkArg {
+    None,
+    Host,
+}
+
+/// `run --isolation`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IsolationArg {
+    Auto,
+    Bwrap,
+    Chroot,
+}
+
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ImageArgs {
     /// Image name and tag, NAME[:TAG] (e.g. `ghcr.io/acme/hello:1.2`; TAG

@@ -14,23 +14,8 @@ use distroless_pack_image::{ErrorKind, Platform};
 use distroless_pack_run::{Isolation, Network, RunOptions};
 use distroless_pack_ship::{EngineRun, Source};
 
-use crate::args::EngineName;
+use crate::args::{EngineName, IsolationArg, NetworkArg};
 use crate::exit::{self, WithCode};
-
-/// `--network`.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NetworkArg {
-    None,
-    Host,
-}
-
-/// `--isolation`.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IsolationArg {
-    Auto,
-    Bwrap,
-    Chroot,
-}
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -275,27 +275,19 @@ pub fn ship(
             },
         };
         for output in &outputs.list {
-            let again = i > 0;
-            if again && !matches!(output, Output::File(Sink::OciLayout { tag: None, .. })) {
+            if i > 0 && !matches!(output, Output::File(Sink::OciLayout { tag: None, .. })) {
                 continue;
             }
-            let (stage, what) = match output {
-                Output::File(s) => ("ship", format!("writing {s}")),
-                Output::Load(e) => (
-                    "ship",
-                    format!(
-                        "loading into {}",
-                        if *e == distroless_pack_ship::Engine::Auto {
-                            "docker or podman".to_string()
-                        } else {
-                            e.to_string()
-                        }
-                    ),
-                ),
-                // The push reports its own progress.
-                Output::Push(_) => ("", String::new()),
-            };
-            let stage = (!stage.is_empty()).then(|| Stage::start(obs, stage, what));
+            // The push reports its own progress (per blob).
+            let stage = match output {
+                Output::File(s) => Some(format!("writing {s}")),
+                Output::Load(distroless_pack_ship::Engine::Auto) => {
+                    Some("loading into docker or podman".to_string())
+                }
+                Output::Load(e) => Some(format!("loading into {e}")),
+                Output::Push(_) => None,
+            }
+            .map(|what| Stage::start(obs, "ship", what));
             let started = Instant::now();
             let result = distroless_pack_ship::output::write(
                 artifact,
