@@ -19,6 +19,11 @@ example:
 test *ARGS:
     bash scripts/test.sh {{ARGS}}
 
+# The unit tests of every crate (and the binary's), nothing installed, no engine started.
+unit *ARGS:
+    cargo test --workspace --lib --bins {{ARGS}}
+    cargo test -p distroless-pack-ship --test formats {{ARGS}}
+
 # Format check and clippy with warnings as errors.
 lint:
     cargo fmt --all --check

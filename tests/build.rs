@@ -1086,7 +1086,9 @@ fn build_pushes_a_multi_platform_index_to_a_registry() {
         .args(["--push", &reference, "--digest-file"])
         .arg(&digest_file));
     assert!(out.status.success(), "{}", both(&out));
-    let digest = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    // The digest, then the pushed NAME@sha256:... (as `push` prints it).
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let digest = stdout.lines().next().unwrap_or("").to_string();
     assert_eq!(
         std::fs::read_to_string(&digest_file).unwrap().trim(),
         digest

@@ -722,7 +722,9 @@ fn multi_platform_index_pushes_and_resolves_per_architecture() {
     let reg = Registry::start(Auth::None);
     let dir = tmp();
     let reference = reg.reference("hello-multi:1");
-    let digest = pack_multi(dir.path(), &["--push", &reference]);
+    // The digest, then the pushed NAME@sha256:... (as `push` prints it).
+    let printed = pack_multi(dir.path(), &["--push", &reference]);
+    let digest = printed.lines().next().unwrap_or("").to_string();
     let skopeo = require_tool("skopeo", "apt-get install -y skopeo");
     // `skopeo inspect --raw` of a reference in the plain-HTTP registry.
     let raw = |reference: &str| {

@@ -7,6 +7,7 @@ mod support;
 mod util;
 
 mod build;
+mod cli;
 mod depcheck;
 mod inspect;
 mod pack;

@@ -8,7 +8,7 @@ use std::io::Write;
 use anyhow::Context;
 use distroless_pack_ship::registry::{self, credentials, CredentialOptions, PushOptions};
 
-use crate::cmd_push::{code_for, read_password_stdin};
+use crate::args::read_password_stdin;
 use crate::exit::{self, WithCode};
 
 #[derive(clap::Args, Debug)]
@@ -59,20 +59,14 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             insecure: args.insecure,
             ..PushOptions::default()
         };
-        registry::check_login(&registry, &opts).map_err(|e| {
-            let code = code_for(&e);
-            exit::tag(
-                anyhow::Error::new(e).context(format!("logging in to {registry}")),
-                code,
-            )
-        })?;
+        registry::check_login(&registry, &opts)
+            .map_err(|e| exit::fail(format!("logging in to {registry}: {e}"), e.kind()))?;
     }
     let path = credentials::docker_config_path()
         .context("neither DOCKER_CONFIG nor HOME is set: cannot find docker's config.json")
         .code(exit::USAGE)?;
     credentials::store_in_docker_config(&path, &registry, &args.username, &password)
-        .map_err(anyhow::Error::new)
-        .code(exit::OUTPUT)?;
+        .map_err(|e| exit::fail(e, distroless_pack_image::ErrorKind::Output))?;
     let _ = writeln!(
         std::io::stderr(),
         "Login succeeded: credentials for {registry} stored in {}",

@@ -1,5 +1,4 @@
-//! `distroless-pack run SOURCE [--platform P] [--engine docker|podman] [-- ARGS]`
-//! and the `--smoke` check `pack` and `build` share ([`SmokeArgs`]).
+//! `distroless-pack run SOURCE [--platform P] [--engine docker|podman] [-- ARGS]`.
 //!
 //! Without `--engine`, the image's layers are unpacked into a temporary
 //! root and its entrypoint runs there under bubblewrap (or namespaces +
@@ -9,23 +8,14 @@
 //! program cannot be invoked), 127 (the program or its interpreter is not in
 //! the image).
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use anyhow::Context;
-use distroless_pack_image::{Artifact, Image, Platform};
-use distroless_pack_run::{Isolation, Network, RunError, RunOptions};
-use distroless_pack_ship::{Engine, Source, WriteOptions};
+use distroless_pack_image::{ErrorKind, Platform};
+use distroless_pack_run::{Isolation, Network, RunOptions};
+use distroless_pack_ship::{EngineRun, Source};
 
+use crate::args::{EngineName, IsolationArg, NetworkArg};
 use crate::exit::{self, WithCode};
-use crate::progress::Stage;
-
-/// The tool failed (bad image, unpacking, engine), as `docker run` reports.
-pub const RUN_FAILED: u8 = 125;
-/// The program cannot be invoked (not executable, foreign architecture).
-pub const CANNOT_INVOKE: u8 = 126;
-/// The program, or the interpreter it needs, is not in the image.
-pub const NOT_FOUND: u8 = 127;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -40,8 +30,8 @@ pub struct Args {
     pub platform: Option<Platform>,
 
     /// Run in docker or podman instead (`docker run --rm --network=none`).
-    #[arg(long, value_name = "ENGINE", value_parser = ["docker", "podman"])]
-    pub engine: Option<String>,
+    #[arg(long, value_name = "ENGINE")]
+    pub engine: Option<EngineName>,
 
     /// Set an environment variable (over the image's). Repeatable.
     #[arg(long, short = 'e', value_name = "KEY=VALUE")]
@@ -62,14 +52,18 @@ pub struct Args {
     pub entrypoint: Option<String>,
 
     /// `none` (default): only loopback; `host`: the host's network.
-    #[arg(long, value_name = "MODE", default_value = "none", value_parser = ["none", "host"])]
-    pub network: String,
+    #[arg(long, value_name = "MODE", default_value = "none")]
+    pub network: NetworkArg,
 
     /// How to isolate the program without an engine: `auto` (bubblewrap
     /// when it works, else unshare + chroot), `bwrap` or `chroot`.
-    #[arg(long, value_name = "HOW", default_value = "auto", value_parser = ["auto", "bwrap", "chroot"],
-          env = "DISTROLESS_PACK_ISOLATION")]
-    pub isolation: String,
+    #[arg(
+        long,
+        value_name = "HOW",
+        default_value = "auto",
+        env = "DISTROLESS_PACK_ISOLATION"
+    )]
+    pub isolation: IsolationArg,
 
     /// Kill the program after this many seconds (exit code 137).
     #[arg(long, value_name = "SECONDS")]
@@ -85,21 +79,18 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let artifact = distroless_pack_ship::read(&args.source)
-        .with_context(|| format!("reading {}", args.source))
-        .code(exit::USAGE)?;
-    let image = select(&artifact, args.platform.as_ref())
-        .with_context(|| format!("{}", args.source))
-        .code(exit::USAGE)?
+    let artifact =
+        distroless_pack_ship::read(&args.source).map_err(|e| exit::reading(&args.source, e))?;
+    let image = artifact
+        .image_for(args.platform.as_ref())
+        .map_err(|e| exit::fail(format!("{}: {e}", args.source), ErrorKind::Usage))?
         .clone();
     let env = parse_env(&args.env).code(exit::USAGE)?;
     // As in docker: arguments replace the cmd; a new entrypoint drops it.
     let cmd_args = if !args.args.is_empty() {
         Some(args.args.clone())
-    } else if args.entrypoint.is_some() {
-        Some(Vec::new())
     } else {
-        None
+        args.entrypoint.as_ref().map(|_| Vec::new())
     };
     let timeout = match args.timeout {
         Some(t) if !(t.is_finite() && t > 0.0) => {
@@ -110,8 +101,48 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         }
         t => t.map(Duration::from_secs_f64),
     };
-    if let Some(engine) = &args.engine {
-        return run_in_engine(&args, engine, &image, &env, cmd_args.as_deref());
+    let network = match args.network {
+        NetworkArg::Host => Network::Host,
+        NetworkArg::None => Network::None,
+    };
+    if let Some(engine) = args.engine {
+        let how = EngineRun {
+            network: if network == Network::Host {
+                "host"
+            } else {
+                "none"
+            }
+            .into(),
+            env,
+            user: args.user.clone(),
+            workdir: args.workdir.clone(),
+            entrypoint: args.entrypoint.clone(),
+            args: cmd_args,
+            timeout,
+        };
+        if args.verbose {
+            eprintln!(
+                "[  load] loading {} into {}",
+                image.digest(),
+                engine.as_str()
+            );
+        }
+        // Ctrl-C reaches the engine client (which passes it on to the
+        // container); we stay to remove the image name afterwards.
+        let _guard = distroless_pack_run::InterruptGuard::install();
+        let loaded = |l: &distroless_pack_ship::Loaded| {
+            if args.verbose {
+                eprintln!("[  load] loaded {}", l.name);
+            }
+        };
+        return distroless_pack_ship::run_in_engine(
+            &image,
+            engine.engine(),
+            &how,
+            &loaded,
+            &distroless_pack_run::interrupted,
+        )
+        .map_err(|e| exit::fail(format!("loading the image: {e}"), ErrorKind::Engine));
     }
     let opts = RunOptions {
         args: cmd_args,
@@ -119,15 +150,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         env,
         user: args.user.clone(),
         workdir: args.workdir.clone(),
-        network: if args.network == "host" {
-            Network::Host
-        } else {
-            Network::None
-        },
-        isolation: match args.isolation.as_str() {
-            "bwrap" => Isolation::Bwrap,
-            "chroot" => Isolation::Chroot,
-            _ => Isolation::Auto,
+        network,
+        isolation: match args.isolation {
+            IsolationArg::Bwrap => Isolation::Bwrap,
+            IsolationArg::Chroot => Isolation::Chroot,
+            IsolationArg::Auto => Isolation::Auto,
         },
         capture: None,
         timeout,
@@ -141,8 +168,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             args.source
         );
     }
-    let outcome =
-        distroless_pack_run::run(&image, &opts).map_err(|e| run_error(e, &args.source))?;
+    let outcome = distroless_pack_run::run(&image, &opts)
+        .map_err(|e| exit::fail(format!("run {}: {e}", args.source), e.kind()))?;
     if args.verbose {
         let emu = outcome
             .emulator
@@ -160,33 +187,6 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     Ok((outcome.status.code() & 0xff) as u8)
 }
 
-/// The image to run: the one `platform` names, else the host's from an
-/// index, else the only one.
-fn select<'a>(artifact: &'a Artifact, platform: Option<&Platform>) -> anyhow::Result<&'a Image> {
-    let available = || {
-        artifact
-            .images()
-            .iter()
-            .map(|i| i.platform.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    match platform {
-        Some(p) => artifact
-            .select(Some(p))
-            .ok_or_else(|| anyhow::anyhow!("the image has no {p} variant; it has {}", available())),
-        None => artifact
-            .select(None)
-            .or_else(|| artifact.select(Some(&Platform::host())))
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "the index has {} and none is this host's; pick one with --platform",
-                    available()
-                )
-            }),
-    }
-}
-
 fn parse_env(env: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     env.iter()
         .map(|kv| match kv.split_once('=') {
@@ -198,223 +198,4 @@ fn parse_env(env: &[String]) -> anyhow::Result<Vec<(String, String)>> {
             },
         })
         .collect()
-}
-
-/// The exit code for a failure before the program ran.
-fn run_error_code(e: &RunError) -> u8 {
-    match e {
-        RunError::NotFound { .. }
-        | RunError::MissingInterpreter { .. }
-        | RunError::MissingScriptInterpreter { .. } => NOT_FOUND,
-        RunError::NotExecutable { .. } | RunError::ForeignArch { .. } | RunError::Spawn { .. } => {
-            CANNOT_INVOKE
-        }
-        RunError::Interrupted => 130,
-        RunError::Mismatch(_) => exit::USAGE,
-        _ => RUN_FAILED,
-    }
-}
-
-fn run_error(e: RunError, source: &Source) -> anyhow::Error {
-    let code = run_error_code(&e);
-    exit::tag(anyhow::Error::new(e).context(format!("run {source}")), code)
-}
-
-fn run_in_engine(
-    args: &Args,
-    engine: &str,
-    image: &Image,
-    env: &[(String, String)],
-    cmd_args: Option<&[String]>,
-) -> anyhow::Result<u8> {
-    let engine: Engine = engine
-        .parse()
-        .map_err(anyhow::Error::msg)
-        .code(exit::USAGE)?;
-    let tool = if engine == Engine::Docker {
-        "docker"
-    } else {
-        "podman"
-    };
-    // A name of our own, removed afterwards (digest and pid keep runs apart).
-    let run_id = format!("{}-{}", &image.digest().hex()[..16], std::process::id());
-    let name = format!("distroless-pack-run:{run_id}");
-    let opts = WriteOptions {
-        name: Some(name.clone()),
-        platform: None,
-    };
-    let stage = Stage::start(
-        "load",
-        &format!("loading {} into {tool}", image.digest()),
-        !args.verbose,
-    );
-    let loaded = distroless_pack_ship::load(&Artifact::Image(image.clone()), engine, &opts)
-        .context("loading the image")
-        .code(exit::ENGINE)?;
-    stage.done(&format!("loaded {}", loaded.name));
-
-    let container = format!("distroless-pack-run-{run_id}");
-    let mut c = Command::new(tool);
-    c.args(["run", "--rm", "-i", "--name", &container]);
-    c.arg(format!("--network={}", args.network));
-    c.arg(format!("--platform={}", image.platform));
-    if engine == Engine::Podman {
-        c.arg("--pull=never");
-    }
-    for (k, v) in env {
-        c.arg("-e").arg(format!("{k}={v}"));
-    }
-    if let Some(u) = &args.user {
-        c.arg("--user").arg(u);
-    }
-    if let Some(w) = &args.workdir {
-        c.arg("--workdir").arg(w);
-    }
-    if let Some(e) = &args.entrypoint {
-        c.arg(format!("--entrypoint={e}"));
-    }
-    c.arg(&loaded.name);
-    if let Some(a) = cmd_args {
-        c.args(a);
-    }
-    c.stdin(Stdio::inherit());
-    // Ctrl-C reaches the engine client (which passes it on to the
-    // container); we stay to remove the image name afterwards.
-    let _guard = distroless_pack_run::InterruptGuard::install();
-    let status = c
-        .spawn()
-        .with_context(|| format!("starting `{tool} run`"))
-        .code(exit::ENGINE)
-        .map(|mut child| wait_engine(&mut child, tool, &container, args.timeout));
-    // Untag what we loaded (only our own name; the layers stay cached).
-    let _ = Command::new(tool)
-        .args(["image", "rm", &loaded.name])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    status
-}
-
-/// Waits for `ENGINE run`, killing the container at the timeout (exit code
-/// 137) or some seconds after an interrupt; returns the exit code.
-fn wait_engine(
-    child: &mut std::process::Child,
-    tool: &str,
-    container: &str,
-    timeout: Option<f64>,
-) -> u8 {
-    use std::os::unix::process::ExitStatusExt;
-    let started = std::time::Instant::now();
-    let mut killed = false;
-    let mut interrupted_at: Option<std::time::Instant> = None;
-    let kill = || {
-        let _ = Command::new(tool)
-            .args(["kill", container])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    };
-    loop {
-        match child.try_wait() {
-            Ok(Some(st)) => {
-                return match (killed, st.code()) {
-                    (true, _) => 137,
-                    (false, Some(c)) => (c & 0xff) as u8,
-                    (false, None) => (128 + st.signal().unwrap_or(9)) as u8,
-                };
-            }
-            Ok(None) => {}
-            Err(_) => return RUN_FAILED,
-        }
-        if !killed && timeout.is_some_and(|t| started.elapsed().as_secs_f64() >= t) {
-            killed = true;
-            kill();
-        }
-        if distroless_pack_run::interrupted() {
-            let at = *interrupted_at.get_or_insert_with(std::time::Instant::now);
-            if !killed && at.elapsed() > Duration::from_secs(5) {
-                killed = true;
-                kill();
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// `--smoke[=ARGS]` and `--smoke-timeout`, for `pack` and `build`.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct SmokeArgs {
-    /// Before writing any output, run the image (as `distroless-pack run`
-    /// does, every platform) and fail unless the program starts: it must
-    /// exit 0, or still be running at --smoke-timeout (a server). ARGS,
-    /// split at spaces, replace the image's cmd for this run.
-    #[arg(
-        long,
-        value_name = "ARGS",
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "",
-        allow_hyphen_values = true,
-        help_heading = "Smoke test"
-    )]
-    pub smoke: Option<String>,
-
-    /// Seconds the smoke run may take; a program still running then has
-    /// started (and is stopped).
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        default_value_t = 10.0,
-        help_heading = "Smoke test"
-    )]
-    pub smoke_timeout: f64,
-}
-
-impl SmokeArgs {
-    /// Runs the smoke test on every image of `artifact` when `--smoke` was
-    /// given. Fails with `exit::SMOKE` when a program cannot start or exits
-    /// non-zero.
-    pub fn check(&self, artifact: &Artifact, quiet: bool) -> anyhow::Result<()> {
-        let Some(smoke_args) = &self.smoke else {
-            return Ok(());
-        };
-        if !(self.smoke_timeout.is_finite() && self.smoke_timeout > 0.0) {
-            return Err(anyhow::anyhow!(
-                "--smoke-timeout must be a positive number of seconds"
-            ))
-            .code(exit::USAGE);
-        }
-        let words: Vec<String> = smoke_args.split_whitespace().map(str::to_string).collect();
-        let args = (!words.is_empty()).then_some(words);
-        let timeout = Duration::from_secs_f64(self.smoke_timeout);
-        for image in artifact.images() {
-            let stage = Stage::start(
-                "smoke",
-                &format!("running the {} image", image.platform),
-                quiet,
-            );
-            let outcome =
-                distroless_pack_run::smoke(image, args.as_deref(), timeout).map_err(|e| {
-                    let code = if matches!(e, RunError::Interrupted) {
-                        130
-                    } else {
-                        exit::SMOKE
-                    };
-                    exit::tag(
-                        anyhow::Error::new(e).context(format!("smoke test ({})", image.platform)),
-                        code,
-                    )
-                })?;
-            if !outcome.passed() {
-                return Err(anyhow::anyhow!(
-                    "smoke test ({}) failed: {}",
-                    image.platform,
-                    outcome.describe()
-                ))
-                .code(exit::SMOKE);
-            }
-            stage.done(&outcome.describe());
-        }
-        Ok(())
-    }
 }

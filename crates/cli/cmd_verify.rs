@@ -27,14 +27,8 @@ pub struct Args {
     pub files: Vec<PathBuf>,
 }
 
-/// Writes the human report of one file (verdict line, facts line, then
-/// each finding with its consequence and fix). Used by `pack` and `build`.
-pub fn print_report(report: &Report, out: &mut dyn Write) -> io::Result<()> {
-    out.write_all(report.render_human().as_bytes())
-}
-
 /// Prints the one-line error for a file that could not be read.
-pub fn print_unreadable(e: &VerifyError) {
+fn print_unreadable(e: &VerifyError) {
     let _ = writeln!(
         io::stderr(),
         "distroless-pack: error: {}",
@@ -82,7 +76,7 @@ fn write_results(results: &[Result<Report, VerifyError>], json: bool) -> io::Res
                 if printed {
                     writeln!(out)?;
                 }
-                print_report(report, &mut out)?;
+                out.write_all(report.render_human().as_bytes())?;
                 printed = true;
             }
             Ok(_) => {}

@@ -5,6 +5,7 @@
 //! work happens in the library crates. Each subcommand lives in its own
 //! `cmd_*.rs` file with an `Args` struct and a `run` function.
 
+mod args;
 mod cmd_build;
 mod cmd_inspect;
 mod cmd_login;
@@ -12,11 +13,13 @@ mod cmd_pack;
 mod cmd_push;
 mod cmd_run;
 mod cmd_verify;
+mod dry_run;
 mod exit;
-mod image_args;
-mod outputs;
+mod inspect_view;
 mod progress;
+mod report;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -52,14 +55,14 @@ enum Command {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
+        // --help and --version.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::from(exit::OK);
+        }
+        Err(e) => {
+            let _ = std::io::stderr().write_all(usage_error(&e.render().to_string()).as_bytes());
+            return ExitCode::from(exit::USAGE);
         }
     };
     let result = match cli.command {
@@ -72,4 +75,55 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd_run::run(a),
     };
     exit::finish(result)
+}
+
+/// clap's error as our one line, plus one hint line: its tips and where
+/// the help is (clap's own text spreads over several lines with the usage).
+fn usage_error(rendered: &str) -> String {
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let mut hints: Vec<String> = Vec::new();
+    let mut usage = None;
+    for l in lines {
+        if let Some(t) = l.strip_prefix("tip: ") {
+            hints.push(t.to_string());
+        } else if let Some(u) = l.strip_prefix("Usage: ") {
+            usage = u
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+                .into();
+        }
+    }
+    hints.push(format!(
+        "see `{} --help`",
+        usage.unwrap_or_else(|| "distroless-pack".to_string())
+    ));
+    format!(
+        "distroless-pack: error: {first}\nhint: {}\n",
+        hints.join("; ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argument_errors_are_one_line_plus_a_hint() {
+        let e = Cli::try_parse_from(["distroless-pack", "pack", "--nope", "x"]).unwrap_err();
+        let text = usage_error(&e.render().to_string());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].starts_with("distroless-pack: error: unexpected argument '--nope'"),
+            "{text}"
+        );
+        assert!(
+            lines[1].starts_with("hint: ") && lines[1].contains("distroless-pack pack --help"),
+            "{text}"
+        );
+    }
 }

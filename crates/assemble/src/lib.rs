@@ -21,8 +21,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use distroless_pack_image::spec::{
-    Arch, ConfigBuilder, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder, Os,
-    RootFsBuilder,
+    Arch, ConfigBuilder, HistoryBuilder, ImageConfigurationBuilder, Os, RootFsBuilder,
 };
 use distroless_pack_image::{Image, ImageError, Platform};
 
@@ -74,6 +73,18 @@ pub enum AssembleError {
     BadExtra { path: PathBuf, reason: String },
     #[error(transparent)]
     Image(#[from] ImageError),
+}
+
+impl AssembleError {
+    /// Disk and permission problems writing the layer are output failures;
+    /// the rest (missing extras, bad options) are bad input.
+    pub fn kind(&self) -> distroless_pack_image::ErrorKind {
+        use distroless_pack_image::ErrorKind;
+        match self {
+            AssembleError::Write { .. } => ErrorKind::Output,
+            _ => ErrorKind::Usage,
+        }
+    }
 }
 
 /// Maps an I/O error reading `path` (a host file) to [`AssembleError::Read`].
@@ -373,11 +384,6 @@ pub fn assemble(spec: &ImageSpec) -> Result<Image, AssembleError> {
         &spec.annotations,
     )?;
     Ok(image)
-}
-
-/// The parsed config of an image built here (a convenience for callers).
-pub fn config_of(image: &Image) -> Result<ImageConfiguration, AssembleError> {
-    Ok(image.config_json()?)
 }
 
 fn add_extras(w: &mut LayerWriter, extras: &Extras) -> Result<Vec<&'static str>, AssembleError> {

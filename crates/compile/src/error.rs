@@ -114,6 +114,16 @@ impl BuildError {
         }
     }
 
+    /// The exit-code class shared by every crate (see [`BuildError::class`]).
+    pub fn kind(&self) -> distroless_pack_image::ErrorKind {
+        use distroless_pack_image::ErrorKind;
+        match self.class() {
+            ErrorClass::Usage => ErrorKind::Usage,
+            ErrorClass::Build => ErrorKind::Build,
+            ErrorClass::Engine => ErrorKind::Engine,
+        }
+    }
+
     /// The compiler's output, for failures that have one (the CLI prints it).
     pub fn build_output(&self) -> Option<&str> {
         match self {

@@ -379,19 +379,7 @@ fn run_logged(cmd: &mut Command, log: &Path, stream: bool) -> Result<(bool, Stri
 
 /// Finds an executable on PATH.
 pub fn which(tool: &str) -> Option<PathBuf> {
-    if tool.contains('/') {
-        let p = PathBuf::from(tool);
-        return p.is_file().then_some(p);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(tool))
-        .find(|p| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::metadata(p)
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
+    distroless_pack_image::which(tool)
 }
 
 /// The effective uid/gid of this process (the owner of `/proc/self`).

@@ -16,13 +16,17 @@
 mod blob;
 mod canonical;
 mod digest;
-mod platform;
+mod kind;
+pub mod platform;
+mod tools;
 
 pub use blob::{Blob, BlobData, BlobMismatch, KeepAlive, VerifyingReader};
 pub use canonical::to_canonical_json;
 pub use digest::{Digest, DigestError, DigestWriter};
+pub use kind::ErrorKind;
 pub use oci_spec::image as spec;
 pub use platform::{Platform, PlatformError};
+pub use tools::{human_size, which};
 
 use std::collections::BTreeMap;
 
@@ -75,6 +79,26 @@ pub enum ImageError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// No image of an artifact fits the platform asked for.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", match wanted {
+    Some(p) => format!("the image has no {p} variant; it has {}", available.join(", ")),
+    None => format!("the index has {} and none is this host's; pick one with --platform", available.join(", ")),
+})]
+pub struct NoSuchPlatform {
+    /// The platform asked for (`None`: the host's, implicitly).
+    pub wanted: Option<Platform>,
+    /// The platforms the artifact has.
+    pub available: Vec<String>,
+}
+
+impl ImageError {
+    /// Every image error is bad input (a malformed manifest or config).
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Usage
+    }
 }
 
 /// One single-platform image: manifest, config and layers.
@@ -298,6 +322,26 @@ impl Artifact {
             (Artifact::Index(x), None) if x.images.len() == 1 => x.images.first(),
             (Artifact::Index(_), None) => None,
         }
+    }
+
+    /// The image to use from this artifact: the one `platform` names, else
+    /// the only one, else the host's. The error lists what there is. (The
+    /// one rule `run`, `inspect`, `--load` and the docker archive share.)
+    pub fn image_for(&self, platform: Option<&Platform>) -> Result<&Image, NoSuchPlatform> {
+        let found = match platform {
+            Some(p) => self.select(Some(p)),
+            None => self
+                .select(None)
+                .or_else(|| self.select(Some(&Platform::host()))),
+        };
+        found.ok_or_else(|| NoSuchPlatform {
+            wanted: platform.cloned(),
+            available: self
+                .images()
+                .iter()
+                .map(|i| i.platform.to_string())
+                .collect(),
+        })
     }
 }
 

@@ -5,6 +5,16 @@ use std::str::FromStr;
 
 use oci_spec::image::ImageConfiguration;
 
+/// ELF `e_machine` values of the architectures we name.
+pub const EM_386: u16 = 3;
+pub const EM_ARM: u16 = 40;
+pub const EM_X86_64: u16 = 62;
+pub const EM_AARCH64: u16 = 183;
+pub const EM_PPC64: u16 = 21;
+pub const EM_S390: u16 = 22;
+pub const EM_RISCV: u16 = 243;
+pub const EM_LOONGARCH: u16 = 258;
+
 /// A platform such as `linux/amd64` or `linux/arm64/v8`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Platform {
@@ -35,6 +45,43 @@ impl Platform {
             other => other,
         };
         Platform::linux(arch)
+    }
+
+    /// The OCI architecture of an ELF `e_machine` (with the file's class and
+    /// byte order, which some machines need): `amd64`, `arm64`, ... The one
+    /// table verify, run and compile share.
+    pub fn architecture_of_elf(machine: u16, class64: bool, little: bool) -> Option<&'static str> {
+        Some(match (machine, class64) {
+            (EM_X86_64, true) => "amd64",
+            (EM_AARCH64, true) => "arm64",
+            (EM_386, _) => "386",
+            (EM_ARM, _) => "arm",
+            (EM_RISCV, true) => "riscv64",
+            (EM_PPC64, true) if little => "ppc64le",
+            (EM_PPC64, true) => "ppc64",
+            (EM_S390, true) => "s390x",
+            (EM_LOONGARCH, true) => "loong64",
+            _ => return None,
+        })
+    }
+
+    /// The ELF `e_machine` of this platform's executables (amd64 and arm64).
+    pub fn elf_machine(&self) -> Option<u16> {
+        match self.architecture.as_str() {
+            "amd64" => Some(EM_X86_64),
+            "arm64" => Some(EM_AARCH64),
+            _ => None,
+        }
+    }
+
+    /// The CPU name toolchains use in target triples and qemu names:
+    /// `x86_64`, `aarch64`.
+    pub fn cpu(&self) -> &str {
+        match self.architecture.as_str() {
+            "amd64" => "x86_64",
+            "arm64" => "aarch64",
+            other => other,
+        }
     }
 
     /// The platform an image config declares.
@@ -119,5 +166,20 @@ mod tests {
         assert!("windows/amd64".parse::<Platform>().is_err());
         assert!("linux".parse::<Platform>().is_err());
         assert!(Platform::linux("arm64").matches(&"linux/arm64/v8".parse().unwrap()));
+    }
+
+    #[test]
+    fn elf_machines_map_to_architectures_both_ways() {
+        for arch in ["amd64", "arm64"] {
+            let p = Platform::linux(arch);
+            let m = p.elf_machine().unwrap();
+            assert_eq!(Platform::architecture_of_elf(m, true, true), Some(arch));
+        }
+        assert_eq!(
+            Platform::architecture_of_elf(EM_PPC64, true, true),
+            Some("ppc64le")
+        );
+        assert_eq!(Platform::architecture_of_elf(EM_X86_64, false, true), None);
+        assert_eq!(Platform::linux("arm64").cpu(), "aarch64");
     }
 }

@@ -20,28 +20,20 @@ pub enum ProgramKind {
     Unknown,
 }
 
-pub const EM_X86_64: u16 = 62;
-pub const EM_AARCH64: u16 = 183;
+pub use distroless_pack_image::platform::{EM_AARCH64, EM_X86_64};
+use distroless_pack_image::Platform;
 
 /// The `e_machine` of the host.
 pub fn host_machine() -> Option<u16> {
-    match std::env::consts::ARCH {
-        "x86_64" => Some(EM_X86_64),
-        "aarch64" => Some(EM_AARCH64),
-        _ => None,
-    }
+    Platform::host().elf_machine()
 }
 
 /// The OCI architecture name of an ELF machine.
 pub fn machine_name(machine: u16) -> String {
-    match machine {
-        EM_X86_64 => "amd64".into(),
-        EM_AARCH64 => "arm64".into(),
-        3 => "386".into(),
-        40 => "arm".into(),
-        243 => "riscv64".into(),
-        other => format!("e_machine {other}"),
-    }
+    Platform::architecture_of_elf(machine, true, true)
+        .or_else(|| Platform::architecture_of_elf(machine, false, true))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("e_machine {machine}"))
 }
 
 /// Reads the program kind of `path` (a regular file).

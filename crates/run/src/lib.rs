@@ -242,6 +242,24 @@ pub enum RunError {
 }
 
 impl RunError {
+    /// Docker's classes for a failure before the program ran: not found
+    /// (127), cannot invoke (126), interrupted, else the tool failed (125).
+    pub fn kind(&self) -> distroless_pack_image::ErrorKind {
+        use distroless_pack_image::ErrorKind;
+        match self {
+            RunError::NotFound { .. }
+            | RunError::MissingInterpreter { .. }
+            | RunError::MissingScriptInterpreter { .. } => ErrorKind::NotFound,
+            RunError::NotExecutable { .. }
+            | RunError::ForeignArch { .. }
+            | RunError::Spawn { .. } => ErrorKind::CannotInvoke,
+            RunError::Interrupted => ErrorKind::Interrupted,
+            // A corrupt layer is bad input, not a failure of the tool.
+            RunError::Mismatch(_) => ErrorKind::Usage,
+            _ => ErrorKind::RunFailed,
+        }
+    }
+
     pub(crate) fn io(path: &Path, source: io::Error) -> RunError {
         RunError::Io {
             path: path.to_path_buf(),

@@ -27,10 +27,7 @@ pub struct Spec<'a> {
 
 /// Finds `bwrap` on PATH.
 pub fn bwrap_path() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("bwrap"))
-        .find(|p| p.is_file())
+    distroless_pack_image::which("bwrap")
 }
 
 /// Whether bubblewrap is installed and can make the namespaces we need

@@ -79,12 +79,18 @@ fn entries<'a>(image: &'a Artifact, opts: &WriteOptions) -> Vec<(String, Content
     // podman names an OCI-layout image after its ref name: give it the full name.
     let ref_name = full.clone().unwrap_or(ref_name);
     let mut e = layout_entries(image, &ref_name, full.as_deref());
-    let tags: Vec<String> = opts
+    // Every name, as `docker save` lists every tag.
+    let mut tags: Vec<String> = Vec::new();
+    for t in opts
         .name
-        .as_deref()
-        .and_then(repo_tag)
-        .into_iter()
-        .collect();
+        .iter()
+        .chain(&opts.also)
+        .filter_map(|n| repo_tag(n))
+    {
+        if !tags.contains(&t) {
+            tags.push(t);
+        }
+    }
     let manifest = json!([{
         "Config": blob_path(&img.config.digest),
         "RepoTags": tags,

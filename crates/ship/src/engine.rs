@@ -55,9 +55,7 @@ pub struct Loaded {
 }
 
 fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
+    distroless_pack_image::which(tool).is_some()
 }
 
 /// Why `engine` cannot be used, or `None` when it answers.

@@ -85,6 +85,14 @@ pub enum ShipError {
     /// The registry push (see the `registry` module).
     #[error("{0}")]
     Registry(String),
+
+    /// A push to `targets` (the references, joined) failed.
+    #[error("pushing to {targets}: {source}")]
+    Push {
+        targets: String,
+        #[source]
+        source: crate::registry::RegistryError,
+    },
 }
 
 fn list(items: &[String]) -> String {
@@ -96,6 +104,20 @@ fn list(items: &[String]) -> String {
 }
 
 impl ShipError {
+    /// Choosing a format that cannot hold the image is bad input; engine
+    /// problems are engine failures; the rest happened writing an output.
+    /// (Reading a source maps every error to bad input: see the callers.)
+    pub fn kind(&self) -> distroless_pack_image::ErrorKind {
+        use distroless_pack_image::ErrorKind;
+        match self {
+            e if e.is_bad_input() => ErrorKind::Usage,
+            ShipError::EngineMissing(_) | ShipError::EngineFailed { .. } => ErrorKind::Engine,
+            ShipError::Registry(_) => ErrorKind::Registry,
+            ShipError::Push { source, .. } => source.kind(),
+            _ => ErrorKind::Output,
+        }
+    }
+
     pub(crate) fn io(
         action: &'static str,
         path: &Path,

@@ -23,17 +23,21 @@ pub mod dest;
 
 pub mod docker_archive;
 pub mod engine;
+pub mod engine_run;
 pub mod layout;
 pub mod list;
 pub mod oci_archive;
+pub mod output;
 pub mod sink;
 
 // The registry push lives in `registry` (another module's owner adds it here).
 pub mod registry;
 
 pub use engine::{load, Engine, Loaded};
+pub use engine_run::{run_in_engine, EngineRun};
 pub use error::ShipError;
 pub use list::{list_layer, LayerEntry};
+pub use output::{check, write_digest_file, Output, Shipped};
 pub use sink::{Sink, Source};
 
 use distroless_pack_image::{Artifact, Platform};
@@ -48,23 +52,68 @@ pub struct WriteOptions {
     /// For single-platform formats (docker-archive, load): the platform to
     /// take from an index.
     pub platform: Option<Platform>,
+    /// Further names: a docker archive lists them in `RepoTags` too.
+    pub also: Vec<String>,
 }
 
 /// Writes `artifact` to `sink`.
 pub fn write(artifact: &Artifact, sink: &Sink, opts: &WriteOptions) -> Result<(), ShipError> {
     match sink {
         Sink::OciLayout { dir, tag } => layout::write_layout(artifact, dir, tag.as_deref(), opts),
-        Sink::OciArchive { path } => oci_archive::write_oci_archive(artifact, path, opts),
-        Sink::DockerArchive { path } => docker_archive::write_docker_archive(artifact, path, opts),
+        Sink::OciArchive { path, tag } if sink::is_stdout(path) => {
+            let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            let w = oci_archive::write_oci_archive_to(artifact, out, tag.as_deref(), opts)?;
+            flush_stdout(w)
+        }
+        Sink::OciArchive { path, tag } => {
+            oci_archive::write_oci_archive_tagged(artifact, path, tag.as_deref(), opts)
+        }
+        Sink::DockerArchive { path, reference } => {
+            // `docker-archive:FILE:NAME:TAG` names the image instead.
+            let named;
+            let opts = match reference {
+                Some(r) => {
+                    named = WriteOptions {
+                        name: Some(r.clone()),
+                        also: Vec::new(),
+                        ..opts.clone()
+                    };
+                    &named
+                }
+                None => opts,
+            };
+            if sink::is_stdout(path) {
+                let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+                let w = docker_archive::write_docker_archive_to(
+                    artifact,
+                    out,
+                    opts,
+                    std::path::Path::new("standard output"),
+                )?;
+                flush_stdout(w)
+            } else {
+                docker_archive::write_docker_archive(artifact, path, opts)
+            }
+        }
     }
+}
+
+fn flush_stdout<W: std::io::Write>(w: std::io::BufWriter<W>) -> Result<(), ShipError> {
+    w.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|mut w| w.flush())
+        .map_err(ShipError::io(
+            "writing",
+            std::path::Path::new("standard output"),
+        ))
 }
 
 /// Reads the image or index at `source` (same syntax as sinks).
 pub fn read(source: &Source) -> Result<Artifact, ShipError> {
     match source {
         Sink::OciLayout { dir, tag } => layout::read_layout(dir, tag.as_deref()),
-        Sink::OciArchive { path } => oci_archive::read_oci_archive(path, None),
-        Sink::DockerArchive { path } => docker_archive::read_docker_archive(path),
+        Sink::OciArchive { path, tag } => oci_archive::read_oci_archive(path, tag.as_deref()),
+        Sink::DockerArchive { path, .. } => docker_archive::read_docker_archive(path),
     }
 }
 
@@ -88,10 +137,12 @@ pub fn parse_source(s: &str) -> Result<Source, ShipError> {
         return Ok(if store.has("manifest.json") {
             Sink::DockerArchive {
                 path: p.to_path_buf(),
+                reference: None,
             }
         } else {
             Sink::OciArchive {
                 path: p.to_path_buf(),
+                tag: None,
             }
         });
     }

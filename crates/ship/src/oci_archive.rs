@@ -43,8 +43,34 @@ pub fn write_oci_archive(
     path: &Path,
     opts: &WriteOptions,
 ) -> Result<(), ShipError> {
-    let (ref_name, full) = naming(None, opts);
+    write_oci_archive_tagged(artifact, path, None, opts)
+}
+
+/// Writes an OCI archive whose image is named `tag` (`oci-archive:FILE:TAG`;
+/// `None`: the tag of the image name, else `latest`).
+pub fn write_oci_archive_tagged(
+    artifact: &Artifact,
+    path: &Path,
+    tag: Option<&str>,
+    opts: &WriteOptions,
+) -> Result<(), ShipError> {
+    let (ref_name, full) = naming(tag, opts);
     write_tar_file(path, layout_entries(artifact, &ref_name, full.as_deref()))
+}
+
+/// Streams the OCI archive to `w` (`oci-archive:-`).
+pub fn write_oci_archive_to<W: std::io::Write>(
+    artifact: &Artifact,
+    w: W,
+    tag: Option<&str>,
+    opts: &WriteOptions,
+) -> Result<W, ShipError> {
+    let (ref_name, full) = naming(tag, opts);
+    crate::tarw::write_tar(
+        w,
+        layout_entries(artifact, &ref_name, full.as_deref()),
+        Path::new("standard output"),
+    )
 }
 
 /// Reads the image (or index) in the OCI archive at `path`; `tag` picks one

@@ -48,7 +48,7 @@ fn image(arch: &str, text: &str) -> Image {
 fn opts(name: &str) -> WriteOptions {
     WriteOptions {
         name: Some(name.into()),
-        platform: None,
+        ..Default::default()
     }
 }
 
@@ -320,6 +320,7 @@ fn an_index_goes_to_oci_sinks_and_one_platform_to_docker_archive() {
     let o = WriteOptions {
         name: Some("multi:1".into()),
         platform: Some(Platform::linux("arm64")),
+        ..Default::default()
     };
     write(&idx, &da, &o).unwrap();
     let back = read(&da).unwrap();

@@ -174,18 +174,7 @@ pub(crate) fn machine_name(m: u16) -> String {
 
 /// The OCI architecture of an e_machine (`amd64`, `arm64`, ...).
 pub(crate) fn oci_arch(m: u16, class64: bool, little: bool) -> &'static str {
-    match (m, class64) {
-        (header::EM_X86_64, true) => "amd64",
-        (header::EM_AARCH64, true) => "arm64",
-        (header::EM_386, _) => "386",
-        (header::EM_ARM, _) => "arm",
-        (header::EM_RISCV, true) => "riscv64",
-        (header::EM_PPC64, true) if little => "ppc64le",
-        (header::EM_PPC64, true) => "ppc64",
-        (header::EM_S390, true) => "s390x",
-        (header::EM_LOONGARCH, true) => "loong64",
-        _ => "unknown",
-    }
+    Platform::architecture_of_elf(m, class64, little).unwrap_or("unknown")
 }
 
 fn os_abi_name(abi: u8) -> String {

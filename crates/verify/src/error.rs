@@ -34,6 +34,11 @@ pub enum VerifyError {
 }
 
 impl VerifyError {
+    /// A file that cannot be read as ELF is bad input.
+    pub fn kind(&self) -> distroless_pack_image::ErrorKind {
+        distroless_pack_image::ErrorKind::Usage
+    }
+
     /// The file the error is about.
     pub fn path(&self) -> &str {
         match self {

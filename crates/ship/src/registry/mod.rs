@@ -277,6 +277,20 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// Refused credentials, bad input, or the registry failed.
+    pub fn kind(&self) -> distroless_pack_image::ErrorKind {
+        use distroless_pack_image::ErrorKind;
+        // Credentials that cannot be used (half set, a helper failing) are
+        // a credentials problem, as a refusal is.
+        if self.is_auth() || matches!(self, RegistryError::Credentials { .. }) {
+            ErrorKind::Auth
+        } else if self.is_usage() {
+            ErrorKind::Usage
+        } else {
+            ErrorKind::Registry
+        }
+    }
+
     /// A 401/403 (or missing credentials).
     pub fn is_auth(&self) -> bool {
         matches!(self, RegistryError::Auth { .. })
@@ -295,7 +309,12 @@ impl RegistryError {
 /// token fetched with them. A registry that needs no auth at all passes.
 pub fn check_login(registry: &str, opts: &PushOptions) -> Result<(), RegistryError> {
     let host = credentials::normalise_key(registry);
-    let reference = Reference::parse(&format!("{host}/login-check"))?;
+    // A reference only to reach the registry: its path never shows.
+    let reference = Reference::parse(&format!("{host}/login-check")).map_err(|_| {
+        RegistryError::Invalid(format!(
+            "{registry:?} is not a registry: give HOST[:PORT] or docker.io"
+        ))
+    })?;
     let client = transport::client(opts)?;
     let session = transport::Session::open(&reference, opts, client, Vec::new())?;
     let url = session.url("/v2/");
