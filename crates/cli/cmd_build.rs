@@ -95,9 +95,19 @@ pub struct Args {
     #[arg(long, value_name = "PKG", help_heading = "Build")]
     pub go_package: Option<String>,
 
-    /// Copy the separate debug symbols (NAME.dbg, never in the image) to DIR.
+    /// Keep the debug info the image never gets: NAME.debug (cargo, C: the
+    /// binary is stripped and linked to it) or NAME.dbg (.NET), copied to DIR.
     #[arg(long, value_name = "DIR", help_heading = "Build")]
     pub save_debug: Option<PathBuf>,
+
+    /// Build from local inputs only (cargo --offline --locked, Go vendor/ or
+    /// GOPROXY=off, .NET from --nuget-source; no network in the container).
+    #[arg(long, help_heading = "Build")]
+    pub offline: bool,
+
+    /// .NET: a local NuGet feed folder, restore's only source.
+    #[arg(long, value_name = "DIR", help_heading = ".NET")]
+    pub nuget_source: Option<PathBuf>,
 
     /// Show the compiler's output while it runs (it is always shown on failure).
     #[arg(long, short = 'v')]
@@ -159,7 +169,17 @@ fn merged_config(args: &Args) -> anyhow::Result<(Config, Option<PathBuf>)> {
     if args.go_package.is_some() {
         cfg.go.get_or_insert_with(Default::default).package = args.go_package.clone();
     }
+    if args.offline {
+        cfg.offline = Some(true);
+    }
+    if let Some(p) = &args.save_debug {
+        cfg.save_debug = Some(std::path::absolute(p).unwrap_or_else(|_| p.clone()));
+    }
     let d = cfg.dotnet.get_or_insert_with(Default::default);
+    if let Some(p) = &args.nuget_source {
+        let abs = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+        d.source = Some(abs.display().to_string());
+    }
     if args.project.is_some() {
         d.project = args.project.clone();
     }
@@ -447,26 +467,28 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 }
                 let errors = report.count(Severity::Error);
                 return Err(anyhow::anyhow!(
-                    "{}: the built binary {} has {errors} verify error{} for {p}; nothing was packed (--no-verify packs it anyway)",
+                    "{}: the built binary {} has {errors} verify error{} for {p}; nothing was packed (--no-verify packs it anyway){}",
                     args.dir.display(),
                     b.name,
                     if errors == 1 { "" } else { "s" },
+                    b.hint.as_ref().map(|h| format!("; {h}")).unwrap_or_default(),
                 ))
                 .code(exit::FINDINGS);
             }
         }
     }
 
-    if let Some(dir) = &args.save_debug {
-        std::fs::create_dir_all(dir)
+    if let Some(dir) = cfg.save_debug.as_ref().map(|p| args.dir.join(p)) {
+        std::fs::create_dir_all(&dir)
             .with_context(|| dir.display().to_string())
             .code(exit::OUTPUT)?;
         for (p, b) in &builds {
             if let Some(dbg) = &b.debug_symbols {
+                let ext = dbg.extension().and_then(|e| e.to_str()).unwrap_or("dbg");
                 let name = if builds.len() > 1 {
-                    format!("{}-{}.dbg", b.name, p.architecture)
+                    format!("{}-{}.{ext}", b.name, p.architecture)
                 } else {
-                    format!("{}.dbg", b.name)
+                    format!("{}.{ext}", b.name)
                 };
                 let dest = dir.join(name);
                 std::fs::copy(dbg, &dest)
@@ -501,12 +523,14 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                         "name": b.name,
                         "size": std::fs::metadata(&b.binary).map(|m| m.len()).unwrap_or(0),
                         "debug_symbols": b.debug_symbols.is_some(),
+                        "unstripped_size": b.unstripped_size,
                     },
                     "build": {
                         "kind": b.kind.as_str(),
                         "runner": b.runner,
                         "command": b.command,
                         "notes": b.notes,
+                        "inputs": b.inputs,
                     },
                     "verified": pk.report.is_some(),
                     "findings": pk.report.as_ref().map(|r| r.to_json()),
