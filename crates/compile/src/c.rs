@@ -55,7 +55,10 @@ pub fn uses_cxx(dir: &std::path::Path) -> bool {
                     return true;
                 }
             } else if let Some((_, ext)) = name.rsplit_once('.') {
-                if matches!(ext, "cpp" | "cc" | "cxx" | "c++" | "C" | "hpp" | "hh" | "hxx") {
+                if matches!(
+                    ext,
+                    "cpp" | "cc" | "cxx" | "c++" | "C" | "hpp" | "hh" | "hxx"
+                ) {
                     return true;
                 }
             }
@@ -204,7 +207,10 @@ pub fn toolchain(ctx: &Ctx) -> Result<Toolchain, BuildError> {
         if let Some((_, v)) = env.iter().find(|(k, _)| k == var) {
             let prog = v.split_whitespace().next().unwrap_or("").to_string();
             if !tools.iter().any(|t: &Tool| t.name == prog) && prog != "python3" {
-                tools.push(Tool::new(&prog, "install it, or set [c] cc / cxx in distroless-pack.toml"));
+                tools.push(Tool::new(
+                    &prog,
+                    "install it, or set [c] cc / cxx in distroless-pack.toml",
+                ));
             }
         }
     }
@@ -338,7 +344,14 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
         &[
             ("cc", "$CC --version"),
             ("c++", "${CXX:-false} --version"),
-            (system, if system == "make" { "make --version" } else { "cmake --version" }),
+            (
+                system,
+                if system == "make" {
+                    "make --version"
+                } else {
+                    "cmake --version"
+                },
+            ),
         ],
     ));
     Ok(plan)

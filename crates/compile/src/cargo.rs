@@ -191,12 +191,16 @@ mod tests {
 
     #[test]
     fn offline_missing_crate_is_named() {
-        let log = "error: no matching package named `itoa` found\nlocation searched: crates.io index\n";
+        let log =
+            "error: no matching package named `itoa` found\nlocation searched: crates.io index\n";
         let (dep, hint) = missing_dependency(log).unwrap();
         assert_eq!(dep, "the crate `itoa`");
         assert!(hint.contains("cargo vendor"), "{hint}");
         let log = "error: failed to download `itoa v1.0.11`\n\nCaused by:\n  attempting to make an HTTP request, but --offline was specified\n";
-        assert_eq!(missing_dependency(log).unwrap().0, "the crate `itoa v1.0.11`");
+        assert_eq!(
+            missing_dependency(log).unwrap().0,
+            "the crate `itoa v1.0.11`"
+        );
         assert_eq!(missing_dependency("error[E0425]: cannot find value"), None);
     }
 }

@@ -32,6 +32,11 @@ pub fn has_symbols(bytes: &[u8]) -> bool {
         return false;
     };
     elf.section_headers.iter().any(|sh| {
+        // Allocated sections are part of the program (Rust's
+        // `.debug_gdb_scripts` is one): strip keeps them anyway.
+        if sh.sh_flags & u64::from(goblin::elf::section_header::SHF_ALLOC) != 0 {
+            return false;
+        }
         let name = elf.shdr_strtab.get_at(sh.sh_name).unwrap_or("");
         name == ".symtab" || name.starts_with(".debug_") || name.starts_with(".zdebug_")
     })
@@ -117,7 +122,11 @@ pub fn strip(
         let d = binary.with_file_name(format!("{name}.debug"));
         objcopy(
             &tool,
-            &["--only-keep-debug".as_ref(), binary.as_os_str(), d.as_os_str()],
+            &[
+                "--only-keep-debug".as_ref(),
+                binary.as_os_str(),
+                d.as_os_str(),
+            ],
         )?;
         let link = format!("--add-gnu-debuglink={}", d.display());
         objcopy(
