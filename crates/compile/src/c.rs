@@ -339,7 +339,7 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
     plan.prelude = prelude;
     plan.tools = tools;
     plan.notes = notes;
-    plan.epilogue.extend(crate::inputs::version_lines(
+    plan.versions.extend(crate::inputs::version_lines(
         &ctx.out_path(crate::inputs::TOOLCHAIN_FILE),
         &[
             ("cc", "$CC --version"),

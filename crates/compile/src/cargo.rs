@@ -126,7 +126,7 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
         cmd,
         stdout: Some(messages),
     });
-    plan.epilogue.extend(crate::inputs::version_lines(
+    plan.versions.extend(crate::inputs::version_lines(
         &ctx.out_path(crate::inputs::TOOLCHAIN_FILE),
         &[("rustc", "rustc --version"), ("cargo", "cargo --version")],
     ));

@@ -429,7 +429,7 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
         publish.0.insert(at + i, crate::shell::Word::Lit(w));
     }
     plan.steps.push(publish.into());
-    plan.epilogue.extend(crate::inputs::version_lines(
+    plan.versions.extend(crate::inputs::version_lines(
         &ctx.out_path(crate::inputs::TOOLCHAIN_FILE),
         &[("dotnet", "dotnet --version")],
     ));

@@ -141,7 +141,7 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
         crate::shell::quote(&output),
         crate::shell::quote(&info)
     ));
-    plan.epilogue.extend(crate::inputs::version_lines(
+    plan.versions.extend(crate::inputs::version_lines(
         &ctx.out_path(crate::inputs::TOOLCHAIN_FILE),
         &[("go", "go version")],
     ));

@@ -172,6 +172,9 @@ pub struct Plan {
     pub env: Vec<(String, String)>,
     /// Raw shell lines run first (toolchain selection, data file discovery).
     pub prelude: Vec<String>,
+    /// Shell lines that record the toolchain's versions (run after the
+    /// prelude, before the build).
+    pub versions: Vec<String>,
     /// The build commands.
     pub steps: Vec<Step>,
     /// Raw shell lines run after the steps (copying data files out).
@@ -198,6 +201,7 @@ impl Plan {
             tools: Vec::new(),
             env: Vec::new(),
             prelude: Vec::new(),
+            versions: Vec::new(),
             steps: Vec::new(),
             epilogue: Vec::new(),
             locate,
@@ -229,7 +233,7 @@ impl Plan {
                 t.name
             ));
         }
-        for l in &self.prelude {
+        for l in self.prelude.iter().chain(&self.versions) {
             s.push_str(l);
             s.push('\n');
         }
@@ -494,7 +498,9 @@ pub fn build(req: &Request) -> Result<Built, BuildError> {
     let mut debug_symbols = debug_symbols;
     let mut unstripped_size = None;
     if cfg.strip() {
-        match strip::strip(&kept, &req.platform, cfg.save_debug.is_some())? {
+        // NativeAOT's own `.dbg` is the debug file when there is one.
+        let keep = cfg.save_debug.is_some() && debug_symbols.is_none();
+        match strip::strip(&kept, &req.platform, keep)? {
             Ok(Some(s)) => {
                 notes.push(format!(
                     "stripped: {} -> {} bytes{}",
