@@ -363,3 +363,68 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
 pub fn cmake_build_dir(platform: &crate::Platform) -> String {
     format!("build/distroless-pack-{}", platform.architecture)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Config, Platform};
+
+    fn ctx<'a>(dir: &'a std::path::Path, cfg: &'a Config, p: &'a Platform) -> Ctx<'a> {
+        Ctx {
+            dir,
+            config: cfg,
+            platform: p,
+            src: "/src".into(),
+            out: "/out".into(),
+            container: true,
+        }
+    }
+
+    #[test]
+    fn container_make_gets_the_toolchain_on_its_command_line() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("Makefile"), "all:\n").unwrap();
+        let cfg = Config {
+            c: Some(crate::config::CConfig {
+                make_args: Some(vec!["LD=ld.musl".into()]),
+                ..Default::default()
+            }),
+            ..Config::default()
+        };
+        let p = Platform::linux("amd64");
+        let plan = plan(&ctx(t.path(), &cfg, &p)).unwrap();
+        let script = plan.script(None);
+        assert!(script.contains("set -- \"CC=$CC -static\""), "{script}");
+        assert!(
+            script.contains(&format!("make -B -j{} \"$@\" LD=ld.musl", jobs())),
+            "{script}"
+        );
+        assert!(plan.static_claim.is_some() && plan.refusal_hint.is_some());
+    }
+
+    #[test]
+    fn cxx_sources_are_found_and_cmake_builds_in_the_project() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("CMakeLists.txt"), "project(x)\n").unwrap();
+        assert!(!uses_cxx(t.path()));
+        std::fs::create_dir_all(t.path().join("src")).unwrap();
+        std::fs::write(t.path().join("src/main.cpp"), "int main(){}\n").unwrap();
+        assert!(uses_cxx(t.path()));
+        let cfg = Config {
+            offline: Some(true),
+            ..Config::default()
+        };
+        let p = Platform::linux("arm64");
+        let plan = plan(&ctx(t.path(), &cfg, &p)).unwrap();
+        assert_eq!(plan.fresh_dirs, ["/src/build/distroless-pack-arm64"]);
+        let configure = plan.steps[0].cmd.to_string();
+        assert!(
+            configure.starts_with("cmake -S /src -B /src/build/distroless-pack-arm64"),
+            "{configure}"
+        );
+        assert!(configure.contains("-DFETCHCONTENT_FULLY_DISCONNECTED=ON"));
+        assert!(plan
+            .script(None)
+            .contains("zig c++ -target aarch64-linux-musl"));
+    }
+}
