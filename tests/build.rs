@@ -1144,13 +1144,17 @@ fn cmake_project_builds_static_with_musl() {
     );
     let image = build_and_load(&dir, "cmhello", &[]);
     assert_eq!(docker_run(&image).trim(), "cmake add(2,3) = 5");
-    // The build directory was a temp dir: the project is untouched.
-    let entries: Vec<_> = std::fs::read_dir(&dir)
+    // The build tree is build/distroless-pack-ARCH in the project, nothing else.
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .flatten()
-        .map(|e| e.file_name())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(entries.len(), 3, "{entries:?}");
+    entries.sort();
+    assert_eq!(entries, ["CMakeLists.txt", "build", "foo.c", "main.c"]);
+    assert!(dir
+        .join("build/distroless-pack-amd64/CMakeCache.txt")
+        .is_file());
 }
 
 #[test]
@@ -1195,4 +1199,515 @@ fn cargo_without_the_musl_target_falls_back_to_static_glibc() {
     );
     run_ok(docker().arg("load").arg("-i").arg(&archive));
     assert_eq!(docker_run(tag).trim(), "hello from rust");
+}
+
+// ---------------------------------------------------------------------------
+// Offline builds, pinned inputs, the C toolchain on make's command line,
+// static C++, CMake failures, stripping.
+
+/// Copies `tests/fixtures/NAME` into a fresh temp dir.
+fn fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let t = tmp();
+    let dest = t.path().join(name);
+    copy_tree(&repo_root().join("tests/fixtures").join(name), &dest);
+    (t, dest)
+}
+
+/// `build --json` of `dir` on the host into an OCI layout; returns the
+/// document and the layout's path.
+fn build_json(dir: &Path, t: &Path, extra: &[&str], env: &[(&str, &Path)]) -> serde_json::Value {
+    let layout = t.join("layout");
+    let mut cmd = dp_build(&[]);
+    cmd.arg(dir)
+        .args(["--runner", "host", "--json", "--output"])
+        .arg(format!("oci:{}:t", layout.display()))
+        .args(extra);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "build failed\n{}", both(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Extracts `/app/NAME` from the single layer of the image in `t/layout`.
+fn packed_binary(t: &Path, name: &str) -> PathBuf {
+    let layout = t.join("layout");
+    let blob = |digest: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    let layer = blob(manifest["layers"][0]["digest"].as_str().unwrap());
+    let dest = t.join("extracted");
+    std::fs::create_dir_all(&dest).unwrap();
+    run_ok(
+        Command::new("tar")
+            .arg("-xzf")
+            .arg(&layer)
+            .arg("-C")
+            .arg(&dest)
+            .arg(format!("app/{name}")),
+    );
+    dest.join("app").join(name)
+}
+
+/// The section names of an ELF file (readelf -S).
+fn sections(file: &Path) -> String {
+    require_tool("readelf", "apt-get install -y binutils");
+    run_ok(Command::new("readelf").arg("-SW").arg(file))
+}
+
+/// Asserts the file has neither debug info nor a symbol table.
+#[track_caller]
+fn assert_stripped(file: &Path) {
+    let s = sections(file);
+    assert!(
+        !s.contains(".debug_info") && !s.contains(".debug_line") && !s.contains(".symtab"),
+        "{} is not stripped:\n{s}",
+        file.display()
+    );
+}
+
+/// Asserts the file needs no interpreter and no shared library.
+#[track_caller]
+fn assert_static(file: &Path) {
+    let d = run_ok(Command::new("readelf").arg("-ldW").arg(file));
+    assert!(
+        !d.contains("INTERP") && !d.contains("(NEEDED)"),
+        "{} is not static:\n{d}",
+        file.display()
+    );
+}
+
+fn packages(doc: &serde_json::Value) -> Vec<(String, String, String)> {
+    doc["images"][0]["build"]["inputs"]["packages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no inputs.packages in {doc}"))
+        .iter()
+        .map(|p| {
+            (
+                p["ecosystem"].as_str().unwrap().to_string(),
+                p["name"].as_str().unwrap().to_string(),
+                p["version"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn cargo_offline_build_lists_its_crates_and_strips_keeping_the_debug_file() {
+    let cargo = require_tool("cargo", "install Rust with rustup (https://rustup.rs)");
+    let (t, dir) = fixture("cargo-itoa");
+    // Fill CARGO_HOME the way a user would before going offline (cargo
+    // honours whatever source replacement the environment configures).
+    run_ok(Command::new(&cargo).arg("fetch").current_dir(&dir));
+    let debug = t.path().join("debug");
+    let doc = build_json(
+        &dir,
+        t.path(),
+        &["--offline", "--save-debug", debug.to_str().unwrap()],
+        &[],
+    );
+    let build = &doc["images"][0]["build"];
+    assert!(
+        build["command"]
+            .as_str()
+            .unwrap()
+            .contains("--locked --offline"),
+        "{build}"
+    );
+    assert_eq!(
+        packages(&doc),
+        [("cargo".into(), "itoa".into(), "1.0.11".into())],
+        "exactly the binary's crates: {build}"
+    );
+    let itoa = &build["inputs"]["packages"][0];
+    assert_eq!(
+        itoa["checksum"],
+        "sha256:49f1f14873335454500d59611f1cf4a4b0f786f9ac11f4312a78e4cf2566695b"
+    );
+    assert!(
+        build["inputs"]["toolchain"]["rustc"]
+            .as_str()
+            .unwrap()
+            .starts_with("rustc 1."),
+        "{build}"
+    );
+
+    let bin = packed_binary(t.path(), "cargo-itoa");
+    assert_stripped(&bin);
+    let size = doc["images"][0]["binary"]["size"].as_u64().unwrap();
+    let before = doc["images"][0]["binary"]["unstripped_size"]
+        .as_u64()
+        .unwrap();
+    assert!(size < before, "{size} < {before}");
+    let kept = debug.join("cargo-itoa.debug");
+    assert!(
+        sections(&kept).contains(".debug_info"),
+        "--save-debug keeps the DWARF"
+    );
+    let link = run_ok(
+        Command::new("readelf")
+            .arg("--string-dump=.gnu_debuglink")
+            .arg(&bin),
+    );
+    assert!(link.contains("cargo-itoa.debug"), "{link}");
+    let out = run_ok(&mut Command::new(&bin));
+    assert_eq!(out.trim(), "itoa formats 4096");
+}
+
+#[test]
+fn cargo_offline_build_names_the_missing_crate_in_one_line() {
+    require_tool("cargo", "install Rust with rustup (https://rustup.rs)");
+    let (t, dir) = fixture("cargo-itoa");
+    let empty_home = t.path().join("cargo-home");
+    std::fs::create_dir_all(&empty_home).unwrap();
+    let out = run(dp_build(&[])
+        .arg(&dir)
+        .args(["--runner", "host", "--offline"])
+        .env("CARGO_HOME", &empty_home));
+    assert_eq!(out.status.code(), Some(3), "{}", both(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
+    assert!(
+        last.starts_with("distroless-pack: error: ")
+            && last.contains("offline build: the crate `itoa")
+            && last.contains("cargo vendor"),
+        "{err}"
+    );
+}
+
+#[test]
+fn go_offline_build_uses_vendor_and_lists_its_modules() {
+    require_tool("go", "apt-get install -y golang-go");
+    let (t, dir) = fixture("go-vendored");
+    let gomodcache = t.path().join("empty-modcache");
+    let doc = build_json(
+        &dir,
+        t.path(),
+        &["--offline"],
+        &[("GOMODCACHE", &gomodcache)],
+    );
+    assert_eq!(
+        packages(&doc),
+        [(
+            "golang".into(),
+            "example.com/dp/greet".into(),
+            "v0.1.0".into()
+        )],
+        "{doc}"
+    );
+    assert!(
+        doc["images"][0]["build"]["inputs"]["toolchain"]["go"]
+            .as_str()
+            .unwrap()
+            .starts_with("go"),
+        "{doc}"
+    );
+    let bin = packed_binary(t.path(), "govendored");
+    assert_eq!(
+        run_ok(&mut Command::new(&bin)).trim(),
+        "hello from vendored go"
+    );
+}
+
+#[test]
+fn go_offline_build_without_vendor_names_the_module_goproxy_off_cannot_get() {
+    require_tool("go", "apt-get install -y golang-go");
+    let (t, dir) = fixture("go-vendored");
+    std::fs::remove_dir_all(dir.join("vendor")).unwrap();
+    let out = run(dp_build(&[])
+        .arg(&dir)
+        .args(["--runner", "host", "--offline"])
+        .env("GOMODCACHE", t.path().join("empty-modcache"))
+        .env("GOFLAGS", "-modcacherw"));
+    assert_eq!(out.status.code(), Some(3), "{}", both(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
+    assert!(
+        last.contains(
+            "offline build: the Go module example.com/dp/greet@v0.1.0 is not available locally"
+        ) && last.contains("go mod vendor"),
+        "{err}"
+    );
+    assert!(err.contains("GOPROXY=off"), "go's own line is shown: {err}");
+}
+
+#[test]
+fn container_offline_build_runs_without_a_network() {
+    let image = builder_image();
+    let (_t, dir) = fixture("go-vendored");
+    let out = run(dp_build(&docker_env()).arg(&dir).args([
+        "--runner",
+        "container",
+        "--engine",
+        "docker",
+        "--builder-image",
+        image,
+        "--offline",
+        "--json",
+        "-v",
+    ]));
+    assert!(out.status.success(), "{}", both(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        packages(&doc),
+        [(
+            "golang".into(),
+            "example.com/dp/greet".into(),
+            "v0.1.0".into()
+        )]
+    );
+    let inputs = &doc["images"][0]["build"]["inputs"];
+    assert_eq!(inputs["builder_image"]["name"], image, "{inputs}");
+    assert!(
+        inputs["builder_image"]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"),
+        "{inputs}"
+    );
+    // The script proves it had no network: only the loopback interface.
+    let (_t2, probe) = example("c-hello");
+    write_file(
+        &probe,
+        "distroless-pack.toml",
+        b"pre_build = \"ls /sys/class/net > net.txt\"\n",
+    );
+    let out = run(dp_build(&docker_env()).arg(&probe).args([
+        "--runner",
+        "container",
+        "--engine",
+        "docker",
+        "--builder-image",
+        image,
+        "--offline",
+    ]));
+    assert!(out.status.success(), "{}", both(&out));
+    assert_eq!(
+        std::fs::read_to_string(probe.join("net.txt"))
+            .unwrap()
+            .trim(),
+        "lo"
+    );
+}
+
+#[test]
+fn dotnet_offline_plan_restores_from_the_local_feed_only() {
+    let (_t, dir) = example("dotnet-console");
+    std::fs::create_dir_all(dir.join("feed")).unwrap();
+    let out = run(dp_build(&[])
+        .arg(&dir)
+        .args([
+            "--runner",
+            "host",
+            "--dry-run",
+            "--json",
+            "--offline",
+            "--nuget-source",
+        ])
+        .arg(dir.join("feed")));
+    assert!(out.status.success(), "{}", both(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let w = words(&doc["builds"][0]);
+    let at = w.iter().position(|x| x == "--source").expect("--source");
+    assert_eq!(w[at + 1], dir.join("feed").display().to_string(), "{w:?}");
+    assert_eq!(w.iter().filter(|x| *x == "--source").count(), 1, "{w:?}");
+    assert!(w.contains(&"-p:NuGetAudit=false".to_string()), "{w:?}");
+
+    // The config key does the same, relative to the project.
+    let mut cfg = std::fs::read_to_string(dir.join("distroless-pack.toml")).unwrap();
+    cfg = cfg.replacen("[dotnet]\n", "[dotnet]\nsource = \"feed\"\n", 1);
+    cfg = format!("offline = true\n{cfg}");
+    std::fs::write(dir.join("distroless-pack.toml"), cfg).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&run_ok(dp_build(&[]).arg(&dir).args([
+        "--runner",
+        "host",
+        "--dry-run",
+        "--json",
+    ])))
+    .unwrap();
+    let w = words(&doc["builds"][0]);
+    let at = w.iter().position(|x| x == "--source").expect("--source");
+    assert_eq!(
+        w[at + 1],
+        format!("{}/feed", std::fs::canonicalize(&dir).unwrap().display())
+    );
+
+    // Offline without a feed: a usage error that says what to set.
+    let (_t2, bare) = example("dotnet-console");
+    let out = run(dp_build(&[])
+        .arg(&bare)
+        .args(["--runner", "host", "--dry-run", "--offline"]));
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs a local NuGet feed"),
+        "{}",
+        both(&out)
+    );
+}
+
+#[test]
+fn c_offline_build_links_a_static_library_built_beforehand() {
+    require_musl_and_make();
+    let (t, dir) = example("c-hello");
+    let lib = t.path().join("libgreet");
+    write_file(
+        &lib,
+        "greet.c",
+        b"const char *greet(void) { return \"greetings from libgreet.a\"; }\n",
+    );
+    run_ok(
+        Command::new("musl-gcc")
+            .args(["-c", "-o"])
+            .arg(lib.join("greet.o"))
+            .arg(lib.join("greet.c")),
+    );
+    run_ok(
+        Command::new("ar")
+            .arg("rcs")
+            .arg(dir.join("libgreet.a"))
+            .arg(lib.join("greet.o")),
+    );
+    write_file(
+        &dir,
+        "main.c",
+        b"#include <stdio.h>\nconst char *greet(void);\nint main(void) { puts(greet()); return 0; }\n",
+    );
+    write_file(
+        &dir,
+        "Makefile",
+        b"greeter: main.c libgreet.a\n\t$(CC) $(CFLAGS) -o greeter main.c -L. -lgreet\n",
+    );
+    std::fs::remove_file(dir.join("distroless-pack.toml")).ok();
+    let doc = build_json(&dir, t.path(), &["--offline"], &[]);
+    assert_eq!(packages(&doc), []);
+    let bin = packed_binary(t.path(), "greeter");
+    assert_static(&bin);
+    assert_eq!(
+        run_ok(&mut Command::new(&bin)).trim(),
+        "greetings from libgreet.a"
+    );
+}
+
+#[test]
+fn makefile_with_hard_coded_cc_and_no_ldflags_still_links_static_and_stripped() {
+    require_musl_and_make();
+    let t = tmp();
+    let dir = t.path().join("hardcc");
+    write_file(
+        &dir,
+        "main.c",
+        b"#include <stdio.h>\nint main(void) { puts(\"static despite the Makefile\"); return 0; }\n",
+    );
+    // Like kilo's and lua's: CC assigned, LDFLAGS never used.
+    write_file(
+        &dir,
+        "Makefile",
+        b"CC = gcc\nCFLAGS = -O2 -g\n\nhardcc: main.c\n\t$(CC) $(CFLAGS) -o hardcc main.c\n",
+    );
+    let doc = build_json(&dir, t.path(), &[], &[]);
+    let build = &doc["images"][0]["build"];
+    let command = build["command"].as_str().unwrap();
+    assert!(command.starts_with("make -B -j"), "{command}");
+    assert!(command.contains("CC=musl-gcc -static"), "{command}");
+    let bin = packed_binary(t.path(), "hardcc");
+    assert_static(&bin);
+    assert_stripped(&bin);
+    assert!(
+        build["notes"].to_string().contains("-static"),
+        "the note is there when -static worked: {build}"
+    );
+    assert_eq!(
+        run_ok(&mut Command::new(&bin)).trim(),
+        "static despite the Makefile"
+    );
+}
+
+#[test]
+fn makefile_that_links_dynamically_gets_no_static_note_and_a_settings_hint() {
+    require_musl_and_make();
+    require_tool("gcc", "apt-get install -y gcc");
+    let t = tmp();
+    let dir = t.path().join("dyn");
+    write_file(&dir, "main.c", b"int main(void) { return 0; }\n");
+    // It calls gcc by name: no CC override can reach it.
+    write_file(&dir, "Makefile", b"dyn: main.c\n\tgcc -o dyn main.c\n");
+    let out = run(dp_build(&[]).arg(&dir).args(["--runner", "host"]));
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("note: C build with make"), "{err}");
+    let last = err.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
+    assert!(
+        last.contains("make_args") && last.contains("`cc` under [c]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cmake_cxx_project_links_a_static_cxx_runtime() {
+    require_tool("cmake", "apt-get install -y cmake");
+    require_zig();
+    let t = tmp();
+    let dir = t.path().join("cxx");
+    write_file(
+        &dir,
+        "CMakeLists.txt",
+        b"cmake_minimum_required(VERSION 3.13)\nproject(cxxhello CXX)\nadd_executable(cxxhello main.cpp)\n",
+    );
+    write_file(
+        &dir,
+        "main.cpp",
+        b"#include <iostream>\n#include <string>\nint main() { std::string s = \"hello from \"; s += \"static C++\"; std::cout << s << std::endl; return 0; }\n",
+    );
+    let doc = build_json(&dir, t.path(), &[], &[]);
+    let notes = doc["images"][0]["build"]["notes"].to_string();
+    assert!(
+        notes.contains("zig c++"),
+        "the C++ toolchain is named: {notes}"
+    );
+    let bin = packed_binary(t.path(), "cxxhello");
+    assert_static(&bin);
+    assert_eq!(
+        run_ok(&mut Command::new(&bin)).trim(),
+        "hello from static C++"
+    );
+}
+
+#[test]
+fn cmake_configure_failure_names_the_configure_step_and_keeps_its_log() {
+    require_musl_and_make();
+    require_tool("cmake", "apt-get install -y cmake");
+    let t = tmp();
+    let dir = t.path().join("broken");
+    write_file(
+        &dir,
+        "CMakeLists.txt",
+        b"cmake_minimum_required(VERSION 3.13)\nproject(broken C)\nfind_package(NoSuchPackageAnywhere REQUIRED)\n",
+    );
+    let out = run(dp_build(&[]).arg(&dir).args(["--runner", "host"]));
+    assert_eq!(out.status.code(), Some(3), "{}", both(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
+    assert!(last.contains("running `cmake -S"), "{last}");
+    assert!(!last.contains("cmake --build"), "{last}");
+    // Every log cmake's output points at still exists.
+    let build_dir = dir.join("build/distroless-pack-amd64");
+    assert!(build_dir.is_dir(), "{err}");
+    let mut named = 0;
+    for l in err.lines() {
+        if let Some(rest) = l.split("See also \"").nth(1) {
+            let path = rest.split('"').next().unwrap();
+            assert!(Path::new(path).is_file(), "{path} from: {l}");
+            named += 1;
+        }
+    }
+    assert!(named > 0, "cmake names its log: {err}");
 }

@@ -91,9 +91,19 @@ pub struct Args {
     #[arg(long, value_name = "PKG", help_heading = "Build")]
     pub go_package: Option<String>,
 
-    /// Copy the separate debug symbols (NAME.dbg, never in the image) to DIR.
+    /// Keep the debug info the image never gets: NAME.debug (cargo, C: the
+    /// binary is stripped and linked to it) or NAME.dbg (.NET), copied to DIR.
     #[arg(long, value_name = "DIR", help_heading = "Build")]
     pub save_debug: Option<PathBuf>,
+
+    /// Build from local inputs only (cargo --offline --locked, Go vendor/ or
+    /// GOPROXY=off, .NET from --nuget-source; no network in the container).
+    #[arg(long, help_heading = "Build")]
+    pub offline: bool,
+
+    /// .NET: a local NuGet feed folder, restore's only source.
+    #[arg(long, value_name = "DIR", help_heading = ".NET")]
+    pub nuget_source: Option<PathBuf>,
 
     /// Show the compiler's output while it runs (it is always shown on failure).
     #[arg(long, short = 'v')]
@@ -129,6 +139,9 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         openssl: args.openssl,
         no_pie: args.no_pie,
         go_package: args.go_package.clone(),
+        offline: args.offline,
+        save_debug: args.save_debug.clone(),
+        nuget_source: args.nuget_source.clone(),
     };
     let (cfg, cfg_file) = settings::build_config(&args.dir, args.config.as_deref(), &flags)
         .map_err(|e| exit::fail(&e, e.kind()))?;
@@ -139,6 +152,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     }
     let image = settings::image_settings(&args.image.flags(), Some((&cfg, &args.dir)))
         .map_err(report::pipeline)?;
+    let save_debug = cfg.save_debug.as_ref().map(|p| args.dir.join(p));
     let req = build::Request {
         dir: args.dir.clone(),
         config: cfg,
@@ -146,7 +160,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         image,
         verify: !args.mode.no_verify,
         stream_output: args.verbose && !quiet,
-        save_debug: args.save_debug.clone(),
+        save_debug,
         smoke: args.smoke.settings()?,
         outputs: args.output.outputs(args.mode.json)?,
     };

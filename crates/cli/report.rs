@@ -64,7 +64,7 @@ pub fn failure_json(e: &PipelineError, built: bool) -> Option<Value> {
                 "platform": r.platform.to_string(),
                 "findings": r.report.to_json(),
             }),
-            Some((_, name)) => json!({
+            Some(distroless_pack_pipeline::BuiltFrom { name, .. }) => json!({
                 "schema_version": 1,
                 "built": true,
                 "packed": false,
@@ -136,12 +136,14 @@ pub fn build_json(r: &build::Result) -> Value {
                     "name": b.name,
                     "size": build::binary_size(b),
                     "debug_symbols": b.debug_symbols.is_some(),
+                    "unstripped_size": b.unstripped_size,
                 },
                 "build": {
                     "kind": b.kind.as_str(),
                     "runner": b.runner,
                     "command": b.command,
                     "notes": b.notes,
+                    "inputs": b.inputs,
                 },
                 "verified": pk.report.is_some(),
                 "findings": pk.report.as_ref().map(|r| r.to_json()),

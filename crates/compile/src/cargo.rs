@@ -97,6 +97,14 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
     // `--locked` only when there is a lock file to honour.
     if !ctx.dir.join("Cargo.lock").is_file() {
         cmd.0.pop();
+        if ctx.config.offline() {
+            plan.notes.push(
+                "offline build without a Cargo.lock: cargo resolves from what is cached (commit a Cargo.lock to pin the versions)".to_string(),
+            );
+        }
+    }
+    if ctx.config.offline() {
+        cmd.push("--offline");
     }
     let profile = cfg.profile.unwrap_or_else(|| "release".to_string());
     cmd.push(format!("--profile={profile}"));
@@ -118,7 +126,37 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
         cmd,
         stdout: Some(messages),
     });
+    plan.versions.extend(crate::inputs::version_lines(
+        &ctx.out_path(crate::inputs::TOOLCHAIN_FILE),
+        &[("rustc", "rustc --version"), ("cargo", "cargo --version")],
+    ));
     Ok(plan)
+}
+
+/// The crate an offline build could not get, from cargo's error output:
+/// `no matching package named `X` found` or `failed to download `X vY``.
+pub fn missing_dependency(log: &str) -> Option<(String, String)> {
+    let between = |l: &str, start: &str| -> Option<String> {
+        let rest = l.split(start).nth(1)?;
+        let rest = rest.strip_prefix('`')?;
+        Some(rest.split('`').next()?.to_string())
+    };
+    let krate = log.lines().find_map(|l| {
+        let l = l.trim();
+        if l.contains("no matching package named") {
+            between(l, "no matching package named ")
+        } else if l.contains("failed to download") {
+            between(l, "failed to download ")
+        } else if l.contains("failed to get") && l.contains("as a dependency") {
+            between(l, "failed to get ")
+        } else {
+            None
+        }
+    })?;
+    Some((
+        format!("the crate `{krate}`"),
+        "fetch it once with network access (`cargo fetch` fills CARGO_HOME), or vendor it into the project (`cargo vendor`, with the [source] replacement it prints in .cargo/config.toml), then build again".to_string(),
+    ))
 }
 
 #[cfg(test)]
@@ -149,5 +187,20 @@ mod tests {
             "cargo build --profile=release --target=x86_64-unknown-linux-musl --message-format=json-render-diagnostics --bin=hello"
         );
         assert!(plan.script(None).contains("> /out/cargo-messages.json"));
+    }
+
+    #[test]
+    fn offline_missing_crate_is_named() {
+        let log =
+            "error: no matching package named `itoa` found\nlocation searched: crates.io index\n";
+        let (dep, hint) = missing_dependency(log).unwrap();
+        assert_eq!(dep, "the crate `itoa`");
+        assert!(hint.contains("cargo vendor"), "{hint}");
+        let log = "error: failed to download `itoa v1.0.11`\n\nCaused by:\n  attempting to make an HTTP request, but --offline was specified\n";
+        assert_eq!(
+            missing_dependency(log).unwrap().0,
+            "the crate `itoa v1.0.11`"
+        );
+        assert_eq!(missing_dependency("error[E0425]: cannot find value"), None);
     }
 }

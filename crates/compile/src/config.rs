@@ -35,6 +35,17 @@ pub struct Config {
     /// A shell command run in the project directory before the build, with
     /// the same runner and `CC`/`AR` set to the musl toolchain.
     pub pre_build: Option<String>,
+    /// Build from local inputs only: cargo `--offline --locked`, Go from
+    /// `vendor/` or with `GOPROXY=off`, .NET restore from `dotnet.source`
+    /// only, and the builder container without a network.
+    pub offline: Option<bool>,
+    /// Strip the binary (default `true`): debug info and the symbol table
+    /// never go into the image.
+    pub strip: Option<bool>,
+    /// Keep the debug info: `NAME.debug` (`objcopy --only-keep-debug`, the
+    /// binary gets a `.gnu_debuglink` to it; NativeAOT's own `NAME.dbg` for
+    /// .NET) is copied into this directory.
+    pub save_debug: Option<PathBuf>,
 
     // --- image ---
     /// Image name (repository), used with `tags` when no --tag is given.
@@ -109,6 +120,9 @@ pub struct DotnetConfig {
     pub pie: Option<bool>,
     /// Extra MSBuild properties.
     pub properties: Option<BTreeMap<String, String>>,
+    /// A local NuGet feed (a folder of `.nupkg` files), relative to the
+    /// project: restore uses it as its only source (`--source`).
+    pub source: Option<String>,
 }
 
 /// How a .NET app gets its globalization data.
@@ -199,9 +213,24 @@ pub struct CConfig {
     pub make_args: Option<Vec<String>>,
     /// Extra arguments to the cmake configure step.
     pub cmake_args: Option<Vec<String>>,
+    /// The C compiler (command line, e.g. `"zig cc -target x86_64-linux-musl"`)
+    /// instead of the detected musl one; `-static` is still added.
+    pub cc: Option<String>,
+    /// The C++ compiler, likewise.
+    pub cxx: Option<String>,
 }
 
 impl Config {
+    /// Whether the build may use local inputs only (`offline = true`).
+    pub fn offline(&self) -> bool {
+        self.offline == Some(true)
+    }
+
+    /// Whether the binary is stripped (default yes).
+    pub fn strip(&self) -> bool {
+        self.strip != Some(false)
+    }
+
     /// Reads `dir/distroless-pack.toml`; a missing file is an empty config.
     pub fn load_dir(dir: &Path) -> Result<(Config, Option<PathBuf>), BuildError> {
         let file = dir.join(FILE_NAME);

@@ -391,8 +391,48 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
             crate::shell::quote(&icu_dir)
         ));
     }
-    plan.steps
-        .push(publish_command(&rel, rid, &publish_dir, &props_path, &opts).into());
+    let mut publish = publish_command(&rel, rid, &publish_dir, &props_path, &opts);
+    let mut extra = Vec::new();
+    if let Some(feed) = &d.source {
+        if !ctx.dir.join(feed).is_dir() {
+            return Err(BuildError::Invalid(format!(
+                "dotnet.source: {} is not a directory (a local NuGet feed: a folder of .nupkg files)",
+                ctx.dir.join(feed).display()
+            )));
+        }
+        let seen = if Path::new(feed).is_absolute() {
+            feed.clone()
+        } else {
+            format!("{}/{}", ctx.src.trim_end_matches('/'), feed)
+        };
+        extra.push("--source".to_string());
+        extra.push(seen);
+        plan.notes
+            .push(format!("NuGet restore from {feed} only (--source)"));
+    } else if ctx.config.offline() {
+        return Err(BuildError::Invalid(format!(
+            "{}: an offline .NET build needs a local NuGet feed: set `source = \"DIR\"` under [dotnet] in distroless-pack.toml or pass --nuget-source DIR",
+            ctx.dir.display()
+        )));
+    }
+    if ctx.config.offline() {
+        // The audit asks the sources for vulnerability data; nothing else may.
+        extra.push("-p:NuGetAudit=false".to_string());
+        plan.env.push((
+            "DOTNET_CLI_WORKLOAD_UPDATE_NOTIFY_DISABLE".into(),
+            "1".into(),
+        ));
+    }
+    // After `--nologo`, before the properties.
+    let at = publish.0.len().min(8);
+    for (i, w) in extra.into_iter().enumerate() {
+        publish.0.insert(at + i, crate::shell::Word::Lit(w));
+    }
+    plan.steps.push(publish.into());
+    plan.versions.extend(crate::inputs::version_lines(
+        &ctx.out_path(crate::inputs::TOOLCHAIN_FILE),
+        &[("dotnet", "dotnet --version")],
+    ));
     plan.files.push((PROPS_FILE.to_string(), props_file(&opts)));
     plan.notes.push(format!(
         "globalization: {}",
@@ -413,9 +453,51 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
     Ok(plan)
 }
 
+/// The package an offline restore could not find, from NuGet's errors
+/// (`NU1101: Unable to find package X`, `NU1102`/`NU1103` for a version).
+pub fn missing_dependency(log: &str) -> Option<(String, String)> {
+    let line = log
+        .lines()
+        .find(|l| l.contains("NU1101") || l.contains("NU1102") || l.contains("NU1103"))?;
+    let rest = line.split("Unable to find package ").nth(1)?;
+    // Package IDs contain dots: the sentence ends at ". ".
+    let end = rest.find(". ").unwrap_or(rest.len());
+    let pkg = rest[..end].trim();
+    Some((
+        format!("the NuGet package {pkg}"),
+        "add its .nupkg to the feed folder (dotnet.source), e.g. copied from ~/.nuget/packages after one online restore, then build again".to_string(),
+    ))
+}
+
+/// The packages a restore resolved, from `obj/project.assets.json` beside
+/// the project file.
+pub fn restored_packages(project: &Path) -> Vec<crate::inputs::Package> {
+    let assets = project
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("obj/project.assets.json");
+    std::fs::read_to_string(assets)
+        .map(|t| crate::inputs::nuget_packages(&t))
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offline_missing_package_is_named() {
+        let log = "/src/App.csproj : error NU1101: Unable to find package Newtonsoft.Json. No packages exist with this id in source(s): feed\n";
+        assert_eq!(
+            missing_dependency(log).unwrap().0,
+            "the NuGet package Newtonsoft.Json"
+        );
+        let log = "error NU1102: Unable to find package Microsoft.DotNet.ILCompiler with version (>= 8.0.11)\n";
+        assert_eq!(
+            missing_dependency(log).unwrap().0,
+            "the NuGet package Microsoft.DotNet.ILCompiler with version (>= 8.0.11)"
+        );
+    }
 
     #[test]
     fn rids() {

@@ -41,11 +41,22 @@ pub enum BuildError {
         hint: String,
     },
 
-    /// The build command failed; `output` is everything it printed.
-    #[error("build failed ({status}) running `{command}`{}", log_hint(output))]
+    /// The build command failed; `output` is everything it printed,
+    /// `summary` its last meaningful line (paths as the host sees them;
+    /// empty: the last line of `output`).
+    #[error("build failed ({status}) running `{command}`{}", if summary.is_empty() { log_hint(output) } else { format!(": {summary}") })]
     Failed {
         command: String,
         status: String,
+        output: String,
+        summary: String,
+    },
+
+    /// An offline build needs a dependency that is not available locally.
+    #[error("offline build: {dependency} is not available locally: {hint}")]
+    MissingDependency {
+        dependency: String,
+        hint: String,
         output: String,
     },
 
@@ -83,18 +94,23 @@ pub enum BuildError {
 }
 
 fn log_hint(output: &str) -> String {
+    let last = last_line(output);
+    if last.is_empty() {
+        String::new()
+    } else {
+        format!(": {last}")
+    }
+}
+
+/// The last non-blank line of a build's output, at most 200 characters.
+pub(crate) fn last_line(output: &str) -> String {
     let last = output
         .lines()
         .rev()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("")
         .trim();
-    if last.is_empty() {
-        String::new()
-    } else {
-        let short: String = last.chars().take(200).collect();
-        format!(": {short}")
-    }
+    last.chars().take(200).collect()
 }
 
 impl BuildError {
@@ -108,6 +124,7 @@ impl BuildError {
             BuildError::ToolMissing { .. }
             | BuildError::ToolMissingInImage { .. }
             | BuildError::Failed { .. }
+            | BuildError::MissingDependency { .. }
             | BuildError::NoBinary { .. }
             | BuildError::Io { .. } => ErrorClass::Build,
             BuildError::Engine(_) => ErrorClass::Engine,
@@ -127,7 +144,9 @@ impl BuildError {
     /// The compiler's output, for failures that have one (the CLI prints it).
     pub fn build_output(&self) -> Option<&str> {
         match self {
-            BuildError::Failed { output, .. } => Some(output),
+            BuildError::Failed { output, .. } | BuildError::MissingDependency { output, .. } => {
+                Some(output)
+            }
             _ => None,
         }
     }

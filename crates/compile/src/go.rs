@@ -118,11 +118,86 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
     if let Some(tags) = cfg.tags.filter(|t| !t.is_empty()) {
         cmd.push(format!("-tags={}", tags.join(",")));
     }
+    if ctx.config.offline() {
+        if ctx.dir.join("vendor/modules.txt").is_file() {
+            plan.env.push(("GOFLAGS".into(), "-mod=vendor".into()));
+            plan.notes
+                .push("offline: Go modules from vendor/ (-mod=vendor)".to_string());
+        } else {
+            plan.env.push(("GOPROXY".into(), "off".into()));
+            plan.notes.push(
+                "offline: Go modules from the module cache only (GOPROXY=off; no vendor/modules.txt)"
+                    .to_string(),
+            );
+        }
+    }
     cmd.push("-o");
-    cmd.push(output);
+    cmd.push(output.clone());
     cmd.push(package);
     plan.steps.push(cmd.into());
+    let info = ctx.out_path(crate::inputs::GO_BUILDINFO_FILE);
+    plan.epilogue.push(format!(
+        "go version -m {} > {} 2>/dev/null || true",
+        crate::shell::quote(&output),
+        crate::shell::quote(&info)
+    ));
+    plan.versions.extend(crate::inputs::version_lines(
+        &ctx.out_path(crate::inputs::TOOLCHAIN_FILE),
+        &[("go", "go version")],
+    ));
     Ok(plan)
+}
+
+/// The module an offline build could not get, from go's error output:
+/// `M@V: module lookup disabled by GOPROXY=off`, or that error after
+/// `go: downloading M V`, or `import lookup disabled by -mod=vendor`.
+pub fn missing_dependency(log: &str) -> Option<(String, String)> {
+    let mut downloading: Option<String> = None;
+    let hint_proxy = "vendor it (`go mod vendor` with network access, then commit vendor/), or fill the module cache once (`go mod download`), then build again";
+    for l in log.lines() {
+        let l = l.trim();
+        if let Some(rest) = l.strip_prefix("go: downloading ") {
+            downloading = Some(rest.replace(' ', "@"));
+            continue;
+        }
+        if l.contains("module lookup disabled by GOPROXY=off") {
+            let before = l.split(": module lookup disabled").next().unwrap_or("");
+            let named = before
+                .rsplit(": ")
+                .next()
+                .filter(|m| m.contains('@'))
+                .map(str::to_string);
+            let module = named
+                .or_else(|| downloading.clone())
+                .unwrap_or_else(|| "a module".to_string());
+            return Some((format!("the Go module {module}"), hint_proxy.to_string()));
+        }
+        if l.contains("missing go.sum entry for module providing package") {
+            let pkg = l
+                .split("providing package ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .unwrap_or("?");
+            return Some((
+                format!("the Go package {pkg} (no go.sum entry)"),
+                "run `go mod tidy` with network access and commit go.sum, or vendor it (`go mod vendor`)".to_string(),
+            ));
+        }
+        if l.contains("lookup disabled by -mod=vendor") {
+            let pkg = l
+                .split("providing package ")
+                .nth(1)
+                .and_then(|r| r.split(':').next())
+                .unwrap_or("?")
+                .trim();
+            return Some((
+                format!("the Go package {pkg} (not in vendor/)"),
+                "run `go mod vendor` with network access and commit vendor/, then build again"
+                    .to_string(),
+            ));
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -158,5 +233,19 @@ mod tests {
         assert!(plan.env.contains(&("CGO_ENABLED".into(), "0".into())));
         assert_eq!(plan.locate, Locate::Exact("/out/go-http".into()));
         assert!(plan.script(None).contains("'-ldflags=-s -w'"));
+    }
+
+    #[test]
+    fn offline_missing_module_is_named() {
+        let log = "go: downloading example.com/dp/greet v0.1.0\nmain.go:6:2: module lookup disabled by GOPROXY=off\n";
+        let (dep, hint) = missing_dependency(log).unwrap();
+        assert_eq!(dep, "the Go module example.com/dp/greet@v0.1.0");
+        assert!(hint.contains("go mod vendor"), "{hint}");
+        let log = "go: example.com/x@v1.2.3: module lookup disabled by GOPROXY=off\n";
+        assert_eq!(
+            missing_dependency(log).unwrap().0,
+            "the Go module example.com/x@v1.2.3"
+        );
+        assert_eq!(missing_dependency("main.go:3: undefined: x"), None);
     }
 }

@@ -21,9 +21,11 @@ pub mod detect;
 pub mod dotnet;
 mod error;
 pub mod go;
+pub mod inputs;
 pub mod locate;
 pub mod runner;
 pub mod shell;
+pub mod strip;
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +34,7 @@ use serde::Deserialize;
 pub use config::Config;
 pub use distroless_pack_image::Platform;
 pub use error::{BuildError, ErrorClass};
+pub use inputs::{Ecosystem, Package, PinnedInputs};
 pub use runner::{Engine, Runner};
 use shell::Cmd;
 
@@ -169,6 +172,9 @@ pub struct Plan {
     pub env: Vec<(String, String)>,
     /// Raw shell lines run first (toolchain selection, data file discovery).
     pub prelude: Vec<String>,
+    /// Shell lines that record the toolchain's versions (run after the
+    /// prelude, before the build).
+    pub versions: Vec<String>,
     /// The build commands.
     pub steps: Vec<Step>,
     /// Raw shell lines run after the steps (copying data files out).
@@ -179,6 +185,14 @@ pub struct Plan {
     pub notes: Vec<String>,
     /// Files the generator wrote (name relative to the output dir, contents).
     pub files: Vec<(String, String)>,
+    /// Directories (as the runner sees them, inside the project) emptied
+    /// before the build: build trees distroless-pack keeps in the project.
+    pub fresh_dirs: Vec<String>,
+    /// A note that holds only when the result is static (e.g. "-static").
+    pub static_claim: Option<String>,
+    /// What to change when the result is not static (for the CLI to print
+    /// when verify refuses the binary).
+    pub refusal_hint: Option<String>,
 }
 
 impl Plan {
@@ -187,11 +201,15 @@ impl Plan {
             tools: Vec::new(),
             env: Vec::new(),
             prelude: Vec::new(),
+            versions: Vec::new(),
             steps: Vec::new(),
             epilogue: Vec::new(),
             locate,
             notes: Vec::new(),
             files: Vec::new(),
+            fresh_dirs: Vec::new(),
+            static_claim: None,
+            refusal_hint: None,
         }
     }
 
@@ -215,7 +233,7 @@ impl Plan {
                 t.name
             ));
         }
-        for l in &self.prelude {
+        for l in self.prelude.iter().chain(&self.versions) {
             s.push_str(l);
             s.push('\n');
         }
@@ -283,8 +301,11 @@ pub struct Built {
     pub binary: PathBuf,
     /// Its file name, a good default for the image name.
     pub name: String,
-    /// The separate debug symbols (`.dbg`), never put in the image.
+    /// The separate debug info, never put in the image: NativeAOT's
+    /// `NAME.dbg`, or `NAME.debug` from stripping with `save_debug`.
     pub debug_symbols: Option<PathBuf>,
+    /// The binary's size before it was stripped (`None`: not stripped).
+    pub unstripped_size: Option<u64>,
     /// An ICU data file to ship in the image (dotnet `icu-file` mode).
     pub icu_data: Option<PathBuf>,
     pub kind: Kind,
@@ -296,6 +317,11 @@ pub struct Built {
     pub log: String,
     /// Notes for the user (fallbacks taken and why).
     pub notes: Vec<String>,
+    /// What pins the result: packages, toolchain versions, builder image.
+    pub inputs: PinnedInputs,
+    /// The binary is not static: what to change in the build settings (the
+    /// CLI prints it when verify refuses the binary).
+    pub hint: Option<String>,
     workdir: tempfile::TempDir,
 }
 
@@ -377,6 +403,13 @@ pub fn build(req: &Request) -> Result<Built, BuildError> {
         Locate::Changed(_) => Some(locate::snapshot(&dir)),
         _ => None,
     };
+    let map = |p: &str| -> PathBuf { runner.host_path(p, &dir, &out) };
+    for d in &plan.fresh_dirs {
+        let host = map(d);
+        if host.starts_with(&dir) && host != dir && host.is_dir() {
+            std::fs::remove_dir_all(&host).map_err(BuildError::io(&host))?;
+        }
+    }
     let script = plan.script(cfg.pre_build.as_deref());
     let log_path = workdir.path().join("build.log");
     let status = runner.run(&script, &dir, &out, &log_path, req.stream_output)?;
@@ -404,14 +437,37 @@ pub fn build(req: &Request) -> Result<Built, BuildError> {
                 },
             });
         }
+        if cfg.offline() {
+            let missing = match kind {
+                Kind::Cargo => cargo::missing_dependency(&log),
+                Kind::Go => go::missing_dependency(&log),
+                Kind::Dotnet => dotnet::missing_dependency(&log),
+                Kind::C => None,
+            };
+            if let Some((dependency, hint)) = missing {
+                return Err(BuildError::MissingDependency {
+                    dependency,
+                    hint,
+                    output: log,
+                });
+            }
+        }
+        let mut summary = error::last_line(&log);
+        if runner.is_container() {
+            // Paths in the project, as the host sees them.
+            summary = summary.replace(
+                &format!("{}/", runner::CONTAINER_SRC),
+                &format!("{}/", dir.display()),
+            );
+        }
         return Err(BuildError::Failed {
-            command: plan.command_line(),
+            command: failed_step(&plan, cfg.pre_build.as_deref(), &log),
             status: status.description,
             output: log,
+            summary,
         });
     }
 
-    let map = |p: &str| -> PathBuf { runner.host_path(p, &dir, &out) };
     let binary = locate::locate(&plan.locate, cfg.binary.as_deref(), &map, snapshot.as_ref())?;
     let name = binary
         .file_name()
@@ -433,18 +489,127 @@ pub fn build(req: &Request) -> Result<Built, BuildError> {
     };
     let icu_data = locate::first_file(&out.join(dotnet::ICU_OUT_DIR));
 
+    let mut notes: Vec<String> = log
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix(c::NOTE_MARKER))
+        .map(str::to_string)
+        .collect();
+    notes.splice(0..0, plan.notes.iter().cloned());
+    let mut debug_symbols = debug_symbols;
+    let mut unstripped_size = None;
+    if cfg.strip() {
+        // NativeAOT's own `.dbg` is the debug file when there is one.
+        let keep = cfg.save_debug.is_some() && debug_symbols.is_none();
+        match strip::strip(&kept, &req.platform, keep)? {
+            Ok(Some(s)) => {
+                notes.push(format!(
+                    "stripped: {} -> {} bytes{}",
+                    s.before,
+                    s.after,
+                    if s.debug_file.is_some() {
+                        format!(" (debug info kept in {name}.debug)")
+                    } else {
+                        " (save_debug / --save-debug keeps the debug info)".to_string()
+                    }
+                ));
+                unstripped_size = Some(s.before);
+                if s.debug_file.is_some() {
+                    debug_symbols = s.debug_file;
+                }
+            }
+            Ok(None) => {}
+            Err(hint) => notes.push(format!(
+                "not stripped: no objcopy for {} ({hint})",
+                req.platform
+            )),
+        }
+    }
+    let bytes = std::fs::read(&kept).map_err(BuildError::io(&kept))?;
+    let hint = if strip::is_static(&bytes) {
+        notes.extend(plan.static_claim.clone());
+        None
+    } else {
+        plan.refusal_hint.clone()
+    };
+    drop(bytes);
+
+    let inputs = pinned_inputs(kind, &dir, cfg, &plan, &runner, &out, &map);
+
     Ok(Built {
         binary: kept,
         name,
         debug_symbols,
+        unstripped_size,
         icu_data,
         kind,
         runner: runner.describe(),
         command: plan.command_line(),
         log,
-        notes: plan.notes,
+        notes,
+        inputs,
+        hint,
         workdir,
     })
+}
+
+/// The step the log shows running last (the script echoes `+ COMMAND`
+/// before each), else the main command.
+fn failed_step(plan: &Plan, pre_build: Option<&str>, log: &str) -> String {
+    let mut candidates: Vec<String> = plan.steps.iter().map(|s| s.cmd.to_string()).collect();
+    if let Some(p) = pre_build {
+        candidates.push(p.to_string());
+    }
+    log.lines()
+        .rev()
+        .filter_map(|l| l.strip_prefix("+ "))
+        .find(|l| candidates.iter().any(|c| c == l))
+        .map(str::to_string)
+        .unwrap_or_else(|| plan.command_line())
+}
+
+/// What the build used, from the files the script left in OUT and the
+/// project's lock files.
+fn pinned_inputs(
+    kind: Kind,
+    dir: &Path,
+    cfg: &Config,
+    plan: &Plan,
+    runner: &Runner,
+    out: &Path,
+    map: &dyn Fn(&str) -> PathBuf,
+) -> PinnedInputs {
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let mut inputs = PinnedInputs {
+        toolchain: inputs::read_toolchain(&read(&out.join(inputs::TOOLCHAIN_FILE))),
+        builder_image: runner.image_identity(),
+        packages: Vec::new(),
+    };
+    match kind {
+        Kind::Cargo => {
+            if let Locate::CargoMessages(m) = &plan.locate {
+                let lock = dir.join("Cargo.lock");
+                inputs.packages = inputs::cargo_packages(
+                    &read(&map(m)),
+                    lock.is_file().then_some(lock.as_path()),
+                );
+            }
+        }
+        Kind::Go => {
+            let info = read(&out.join(inputs::GO_BUILDINFO_FILE));
+            inputs.packages = inputs::go_packages(&info);
+            if let Some(v) = inputs::go_version(&info) {
+                inputs.toolchain.entry("go".into()).or_insert(v);
+            }
+        }
+        Kind::Dotnet => {
+            let configured = cfg.dotnet.as_ref().and_then(|d| d.project.as_deref());
+            if let Ok(project) = dotnet::project_file(dir, configured) {
+                inputs.packages = dotnet::restored_packages(&project);
+            }
+        }
+        Kind::C => {}
+    }
+    inputs
 }
 
 /// The plan `build` would run, without running it (for `--dry-run` and tests).

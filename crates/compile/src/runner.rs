@@ -92,6 +92,8 @@ pub struct Container {
     pub image: String,
     /// Whether `image` is our default, built from the embedded Dockerfile.
     pub default_image: bool,
+    /// Offline build: the container gets no network (`--network=none`).
+    pub offline: bool,
 }
 
 /// Where a plan runs.
@@ -128,6 +130,7 @@ impl Runner {
                 engine,
                 image,
                 default_image,
+                offline: cfg.offline(),
             })
         };
         match choice {
@@ -148,6 +151,42 @@ impl Runner {
 
     pub fn is_container(&self) -> bool {
         matches!(self, Runner::Container(_))
+    }
+
+    /// The builder image's ID and registry digests (container runner).
+    pub fn image_identity(&self) -> Option<crate::inputs::BuilderImage> {
+        let Runner::Container(c) = self else {
+            return None;
+        };
+        let out = c
+            .engine
+            .cmd()
+            .args([
+                "image",
+                "inspect",
+                "--format",
+                "{{.Id}} {{json .RepoDigests}}",
+                &c.image,
+            ])
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (id, digests) = text.trim().split_once(' ')?;
+        let id = if id.starts_with("sha256:") {
+            id.to_string()
+        } else {
+            format!("sha256:{id}")
+        };
+        let repo_digests: Vec<String> = serde_json::from_str(digests).unwrap_or_default();
+        Some(crate::inputs::BuilderImage {
+            name: c.image.clone(),
+            id,
+            repo_digests,
+        })
     }
 
     pub fn describe(&self) -> String {
@@ -281,7 +320,15 @@ impl Container {
     /// The `docker run` / `podman run` command line for a script.
     pub fn run_command(&self, script: &str, src: &Path, out: &Path) -> Command {
         let mut c = self.engine.cmd();
-        c.args(["run", "--rm", "--network=host"]);
+        c.args([
+            "run",
+            "--rm",
+            if self.offline {
+                "--network=none"
+            } else {
+                "--network=host"
+            },
+        ]);
         if self.engine.rootless_podman() {
             c.arg("--userns=keep-id");
         } else {
@@ -420,6 +467,7 @@ mod tests {
             },
             image: "x".into(),
             default_image: false,
+            offline: false,
         });
         let (src, out) = (Path::new("/home/u/app"), Path::new("/tmp/o"));
         assert_eq!(
@@ -445,7 +493,18 @@ mod tests {
             },
             image: "builder:1".into(),
             default_image: false,
+            offline: false,
         };
+        let offline = Container {
+            offline: true,
+            ..c.clone()
+        };
+        let cmd = offline.run_command("make -B", Path::new("/a"), Path::new("/o"));
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(args[..3], ["run", "--rm", "--network=none"]);
         let cmd = c.run_command("make -B", Path::new("/home/u/app"), Path::new("/tmp/o"));
         let args: Vec<String> = cmd
             .get_args()

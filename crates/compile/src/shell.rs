@@ -11,6 +11,8 @@ pub enum Word {
     /// `PREFIX` followed by the value of a shell variable set earlier in the
     /// script (e.g. `-p:EmbedIcuDataPath=` + `$DP_ICU_DAT`).
     Var { prefix: String, var: &'static str },
+    /// Shell text written as it is (e.g. `"$@"`), shown as `display`.
+    Raw { shell: String, display: String },
 }
 
 impl Word {
@@ -23,6 +25,7 @@ impl Word {
         match self {
             Word::Lit(s) => quote(s),
             Word::Var { prefix, var } => format!("{}\"${{{var}}}\"", quote_prefix(prefix)),
+            Word::Raw { shell, .. } => shell.clone(),
         }
     }
 }
@@ -33,6 +36,7 @@ impl fmt::Display for Word {
         match self {
             Word::Lit(s) => f.write_str(s),
             Word::Var { prefix, var } => write!(f, "{prefix}${var}"),
+            Word::Raw { display, .. } => f.write_str(display),
         }
     }
 }

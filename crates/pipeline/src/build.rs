@@ -23,7 +23,8 @@ pub struct Request {
     pub verify: bool,
     /// Copy the compiler's output to stderr while it runs.
     pub stream_output: bool,
-    /// `--save-debug DIR`.
+    /// Where the debug info goes (`--save-debug DIR` / `save_debug`,
+    /// relative to the project).
     pub save_debug: Option<PathBuf>,
     pub smoke: Option<Smoke>,
     pub outputs: Outputs,
@@ -66,7 +67,11 @@ pub fn build(req: &Request, obs: &dyn Observer) -> std::result::Result<Result, P
             platform: p.clone(),
             binary: b.binary.clone(),
         };
-        let built = Some((req.dir.clone(), b.name.clone()));
+        let built = Some(crate::error::BuiltFrom {
+            dir: req.dir.clone(),
+            name: b.name.clone(),
+            hint: b.hint.clone(),
+        });
         packed.push(pack::pack_one(
             &t, &image, &names[0], req.verify, built, obs,
         )?);
@@ -111,8 +116,8 @@ pub fn binary_size(b: &Built) -> u64 {
     std::fs::metadata(&b.binary).map(|m| m.len()).unwrap_or(0)
 }
 
-/// Copies the separate debug symbols to `dir` (NAME.dbg; NAME-ARCH.dbg for
-/// several platforms).
+/// Copies the separate debug info to `dir`: NAME.debug (cargo, C) or
+/// NAME.dbg (.NET); NAME-ARCH.EXT for several platforms.
 fn save_debug(dir: &Path, builds: &[(Platform, Built)]) -> std::result::Result<(), PipelineError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -121,10 +126,11 @@ fn save_debug(dir: &Path, builds: &[(Platform, Built)]) -> std::result::Result<(
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     for (p, b) in builds {
         if let Some(dbg) = &b.debug_symbols {
+            let ext = dbg.extension().and_then(|e| e.to_str()).unwrap_or("dbg");
             let name = if builds.len() > 1 {
-                format!("{}-{}.dbg", b.name, p.architecture)
+                format!("{}-{}.{ext}", b.name, p.architecture)
             } else {
-                format!("{}.dbg", b.name)
+                format!("{}.{ext}", b.name)
             };
             let dest = dir.join(name);
             std::fs::copy(dbg, &dest).map_err(io(&dest))?;

@@ -13,8 +13,19 @@ pub struct Refusal {
     pub binary: PathBuf,
     pub platform: Platform,
     pub report: Report,
-    /// For `build`: the project directory and the binary's name.
-    pub built: Option<(PathBuf, String)>,
+    /// For `build`: which project made the binary.
+    pub built: Option<BuiltFrom>,
+}
+
+/// The project a binary was built from, for `build`'s messages.
+#[derive(Debug, Clone)]
+pub struct BuiltFrom {
+    pub dir: PathBuf,
+    /// The binary's file name.
+    pub name: String,
+    /// The compile stage's hint when the binary is not static: the build
+    /// settings that would fix it.
+    pub hint: Option<String>,
 }
 
 /// Why a pack or build stopped.
@@ -96,10 +107,11 @@ fn refused_message(r: &Refusal) -> String {
             binary.display(),
             plural(errors)
         ),
-        Some((dir, name)) => format!(
-            "{}: the built binary {name} has {errors} verify error{} for {platform}; nothing was packed (--no-verify packs it anyway)",
+        Some(BuiltFrom { dir, name, hint }) => format!(
+            "{}: the built binary {name} has {errors} verify error{} for {platform}; nothing was packed (--no-verify packs it anyway){}",
             dir.display(),
-            plural(errors)
+            plural(errors),
+            hint.as_ref().map(|h| format!("; {h}")).unwrap_or_default()
         ),
     }
 }

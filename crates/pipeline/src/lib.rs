@@ -18,7 +18,7 @@ pub mod settings;
 
 use std::time::Duration;
 
-pub use error::{PipelineError, Refusal};
+pub use error::{BuiltFrom, PipelineError, Refusal};
 
 use distroless_pack_ship::registry::PushEvent;
 use distroless_pack_verify::Report;

@@ -359,7 +359,7 @@ pub fn pack_one(
     image: &ImageSettings,
     name: &ImageName,
     verify: bool,
-    built: Option<(PathBuf, String)>,
+    built: Option<crate::error::BuiltFrom>,
     obs: &dyn Observer,
 ) -> std::result::Result<Packed, PipelineError> {
     if !verify {

@@ -58,6 +58,12 @@ pub struct BuildFlags {
     pub openssl: Option<OpenSsl>,
     pub no_pie: bool,
     pub go_package: Option<String>,
+    /// `--offline`: local inputs only.
+    pub offline: bool,
+    /// `--save-debug DIR`.
+    pub save_debug: Option<PathBuf>,
+    /// `--nuget-source DIR`: the only NuGet feed.
+    pub nuget_source: Option<PathBuf>,
 }
 
 /// An image name split into repository and tag, parsed once.
@@ -421,7 +427,19 @@ fn lay_build_flags(cfg: &mut Config, flags: &BuildFlags) {
     if flags.go_package.is_some() {
         cfg.go.get_or_insert_with(Default::default).package = flags.go_package.clone();
     }
+    if flags.offline {
+        cfg.offline = Some(true);
+    }
+    // Paths given as flags are the caller's (the current directory's); the
+    // file's stay relative to the project.
+    let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
+    if let Some(p) = &flags.save_debug {
+        cfg.save_debug = Some(absolute(p));
+    }
     let d = cfg.dotnet.get_or_insert_with(Default::default);
+    if let Some(p) = &flags.nuget_source {
+        d.source = Some(absolute(p).display().to_string());
+    }
     if flags.project.is_some() {
         d.project = flags.project.clone();
     }
