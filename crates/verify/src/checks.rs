@@ -31,8 +31,8 @@ pub(crate) fn run(
     let notes = notes::read(ev);
     let go = fingerprint::go_info(ev, strings);
     let compiler = fingerprint::comments(ev);
-    let toolchain = fingerprint::toolchain(ev, &notes, go.as_ref(), &compiler, strings);
-    let libc = fingerprint::libc(ev, &notes, toolchain, go.as_ref(), &compiler, strings);
+    let toolchain = fingerprint::toolchain(ev, &notes, go.as_ref(), strings);
+    let libc = fingerprint::libc(ev, &notes, toolchain, go.as_ref(), strings);
     let facts = facts(ev, &notes, go, compiler, toolchain, libc);
     let cx = Context {
         ev,
@@ -140,7 +140,7 @@ fn facts(
         libc,
         toolchain,
         go,
-        compiler,
+        compiler: shown_comments(compiler),
         build_id: notes.build_id.clone(),
         stripped: !ev.has_symtab,
         debug_info: ev
@@ -154,6 +154,22 @@ fn facts(
         bind_now: ev.bind_now(),
         isa_level,
     }
+}
+
+/// At most this many `.comment` strings are reported, each cut to
+/// [`MAX_COMMENT_CHARS`] characters (real binaries have two to five short
+/// ones; a crafted file may have a hundred thousand).
+const MAX_COMMENTS: usize = 32;
+const MAX_COMMENT_CHARS: usize = 200;
+
+fn shown_comments(all: Vec<String>) -> Vec<String> {
+    all.into_iter()
+        .take(MAX_COMMENTS)
+        .map(|c| match c.char_indices().nth(MAX_COMMENT_CHARS) {
+            Some((cut, _)) => format!("{}\u{2026}", &c[..cut]),
+            None => c,
+        })
+        .collect()
 }
 
 /// `x86-64`, `aarch64`, ... for an e_machine.
@@ -643,7 +659,7 @@ fn stack_size(cx: &Context<'_, '_>, out: &mut Vec<Finding>) {
 }
 
 fn files_to_ship(cx: &Context<'_, '_>, out: &mut Vec<Finding>) {
-    let has = |n: &str| cx.strings.contains(n);
+    let has = |n| cx.strings.contains(n);
     if has(needle::SSL_DIR) {
         out.push(finding(
             "ca-certificates",
@@ -704,8 +720,7 @@ fn stripped(cx: &Context<'_, '_>, out: &mut Vec<Finding>) {
                 || s.name.starts_with(".debug_")
                 || s.name.starts_with(".zdebug_")
         })
-        .map(|s| s.size)
-        .sum();
+        .fold(0u64, |sum, s| sum.saturating_add(s.size));
     let what = if cx.facts.debug_info {
         "a symbol table and debug info"
     } else {

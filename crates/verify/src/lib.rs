@@ -27,6 +27,7 @@ mod notes;
 mod parse;
 mod report;
 mod sparse;
+mod work;
 
 use std::fs::{self, File};
 use std::io::Read;
@@ -42,6 +43,7 @@ pub use fingerprint::{GoInfo, Libc, Toolchain};
 pub use report::{
     json_document, BinaryFacts, Finding, Linkage, Relro, Report, Severity, SCHEMA_VERSION,
 };
+pub use work::measure;
 
 /// Files larger than this are refused.
 pub const MAX_FILE_SIZE: u64 = 4 << 30;
