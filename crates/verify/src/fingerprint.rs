@@ -416,9 +416,14 @@ const NATIVEAOT_SECTIONS: &[&str] = &[
     ".dotnet_eh_table",
 ];
 
-pub(crate) fn is_nativeaot(ev: &Evidence<'_>) -> bool {
+/// NativeAOT output: its sections (stripped or not), the debug header a
+/// dynamic build exports, or the ILCompiler in `.comment`; without section
+/// headers (sstrip), the core library's name.
+pub(crate) fn is_nativeaot(ev: &Evidence<'_>, strings: &Strings) -> bool {
     ev.has_symbol("DotNetRuntimeDebugHeader")
         || NATIVEAOT_SECTIONS.iter().any(|s| ev.has_section(s))
+        || comment_has(ev, ".NET: ilc ")
+        || (ev.sections.is_empty() && strings.contains(needle::CORELIB))
 }
 
 pub(crate) fn toolchain(
@@ -427,7 +432,7 @@ pub(crate) fn toolchain(
     go: Option<&GoInfo>,
     strings: &Strings,
 ) -> Toolchain {
-    if is_nativeaot(ev) {
+    if is_nativeaot(ev, strings) {
         return Toolchain::DotnetNativeaot;
     }
     if notes.go_build_id.is_some() || go.is_some() || ev.has_section(".gopclntab") {

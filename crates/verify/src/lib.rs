@@ -21,6 +21,7 @@
 //! The checks and the JSON schema are documented in docs/commands/verify.md.
 
 mod checks;
+mod dotnet;
 mod error;
 mod fingerprint;
 mod notes;
@@ -38,6 +39,7 @@ use fingerprint::Strings;
 use sparse::SparseFile;
 
 pub use distroless_pack_image::Platform;
+pub use dotnet::DotnetInfo;
 pub use error::VerifyError;
 pub use fingerprint::{GoInfo, Libc, Toolchain};
 pub use report::{
