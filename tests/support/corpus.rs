@@ -202,7 +202,7 @@ pub fn musl_x86_64_v3_hello() -> PathBuf {
 
 /// A static musl C program dressed up as .NET NativeAOT output (see
 /// [`NATIVEAOT_LOOKALIKE_C`]). Runs and prints HELLO; verify: errors
-/// `icu-library` and `openssl-library`, warning `stack-size`.
+/// `icu-library`, warnings `openssl-library` and `stack-size`.
 pub fn nativeaot_lookalike() -> PathBuf {
     cached(
         "nativeaot-lookalike",
