@@ -202,7 +202,7 @@ pub fn musl_x86_64_v3_hello() -> PathBuf {
 
 /// A static musl C program dressed up as .NET NativeAOT output (see
 /// [`NATIVEAOT_LOOKALIKE_C`]). Runs and prints HELLO; verify: errors
-/// `icu-library` and `openssl-library`, warning `stack-size`.
+/// `icu-library`, warnings `openssl-library` and `stack-size`.
 pub fn nativeaot_lookalike() -> PathBuf {
     cached(
         "nativeaot-lookalike",
@@ -606,4 +606,81 @@ fn rust_build(name: &str, target: &str, rustflags: &str) -> PathBuf {
             .arg(&target_dir));
         fs::copy(target_dir.join(target).join("release/hello"), out).unwrap();
     })
+}
+
+// ---------------------------------------------------------------- .NET NativeAOT
+
+/// A real `dotnet publish` output (NativeAOT, .NET SDK 10.0.401, runtime
+/// 10.0.12), checked in under tests/fixtures/dotnet/ with its sources and
+/// what it printed in an empty root (tests/fixtures/dotnet/README.md).
+/// `rel` is `<sample-folder>/<file>`, e.g. `probe-static/Probe`.
+pub fn dotnet_sample(rel: &str) -> PathBuf {
+    let p = util::repo_root().join("tests/fixtures/dotnet").join(rel);
+    assert!(p.is_file(), "missing fixture {}", p.display());
+    p
+}
+
+/// The offset and size fields of section `name` in an ELF64 little-endian file.
+fn section_header_of(bytes: &[u8], name: &str) -> usize {
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+    let shoff = u64_at(40) as usize;
+    let shnum = u16::from_le_bytes([bytes[60], bytes[61]]) as usize;
+    let shstrndx = u16::from_le_bytes([bytes[62], bytes[63]]) as usize;
+    let names = u64_at(shoff + 64 * shstrndx + 24) as usize;
+    (0..shnum)
+        .map(|i| shoff + 64 * i)
+        .find(|h| {
+            let n = u32::from_le_bytes(bytes[*h..*h + 4].try_into().unwrap()) as usize;
+            bytes[names + n..].starts_with(name.as_bytes()) && bytes[names + n + name.len()] == 0
+        })
+        .unwrap_or_else(|| panic!("no section {name}"))
+}
+
+/// The console-static sample with one change by `patch`, cached as `name`.
+fn damaged_console(name: &str, what: &str, patch: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+    let src = dotnet_sample("console-static/console-static");
+    cached(name, &[what], |out, _| {
+        let mut bytes = fs::read(&src).unwrap();
+        patch(&mut bytes);
+        fs::write(out, &bytes).unwrap();
+    })
+}
+
+/// console-static cut in half: its section headers (at the end) are gone
+/// past the end of the file. Verify: exit 2, "malformed".
+pub fn dotnet_truncated() -> PathBuf {
+    damaged_console("dotnet-truncated", "first half of console-static", |b| {
+        b.truncate(b.len() / 2)
+    })
+}
+
+/// console-static with its `.comment` overwritten by non-UTF-8 bytes after
+/// `.NET: ilc ` (no version). Verify: still NativeAOT (its sections), no
+/// runtime version, the verdict of console-static.
+pub fn dotnet_corrupt_comment() -> PathBuf {
+    damaged_console(
+        "dotnet-corrupt-comment",
+        ".comment = .NET: ilc + 0xff.. bytes",
+        |b| {
+            let h = section_header_of(b, ".comment");
+            let off = u64::from_le_bytes(b[h + 24..h + 32].try_into().unwrap()) as usize;
+            let size = u64::from_le_bytes(b[h + 32..h + 40].try_into().unwrap()) as usize;
+            let mut junk: Vec<u8> = b".NET: ilc ".to_vec();
+            junk.extend((0..size).map(|i| 0x80 | (i as u8).wrapping_mul(37)));
+            b[off..off + size].copy_from_slice(&junk[..size]);
+        },
+    )
+}
+
+/// console-static whose `__managedcode` section header claims 2^62 bytes.
+/// Verify: exit 2, "section N (__managedcode) ... extends past the end".
+pub fn dotnet_huge_managedcode() -> PathBuf {
+    damaged_console(
+        "dotnet-huge-managedcode",
+        "__managedcode sh_size = 1 << 62",
+        |b| {
+            let h = section_header_of(b, "__managedcode");
+            b[h + 32..h + 40].copy_from_slice(&(1u64 << 62).to_le_bytes());
+        },
+    )
 }

@@ -119,6 +119,8 @@ impl FromStr for Platform {
     fn from_str(s: &str) -> Result<Platform, PlatformError> {
         let parts: Vec<&str> = s.split('/').collect();
         let (os, arch, variant) = match parts.as_slice() {
+            // A bare architecture means Linux, as docker reads `--platform amd64`.
+            [arch] => ("linux", *arch, None),
             [os, arch] => (*os, *arch, None),
             [os, arch, variant] => (*os, *arch, Some(variant.to_string())),
             _ => return Err(PlatformError(s.to_string())),
@@ -165,6 +167,18 @@ mod tests {
         );
         assert!("windows/amd64".parse::<Platform>().is_err());
         assert!("linux".parse::<Platform>().is_err());
+        assert!("".parse::<Platform>().is_err());
+        for (alias, arch) in [
+            ("x86_64", "amd64"),
+            ("aarch64", "arm64"),
+            ("arm64", "arm64"),
+        ] {
+            assert_eq!(alias.parse::<Platform>().unwrap(), Platform::linux(arch));
+        }
+        assert_eq!(
+            "linux/aarch64".parse::<Platform>().unwrap(),
+            Platform::linux("arm64")
+        );
         assert!(Platform::linux("arm64").matches(&"linux/arm64/v8".parse().unwrap()));
     }
 

@@ -5,6 +5,7 @@ use goblin::elf::{header, program_header as ph};
 
 use distroless_pack_image::Platform;
 
+use crate::dotnet::{self, DotnetInfo};
 use crate::fingerprint::{self, needle, GoInfo, Libc, Strings, Toolchain};
 use crate::notes::{self, NoteFacts};
 use crate::parse::Evidence;
@@ -31,9 +32,12 @@ pub(crate) fn run(
     let notes = notes::read(ev);
     let go = fingerprint::go_info(ev, strings);
     let compiler = fingerprint::comments(ev);
-    let toolchain = fingerprint::toolchain(ev, &notes, go.as_ref(), &compiler, strings);
-    let libc = fingerprint::libc(ev, &notes, toolchain, go.as_ref(), &compiler, strings);
-    let facts = facts(ev, &notes, go, compiler, toolchain, libc);
+    let toolchain = fingerprint::toolchain(ev, &notes, go.as_ref(), strings);
+    let libc = fingerprint::libc(ev, &notes, toolchain, go.as_ref(), strings);
+    let mut facts = facts(ev, &notes, go, compiler, toolchain, libc);
+    if toolchain == Toolchain::DotnetNativeaot {
+        facts.dotnet = Some(dotnet::info(ev, strings));
+    }
     let cx = Context {
         ev,
         platform,
@@ -69,6 +73,7 @@ const CHECKS: &[Check] = &[
     dynamic_loading,
     stack_size,
     files_to_ship,
+    nativeaot_files,
     relro,
     stripped,
     debuglink,
@@ -140,7 +145,8 @@ fn facts(
         libc,
         toolchain,
         go,
-        compiler,
+        dotnet: None,
+        compiler: shown_comments(compiler),
         build_id: notes.build_id.clone(),
         stripped: !ev.has_symtab,
         debug_info: ev
@@ -154,6 +160,22 @@ fn facts(
         bind_now: ev.bind_now(),
         isa_level,
     }
+}
+
+/// At most this many `.comment` strings are reported, each cut to
+/// [`MAX_COMMENT_CHARS`] characters (real binaries have two to five short
+/// ones; a crafted file may have a hundred thousand).
+const MAX_COMMENTS: usize = 32;
+const MAX_COMMENT_CHARS: usize = 200;
+
+fn shown_comments(all: Vec<String>) -> Vec<String> {
+    all.into_iter()
+        .take(MAX_COMMENTS)
+        .map(|c| match c.char_indices().nth(MAX_COMMENT_CHARS) {
+            Some((cut, _)) => format!("{}\u{2026}", &c[..cut]),
+            None => c,
+        })
+        .collect()
 }
 
 /// `x86-64`, `aarch64`, ... for an e_machine.
@@ -225,7 +247,7 @@ fn static_fix(cx: &Context<'_, '_>) -> String {
             "build for {musl_target} (static by default), or with RUSTFLAGS='-C target-feature=+crt-static'"
         ),
         Toolchain::DotnetNativeaot => {
-            "publish for a linux-musl RID (linux-musl-x64, linux-musl-arm64) with -p:PublishAot=true -p:StaticExecutable=true".into()
+            "publish it statically: `distroless-pack build` does (StaticExecutable, PositionIndependentExecutable=false, DirectPInvoke libc); by hand: dotnet publish -p:PublishAot=true -p:StaticExecutable=true -p:PositionIndependentExecutable=false with <DirectPInvoke Include=\"libc\" />".into()
         }
         Toolchain::C | Toolchain::Unknown => {
             let zig = if cx.ev.e_machine == header::EM_AARCH64 { "aarch64" } else { "x86_64" };
@@ -456,44 +478,103 @@ fn writable_executable(cx: &Context<'_, '_>, out: &mut Vec<Finding>) {
     }
 }
 
+/// The .NET facts of a NativeAOT program that is not dynamically linked
+/// (a dynamic one does not start at all: `interpreter`).
+fn static_dotnet<'c>(cx: &'c Context<'_, '_>) -> Option<&'c DotnetInfo> {
+    if cx.facts.linkage == Linkage::Dynamic {
+        return None;
+    }
+    cx.facts.dotnet.as_ref()
+}
+
+/// The exception texts below are what the samples printed in an empty root
+/// (tests/fixtures/dotnet/README.md).
 fn nativeaot_glibc(cx: &Context<'_, '_>, out: &mut Vec<Finding>) {
-    if cx.facts.toolchain == Toolchain::DotnetNativeaot
-        && cx.facts.libc == Libc::Glibc
-        && cx.facts.linkage != Linkage::Dynamic
-    {
+    let Some(d) = static_dotnet(cx) else { return };
+    if cx.facts.libc != Libc::Glibc {
+        return;
+    }
+    let mut what = Vec::new();
+    let mut seen = Vec::new();
+    let mut fixes = Vec::new();
+    let unknown = !d.method_names;
+    if unknown || d.uses("host-lookup") {
+        what.push("host names");
+        seen.push("Dns.GetHostAddresses(\"localhost\") throws System.Net.Sockets.SocketException: Resource temporarily unavailable while the container has no /etc/hosts");
+        fixes.push("docker and podman bind-mount /etc/hosts and /etc/resolv.conf into every container; other runtimes need them in the image");
+    }
+    if unknown || d.uses("user-lookup") {
+        what.push("the user (Environment.UserName)");
+        seen.push("Environment.UserName throws System.IO.IOException: No such file or directory without an /etc/passwd entry for the user");
+    }
+    if unknown || d.uses("home-directory") {
+        what.push("the home directory (HTTPS certificate stores)");
+        seen.push("HTTPS requests fail with System.Net.Http.HttpRequestException: The SSL connection could not be established, see inner exception. --> System.IO.IOException: No such file or directory, even with SSL_CERT_FILE set, unless HOME is set or the user has an /etc/passwd entry");
+    }
+    if what.is_empty() {
+        return;
+    }
+    if unknown || d.uses("user-lookup") || d.uses("home-directory") {
+        fixes.insert(0, "pack with --passwd (an /etc/passwd entry for root, nobody and nonroot, the default user), or set HOME (--env HOME=/home/nonroot) if only the home directory is needed");
+    }
+    let message = if unknown {
+        "a .NET NativeAOT program statically linked against glibc, without method names (StackTraceSupport=false), so whether it looks up host names, the user or its home directory cannot be told; glibc does such lookups from /etc files".to_string()
+    } else {
+        format!(
+            "a .NET NativeAOT program statically linked against glibc that looks up {}: static glibc reads /etc/hosts and /etc/passwd for that",
+            what.join(", ")
+        )
+    };
+    out.push(finding(
+        "nativeaot-glibc-static",
+        Severity::Warning,
+        message,
+        Some(seen.join("; ")),
+        Some(fixes.join("; ")),
+    ));
+}
+
+/// The message a NativeAOT program without ICU aborts with.
+const ICU_ABORT: &str = "Process terminated. Couldn't find a valid ICU package installed on the system. Please install libicu (or icu-libs) using your package manager and try again. Alternatively you can set the configuration flag System.Globalization.Invariant to true if you want to run with no globalization support.";
+
+fn nativeaot_libraries(cx: &Context<'_, '_>, out: &mut Vec<Finding>) {
+    let Some(d) = static_dotnet(cx) else { return };
+    if d.globalization == "icu-loaded" {
         out.push(finding(
-            "nativeaot-glibc-static",
+            "icu-library",
             Severity::Error,
-            "a .NET NativeAOT program statically linked against glibc",
-            Some("it crashes at start with a segmentation fault (dotnet/runtime#100230)".into()),
-            Some(
-                "publish for linux-musl-x64 or linux-musl-arm64 with -p:StaticExecutable=true"
-                    .into(),
-            ),
+            "globalization is on (no InvariantGlobalization) and ICU is not linked in: it loads libicuuc.so at run time with dlopen, which a static binary in a scratch image cannot do",
+            Some(format!("the program aborts (exit 134) at its first culture lookup, usually at start: {ICU_ABORT}")),
+            Some("build with `--globalization invariant` (no culture data; -p:InvariantGlobalization=true) or `--globalization static-icu` (ICU and its data linked in, -p:StaticICULinking=true), or `--globalization icu-file` and ship the data with --icu-data".into()),
+        ));
+    }
+    if d.openssl == "loaded" {
+        out.push(finding(
+            "openssl-library",
+            Severity::Warning,
+            "uses OpenSSL (TLS, crypto) but does not link it: it loads libssl.so.* at run time with dlopen, which a static binary in a scratch image cannot do",
+            Some("HTTPS and every other TLS or crypto call fails: No usable version of libssl was found (the process aborts)".into()),
+            Some("build with `--openssl static` (-p:StaticOpenSslLinking=true, needs libssl-dev), and ship CA certificates with --ca-certs".into()),
         ));
     }
 }
 
-fn nativeaot_libraries(cx: &Context<'_, '_>, out: &mut Vec<Finding>) {
-    if cx.facts.toolchain != Toolchain::DotnetNativeaot {
-        return;
-    }
-    if cx.strings.contains(needle::LIBICUUC) {
+/// Files a static NativeAOT program reads at run time, from what its code
+/// does (see dotnet.rs); the generic checks in files_to_ship cover the
+/// strings C libraries leave.
+fn nativeaot_files(cx: &Context<'_, '_>, out: &mut Vec<Finding>) {
+    let Some(d) = static_dotnet(cx) else { return };
+    if d.uses("temp-files") || !d.method_names {
         out.push(finding(
-            "icu-library",
-            Severity::Error,
-            "loads ICU (libicuuc.so) at run time with dlopen, which a static binary in a scratch image cannot do",
-            Some("Couldn't find a valid ICU package installed on the system. Please install libicu (or icu-libs) using your package manager and try again. Alternatively you can set the configuration flag System.Globalization.Invariant to true (the process aborts)".into()),
-            Some("publish with -p:InvariantGlobalization=true, or link ICU in with -p:StaticICULinking=true and ship its data (--icu-data)".into()),
-        ));
-    }
-    if cx.strings.contains(needle::LIBSSL) || cx.strings.contains(needle::CLR_OPENSSL) {
-        out.push(finding(
-            "openssl-library",
-            Severity::Error,
-            "loads OpenSSL (libssl.so.*) at run time with dlopen, which a static binary in a scratch image cannot do",
-            Some("the first TLS or crypto call fails with 'No usable version of libssl was found' and the process aborts".into()),
-            Some("publish with -p:StaticOpenSslLinking=true (and ship CA certificates with --ca-certs), or avoid System.Net.Security / System.Security.Cryptography".into()),
+            "temp-files",
+            Severity::Info,
+            if d.method_names {
+                "writes temporary files (Path.GetTempPath: $TMPDIR, else /tmp/)"
+            } else {
+                "may write temporary files (no method names, so it cannot be told)"
+            },
+            Some("without a writable /tmp: System.IO.DirectoryNotFoundException: Could not find a part of the path '/tmp/...'".into()),
+            Some("pack with --passwd (it also adds /tmp, mode 1777), or mount a tmpfs at run time (docker run --tmpfs /tmp)".into()),
         ));
     }
 }
@@ -543,7 +624,8 @@ fn glibc_static(cx: &Context<'_, '_>) -> bool {
 }
 
 fn glibc_nss(cx: &Context<'_, '_>, out: &mut Vec<Finding>) {
-    if !glibc_static(cx) {
+    // NativeAOT: nativeaot-glibc-static says which lookups its code does.
+    if !glibc_static(cx) || cx.facts.toolchain == Toolchain::DotnetNativeaot {
         return;
     }
     let used: Vec<&str> = NSS_SYMBOLS
@@ -632,7 +714,10 @@ fn stack_size(cx: &Context<'_, '_>, out: &mut Vec<Finding>) {
 }
 
 fn files_to_ship(cx: &Context<'_, '_>, out: &mut Vec<Finding>) {
-    let has = |n: &str| cx.strings.contains(n);
+    if cx.facts.toolchain == Toolchain::DotnetNativeaot {
+        return dotnet_files_to_ship(cx, out);
+    }
+    let has = |n| cx.strings.contains(n);
     if has(needle::SSL_DIR) {
         out.push(finding(
             "ca-certificates",
@@ -654,15 +739,38 @@ fn files_to_ship(cx: &Context<'_, '_>, out: &mut Vec<Finding>) {
             Some("pack with --tzdata (Go can also embed it: import _ \"time/tzdata\")".into()),
         ));
     }
-    if has(needle::ICU_DATA_DIR)
-        && !(cx.facts.toolchain == Toolchain::DotnetNativeaot && has(needle::LIBICUUC))
-    {
+    if has(needle::ICU_DATA_DIR) {
         out.push(finding(
             "icu-data",
             Severity::Info,
             "looks for ICU data under /usr/share/icu/",
             Some("culture-aware formatting, collation and time zone names fail or fall back to invariant behaviour".into()),
             Some("pack with --icu-data to add the ICU .dat file (or embed it, e.g. -p:EmbedIcuDataPath)".into()),
+        ));
+    }
+}
+
+/// `ca-certificates` and `tzdata` for NativeAOT, from what its code does
+/// (the C-string evidence of files_to_ship is glibc's, not the program's).
+/// No `icu-data`: static ICU carries its data.
+fn dotnet_files_to_ship(cx: &Context<'_, '_>, out: &mut Vec<Finding>) {
+    let Some(d) = static_dotnet(cx) else { return };
+    if d.uses("tls-chain") || (!d.method_names && d.openssl != "none") {
+        out.push(finding(
+            "ca-certificates",
+            Severity::Info,
+            "checks TLS certificate chains (HTTPS) against the system's CA certificates (/etc/ssl/certs, or SSL_CERT_FILE)",
+            Some("HTTPS fails: System.Security.Authentication.AuthenticationException: The remote certificate is invalid because of errors in the certificate chain: PartialChain".into()),
+            Some("pack with --ca-certs (a CA bundle at /etc/ssl/certs/ca-certificates.crt and SSL_CERT_FILE)".into()),
+        ));
+    }
+    if d.uses("time-zones") {
+        out.push(finding(
+            "tzdata",
+            Severity::Info,
+            "uses TimeZoneInfo, which reads /usr/share/zoneinfo",
+            Some("TimeZoneInfo.FindSystemTimeZoneById(\"Europe/Berlin\") throws System.TimeZoneNotFoundException: The time zone ID 'Europe/Berlin' was not found on the local computer. --> System.IO.DirectoryNotFoundException: Could not find a part of the path '/usr/share/zoneinfo/Europe/Berlin'.; local time is UTC".into()),
+            Some("pack with --tzdata (and --env TZ=Europe/Berlin for a local zone)".into()),
         ));
     }
 }
@@ -693,8 +801,7 @@ fn stripped(cx: &Context<'_, '_>, out: &mut Vec<Finding>) {
                 || s.name.starts_with(".debug_")
                 || s.name.starts_with(".zdebug_")
         })
-        .map(|s| s.size)
-        .sum();
+        .fold(0u64, |sum, s| sum.saturating_add(s.size));
     let what = if cx.facts.debug_info {
         "a symbol table and debug info"
     } else {

@@ -21,12 +21,14 @@
 //! The checks and the JSON schema are documented in docs/commands/verify.md.
 
 mod checks;
+mod dotnet;
 mod error;
 mod fingerprint;
 mod notes;
 mod parse;
 mod report;
 mod sparse;
+mod work;
 
 use std::fs::{self, File};
 use std::io::Read;
@@ -37,11 +39,13 @@ use fingerprint::Strings;
 use sparse::SparseFile;
 
 pub use distroless_pack_image::Platform;
+pub use dotnet::DotnetInfo;
 pub use error::VerifyError;
 pub use fingerprint::{GoInfo, Libc, Toolchain};
 pub use report::{
     json_document, BinaryFacts, Finding, Linkage, Relro, Report, Severity, SCHEMA_VERSION,
 };
+pub use work::measure;
 
 /// Files larger than this are refused.
 pub const MAX_FILE_SIZE: u64 = 4 << 30;

@@ -11,10 +11,13 @@ use std::collections::BTreeSet;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
+use goblin::container::{Container, Ctx, Endian};
+use goblin::elf::program_header::ProgramHeader;
 use goblin::elf::{dynamic, program_header as ph, section_header as sh, Elf};
 
 use crate::error::Problem;
 use crate::sparse::Loaded;
+use crate::work;
 
 /// A program header, as read.
 #[derive(Clone, Debug)]
@@ -324,6 +327,7 @@ pub(crate) fn read_segments(bytes: &[u8], h: &RawHeader) -> Result<Vec<Segment>,
         little: h.little,
     };
     let mut segments = Vec::with_capacity(usize::from(h.phnum));
+    work::add(u64::from(h.phnum));
     for i in 0..usize::from(h.phnum) {
         let at = h.phoff as usize + i * usize::from(h.phentsize);
         let seg = if h.class64 {
@@ -463,6 +467,10 @@ pub(crate) fn section_names_range(bytes: &[u8], h: &RawHeader) -> Option<(u64, u
     Some((s.offset, s.offset.saturating_add(s.size)))
 }
 
+/// How many bytes of a section name are read; longer names are cut (no
+/// name a check looks for is anywhere near this long).
+const MAX_SECTION_NAME: usize = 256;
+
 /// Looks up section names and checks every section lies inside the file.
 fn name_sections(bytes: &[u8], h: &RawHeader, raw: &[RawSection]) -> Result<Vec<Section>, Problem> {
     let len = bytes.len() as u64;
@@ -472,10 +480,16 @@ fn name_sections(bytes: &[u8], h: &RawHeader, raw: &[RawSection]) -> Result<Vec<
         None => &[],
     };
     let mut sections = Vec::with_capacity(raw.len());
+    work::add_usize(raw.len());
     for (i, s) in raw.iter().enumerate() {
+        work::add_usize(MAX_SECTION_NAME / 8);
+        // Names are looked at no further than MAX_SECTION_NAME bytes: every
+        // section may name the same offset of a huge table without a NUL,
+        // and the work must stay linear in the file size (issue 9).
         let name = strtab
             .get(s.name as usize..)
             .map(|s| {
+                let s = &s[..s.len().min(MAX_SECTION_NAME)];
                 let end = memchr::memchr(0, s).unwrap_or(s.len());
                 String::from_utf8_lossy(&s[..end]).into_owned()
             })
@@ -551,10 +565,56 @@ pub(crate) fn quietly<T>(f: impl FnOnce() -> T) -> Option<T> {
     out.ok()
 }
 
+/// What goblin reads of the dynamic table (where the string, relocation,
+/// hash and symbol tables are), from the program headers and PT_DYNAMIC
+/// alone; None without a readable one.
+pub(crate) fn dynamic_info(bytes: &[u8], h: &RawHeader) -> Option<dynamic::DynamicInfo> {
+    let ctx = Ctx::new(
+        if h.class64 {
+            Container::Big
+        } else {
+            Container::Little
+        },
+        if h.little {
+            Endian::Little
+        } else {
+            Endian::Big
+        },
+    );
+    quietly(|| {
+        let phdrs =
+            ProgramHeader::parse(bytes, h.phoff as usize, usize::from(h.phnum), ctx).ok()?;
+        work::add_usize(phdrs.len());
+        let d = dynamic::Dynamic::parse(bytes, &phdrs, ctx).ok()??;
+        work::add_usize(d.dyns.len());
+        Some(d.info)
+    })?
+}
+
+/// Checks what goblin would read through the dynamic table without bounds
+/// checks of its own: the DT_GNU_HASH header (goblin adds to its offset
+/// unchecked, which overflowed on a crafted table, issue 9).
+fn validate_dynamic(bytes: &[u8], h: &RawHeader, segments: &[Segment]) -> Result<(), Problem> {
+    if !segments.iter().any(|s| s.p_type == ph::PT_DYNAMIC) {
+        return Ok(());
+    }
+    let len = bytes.len() as u64;
+    if let Some(at) = dynamic_info(bytes, h).and_then(|i| i.gnu_hash) {
+        let inside = at.checked_add(16).is_some_and(|end| end <= len);
+        if !inside {
+            return Err(Problem::Malformed(format!(
+                "the GNU hash table (DT_GNU_HASH) at offset {at} extends past the end of the file ({len} bytes): the file is truncated or corrupt"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Validates `bytes` and reads the evidence from them.
 pub(crate) fn parse(bytes: &[u8]) -> Result<Evidence<'_>, Problem> {
     let h = validate_header(bytes)?;
     let (segments, sections) = validate_tables(bytes, &h)?;
+    validate_dynamic(bytes, &h, &segments)?;
     let elf = match quietly(|| Elf::parse(bytes)) {
         None => {
             return Err(Problem::Malformed(
@@ -601,6 +661,15 @@ fn extract<'a>(
             }
         }
     };
+    // goblin's work is linear in what it returns.
+    work::add_usize(
+        elf.syms.len()
+            + elf.dynsyms.len()
+            + elf.section_headers.len()
+            + elf.program_headers.len()
+            + elf.libraries.len()
+            + elf.dynamic.as_ref().map_or(0, |d| d.dyns.len()),
+    );
     for sym in elf.syms.iter() {
         note(elf.strtab.get_at(sym.st_name));
     }

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use distroless_pack_image::Platform;
 use serde::{Serialize, Serializer};
 
+use crate::dotnet::DotnetInfo;
 use crate::fingerprint::{GoInfo, Libc, Toolchain};
 
 /// The version of the `--json` document; bumped on incompatible changes.
@@ -111,6 +112,8 @@ pub struct BinaryFacts {
     pub toolchain: Toolchain,
     /// Go build info, for Go programs.
     pub go: Option<GoInfo>,
+    /// The .NET runtime and what its code does, for NativeAOT programs.
+    pub dotnet: Option<DotnetInfo>,
     /// `.comment` lines (compiler and linker versions).
     pub compiler: Vec<String>,
     /// NT_GNU_BUILD_ID as hex.
@@ -248,6 +251,9 @@ impl Report {
         let mut tc = format!("toolchain {}", s.toolchain.as_str());
         if let Some(v) = s.go.as_ref().and_then(|g| g.version.as_ref()) {
             tc.push_str(&format!(" ({v})"));
+        }
+        if let Some(v) = s.dotnet.as_ref().and_then(|d| d.runtime_version.as_ref()) {
+            tc.push_str(&format!(" (.NET {v})"));
         }
         parts.push(tc);
         parts.push(if s.stripped {

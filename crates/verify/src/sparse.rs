@@ -36,17 +36,17 @@
 //! this in debug builds; tests/verify.rs compares `verify_file` with
 //! `verify_bytes` on every corpus binary.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 
-use goblin::container::{Container, Ctx, Endian};
-use goblin::elf::dynamic::Dynamic;
-use goblin::elf::program_header::{self as ph, ProgramHeader};
+use goblin::elf::program_header as ph;
 use goblin::elf::section_header as sh;
 use goblin::elf::Elf;
 
 use crate::fingerprint::{self, Strings};
 use crate::parse::{self, RawHeader, Section, Segment};
+use crate::work;
 
 /// The unit of loading (tests use 1 byte, to check that exactly what is
 /// read gets loaded).
@@ -63,18 +63,76 @@ const READ_BY_NAME: &[&str] = &[".comment", ".gnu_debuglink", ".go.buildinfo"];
 pub(crate) enum Loaded<'a> {
     /// All of them (the whole file was given).
     All,
-    /// One flag per `size` bytes.
-    Pages { size: u64, flags: &'a [bool] },
+    /// The ranges in the set.
+    Ranges(&'a Ranges),
 }
 
 impl Loaded<'_> {
     pub fn contains(&self, start: u64, end: u64) -> bool {
         match *self {
             Loaded::All => true,
-            Loaded::Pages { .. } if start >= end => true,
-            Loaded::Pages { size, flags } => (start / size..=(end - 1) / size)
-                .all(|i| flags.get(i as usize).copied().unwrap_or(false)),
+            Loaded::Ranges(r) => r.contains(start, end),
         }
+    }
+}
+
+/// A set of byte ranges, kept as disjoint, non-adjacent `start -> end`
+/// intervals: asking whether a range is held costs O(log n) whatever its
+/// length, so a crafted file whose many sections all cover the same
+/// megabytes cannot make loading quadratic.
+#[derive(Default, Debug)]
+pub(crate) struct Ranges {
+    map: BTreeMap<u64, u64>,
+}
+
+impl Ranges {
+    /// Whether all of `start..end` is in the set (an empty range always is).
+    pub fn contains(&self, start: u64, end: u64) -> bool {
+        if start >= end {
+            return true;
+        }
+        work::add(1);
+        self.map
+            .range(..=start)
+            .next_back()
+            .is_some_and(|(_, e)| *e >= end)
+    }
+
+    /// The parts of `start..end` not in the set, in order.
+    fn gaps(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut at = start;
+        if let Some((_, e)) = self.map.range(..=start).next_back() {
+            at = at.max(*e);
+        }
+        for (s, e) in self.map.range(start..end) {
+            work::add(1);
+            if *s > at {
+                out.push((at, *s));
+            }
+            at = at.max(*e);
+        }
+        if at < end {
+            out.push((at, end));
+        }
+        out
+    }
+
+    /// Adds `start..end`, merging it with the intervals it touches.
+    fn insert(&mut self, mut start: u64, mut end: u64) {
+        if let Some((s, e)) = self.map.range(..=start).next_back() {
+            if *e >= start {
+                start = *s;
+                end = end.max(*e);
+            }
+        }
+        let inside: Vec<(u64, u64)> = self.map.range(start..=end).map(|(s, e)| (*s, *e)).collect();
+        for (s, e) in inside {
+            work::add(1);
+            end = end.max(e);
+            self.map.remove(&s);
+        }
+        self.map.insert(start, end);
     }
 }
 
@@ -83,7 +141,7 @@ pub(crate) struct SparseFile {
     file: File,
     buf: Vec<u8>,
     page: u64,
-    pages: Vec<bool>,
+    loaded: Ranges,
 }
 
 impl SparseFile {
@@ -97,7 +155,7 @@ impl SparseFile {
             // calloc: untouched pages cost no memory (see the module doc).
             buf: vec![0u8; len],
             page,
-            pages: vec![false; len.div_ceil(page as usize)],
+            loaded: Ranges::default(),
         })
     }
 
@@ -112,26 +170,23 @@ impl SparseFile {
         if start >= end {
             return Ok(());
         }
-        let (first, last) = (
-            (start / self.page) as usize,
-            ((end - 1) / self.page) as usize,
-        );
-        let mut page = first;
-        while page <= last {
-            if self.pages[page] {
-                page += 1;
-                continue;
-            }
-            let run = page;
-            while page <= last && !self.pages[page] {
-                page += 1;
-            }
-            let from = run as u64 * self.page;
-            let to = (page as u64 * self.page).min(self.len());
-            self.file.seek(SeekFrom::Start(from))?;
+        work::add(1);
+        // Whole pages: round out to page boundaries (the last one ends at
+        // the end of the file).
+        let from = start / self.page * self.page;
+        let to = end
+            .div_ceil(self.page)
+            .saturating_mul(self.page)
+            .min(self.len());
+        if self.loaded.contains(from, to) {
+            return Ok(());
+        }
+        for (a, b) in self.loaded.gaps(from, to) {
+            work::add(b - a);
+            self.file.seek(SeekFrom::Start(a))?;
             self.file
-                .read_exact(&mut self.buf[from as usize..to as usize])?;
-            self.pages[run..page].fill(true);
+                .read_exact(&mut self.buf[a as usize..b as usize])?;
+            self.loaded.insert(a, b);
         }
         Ok(())
     }
@@ -142,7 +197,7 @@ impl SparseFile {
     }
 
     pub fn is_loaded(&self, start: u64, end: u64) -> bool {
-        self.loaded().contains(start, end.min(self.len()))
+        self.loaded.contains(start, end.min(self.len()))
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -150,10 +205,7 @@ impl SparseFile {
     }
 
     pub fn loaded(&self) -> Loaded<'_> {
-        Loaded::Pages {
-            size: self.page,
-            flags: &self.pages,
-        }
+        Loaded::Ranges(&self.loaded)
     }
 
     /// Streams the whole file through a small buffer, once, for the string
@@ -161,7 +213,10 @@ impl SparseFile {
     pub fn scan(&mut self) -> io::Result<Strings> {
         let mut strings = Strings::default();
         let overlap = Strings::OVERLAP;
-        let mut window = vec![0u8; overlap + SCAN_CHUNK];
+        // No bigger than the file: a small file does not pay for zeroing
+        // a megabyte.
+        let chunk = SCAN_CHUNK.min(self.buf.len().max(1));
+        let mut window = vec![0u8; overlap + chunk];
         self.file.seek(SeekFrom::Start(0))?;
         let (mut start, mut have) = (0u64, 0usize); // file offset of window[0], bytes in it
         loop {
@@ -215,6 +270,7 @@ pub(crate) fn load(f: &mut SparseFile, strings: &Strings) -> io::Result<()> {
         return Ok(());
     };
 
+    work::add_usize(segments.len() + sections.len());
     for s in &segments {
         if matches!(s.p_type, ph::PT_INTERP | ph::PT_DYNAMIC | ph::PT_NOTE) {
             f.load_len(s.offset, s.filesz)?;
@@ -288,28 +344,16 @@ fn load_dynamic(f: &mut SparseFile, h: &RawHeader, segments: &[Segment]) -> io::
     if !segments.iter().any(|s| s.p_type == ph::PT_DYNAMIC) {
         return Ok(());
     }
-    let ctx = Ctx::new(
-        if h.class64 {
-            Container::Big
-        } else {
-            Container::Little
-        },
-        if h.little {
-            Endian::Little
-        } else {
-            Endian::Big
-        },
-    );
     // The program headers and PT_DYNAMIC are loaded, so this is exact.
-    let bytes = f.bytes();
-    let info = parse::quietly(|| {
-        let phdrs =
-            ProgramHeader::parse(bytes, h.phoff as usize, usize::from(h.phnum), ctx).ok()?;
-        Dynamic::parse(bytes, &phdrs, ctx).ok()?.map(|d| d.info)
-    });
-    let Some(Some(info)) = info else {
+    let Some(info) = parse::dynamic_info(f.bytes(), h) else {
         return Ok(());
     };
+    if info
+        .gnu_hash
+        .is_some_and(|at| at.checked_add(16).is_none_or(|end| end > f.len()))
+    {
+        return Ok(()); // parse.rs refuses the file
+    }
     let u = |x: usize| x as u64;
     f.load_len(u(info.strtab), u(info.strsz))?;
     f.load_len(u(info.rela), u(info.relasz))?;
@@ -333,14 +377,25 @@ fn load_dynamic(f: &mut SparseFile, h: &RawHeader, segments: &[Segment]) -> io::
 /// Loads what goblin's `gnu_hash_len` reads of a DT_GNU_HASH table at `at`:
 /// the header, the bloom filter size, the buckets, and the chain of the
 /// last bucket up to its end marker (an odd hash).
+///
+/// Every offset here comes from the file, so all arithmetic is checked: a
+/// table placed near the top of the address space (issue 9: `at + 4`
+/// overflowed) ends the loading, and parse.rs refuses the file before goblin
+/// reads it. Each loop step reads 4 new bytes of the file, so the work is
+/// bounded by the file size.
 fn load_gnu_hash(f: &mut SparseFile, at: u64, h: &RawHeader) -> io::Result<()> {
     let len = f.len();
-    let read = |f: &mut SparseFile, at: u64| -> io::Result<Option<u32>> {
-        let Some(end) = at.checked_add(4).filter(|e| *e <= len) else {
+    let read = |f: &mut SparseFile, at: Option<u64>| -> io::Result<Option<u32>> {
+        let Some((at, end)) = at.and_then(|a| Some((a, a.checked_add(4)?))) else {
             return Ok(None);
         };
+        if end > len {
+            return Ok(None);
+        }
         f.load(at, end)?;
-        let b: [u8; 4] = f.bytes()[at as usize..end as usize].try_into().unwrap();
+        let b: [u8; 4] = f.bytes()[at as usize..end as usize]
+            .try_into()
+            .expect("4 bytes");
         Ok(Some(if h.little {
             u32::from_le_bytes(b)
         } else {
@@ -348,9 +403,11 @@ fn load_gnu_hash(f: &mut SparseFile, at: u64, h: &RawHeader) -> io::Result<()> {
         }))
     };
     f.load_len(at, 16)?;
-    let (Some(buckets), Some(min_chain), Some(bloom)) =
-        (read(f, at)?, read(f, at + 4)?, read(f, at + 8)?)
-    else {
+    let (Some(buckets), Some(min_chain), Some(bloom)) = (
+        read(f, Some(at))?,
+        read(f, at.checked_add(4))?,
+        read(f, at.checked_add(8))?,
+    ) else {
         return Ok(());
     };
     let (buckets, min_chain, bloom) = (u64::from(buckets), u64::from(min_chain), u64::from(bloom));
@@ -358,13 +415,15 @@ fn load_gnu_hash(f: &mut SparseFile, at: u64, h: &RawHeader) -> io::Result<()> {
         return Ok(());
     }
     let word = if h.class64 { 8 } else { 4 };
-    let buckets_at = at
-        .saturating_add(16)
-        .saturating_add(bloom.saturating_mul(word));
-    f.load_len(buckets_at, buckets.saturating_mul(4))?;
+    // u32 counts times 8 fit in u64; only the additions to `at` can overflow.
+    let Some(buckets_at) = at.checked_add(16 + bloom * word) else {
+        return Ok(());
+    };
+    f.load_len(buckets_at, buckets * 4)?;
     let mut max_chain = 0;
     for i in 0..buckets {
-        match read(f, buckets_at.saturating_add(i * 4))? {
+        work::add(1);
+        match read(f, buckets_at.checked_add(i * 4))? {
             Some(chain) => max_chain = max_chain.max(u64::from(chain)),
             None => return Ok(()), // goblin fails here
         }
@@ -372,14 +431,13 @@ fn load_gnu_hash(f: &mut SparseFile, at: u64, h: &RawHeader) -> io::Result<()> {
     if max_chain < min_chain {
         return Ok(());
     }
-    let mut chain_at = buckets_at
-        .saturating_add(buckets * 4)
-        .saturating_add((max_chain - min_chain) * 4);
+    let mut chain_at = buckets_at.checked_add(buckets * 4 + (max_chain - min_chain) * 4);
     while let Some(hash) = read(f, chain_at)? {
+        work::add(1);
         if hash & 1 != 0 {
             break;
         }
-        chain_at += 4;
+        chain_at = chain_at.and_then(|c| c.checked_add(4));
     }
     Ok(())
 }
