@@ -379,8 +379,11 @@ pub fn pack_one(
         }
     ));
 
+    // The one decision where verify and assemble meet: what the kind of
+    // program needs besides the binary (docs/dotnet.md).
+    let runtime = runtime_defaults(&report, image);
     let img = match packed {
-        Some(result) => {
+        Some(result) if runtime == spec.runtime => {
             // Packed while verify ran: report it now, with the time both took.
             let img = result.map_err(assemble_error)?;
             if !quiet {
@@ -400,7 +403,9 @@ pub fn pack_one(
         }
         _ => {
             let platform = keep_variant(platform_of(&report), &t.platform);
-            let spec = image.to_spec(&t.binary, &platform, temp_dir)?;
+            let spec = image
+                .to_spec(&t.binary, &platform, temp_dir)?
+                .runtime_defaults(runtime);
             let stage = pack_stage(t, &spec, quiet);
             let img = assemble(&spec)?;
             pack_done(stage, &img);
@@ -411,6 +416,21 @@ pub fn pack_one(
         image: img,
         report: Some(report),
     }))
+}
+
+/// The runtime defaults for the binary verify described: NativeAOT gets
+/// its passwd entry and /tmp unless `--no-runtime-defaults`.
+fn runtime_defaults(
+    report: &Report,
+    image: &ImageArgs,
+) -> distroless_pack_assemble::RuntimeDefaults {
+    use distroless_pack_assemble::RuntimeDefaults;
+    match report.summary.toolchain {
+        distroless_pack_verify::Toolchain::DotnetNativeaot if !image.no_runtime_defaults => {
+            RuntimeDefaults::NativeAot
+        }
+        _ => RuntimeDefaults::None,
+    }
 }
 
 /// The platform asked for (with its variant, e.g. linux/arm64/v8) when the

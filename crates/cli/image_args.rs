@@ -43,7 +43,7 @@ pub struct ImageArgs {
     )]
     pub env: Vec<String>,
 
-    /// Working directory (absolute). Default: unset (the runtime uses /).
+    /// Working directory (absolute). Default: the binary's directory (/app).
     #[arg(long, value_name = "DIR", help_heading = "Image")]
     pub workdir: Option<String>,
 
@@ -113,6 +113,12 @@ pub struct ImageArgs {
     /// gcr.io/distroless/static has.
     #[arg(long, help_heading = "Extras (off by default)")]
     pub passwd: bool,
+
+    /// Do not add what the kind of program needs to run (for a .NET
+    /// NativeAOT binary: the passwd/group entry of the image user and a
+    /// writable /tmp, see docs/dotnet.md).
+    #[arg(long, help_heading = "Extras (off by default)")]
+    pub no_runtime_defaults: bool,
 
     /// Arguments given to the entrypoint (the config's Cmd), after `--`.
     #[arg(last = true, value_name = "ARGS")]
@@ -266,6 +272,7 @@ impl ImageArgs {
             ca_certs: self.ca_certs.clone(),
             tzdata: self.tzdata.clone(),
             passwd: self.passwd,
+            tmp: self.passwd,
         };
         if let Some(ca) = &spec.extras.ca_certs {
             if !ca.is_file() {
