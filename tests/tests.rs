@@ -8,6 +8,7 @@ mod util;
 
 mod build;
 mod depcheck;
+mod dotnet;
 mod inspect;
 mod pack;
 mod push;
