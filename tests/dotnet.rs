@@ -156,8 +156,8 @@ fn icu72_dat(dir: &Path) -> PathBuf {
     let f: Vec<&str> = line.split_whitespace().collect();
     let addr = u64::from_str_radix(f[0], 16).unwrap();
     let size = u64::from_str_radix(f[1], 16).unwrap();
-    // The symbol's address is its file offset here (.rodata is mapped 1:1),
-    // as `readelf -S` shows; icupkg below proves the cut is a valid package.
+    // The symbol's address is its file offset: the read-only LOAD segment
+    // maps offset = address (`readelf -l`); icupkg proves the cut is valid.
     let bytes = std::fs::read(lib).unwrap();
     let dat = dir.join("icudt72l.dat");
     std::fs::write(&dat, &bytes[addr as usize..(addr + size) as usize]).unwrap();
