@@ -281,9 +281,12 @@ fn probe_lines(out: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A probe line's name and the test its result must pass.
+type Expect<'a> = (&'a str, &'a dyn Fn(&str) -> bool);
+
 /// Checks every line of one probe run. `expect` gives the lines that depend
 /// on the image (dns, username, tempfile, https) as a predicate each.
-fn check_probe(where_: &str, out: &str, expect: &[(&str, &dyn Fn(&str) -> bool)]) {
+fn check_probe(where_: &str, out: &str, expect: &[Expect<'_>]) {
     let lines = probe_lines(out);
     let names: Vec<&str> = lines.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
@@ -346,7 +349,7 @@ fn probe_with_nativeaot_defaults_and_a_private_ca_passes_every_check() {
         v.starts_with("200 OK, ")
             && v.ends_with(" chars, SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt")
     };
-    let expect: [(&str, &dyn Fn(&str) -> bool); 4] = [
+    let expect: [Expect<'_>; 4] = [
         ("dns localhost", &loopback_only),
         ("username", &|v: &str| v == "'nonroot'"),
         ("tempfile", &|v: &str| v == "/tmp/ wrote+read 5 bytes"),
@@ -400,7 +403,7 @@ fn probe_without_runtime_defaults_fails_where_verify_predicted() {
         )
     };
     let https_ok = |v: &str| v.starts_with("200 OK, ");
-    let expect: [(&str, &dyn Fn(&str) -> bool); 4] = [
+    let expect: [Expect<'_>; 4] = [
         ("dns localhost", &loopback_only),
         ("username", &user_fails),
         ("tempfile", &tmp_fails),
