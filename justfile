@@ -49,6 +49,10 @@ bench-pack:
 bench-push:
     bash scripts/bench-push.sh
 
+# Time to first answer of the real NativeAOT web app, WorkingDir /app vs / (docs/benchmarks.md).
+bench-dotnet-startup:
+    bash scripts/bench-dotnet-startup.sh
+
 # The .NET NativeAOT end-to-end check, for a machine with docker and internet access (see docs/dotnet.md).
 e2e-dotnet:
     bash scripts/e2e-dotnet.sh

@@ -176,6 +176,7 @@ fn oci_layout_passes_oci_image_tool_and_umoci_gives_exactly_the_binary() {
     );
     assert!(c.get("Cmd").is_none() || c["Cmd"].is_null());
     assert_eq!(c["User"], "65532:65532");
+    assert_eq!(c["WorkingDir"], "/app", "the binary's directory, never /");
     assert_eq!(c["Labels"]["org.opencontainers.image.title"], "hello");
     assert_eq!(c["Labels"]["org.opencontainers.image.version"], "1.0");
     assert_eq!(config["os"], "linux");

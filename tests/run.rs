@@ -452,7 +452,7 @@ fn run_works_without_root() {
         let out = run(&mut c);
         assert!(out.status.success(), "{isolation}: {}", both(&out));
         assert!(
-            stdout(&out).contains("uid=65532 gid=65532 cwd=/\narg=x\n"),
+            stdout(&out).contains("uid=65532 gid=65532 cwd=/app\narg=x\n"),
             "{isolation}: {}",
             both(&out)
         );

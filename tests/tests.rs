@@ -9,6 +9,7 @@ mod util;
 mod build;
 mod cli;
 mod depcheck;
+mod dotnet;
 mod inspect;
 mod pack;
 mod push;

@@ -103,7 +103,7 @@ pub struct ImageArgs {
     )]
     pub env: Vec<String>,
 
-    /// Working directory (absolute). Default: unset (the runtime uses /).
+    /// Working directory (absolute). Default: the binary's directory (/app).
     #[arg(long, value_name = "DIR", help_heading = "Image")]
     pub workdir: Option<String>,
 
@@ -175,6 +175,12 @@ pub struct ImageArgs {
     #[arg(long, help_heading = "Extras (off by default)")]
     pub passwd: bool,
 
+    /// Do not add what the kind of program needs to run (for a .NET
+    /// NativeAOT binary: the passwd/group entry of the image user and a
+    /// writable /tmp, see docs/dotnet.md).
+    #[arg(long, help_heading = "Extras (off by default)")]
+    pub no_runtime_defaults: bool,
+
     /// Arguments given to the entrypoint (the config's Cmd), after `--`.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
@@ -196,6 +202,7 @@ impl ImageArgs {
             ca_certs: self.ca_certs.clone(),
             tzdata: self.tzdata.clone(),
             passwd: self.passwd,
+            no_runtime_defaults: self.no_runtime_defaults,
             args: self.args.clone(),
         }
     }

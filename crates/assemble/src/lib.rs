@@ -5,7 +5,8 @@
 //!   deterministic parallel gzip ([`gzip`]) into a temp file, hashing both
 //!   streams in the same pass.
 //! - [`ImageSpec`] + [`assemble`] build the image: an optional layer of
-//!   extras ([`Extras`]: CA bundle, tzdata, ICU data, passwd/group/tmp) and
+//!   extras ([`Extras`]: CA bundle, tzdata, ICU data, passwd/group, /tmp;
+//!   [`RuntimeDefaults`] adds those a kind of program needs) and
 //!   one layer holding only the binary, the OCI config (exec-form
 //!   entrypoint, env, user, ports, labels) and the manifest, serialised
 //!   canonically by [`Image::new`].
@@ -95,6 +96,43 @@ pub(crate) fn read_error(path: &Path) -> impl FnOnce(std::io::Error) -> Assemble
     }
 }
 
+/// Files and settings that a kind of program needs in an otherwise empty
+/// image, decided from what verify found (see [`ImageSpec::runtime`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RuntimeDefaults {
+    /// Nothing beyond what [`Extras`] asks for.
+    #[default]
+    None,
+    /// A .NET NativeAOT program: a passwd/group entry for the image user
+    /// (`Environment.UserName` throws, and HTTPS fails unless HOME is set,
+    /// without one) and a writable /tmp (`Path.GetTempPath()`), as
+    /// [`Extras::passwd`] and [`Extras::tmp`] add them.
+    NativeAot,
+}
+
+impl RuntimeDefaults {
+    /// The extras these defaults add.
+    pub fn extras(self) -> Extras {
+        match self {
+            RuntimeDefaults::None => Extras::default(),
+            RuntimeDefaults::NativeAot => Extras {
+                passwd: true,
+                tmp: true,
+                ..Extras::default()
+            },
+        }
+    }
+
+    /// A short name for history lines and summaries (`nativeaot`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RuntimeDefaults::None => "none",
+            RuntimeDefaults::NativeAot => "nativeaot",
+        }
+    }
+}
+
 /// Opt-in files besides the binary (all off by default).
 #[derive(Clone, Debug, Default)]
 pub struct Extras {
@@ -106,14 +144,34 @@ pub struct Extras {
     /// A zoneinfo tree (usually the host's /usr/share/zoneinfo), placed at
     /// [`ZONEINFO_DIR`].
     pub tzdata: Option<PathBuf>,
-    /// /etc/passwd, /etc/group (root, nobody, nonroot 65532), /home/nonroot,
-    /// /root and /tmp (1777), as gcr.io/distroless/static has.
+    /// /etc/passwd, /etc/group (root, nobody, nonroot 65532), /home/nonroot
+    /// (0700, owned by 65532) and /root (0700), as gcr.io/distroless/static
+    /// has.
     pub passwd: bool,
+    /// An empty /tmp, mode 1777 (a scratch image has none, and engines do
+    /// not create it).
+    pub tmp: bool,
 }
 
 impl Extras {
     pub fn is_empty(&self) -> bool {
-        self.icu_data.is_none() && self.ca_certs.is_none() && self.tzdata.is_none() && !self.passwd
+        self.icu_data.is_none()
+            && self.ca_certs.is_none()
+            && self.tzdata.is_none()
+            && !self.passwd
+            && !self.tmp
+    }
+
+    /// These extras plus those `defaults` add (files given here win).
+    pub fn with(&self, defaults: RuntimeDefaults) -> Extras {
+        let d = defaults.extras();
+        Extras {
+            icu_data: self.icu_data.clone().or(d.icu_data),
+            ca_certs: self.ca_certs.clone().or(d.ca_certs),
+            tzdata: self.tzdata.clone().or(d.tzdata),
+            passwd: self.passwd || d.passwd,
+            tmp: self.tmp || d.tmp,
+        }
     }
 }
 
@@ -128,6 +186,10 @@ pub struct ImageSpec {
     pub args: Vec<String>,
     /// `KEY=VALUE` pairs; they override the extras' variables.
     pub env: Vec<String>,
+    /// The working directory; `None` means the binary's own directory
+    /// (`/app` for `/app/NAME`), as docker users expect from `WORKDIR /app`.
+    /// Never `/` by default: ASP.NET Core's configuration watcher walks the
+    /// whole tree from the working directory (`/proc` included).
     pub workdir: Option<String>,
     /// `uid[:gid]` or a name; `None` leaves it unset (root).
     pub user: Option<String>,
@@ -138,6 +200,9 @@ pub struct ImageSpec {
     /// Manifest annotations.
     pub annotations: BTreeMap<String, String>,
     pub extras: Extras,
+    /// What the kind of program needs besides [`Self::extras`] (the caller
+    /// decides it from verify's report; [`RuntimeDefaults::None`] by default).
+    pub runtime: RuntimeDefaults,
     /// os/architecture of the config (from the verified ELF).
     pub platform: Platform,
     /// Seconds since the epoch for `created`, history and tar mtimes.
@@ -149,8 +214,8 @@ pub struct ImageSpec {
 }
 
 impl ImageSpec {
-    /// A spec with the defaults: `/app/<file name>`, user 65532:65532,
-    /// created at `SOURCE_DATE_EPOCH` (else 0), host platform, system temp dir.
+    /// A spec with the defaults: `/app/<file name>`, working directory the
+    /// binary's directory, user 65532:65532, no runtime defaults, created at `SOURCE_DATE_EPOCH` (else 0), host platform, system temp dir.
     pub fn new(binary: impl Into<PathBuf>) -> ImageSpec {
         let binary = binary.into();
         let path = default_path(&binary);
@@ -165,11 +230,18 @@ impl ImageSpec {
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             extras: Extras::default(),
+            runtime: RuntimeDefaults::None,
             platform: Platform::host(),
             created: 0,
             gzip: GzipOptions::default(),
             temp_dir: std::env::temp_dir(),
         }
+    }
+
+    /// The spec with these runtime defaults (see [`RuntimeDefaults`]).
+    pub fn runtime_defaults(mut self, defaults: RuntimeDefaults) -> ImageSpec {
+        self.runtime = defaults;
+        self
     }
 }
 
@@ -252,11 +324,11 @@ pub const GROUP: &str = "root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n";
 /// Builds the image: extras layer (if any), binary layer, config, manifest.
 pub fn assemble(spec: &ImageSpec) -> Result<Image, AssembleError> {
     let path = check_abs("path in image", &spec.path)?;
-    let workdir = spec
-        .workdir
-        .as_deref()
-        .map(|w| check_abs("working directory", w))
-        .transpose()?;
+    let workdir = match spec.workdir.as_deref() {
+        Some(w) => check_abs("working directory", w)?,
+        None => binary_dir(&path),
+    };
+    let extras = spec.extras.with(spec.runtime);
     let ports = spec
         .ports
         .iter()
@@ -270,10 +342,10 @@ pub fn assemble(spec: &ImageSpec) -> Result<Image, AssembleError> {
             env.push((k.to_string(), v.to_string()));
         }
     };
-    if spec.extras.ca_certs.is_some() {
+    if extras.ca_certs.is_some() {
         set_env("SSL_CERT_FILE", CA_BUNDLE_PATH);
     }
-    if spec.extras.icu_data.is_some() {
+    if extras.icu_data.is_some() {
         set_env("ICU_DATA", ICU_DIR);
     }
     for kv in &spec.env {
@@ -294,9 +366,12 @@ pub fn assemble(spec: &ImageSpec) -> Result<Image, AssembleError> {
     let mut layers = Vec::new();
     let mut history = Vec::new();
 
-    if !spec.extras.is_empty() {
+    if !extras.is_empty() {
         let mut w = LayerWriter::new(spec.created).with_gzip(spec.gzip);
-        let what = add_extras(&mut w, &spec.extras)?;
+        let mut what = add_extras(&mut w, &extras)?;
+        if spec.runtime == RuntimeDefaults::NativeAot {
+            what.push("(NativeAOT defaults)");
+        }
         layers.push(w.finish(&spec.temp_dir)?);
         history.push(
             HistoryBuilder::default()
@@ -332,9 +407,7 @@ pub fn assemble(spec: &ImageSpec) -> Result<Image, AssembleError> {
     if let Some(user) = &spec.user {
         cfg = cfg.user(user.clone());
     }
-    if let Some(w) = workdir {
-        cfg = cfg.working_dir(w);
-    }
+    cfg = cfg.working_dir(workdir);
     if !ports.is_empty() {
         cfg = cfg.exposed_ports(ports);
     }
@@ -413,10 +486,21 @@ fn add_extras(w: &mut LayerWriter, extras: &Extras) -> Result<Vec<&'static str>,
         w.add_bytes("/etc/group", GROUP.as_bytes().to_vec(), MODE_FILE)?;
         w.add_dir("/home/nonroot", 0o700, 65532, 65532)?;
         w.add_dir("/root", 0o700, 0, 0)?;
-        w.add_dir("/tmp", MODE_TMP, 0, 0)?;
         what.push("passwd");
     }
+    if extras.tmp {
+        w.add_dir("/tmp", MODE_TMP, 0, 0)?;
+        what.push("tmp");
+    }
     Ok(what)
+}
+
+/// The directory holding `path` (`/app` for `/app/hello`, `/` for `/hello`).
+fn binary_dir(path: &str) -> String {
+    match path.rsplit_once('/') {
+        Some((dir, _)) if !dir.is_empty() => dir.to_string(),
+        _ => "/".to_string(),
+    }
 }
 
 fn check_pem(path: &Path) -> Result<(), AssembleError> {
@@ -488,6 +572,7 @@ pub fn normalise_port(p: &str) -> Result<String, AssembleError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     fn spec_with(dir: &Path) -> ImageSpec {
         let bin = dir.join("hello");
@@ -578,6 +663,156 @@ mod tests {
         s.binary = dir.path().join("missing");
         let e = assemble(&s).unwrap_err().to_string();
         assert!(e.contains("missing"), "{e}");
+    }
+
+    /// (path, mode, uid, gid, content) of every entry of an image layer.
+    fn layer_entries(img: &Image, i: usize) -> Vec<(String, u32, u64, u64, Vec<u8>)> {
+        let gz = img.layers[i].read_all().unwrap();
+        let mut tar_bytes = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut tar_bytes)
+            .unwrap();
+        tar::Archive::new(&tar_bytes[..])
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let h = e.header().clone();
+                let mut data = Vec::new();
+                e.read_to_end(&mut data).unwrap();
+                (
+                    String::from_utf8(e.path_bytes().to_vec()).unwrap(),
+                    h.mode().unwrap(),
+                    h.uid().unwrap(),
+                    h.gid().unwrap(),
+                    data,
+                )
+            })
+            .collect()
+    }
+
+    fn config(img: &Image) -> serde_json::Value {
+        serde_json::from_slice(&img.config.read_all().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn workdir_defaults_to_the_binary_directory_not_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = spec_with(dir.path());
+        assert_eq!(
+            config(&assemble(&s).unwrap())["config"]["WorkingDir"],
+            "/app"
+        );
+        let mut s = spec_with(dir.path());
+        s.path = "/usr/local/bin/hello".into();
+        assert_eq!(
+            config(&assemble(&s).unwrap())["config"]["WorkingDir"],
+            "/usr/local/bin"
+        );
+        let mut s = spec_with(dir.path());
+        s.path = "/hello".into();
+        assert_eq!(config(&assemble(&s).unwrap())["config"]["WorkingDir"], "/");
+        // Asked for explicitly, `/` is kept (the old behaviour, for benches).
+        let mut s = spec_with(dir.path());
+        s.workdir = Some("/".into());
+        assert_eq!(config(&assemble(&s).unwrap())["config"]["WorkingDir"], "/");
+    }
+
+    #[test]
+    fn nativeaot_defaults_give_the_user_an_entry_and_a_writable_tmp() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = assemble(&spec_with(dir.path())).unwrap();
+        assert_eq!(plain.layers.len(), 1, "no defaults: only the binary");
+
+        let s = spec_with(dir.path()).runtime_defaults(RuntimeDefaults::NativeAot);
+        let img = assemble(&s).unwrap();
+        assert_eq!(img.layers.len(), 2);
+        let entries = layer_entries(&img, 0);
+        let find = |p: &str| {
+            entries
+                .iter()
+                .find(|e| e.0 == p)
+                .unwrap_or_else(|| panic!("{p} missing from {entries:?}"))
+        };
+        let passwd = String::from_utf8(find("etc/passwd").4.clone()).unwrap();
+        assert!(
+            passwd
+                .lines()
+                .any(|l| l == "nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin"),
+            "{passwd}"
+        );
+        let group = String::from_utf8(find("etc/group").4.clone()).unwrap();
+        assert!(group.lines().any(|l| l == "nonroot:x:65532:"), "{group}");
+        let home = find("home/nonroot/");
+        assert_eq!((home.1, home.2, home.3), (0o700, 65532, 65532));
+        let tmp = find("tmp/");
+        assert_eq!((tmp.1, tmp.2, tmp.3), (0o1777, 0, 0));
+        let cfg = config(&img);
+        assert_eq!(cfg["config"]["User"], "65532:65532");
+        assert_eq!(cfg["config"]["WorkingDir"], "/app");
+        // Nothing that would change the program's behaviour behind its back.
+        assert!(cfg["config"].get("Env").is_none(), "{cfg}");
+        let history = cfg["history"][0]["created_by"].as_str().unwrap();
+        assert!(history.contains("NativeAOT defaults"), "{history}");
+        assert_ne!(plain.digest(), img.digest());
+    }
+
+    #[test]
+    fn runtime_defaults_merge_with_extras_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(
+            &ca,
+            b"-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let mut s = spec_with(dir.path()).runtime_defaults(RuntimeDefaults::NativeAot);
+        s.extras.ca_certs = Some(ca.clone());
+        s.extras.passwd = true;
+        let img = assemble(&s).unwrap();
+        let entries = layer_entries(&img, 0);
+        let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+        for p in [
+            "etc/passwd",
+            "etc/group",
+            "tmp/",
+            "etc/ssl/certs/ca-certificates.crt",
+        ] {
+            assert!(names.contains(&p), "{p} missing: {names:?}");
+        }
+        let bundle = entries
+            .iter()
+            .find(|e| e.0 == "etc/ssl/certs/ca-certificates.crt")
+            .unwrap();
+        assert_eq!(
+            bundle.4,
+            std::fs::read(&ca).unwrap(),
+            "the given bundle, byte for byte"
+        );
+        assert_eq!(
+            config(&img)["config"]["Env"],
+            serde_json::json!(["SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"])
+        );
+    }
+
+    #[test]
+    fn passwd_and_tmp_are_separate_extras() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec_with(dir.path());
+        s.extras.passwd = true;
+        let names: Vec<String> = layer_entries(&assemble(&s).unwrap(), 0)
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
+        assert!(names.contains(&"etc/passwd".to_string()), "{names:?}");
+        assert!(!names.contains(&"tmp/".to_string()), "{names:?}");
+        let mut s = spec_with(dir.path());
+        s.extras.tmp = true;
+        let names: Vec<String> = layer_entries(&assemble(&s).unwrap(), 0)
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
+        assert_eq!(names, vec!["tmp/".to_string()]);
     }
 
     #[test]

@@ -431,8 +431,11 @@ pub fn pack_one(
         }
     ));
 
+    // The one decision where verify and assemble meet: what the kind of
+    // program needs besides the binary (docs/dotnet.md).
+    let runtime = runtime_defaults(&report, image);
     let img = match packed {
-        Some(result) => {
+        Some(result) if runtime == spec.runtime => {
             // Packed while verify ran: report it now, with the time both took.
             let img = result?;
             obs.event(Event::Start {
@@ -447,9 +450,11 @@ pub fn pack_one(
             });
             img
         }
-        None => {
+        _ => {
             let platform = keep_variant(platform_of(&report), &t.platform);
-            let spec = image.spec(&t.binary, &platform, name);
+            let spec = image
+                .spec(&t.binary, &platform, name)
+                .runtime_defaults(runtime);
             assemble_staged(t, &spec, obs)?
         }
     };
@@ -457,6 +462,18 @@ pub fn pack_one(
         image: img,
         report: Some(report),
     })
+}
+
+/// The runtime defaults for the binary verify described: a NativeAOT
+/// binary gets its user's passwd entry and /tmp unless
+/// `--no-runtime-defaults`.
+fn runtime_defaults(report: &Report, image: &ImageSettings) -> assemble::RuntimeDefaults {
+    match report.summary.toolchain {
+        distroless_pack_verify::Toolchain::DotnetNativeaot if image.runtime_defaults => {
+            assemble::RuntimeDefaults::NativeAot
+        }
+        _ => assemble::RuntimeDefaults::None,
+    }
 }
 
 fn pack_what(t: &Target, spec: &ImageSpec) -> String {

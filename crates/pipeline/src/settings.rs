@@ -42,6 +42,8 @@ pub struct ImageFlags {
     pub ca_certs: Option<PathBuf>,
     pub tzdata: Option<PathBuf>,
     pub passwd: bool,
+    /// `--no-runtime-defaults`.
+    pub no_runtime_defaults: bool,
     pub args: Vec<String>,
 }
 
@@ -200,6 +202,10 @@ pub struct ImageSettings {
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub extras: Extras,
+    /// Add what the kind of program needs (a NativeAOT binary: its user's
+    /// passwd entry and /tmp), decided after verify; off with
+    /// `--no-runtime-defaults`.
+    pub runtime_defaults: bool,
     /// `SOURCE_DATE_EPOCH`, else 0.
     pub created: u64,
     /// Where layer temp files go.
@@ -302,6 +308,8 @@ pub fn image_settings(
             .clone()
             .or_else(|| (x.tzdata == Some(true)).then(|| PathBuf::from(HOST_ZONEINFO))),
         passwd: flags.passwd || x.passwd == Some(true),
+        // `--passwd` makes /tmp too, as gcr.io/distroless/static has.
+        tmp: flags.passwd || x.passwd == Some(true),
     };
     let user = flags
         .user
@@ -331,6 +339,7 @@ pub fn image_settings(
         labels: labels.into_iter().collect(),
         annotations: annotations.into_iter().collect(),
         extras,
+        runtime_defaults: !flags.no_runtime_defaults,
         created: assemble::source_date_epoch()?,
         temp_dir: std::env::temp_dir(),
     })

@@ -373,6 +373,33 @@ impl Drop for TempRoot {
     }
 }
 
+/// /etc/hosts and /etc/resolv.conf, as docker provides them over the
+/// image's: the host's with the host's network, else loopback names only
+/// (`localhost` and the container's hostname).
+fn write_network_files(root: &Path, network: Network, hostname: &str) -> Result<(), RunError> {
+    let etc = resolve_in_root(root, Path::new("etc"), true)
+        .map_err(|e| RunError::io(Path::new("/etc"), e))?;
+    fs::create_dir_all(&etc).map_err(|e| RunError::io(Path::new("/etc"), e))?;
+    let loopback = format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t{hostname}\n"
+    );
+    let (hosts, resolv) = match network {
+        Network::Host => (
+            fs::read("/etc/hosts").unwrap_or_else(|_| loopback.into_bytes()),
+            fs::read("/etc/resolv.conf").ok(),
+        ),
+        Network::None => (loopback.into_bytes(), None),
+    };
+    for (name, bytes) in [("hosts", Some(hosts)), ("resolv.conf", resolv)] {
+        let Some(bytes) = bytes else { continue };
+        let path = etc.join(name);
+        // Replace, never write through, what the image has there.
+        let _ = fs::remove_file(&path);
+        fs::write(&path, bytes).map_err(|e| RunError::io(&Path::new("/etc").join(name), e))?;
+    }
+    Ok(())
+}
+
 /// Unpacks `image` into a temporary root and runs its entrypoint there.
 pub fn run(image: &Image, opts: &RunOptions) -> Result<Outcome, RunError> {
     let _signals = signals::Guard::install();
@@ -434,6 +461,7 @@ pub fn run(image: &Image, opts: &RunOptions) -> Result<Outcome, RunError> {
     if !env.iter().any(|e| e.0 == "HOSTNAME") {
         set("HOSTNAME", &hostname, &mut env);
     }
+    write_network_files(&root.rootfs, opts.network, &hostname)?;
 
     let user_spec = opts
         .user
