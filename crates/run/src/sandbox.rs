@@ -296,14 +296,6 @@ pub fn chroot_command(spec: &Spec<'_>) -> std::io::Result<Command> {
             if pid > 0 {
                 monitor(pid);
             }
-            // PID 1 of the new namespace: dies with the monitor.
-            check(libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ))?;
             check(libc::sethostname(hostname.as_ptr().cast(), hostname.len()))?;
             check(libc::chroot(root.as_ptr()))?;
             check(libc::chdir(workdir.as_ptr()))?;
@@ -321,6 +313,15 @@ pub fn chroot_command(spec: &Spec<'_>) -> std::io::Result<Command> {
                 check(libc::setgid(gid))?;
                 check(libc::setuid(uid))?;
             }
+            // PID 1 of the new namespace dies with the monitor (set after
+            // setuid, which clears it).
+            check(libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ))?;
             // No setuid/file-capability privilege gains after exec.
             check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
             if trace.is_some() {
