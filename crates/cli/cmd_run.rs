@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use distroless_pack_image::{Artifact, Image, Platform};
-use distroless_pack_run::{Isolation, Network, RunError, RunOptions};
+use distroless_pack_run::{Isolation, Network, RunError, RunOptions, SmokeOptions};
 use distroless_pack_ship::{Engine, Source, WriteOptions};
 
 use crate::exit::{self, WithCode};
@@ -79,6 +79,15 @@ pub struct Args {
     #[arg(long, short = 'v')]
     pub verbose: bool,
 
+    /// Record every file the program looked for in the image and did not
+    /// find, and say what to add (report on stderr after the program ends).
+    #[arg(long)]
+    pub trace: bool,
+
+    /// With --trace: the report as one line of JSON on stderr.
+    #[arg(long, requires = "trace")]
+    pub json: bool,
+
     /// Arguments replacing the image's cmd (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
@@ -111,6 +120,12 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         t => t.map(Duration::from_secs_f64),
     };
     if let Some(engine) = &args.engine {
+        if args.trace {
+            return Err(anyhow::anyhow!(
+                "--trace runs the image itself; it cannot be combined with --engine"
+            ))
+            .code(exit::USAGE);
+        }
         return run_in_engine(&args, engine, &image, &env, cmd_args.as_deref());
     }
     let opts = RunOptions {
@@ -132,6 +147,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         capture: None,
         timeout,
         temp_dir: None,
+        trace: args.trace,
+        ..RunOptions::default()
     };
     if args.verbose {
         eprintln!(
@@ -156,6 +173,31 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             outcome.isolation,
             outcome.elapsed.as_secs_f64()
         );
+    }
+    if let Some(trace) = &outcome.trace {
+        let findings = distroless_pack_run::findings(&trace.lookups);
+        if args.json {
+            let doc = serde_json::json!({
+                "schema_version": 1,
+                "image": image.digest().to_string(),
+                "platform": image.platform.to_string(),
+                "argv": outcome.argv,
+                "exit_code": outcome.status.code(),
+                "status": outcome.status.describe(),
+                "traced_calls": trace.traced_calls,
+                "findings": findings,
+            });
+            eprintln!("{doc}");
+        } else if findings.is_empty() {
+            eprintln!("trace: the program found every file it looked for");
+        } else {
+            eprintln!(
+                "trace: the program looked for {} thing{} the image does not have:",
+                findings.len(),
+                if findings.len() == 1 { "" } else { "s" }
+            );
+            eprint!("{}", distroless_pack_run::render_findings(&findings));
+        }
     }
     Ok((outcome.status.code() & 0xff) as u8)
 }
@@ -190,13 +232,15 @@ fn select<'a>(artifact: &'a Artifact, platform: Option<&Platform>) -> anyhow::Re
 fn parse_env(env: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     env.iter()
         .map(|kv| match kv.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => match std::env::var(kv) {
-                // `-e NAME` passes the host's value, as docker does.
-                Ok(v) if !kv.is_empty() => Ok((kv.clone(), v)),
-                _ => Err(anyhow::anyhow!("--env {kv:?}: expected KEY=VALUE")),
-            },
+            Some((k, v)) if !k.is_empty() => Ok(Some((k.to_string(), v.to_string()))),
+            _ if kv.is_empty() || kv.starts_with('=') => {
+                Err(anyhow::anyhow!("--env {kv:?}: expected KEY=VALUE"))
+            }
+            // `-e NAME` passes the host's value, and nothing when NAME is
+            // unset, as docker does.
+            _ => Ok(std::env::var(kv).ok().map(|v| (kv.clone(), v))),
         })
+        .filter_map(Result::transpose)
         .collect()
 }
 
@@ -367,6 +411,11 @@ pub struct SmokeArgs {
         help_heading = "Smoke test"
     )]
     pub smoke_timeout: f64,
+
+    /// Smoke-test (as --smoke) and fail when the trace of the run finds a
+    /// warning: a file the program looked for and the image lacks.
+    #[arg(long, help_heading = "Smoke test")]
+    pub smoke_strict: bool,
 }
 
 impl SmokeArgs {
@@ -374,8 +423,10 @@ impl SmokeArgs {
     /// given. Fails with `exit::SMOKE` when a program cannot start or exits
     /// non-zero.
     pub fn check(&self, artifact: &Artifact, quiet: bool) -> anyhow::Result<()> {
-        let Some(smoke_args) = &self.smoke else {
-            return Ok(());
+        let smoke_args = match (&self.smoke, self.smoke_strict) {
+            (Some(a), _) => a.clone(),
+            (None, true) => String::new(),
+            (None, false) => return Ok(()),
         };
         if !(self.smoke_timeout.is_finite() && self.smoke_timeout > 0.0) {
             return Err(anyhow::anyhow!(
@@ -385,7 +436,11 @@ impl SmokeArgs {
         }
         let words: Vec<String> = smoke_args.split_whitespace().map(str::to_string).collect();
         let args = (!words.is_empty()).then_some(words);
-        let timeout = Duration::from_secs_f64(self.smoke_timeout);
+        let opts = SmokeOptions {
+            args,
+            timeout: Duration::from_secs_f64(self.smoke_timeout),
+            trace: true,
+        };
         for image in artifact.images() {
             let stage = Stage::start(
                 "smoke",
@@ -393,7 +448,7 @@ impl SmokeArgs {
                 quiet,
             );
             let outcome =
-                distroless_pack_run::smoke(image, args.as_deref(), timeout).map_err(|e| {
+                distroless_pack_run::smoke(image, &opts).map_err(|e| {
                     let code = if matches!(e, RunError::Interrupted) {
                         130
                     } else {
@@ -413,6 +468,30 @@ impl SmokeArgs {
                 .code(exit::SMOKE);
             }
             stage.done(&outcome.describe());
+            if !outcome.findings.is_empty() {
+                eprintln!(
+                    "smoke trace ({}): the program looked for what the image does not have:",
+                    image.platform
+                );
+                eprint!(
+                    "{}",
+                    distroless_pack_run::render_findings(&outcome.findings)
+                );
+            }
+            if self.smoke_strict && outcome.has_warnings() {
+                let ids: Vec<&str> = outcome
+                    .findings
+                    .iter()
+                    .filter(|f| f.severity <= distroless_pack_run::Severity::Warning)
+                    .map(|f| f.id)
+                    .collect();
+                return Err(anyhow::anyhow!(
+                    "smoke test ({}) found warnings (--smoke-strict): {}",
+                    image.platform,
+                    ids.join(", ")
+                ))
+                .code(exit::SMOKE);
+            }
         }
         Ok(())
     }
