@@ -82,6 +82,18 @@ fn classify(l: &Lookup) -> Class {
     if under("/proc") || under("/sys") || under("/dev") {
         return Class::Ignored;
     }
+    // The dynamic loader's own steps while it searches for a library (its
+    // cache, the search directories themselves): the library it was after
+    // is the finding.
+    if name.starts_with("ld.so.") || name.starts_with("ld-musl-") {
+        return Class::Ignored;
+    }
+    let lib_dir = ["/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib"]
+        .iter()
+        .any(|d| under(d));
+    if lib_dir && !is_lib(name) && !name.contains('.') {
+        return Class::Ignored;
+    }
     if under("/etc/ssl")
         || under("/etc/pki")
         || under("/etc/openssl")
@@ -144,18 +156,38 @@ fn list(lookups: &[&Lookup]) -> String {
 }
 
 /// Turns failed lookups into findings: errors first, then warnings, then
-/// info; within a level in the order the program met them.
-pub fn findings(lookups: &[Lookup]) -> Vec<Finding> {
+/// info; within a level in the order the program met them. `found` are
+/// paths the program did find: a kind of file where one of the places it
+/// probed had it (a CA bundle, a time zone, ICU, OpenSSL, the user
+/// database) is no finding.
+pub fn findings(lookups: &[Lookup], found: &[String]) -> Vec<Finding> {
+    let satisfied: Vec<Class> = found
+        .iter()
+        .map(|p| {
+            classify(&Lookup {
+                path: p.clone(),
+                syscall: "",
+                error: "",
+                create: false,
+            })
+        })
+        .filter(|c| {
+            matches!(
+                c,
+                Class::CaCerts | Class::Tzdata | Class::Icu | Class::OpenSsl | Class::Passwd
+            )
+        })
+        .collect();
     let mut groups: Vec<(Class, Vec<&Lookup>)> = Vec::new();
     for l in lookups {
         let class = classify(l);
-        if class == Class::Ignored {
+        if class == Class::Ignored || satisfied.contains(&class) {
             continue;
         }
         // Anything else is one finding per path; the known kinds group.
-        let slot = groups.iter_mut().find(|(c, ls)| {
-            *c == class && (class != Class::Other || ls[0].path == l.path)
-        });
+        let slot = groups
+            .iter_mut()
+            .find(|(c, ls)| *c == class && (class != Class::Other || ls[0].path == l.path));
         match slot {
             Some((_, ls)) => ls.push(l),
             None => groups.push((class, vec![l])),
@@ -225,7 +257,7 @@ fn finding(class: Class, ls: &[&Lookup]) -> Finding {
                 "missing-icu",
                 Severity::Warning,
                 format!("looked for ICU (globalization data) and found none: {paths}"),
-                Some(".NET globalization fails: the program aborts with \"Couldn't find a valid ICU package\" (exit 134)"),
+                Some(".NET globalization fails: the program aborts with \"Couldn't find a valid ICU package\""),
                 Some("build with --globalization static-icu (ICU linked, data embedded) or --globalization icu-file with pack --icu-data FILE.dat; or InvariantGlobalization if the program needs no cultures".into()),
             ),
             Class::OpenSsl => (
@@ -312,17 +344,20 @@ mod tests {
 
     #[test]
     fn a_program_probing_several_ca_paths_is_one_finding() {
-        let f = findings(&[
-            l("/etc/ssl/certs/ca-certificates.crt", false),
-            l("/etc/pki/tls/certs/ca-bundle.crt", false),
-            l("/etc/ssl/cert.pem", false),
-            l("/proc/self/maps", false),
-            l("/usr/share/zoneinfo/Europe/Berlin", false),
-            l("/etc/localtime", false),
-            l("/etc/hosts", false),
-            l("/data/config.json", false),
-            l("/tmp/x", true),
-        ]);
+        let f = findings(
+            &[
+                l("/etc/ssl/certs/ca-certificates.crt", false),
+                l("/etc/pki/tls/certs/ca-bundle.crt", false),
+                l("/etc/ssl/cert.pem", false),
+                l("/proc/self/maps", false),
+                l("/usr/share/zoneinfo/Europe/Berlin", false),
+                l("/etc/localtime", false),
+                l("/etc/hosts", false),
+                l("/data/config.json", false),
+                l("/tmp/x", true),
+            ],
+            &[],
+        );
         let ids: Vec<_> = f.iter().map(|f| f.id).collect();
         assert_eq!(
             ids,
@@ -347,15 +382,34 @@ mod tests {
 
     #[test]
     fn icu_openssl_and_libraries() {
-        let f = findings(&[
-            l("/lib/x86_64-linux-gnu/libicuuc.so.90", false),
-            l("/usr/lib/libicuuc.so.74", false),
-            l("/usr/lib/libssl.so.3", false),
-            l("/usr/lib/libgssapi_krb5.so.2", false),
-        ]);
+        let f = findings(
+            &[
+                l("/lib/x86_64-linux-gnu/libicuuc.so.90", false),
+                l("/usr/lib/libicuuc.so.74", false),
+                l("/usr/lib/libssl.so.3", false),
+                l("/usr/lib/libgssapi_krb5.so.2", false),
+                l("/etc/ld.so.cache", false),
+                l("/usr/lib/x86_64-linux-gnu", false),
+                l("/usr/lib/glibc-hwcaps/x86-64-v3", false),
+            ],
+            &[],
+        );
         let ids: Vec<_> = f.iter().map(|f| f.id).collect();
         assert_eq!(ids, ["missing-icu", "missing-openssl", "missing-library"]);
         assert!(f[0].fix.as_deref().unwrap().contains("--globalization"));
         assert!(f[1].fix.as_deref().unwrap().contains("--openssl static"));
+    }
+
+    #[test]
+    fn a_ca_bundle_found_in_one_place_is_no_finding() {
+        let f = findings(
+            &[
+                l("/etc/pki/tls/certs", false),
+                l("/usr/share/zoneinfo/Mars/Base", false),
+            ],
+            &["/etc/ssl/certs/ca-certificates.crt".to_string()],
+        );
+        let ids: Vec<_> = f.iter().map(|f| f.id).collect();
+        assert_eq!(ids, ["missing-tzdata"]);
     }
 }

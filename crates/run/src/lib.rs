@@ -331,7 +331,9 @@ impl SmokeOutcome {
     /// Whether any finding is a warning or worse (`--smoke-strict` fails
     /// then).
     pub fn has_warnings(&self) -> bool {
-        self.findings.iter().any(|f| f.severity <= Severity::Warning)
+        self.findings
+            .iter()
+            .any(|f| f.severity <= Severity::Warning)
     }
 
     /// One line: what ran and how it ended, with the end of its stderr when
@@ -389,7 +391,7 @@ pub fn smoke(image: &Image, opts: &SmokeOptions) -> Result<SmokeOutcome, RunErro
     let findings = outcome
         .trace
         .as_ref()
-        .map(|t| findings::findings(&t.lookups))
+        .map(|t| findings::findings(&t.lookups, &t.found))
         .unwrap_or_default();
     Ok(SmokeOutcome {
         status: outcome.status,
@@ -560,7 +562,12 @@ pub fn run(image: &Image, opts: &RunOptions) -> Result<Outcome, RunError> {
             fs::copy(host, &dest).map_err(|e| RunError::io(host, e))?;
             fs::set_permissions(&dest, fs::Permissions::from_mode(0o755))
                 .map_err(|e| RunError::io(&dest, e))?;
-            let mut a = vec![inside.clone(), "-0".into(), argv[0].clone(), program.clone()];
+            let mut a = vec![
+                inside.clone(),
+                "-0".into(),
+                argv[0].clone(),
+                program.clone(),
+            ];
             a.extend(argv[1..].iter().cloned());
             (inside, a, Some(format!("{name} (direct)")))
         }
@@ -601,10 +608,12 @@ pub fn run(image: &Image, opts: &RunOptions) -> Result<Outcome, RunError> {
         workdir: &workdir,
         hostname: &hostname,
         network: opts.network,
-        trace: handshake.as_ref().map(|((_, rw), (gr, _))| trace::Handshake {
-            ready_w: rw.as_raw_fd(),
-            go_r: gr.as_raw_fd(),
-        }),
+        trace: handshake
+            .as_ref()
+            .map(|((_, rw), (gr, _))| trace::Handshake {
+                ready_w: rw.as_raw_fd(),
+                go_r: gr.as_raw_fd(),
+            }),
     };
     let mut command = match (isolation, &info) {
         (Isolation::Bwrap, Some((_, w))) => sandbox::bwrap_command(&spec, w.as_raw_fd()),
@@ -1062,16 +1071,21 @@ fn emulation(
             name: static_name,
             host,
         }),
-        (None, Err(RunError::ForeignArch {
+        (
+            None,
+            Err(RunError::ForeignArch {
+                program,
+                arch,
+                host,
+                how,
+            }),
+        ) if elf::qemu_name(machine).is_some() => Err(RunError::ForeignArch {
             program,
             arch,
             host,
-            how,
-        })) if elf::qemu_name(machine).is_some() => Err(RunError::ForeignArch {
-            program,
-            arch,
-            host,
-            how: format!("{how}; or install qemu-user-static (run then starts {static_name} itself)"),
+            how: format!(
+                "{how}; or install qemu-user-static (run then starts {static_name} itself)"
+            ),
         }),
         (None, Err(e)) => Err(e),
         (None, Ok(_)) => Err(RunError::ForeignArch {
@@ -1199,7 +1213,9 @@ mod tests {
         fs::write(b.join("status"), "disabled\n").unwrap();
         assert!(err(b).contains("binfmt_misc is disabled"), "{}", err(b));
         assert!(
-            err(b).contains("or install qemu-user-static (run then starts qemu-aarch64-static itself)"),
+            err(b).contains(
+                "or install qemu-user-static (run then starts qemu-aarch64-static itself)"
+            ),
             "{}",
             err(b)
         );
@@ -1208,13 +1224,22 @@ mod tests {
         fs::create_dir(&bin).unwrap();
         fs::write(bin.join("qemu-aarch64-static"), "").unwrap();
         assert_eq!(
-            emulation("/app/x", elf::EM_AARCH64, b, std::slice::from_ref(&bin), false).unwrap(),
+            emulation(
+                "/app/x",
+                elf::EM_AARCH64,
+                b,
+                std::slice::from_ref(&bin),
+                false
+            )
+            .unwrap(),
             Emulator::Direct {
                 name: "qemu-aarch64-static".into(),
                 host: bin.join("qemu-aarch64-static")
             }
         );
-        let e = emulation("/app/x", 243, b, &[], false).unwrap_err().to_string();
+        let e = emulation("/app/x", 243, b, &[], false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("riscv64") && e.contains("no emulator"), "{e}");
     }
 

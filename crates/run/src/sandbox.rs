@@ -8,8 +8,8 @@
 //! namespace takes the whole tree down with its PID 1.
 
 use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -140,7 +140,14 @@ pub fn bwrap_command(spec: &Spec<'_>, info_fd: RawFd) -> Command {
 /// # Safety
 /// Async-signal-safe: for use between fork and exec.
 unsafe fn die_with_parent(parent: libc::pid_t) -> std::io::Result<()> {
-    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) < 0 {
+    if libc::prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGKILL as libc::c_ulong,
+        0,
+        0,
+        0,
+    ) < 0
+    {
         return Err(std::io::Error::last_os_error());
     }
     if libc::getppid() != parent {
@@ -235,7 +242,8 @@ pub fn chroot_command(spec: &Spec<'_>) -> std::io::Result<Command> {
     let p_setgroups = cstr(b"/proc/self/setgroups")?;
     let p_uid_map = cstr(b"/proc/self/uid_map")?;
     let p_gid_map = cstr(b"/proc/self/gid_map")?;
-    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
+    let mut flags =
+        libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
     if spec.network == Network::None {
         flags |= libc::CLONE_NEWNET;
     }

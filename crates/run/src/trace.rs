@@ -39,6 +39,9 @@ pub struct Lookup {
 pub struct Trace {
     /// Failed lookups in the order they happened, each distinct one once.
     pub lookups: Vec<Lookup>,
+    /// Paths the program looked up successfully (distinct, at most
+    /// 65536): a program probing several places finds what it needs in one.
+    pub found: Vec<String>,
     /// How many system calls stopped for the tracer.
     pub traced_calls: u64,
 }
@@ -276,6 +279,7 @@ pub(crate) fn trace(
     let mut unclaimed: HashSet<libc::pid_t> = HashSet::new();
     let mut announced: HashMap<libc::pid_t, bool> = HashMap::new();
     let mut seen: HashSet<Lookup> = HashSet::new();
+    let mut found: HashSet<String> = HashSet::new();
     let mut helper_status = None;
     let options = libc::PTRACE_O_TRACESYSGOOD
         | libc::PTRACE_O_TRACEFORK
@@ -392,12 +396,8 @@ pub(crate) fn trace(
                     t.pending = None; // the exec worked
                     if pid != helper && !t.program {
                         t.program = true;
-                        let _ = program.compare_exchange(
-                            0,
-                            pid,
-                            Ordering::SeqCst,
-                            Ordering::SeqCst,
-                        );
+                        let _ =
+                            program.compare_exchange(0, pid, Ordering::SeqCst, Ordering::SeqCst);
                     }
                     resume(pid, libc::PTRACE_CONT, 0);
                 }
@@ -408,7 +408,13 @@ pub(crate) fn trace(
         if sig == (libc::SIGTRAP | 0x80) {
             // The syscall-exit stop asked for at a seccomp stop.
             let pending = tasks.get_mut(&pid).and_then(|t| t.pending.take());
-            if let (Some(mut l), Some(errno)) = (pending, exit_errno(pid)) {
+            let errno = exit_errno(pid);
+            if let (Some(l), Some(None)) = (&pending, errno) {
+                if found.len() < 65536 && found.insert(l.path.clone()) {
+                    out.found.push(l.path.clone());
+                }
+            }
+            if let (Some(mut l), Some(Some(errno))) = (pending, errno) {
                 let name = match errno {
                     libc::ENOENT => Some("ENOENT"),
                     libc::ENOTDIR => Some("ENOTDIR"),
@@ -425,6 +431,19 @@ pub(crate) fn trace(
             resume(pid, libc::PTRACE_CONT, 0);
             continue;
         }
+        // A fault the kernel raised (SIGSEGV from a bad access, ...) with
+        // no handler: untraced, it kills the task even as PID 1, but the
+        // kernel keeps a traced PID 1 unkillable, so the fault would repeat
+        // for ever. Let go of the task: it faults again, untraced, and
+        // dies as it would have.
+        if is_default_fault(pid, sig) {
+            // SAFETY: detaching from our stopped tracee.
+            unsafe {
+                libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0);
+            }
+            tasks.remove(&pid);
+            continue;
+        }
         // A signal for the tracee: deliver it (a SIGSTOP sent to a task we
         // already know is delivered too).
         resume(pid, libc::PTRACE_CONT, sig);
@@ -437,6 +456,37 @@ pub(crate) fn trace(
         }
     }
     (helper_status, out)
+}
+
+/// A synchronous fault signal sent by the kernel, which the task does not
+/// handle or ignore.
+fn is_default_fault(pid: libc::pid_t, sig: libc::c_int) -> bool {
+    if ![libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE].contains(&sig) {
+        return false;
+    }
+    // SAFETY: PTRACE_GETSIGINFO fills one siginfo_t.
+    let code = unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        if libc::ptrace(libc::PTRACE_GETSIGINFO, pid, 0, &mut info as *mut _) < 0 {
+            return false;
+        }
+        info.si_code
+    };
+    if code <= 0 {
+        return false; // sent by a process (kill, raise)
+    }
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let mask = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0)
+    };
+    let bit = 1u64 << (sig - 1);
+    (mask("SigCgt:") | mask("SigIgn:")) & bit == 0
 }
 
 fn resume(pid: libc::pid_t, request: libc::c_uint, sig: libc::c_int) {
@@ -472,15 +522,16 @@ fn syscall_info(pid: libc::pid_t) -> Option<libc::ptrace_syscall_info> {
 const OP_EXIT: u8 = 2;
 const OP_SECCOMP: u8 = 3;
 
-/// The errno of a failed call at its syscall-exit stop.
-fn exit_errno(pid: libc::pid_t) -> Option<i32> {
+/// At a syscall-exit stop: `Some(None)` when the call worked,
+/// `Some(Some(errno))` when it failed.
+fn exit_errno(pid: libc::pid_t) -> Option<Option<i32>> {
     let info = syscall_info(pid)?;
     if info.op != OP_EXIT {
         return None;
     }
     // SAFETY: op says which member is valid.
     let exit = unsafe { info.u.exit };
-    (exit.is_error != 0).then(|| (-exit.sval) as i32)
+    Some((exit.is_error != 0).then(|| (-exit.sval) as i32))
 }
 
 /// The lookup a seccomp stop is about to make.
@@ -607,7 +658,10 @@ mod tests {
             inside(Path::new("/tmp/r/rootfs/app"), Path::new("/tmp/r/rootfs")),
             "/app"
         );
-        assert_eq!(inside(Path::new("/app"), Path::new("/tmp/r/rootfs")), "/app");
+        assert_eq!(
+            inside(Path::new("/app"), Path::new("/tmp/r/rootfs")),
+            "/app"
+        );
     }
 
     #[test]
