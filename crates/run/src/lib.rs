@@ -778,8 +778,14 @@ struct Watch<'a> {
     timed_out: bool,
     interrupted: bool,
     sigints: u32,
+    /// When SIGTERM was passed on: SIGKILL follows after [`TERM_GRACE`].
+    term_at: Option<Instant>,
     held: Vec<i32>,
 }
+
+/// How long a program may take to exit after SIGTERM before it is killed,
+/// as `docker stop` gives it.
+const TERM_GRACE: Duration = Duration::from_secs(10);
 
 impl Watch<'_> {
     fn new(target: &Target, timeout: Option<Duration>, captured: bool) -> Watch<'_> {
@@ -791,6 +797,7 @@ impl Watch<'_> {
             timed_out: false,
             interrupted: false,
             sigints: 0,
+            term_at: None,
             held: Vec::new(),
         }
     }
@@ -799,6 +806,10 @@ impl Watch<'_> {
     fn tick(&mut self) {
         if !self.timed_out && self.timeout.is_some_and(|t| self.started.elapsed() >= t) {
             self.timed_out = true;
+            self.target.kill();
+        }
+        if self.term_at.is_some_and(|t| t.elapsed() >= TERM_GRACE) {
+            self.term_at = None;
             self.target.kill();
         }
         let mut sigs = std::mem::take(&mut self.held);
@@ -823,6 +834,8 @@ impl Watch<'_> {
             }
             if !self.target.forward(sig) {
                 self.held.push(sig);
+            } else if sig == libc::SIGTERM && self.term_at.is_none() {
+                self.term_at = Some(Instant::now());
             }
         }
     }
