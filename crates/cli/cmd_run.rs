@@ -175,7 +175,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         );
     }
     if let Some(trace) = &outcome.trace {
-        let findings = distroless_pack_run::findings(&trace.lookups);
+        let findings = distroless_pack_run::findings(&trace.lookups, &trace.found);
         if args.json {
             let doc = serde_json::json!({
                 "schema_version": 1,
@@ -447,18 +447,17 @@ impl SmokeArgs {
                 &format!("running the {} image", image.platform),
                 quiet,
             );
-            let outcome =
-                distroless_pack_run::smoke(image, &opts).map_err(|e| {
-                    let code = if matches!(e, RunError::Interrupted) {
-                        130
-                    } else {
-                        exit::SMOKE
-                    };
-                    exit::tag(
-                        anyhow::Error::new(e).context(format!("smoke test ({})", image.platform)),
-                        code,
-                    )
-                })?;
+            let outcome = distroless_pack_run::smoke(image, &opts).map_err(|e| {
+                let code = if matches!(e, RunError::Interrupted) {
+                    130
+                } else {
+                    exit::SMOKE
+                };
+                exit::tag(
+                    anyhow::Error::new(e).context(format!("smoke test ({})", image.platform)),
+                    code,
+                )
+            })?;
             if !outcome.passed() {
                 return Err(anyhow::anyhow!(
                     "smoke test ({}) failed: {}",
