@@ -1037,14 +1037,9 @@ fn start_ready(r: &Runner, args: &[&str]) -> (std::process::Child, String) {
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     out.read_line(&mut line).unwrap();
     assert!(line.starts_with("ready pid="), "no ready line: {line:?}");
-    // Keep reading in the background so the program never blocks.
-    let rest = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut out, &mut s);
-        s
-    });
-    child.stdout = None;
-    let _ = rest; // joined implicitly when the pipe closes
+    // Keep draining stdout so the program never blocks on it (the thread
+    // ends when the pipe closes).
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     (child, line)
 }
 
@@ -1136,7 +1131,7 @@ fn pids_with(marker: &str) -> Vec<i32> {
         // The program itself (argv[0] /app/signals), not the runner.
         if !zombie
             && argv.first().is_some_and(|a| a.ends_with(b"/app/signals"))
-            && argv.iter().any(|a| *a == marker.as_bytes())
+            && argv.contains(&marker.as_bytes())
         {
             pids.push(pid);
         }

@@ -324,18 +324,15 @@ pub(crate) fn trace(
         }
         let sig = libc::WSTOPSIG(status);
         let event = (status >> 16) & 0xff;
-        if !tasks.contains_key(&pid) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = tasks.entry(pid) {
             // A new task's first stop (its SIGSTOP), possibly before its
             // creator's event: keep it stopped until we know its flags.
             match announced.remove(&pid) {
                 Some(flag) => {
-                    tasks.insert(
-                        pid,
-                        Task {
-                            program: flag,
-                            pending: None,
-                        },
-                    );
+                    slot.insert(Task {
+                        program: flag,
+                        pending: None,
+                    });
                     resume(pid, libc::PTRACE_CONT, 0);
                 }
                 None => {
