@@ -13,7 +13,8 @@
 # filter lets them through without a stop).
 #
 # Environment: BENCH_DIR (work dir, default a new temp dir, removed at the
-# end unless KEEP=1), LOOKUPS (default 100000), RUNS (default 5).
+# end unless KEEP=1), LOOKUPS (default 100000), RUNS (default 5), DP (a
+# distroless-pack binary to use instead of building the release one).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,9 +35,11 @@ mkdir -p "$WORK"
 cleanup() { if [ "${KEEP:-0}" != 1 ] && [ -z "${BENCH_DIR:-}" ]; then rm -rf "$WORK"; fi; }
 trap cleanup EXIT
 
-echo "bench-trace: building distroless-pack (release)" >&2
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin distroless-pack
-DP="$ROOT/target/release/distroless-pack"
+if [ -z "${DP:-}" ]; then
+    echo "bench-trace: building distroless-pack (release)" >&2
+    cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin distroless-pack
+    DP="$ROOT/target/release/distroless-pack"
+fi
 
 cat >"$WORK/lookups.c" <<'C'
 #include <fcntl.h>

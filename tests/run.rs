@@ -1611,3 +1611,24 @@ fn smoke_traces_and_smoke_strict_fails_on_warnings() {
     assert!(out.status.success(), "{}", both(&out));
     assert!(!stderr(&out).contains("[missing-"), "{}", both(&out));
 }
+
+#[test]
+fn trace_of_an_arm64_image_under_qemu_is_refused_with_the_reason() {
+    let dir = tmp();
+    let (_, src) = pack_layout(
+        dir.path(),
+        &probe("arm64"),
+        "probe-arm64:trace",
+        &["--platform", "linux/arm64"],
+    );
+    let r = Runner::new();
+    let out = run(&mut r.cmd(&["--trace", "--platform", "linux/arm64", &src]));
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("running under qemu-user; tracing follows programs of the host's architecture only"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    r.assert_clean();
+}
