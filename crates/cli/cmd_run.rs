@@ -254,6 +254,7 @@ fn run_error_code(e: &RunError) -> u8 {
             CANNOT_INVOKE
         }
         RunError::Interrupted => 130,
+        RunError::Trace(_) => exit::USAGE,
         _ => RUN_FAILED,
     }
 }
@@ -467,6 +468,12 @@ impl SmokeArgs {
                 .code(exit::SMOKE);
             }
             stage.done(&outcome.describe());
+            if !outcome.traced {
+                eprintln!(
+                    "smoke trace ({}): not traced (tracing follows programs of the host's architecture; this one runs under qemu-user)",
+                    image.platform
+                );
+            }
             if !outcome.findings.is_empty() {
                 eprintln!(
                     "smoke trace ({}): the program looked for what the image does not have:",
