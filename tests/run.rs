@@ -1626,7 +1626,9 @@ fn trace_of_an_arm64_image_under_qemu_is_refused_with_the_reason() {
     assert_eq!(out.status.code(), Some(2), "{}", both(&out));
     let err = stderr(&out);
     assert!(
-        err.contains("running under qemu-user; tracing follows programs of the host's architecture only"),
+        err.contains(
+            "running under qemu-user; tracing follows programs of the host's architecture only"
+        ),
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "one line: {err}");
