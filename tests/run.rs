@@ -386,8 +386,13 @@ fn run_cleans_up_when_interrupted() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: signalling our own child.
-    unsafe { libc_kill(child.id() as i32, 2) };
+    // The program (PID 1, no SIGINT handler) ignores SIGINT, as under
+    // docker; the third Ctrl-C kills it.
+    for _ in 0..3 {
+        // SAFETY: signalling our own child.
+        unsafe { libc_kill(child.id() as i32, 2) };
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let t = Instant::now();
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {
@@ -929,5 +934,705 @@ fn run_resolves_user_names_from_the_image() {
         "{}",
         both(&out)
     );
+    r.assert_clean();
+}
+
+// ------------------------------------------------------------ signals, PID 1, orphans (issue 9, items 8-11)
+
+/// A C program for the signal and trace cases; prints `ready pid=N` once
+/// set up. `term`: SIGTERM exits 42, SIGINT exits 43; `segv`: raise(SIGSEGV)
+/// then exit 0; `sleep`: waits; `crash`: a NULL write; `pw`: getpwnam and a
+/// file in /tmp; `fork`: lookups in a child; `lookups N`: N failed stats.
+const SIGNALS_C: &str = r#"#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static void on_term(int s) { (void)s; write(1, "got SIGTERM\n", 12); _exit(42); }
+static void on_int(int s) { (void)s; write(1, "got SIGINT\n", 11); _exit(43); }
+static void ready(void) { printf("ready pid=%d\n", (int)getpid()); fflush(stdout); }
+int main(int argc, char **argv) {
+    const char *m = argc > 1 ? argv[1] : "";
+    if (!strcmp(m, "term")) {
+        signal(SIGTERM, on_term);
+        signal(SIGINT, on_int);
+        ready();
+        for (;;) pause();
+    }
+    if (!strcmp(m, "segv")) { ready(); raise(SIGSEGV); puts("survived raise(SIGSEGV)"); return 0; }
+    if (!strcmp(m, "sleep")) { ready(); for (;;) pause(); }
+    if (!strcmp(m, "crash")) {
+        open("/etc/before-the-crash", O_RDONLY);
+        ready();
+        volatile int *p = 0; *p = 1;
+        return 0;
+    }
+    if (!strcmp(m, "pw")) {
+        struct passwd *pw = getpwnam("nonroot");
+        printf("getpwnam: %s\n", pw ? pw->pw_dir : "none");
+        int fd = open("/tmp/scratch.txt", O_CREAT | O_WRONLY | O_TRUNC, 0600);
+        printf("tmp file: %s\n", fd >= 0 ? "written" : "failed");
+        return 0;
+    }
+    if (!strcmp(m, "fork")) {
+        pid_t c = fork();
+        if (c == 0) {
+            open("/etc/child-config.conf", O_RDONLY);
+            access("/var/lib/child-state", R_OK);
+            _exit(0);
+        }
+        int st;
+        waitpid(c, &st, 0);
+        puts("child done");
+        return 0;
+    }
+    if (!strcmp(m, "lookups")) {
+        long n = argc > 2 ? atol(argv[2]) : 100000;
+        struct stat sb;
+        char path[64];
+        for (long i = 0; i < n; i++) {
+            snprintf(path, sizeof path, "/data/missing-%ld", i % 16);
+            stat(path, &sb);
+        }
+        printf("%ld lookups\n", n);
+        return 0;
+    }
+    puts("hello from distroless-pack");
+    return 0;
+}
+"#;
+
+/// [`SIGNALS_C`], static (musl-gcc), built once per test process.
+fn signals_program() -> PathBuf {
+    static BUILT: Built = OnceLock::new();
+    built_once(&BUILT, "amd64", "dp-run-signals-", |dir| {
+        let src = write_file(dir, "signals.c", SIGNALS_C.as_bytes());
+        let out = dir.join("signals");
+        let cc = require_tool("musl-gcc", "apt-get install -y musl-tools");
+        run_ok(
+            Command::new(cc)
+                .args(["-static", "-O2", "-o"])
+                .arg(&out)
+                .arg(&src),
+        );
+        out
+    })
+}
+
+/// Starts `run ARGS` in a process group of its own (like a shell job),
+/// stdout piped, and waits for the program's `ready` line.
+fn start_ready(r: &Runner, args: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let mut child = r
+        .cmd(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    assert!(line.starts_with("ready pid="), "no ready line: {line:?}");
+    // Keep draining stdout so the program never blocks on it (the thread
+    // ends when the pipe closes).
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    (child, line)
+}
+
+/// Waits for `child` (at most 30 s), returning its exit code.
+fn wait_code(child: &mut std::process::Child) -> Option<i32> {
+    let t = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st.code();
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "run did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_to_run_reaches_the_programs_handler_and_its_exit_code_comes_back() {
+    let dir = tmp();
+    let (_, src) = pack_layout(dir.path(), &signals_program(), "signals:1", &[]);
+    let r = Runner::new();
+    for extra in [
+        &["--isolation", "bwrap"][..],
+        &["--isolation", "chroot"],
+        &["--isolation", "bwrap", "--trace"],
+        &["--isolation", "chroot", "--trace"],
+    ] {
+        let mut args = extra.to_vec();
+        args.extend([src.as_str(), "--", "term"]);
+        let (mut child, line) = start_ready(&r, &args);
+        assert_eq!(
+            line.trim(),
+            "ready pid=1",
+            "{extra:?}: the program is PID 1"
+        );
+        // SAFETY: signalling our own child.
+        unsafe { libc_kill(child.id() as i32, 15) };
+        assert_eq!(wait_code(&mut child), Some(42), "{extra:?}");
+    }
+    r.assert_clean();
+}
+
+#[test]
+fn ctrl_c_reaches_a_program_that_handles_sigint_instead_of_killing_it() {
+    let dir = tmp();
+    let (_, src) = pack_layout(dir.path(), &signals_program(), "signals:2", &[]);
+    let r = Runner::new();
+    for isolation in ["bwrap", "chroot"] {
+        let (mut child, _) = start_ready(&r, &["--isolation", isolation, &src, "--", "term"]);
+        // What a terminal does on Ctrl-C: SIGINT to the whole foreground
+        // process group (here the runner's own group).
+        // SAFETY: signalling our own child's process group.
+        unsafe { libc_kill(-(child.id() as i32), 2) };
+        assert_eq!(wait_code(&mut child), Some(43), "{isolation}");
+    }
+    r.assert_clean();
+}
+
+#[test]
+fn raise_sigsegv_in_pid_1_is_ignored_as_under_docker() {
+    let dir = tmp();
+    let (_, src) = pack_layout(dir.path(), &signals_program(), "signals:3", &[]);
+    let r = Runner::new();
+    for isolation in ["bwrap", "chroot"] {
+        let out = run(&mut r.cmd(&["--isolation", isolation, &src, "--", "segv"]));
+        assert_eq!(out.status.code(), Some(0), "{isolation}: {}", both(&out));
+        assert_eq!(
+            stdout(&out),
+            "ready pid=1\nsurvived raise(SIGSEGV)\n",
+            "{isolation}"
+        );
+    }
+    r.assert_clean();
+}
+
+/// Host pids of processes whose command line holds `marker`.
+fn pids_with(marker: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|s| s.trim_start().starts_with('Z'));
+        let argv: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        // The program itself (argv[0] /app/signals), not the runner.
+        if !zombie
+            && argv.first().is_some_and(|a| a.ends_with(b"/app/signals"))
+            && argv.contains(&marker.as_bytes())
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[test]
+fn sigkill_of_the_runner_kills_the_program_in_every_mode() {
+    let dir = tmp();
+    let (_, src) = pack_layout(dir.path(), &signals_program(), "signals:4", &[]);
+    let r = Runner::new();
+    for extra in [
+        &["--isolation", "bwrap"][..],
+        &["--isolation", "chroot"],
+        &["--isolation", "chroot", "--trace"],
+    ] {
+        let marker = format!("orphan-check-{}-{}", std::process::id(), extra.join(""));
+        let mut args = extra.to_vec();
+        args.extend([src.as_str(), "--", "sleep", &marker]);
+        let (mut child, _) = start_ready(&r, &args);
+        let before = pids_with(&marker);
+        assert_eq!(before.len(), 1, "{extra:?}: the program runs: {before:?}");
+        // SAFETY: killing our own child.
+        unsafe { libc_kill(child.id() as i32, 9) };
+        let _ = child.wait();
+        let t = Instant::now();
+        while !pids_with(&marker).is_empty() && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            pids_with(&marker).is_empty(),
+            "{extra:?}: the program (pid {before:?}) outlived its runner"
+        );
+    }
+    // The runner was killed: its temporary roots stay (nothing can remove
+    // them); the TMPDIR is private to this test.
+}
+
+#[test]
+fn arm64_runs_by_starting_qemu_directly_when_binfmt_is_not_used() {
+    let qemu = require_tool("qemu-aarch64-static", "apt-get install -y qemu-user-static");
+    assert!(qemu.is_file());
+    let dir = tmp();
+    let (_, src) = pack_layout(
+        dir.path(),
+        &probe("arm64"),
+        "probe-arm64:1",
+        &["--platform", "linux/arm64"],
+    );
+    let r = Runner::new();
+    for isolation in ["bwrap", "chroot"] {
+        // DISTROLESS_PACK_QEMU=direct: act as if binfmt_misc had no qemu
+        // entry (unregistering it would break tests running in parallel).
+        let out = run(r
+            .cmd(&[
+                "-v",
+                "--isolation",
+                isolation,
+                "--platform",
+                "linux/arm64",
+                &src,
+                "--",
+                "a b",
+            ])
+            .env("DISTROLESS_PACK_QEMU", "direct"));
+        assert!(out.status.success(), "{isolation}: {}", both(&out));
+        assert!(
+            stdout(&out).starts_with(&format!("{HELLO}\nuid=65532 gid=65532 cwd=/\narg=a b\n")),
+            "{isolation}: {}",
+            both(&out)
+        );
+        assert!(
+            stderr(&out).contains("qemu-aarch64-static (direct)"),
+            "{isolation}: {}",
+            both(&out)
+        );
+        let out = run(r
+            .cmd(&[
+                "--isolation",
+                isolation,
+                "--platform",
+                "linux/arm64",
+                &src,
+                "--",
+                "exit",
+                "9",
+            ])
+            .env("DISTROLESS_PACK_QEMU", "direct"));
+        assert_eq!(out.status.code(), Some(9), "{isolation}: {}", both(&out));
+    }
+    r.assert_clean();
+}
+
+#[test]
+fn env_name_unset_on_the_host_is_dropped_as_docker_does() {
+    let dir = tmp();
+    let (_, src) = pack_layout(dir.path(), &probe("amd64"), "probe:env", &[]);
+    let r = Runner::new();
+    let out = run(r
+        .cmd(&["-e", "DP_SURELY_UNSET_VARIABLE", "-e", "GREETING", &src])
+        .env_remove("DP_SURELY_UNSET_VARIABLE")
+        .env("GREETING", "from-host"));
+    assert!(out.status.success(), "{}", both(&out));
+    assert!(
+        stdout(&out).contains("GREETING=from-host"),
+        "{}",
+        both(&out)
+    );
+    r.assert_clean();
+}
+
+// ------------------------------------------------------------ run --trace (issue 12)
+
+/// `run --trace --json SOURCE -- ARGS`: the output and the report (the
+/// last line of stderr).
+#[track_caller]
+fn trace_json(r: &Runner, src: &str, args: &[&str]) -> (std::process::Output, Value) {
+    let mut a = vec!["--trace", "--json", src, "--"];
+    a.extend_from_slice(args);
+    let out = run(&mut r.cmd(&a));
+    let err = stderr(&out);
+    let last = err.lines().last().unwrap_or_default();
+    let doc: Value = serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}): {}", both(&out)));
+    assert_eq!(doc["schema_version"], 1);
+    (out, doc)
+}
+
+fn finding_ids(doc: &Value) -> Vec<String> {
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A Go program that loads a time zone and the system cert pool.
+const TZ_CA_GO: &str = r#"package main
+
+import (
+	"crypto/x509"
+	"fmt"
+	"time"
+)
+
+func main() {
+	loc, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		fmt.Println("tz error:", err)
+	} else {
+		fmt.Println("tz:", time.Date(2024, 7, 14, 12, 0, 0, 0, time.UTC).In(loc).Format("15:04 MST"))
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		fmt.Println("certs error:", err)
+	} else if pool.Equal(x509.NewCertPool()) {
+		fmt.Println("certs: none")
+	} else {
+		fmt.Println("certs: loaded")
+	}
+}
+"#;
+
+fn go_tz_ca() -> PathBuf {
+    static BUILT: Built = OnceLock::new();
+    built_once(&BUILT, "amd64", "dp-run-go-tzca-", |dir| {
+        let go = require_tool("go", "apt-get install -y golang-go");
+        write_file(dir, "main.go", TZ_CA_GO.as_bytes());
+        write_file(dir, "go.mod", b"module tzca\n\ngo 1.19\n");
+        let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-corpus");
+        let out = dir.join("tzca");
+        run_ok(
+            Command::new(go)
+                .current_dir(dir)
+                .env("CGO_ENABLED", "0")
+                .env("GOOS", "linux")
+                .env("GOARCH", "amd64")
+                .env("GOCACHE", cache.join("go-build"))
+                .env("GOPATH", cache.join("gopath"))
+                .env("GOTOOLCHAIN", "local")
+                .args(["build", "-trimpath", "-buildvcs=false", "-o"])
+                .arg(&out)
+                .arg("."),
+        );
+        out
+    })
+}
+
+#[test]
+fn trace_go_finds_missing_tzdata_and_ca_certs_and_nothing_once_they_are_added() {
+    let dir = tmp();
+    let bin = go_tz_ca();
+    let (_, bare) = pack_layout(&dir.path().join("bare"), &bin, "tzca:1", &[]);
+    let r = Runner::new();
+    let (out, doc) = trace_json(&r, &bare, &[]);
+    assert!(out.status.success(), "{}", both(&out));
+    assert_eq!(
+        stdout(&out),
+        "tz error: unknown time zone Europe/Berlin\ncerts: none\n"
+    );
+    assert_eq!(
+        finding_ids(&doc),
+        ["missing-tzdata", "missing-ca-certs"],
+        "{doc:#}"
+    );
+    let f = &doc["findings"].as_array().unwrap();
+    assert!(
+        f[0]["fix"].as_str().unwrap().contains("--tzdata"),
+        "{doc:#}"
+    );
+    assert!(f[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("/usr/share/zoneinfo/Europe/Berlin"));
+    assert_eq!(f[0]["severity"], "warning");
+    assert!(
+        f[1]["fix"].as_str().unwrap().contains("--ca-certs"),
+        "{doc:#}"
+    );
+    assert!(
+        f[1]["lookups"].as_array().unwrap().len() > 1,
+        "several CA paths probed, one finding: {doc:#}"
+    );
+
+    let (_, full) = pack_layout(
+        &dir.path().join("full"),
+        &bin,
+        "tzca:2",
+        &["--tzdata", "--ca-certs"],
+    );
+    let (out, doc) = trace_json(&r, &full, &[]);
+    assert!(out.status.success(), "{}", both(&out));
+    assert_eq!(stdout(&out), "tz: 14:00 CEST\ncerts: loaded\n");
+    assert_eq!(finding_ids(&doc), Vec::<String>::new(), "{doc:#}");
+    // The human form says so too.
+    let out = run(&mut r.cmd(&["--trace", &full]));
+    assert!(
+        stderr(&out).contains("trace: the program found every file it looked for"),
+        "{}",
+        both(&out)
+    );
+    r.assert_clean();
+}
+
+#[test]
+fn trace_musl_getpwnam_and_a_tmp_file_need_passwd() {
+    let dir = tmp();
+    let bin = signals_program();
+    let (_, bare) = pack_layout(&dir.path().join("bare"), &bin, "sig:1", &[]);
+    let r = Runner::new();
+    let (out, doc) = trace_json(&r, &bare, &["pw"]);
+    assert!(out.status.success(), "{}", both(&out));
+    assert_eq!(stdout(&out), "getpwnam: none\ntmp file: failed\n");
+    assert_eq!(
+        finding_ids(&doc),
+        ["missing-passwd", "missing-tmp"],
+        "{doc:#}"
+    );
+    let tmp_finding = &doc["findings"][1];
+    assert!(tmp_finding["message"]
+        .as_str()
+        .unwrap()
+        .contains("/tmp/scratch.txt"));
+    assert_eq!(tmp_finding["lookups"][0]["create"], true);
+    // Human output: verify's layout, with the fix.
+    let out = run(&mut r.cmd(&["--trace", &bare, "--", "pw"]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("  warning [missing-passwd] ") && err.contains("fix: pack with --passwd"),
+        "{err}"
+    );
+
+    let (_, full) = pack_layout(&dir.path().join("full"), &bin, "sig:2", &["--passwd"]);
+    let (out, doc) = trace_json(&r, &full, &["pw"]);
+    assert!(out.status.success(), "{}", both(&out));
+    assert_eq!(stdout(&out), "getpwnam: /home/nonroot\ntmp file: written\n");
+    assert_eq!(finding_ids(&doc), Vec::<String>::new(), "{doc:#}");
+    r.assert_clean();
+}
+
+#[test]
+fn trace_follows_a_forked_child() {
+    let dir = tmp();
+    let (_, src) = pack_layout(dir.path(), &signals_program(), "sig:3", &[]);
+    let r = Runner::new();
+    for isolation in ["bwrap", "chroot"] {
+        let out = run(&mut r.cmd(&[
+            "--isolation",
+            isolation,
+            "--trace",
+            "--json",
+            &src,
+            "--",
+            "fork",
+        ]));
+        assert!(out.status.success(), "{isolation}: {}", both(&out));
+        let doc: Value = serde_json::from_str(stderr(&out).lines().last().unwrap()).unwrap();
+        let paths: Vec<&str> = doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|f| f["lookups"].as_array().unwrap())
+            .map(|l| l["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            paths,
+            ["/etc/child-config.conf", "/var/lib/child-state"],
+            "{isolation}: only the program's lookups, as it sees them: {doc:#}"
+        );
+    }
+    r.assert_clean();
+}
+
+#[test]
+fn trace_of_a_program_killed_by_a_signal_returns_its_status_and_leaves_no_tracer() {
+    let dir = tmp();
+    let (_, src) = pack_layout(dir.path(), &signals_program(), "sig:4", &[]);
+    let r = Runner::new();
+    for isolation in ["bwrap", "chroot"] {
+        let marker = format!("crash-{}-{isolation}", std::process::id());
+        let t = Instant::now();
+        let out = run(&mut r.cmd(&[
+            "--isolation",
+            isolation,
+            "--trace",
+            "--json",
+            &src,
+            "--",
+            "crash",
+            &marker,
+        ]));
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{isolation}: took {:?}",
+            t.elapsed()
+        );
+        assert_eq!(out.status.code(), Some(139), "{isolation}: {}", both(&out));
+        let doc: Value = serde_json::from_str(stderr(&out).lines().last().unwrap()).unwrap();
+        assert_eq!(doc["exit_code"], 139);
+        assert!(
+            doc["findings"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("/etc/before-the-crash"),
+            "{doc:#}"
+        );
+        assert!(pids_with(&marker).is_empty(), "{isolation}: left running");
+    }
+    r.assert_clean();
+}
+
+#[test]
+fn trace_does_not_change_the_programs_output_or_exit_code() {
+    let dir = tmp();
+    let (_, src) = pack_layout(dir.path(), &probe("amd64"), "probe:trace", &[]);
+    let r = Runner::new();
+    for isolation in ["bwrap", "chroot"] {
+        let plain = run(&mut r.cmd(&["--isolation", isolation, &src, "--", "a", "b"]));
+        let traced = run(&mut r.cmd(&["--isolation", isolation, "--trace", &src, "--", "a", "b"]));
+        assert_eq!(plain.stdout, traced.stdout, "{isolation}");
+        assert_eq!(plain.status.code(), Some(0));
+        let plain = run(&mut r.cmd(&["--isolation", isolation, &src, "--", "exit", "3"]));
+        let traced =
+            run(&mut r.cmd(&["--isolation", isolation, "--trace", &src, "--", "exit", "3"]));
+        assert_eq!(plain.stdout, traced.stdout, "{isolation}");
+        assert_eq!(plain.status.code(), Some(3), "{isolation}");
+        assert_eq!(traced.status.code(), Some(3), "{isolation}");
+        assert!(
+            stderr(&traced).starts_with("probe: exiting with 3\n"),
+            "{}",
+            both(&traced)
+        );
+    }
+    r.assert_clean();
+}
+
+/// The real NativeAOT sample (globalization on, no ICU linked) in an image
+/// without ICU: it aborts, and the trace names ICU with the fix. (No
+/// "with the extra" half: this binary dlopens libicu*.so, which a scratch
+/// image cannot give it; the fix is a rebuild.)
+#[test]
+fn trace_dotnet_without_icu_reports_the_missing_icu() {
+    let bin =
+        crate::util::repo_root().join("tests/fixtures/dotnet/console-static-needs-icu/icuneed");
+    assert!(bin.is_file(), "{} is missing", bin.display());
+    let dir = tmp();
+    let (_, src) = pack_layout(dir.path(), &bin, "icuneed:1", &["--no-verify"]);
+    let r = Runner::new();
+    let (out, doc) = trace_json(&r, &src, &[]);
+    assert_eq!(
+        stdout(&out),
+        "icu-needing app: formatting a date for fr-FR\n",
+        "{}",
+        both(&out)
+    );
+    assert!(
+        stderr(&out).contains("Couldn't find a valid ICU package"),
+        "{}",
+        both(&out)
+    );
+    // As PID 1 (docker without --init gives the same) the abort ends in
+    // SIGSEGV; outside a PID namespace it is SIGABRT (134).
+    assert_eq!(out.status.code(), Some(139), "{}", both(&out));
+    let ids = finding_ids(&doc);
+    assert_eq!(
+        ids.first().map(String::as_str),
+        Some("missing-icu"),
+        "{doc:#}"
+    );
+    let icu = &doc["findings"][0];
+    assert!(
+        icu["message"].as_str().unwrap().contains("libicuuc.so"),
+        "{doc:#}"
+    );
+    assert!(
+        icu["fix"].as_str().unwrap().contains("--globalization"),
+        "{doc:#}"
+    );
+    assert!(
+        !ids.iter().any(|i| i == "missing-library"),
+        "ICU probing is one finding, not one per path: {doc:#}"
+    );
+    r.assert_clean();
+}
+
+#[test]
+fn smoke_traces_and_smoke_strict_fails_on_warnings() {
+    let dir = tmp();
+    let bin = signals_program();
+    let layout = dir.path().join("layout");
+    let dest = format!("oci:{}:1", s(&layout));
+    // --smoke traces and prints the findings; the pack still succeeds.
+    let out = run(dp().args([
+        "pack",
+        s(&bin),
+        "--tag",
+        "sig:smoke",
+        "--output",
+        &dest,
+        "--smoke=pw",
+    ]));
+    assert!(out.status.success(), "{}", both(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("[missing-passwd]") && err.contains("[missing-tmp]"),
+        "{err}"
+    );
+    // --smoke-strict: the warnings fail it (exit 7), nothing written.
+    let strict_layout = dir.path().join("strict");
+    let out = run(dp().args([
+        "pack",
+        s(&bin),
+        "--tag",
+        "sig:smoke",
+        "--output",
+        &format!("oci:{}:1", s(&strict_layout)),
+        "--smoke=pw",
+        "--smoke-strict",
+    ]));
+    assert_eq!(out.status.code(), Some(7), "{}", both(&out));
+    assert!(stderr(&out).contains("missing-passwd"), "{}", both(&out));
+    assert!(!strict_layout.exists(), "nothing written");
+    // With the extra, strict passes.
+    let out = run(dp().args([
+        "pack",
+        s(&bin),
+        "--tag",
+        "sig:smoke",
+        "--passwd",
+        "--output",
+        &format!("oci:{}:1", s(&strict_layout)),
+        "--smoke=pw",
+        "--smoke-strict",
+    ]));
+    assert!(out.status.success(), "{}", both(&out));
+    assert!(!stderr(&out).contains("[missing-"), "{}", both(&out));
+}
+
+#[test]
+fn trace_of_an_arm64_image_under_qemu_is_refused_with_the_reason() {
+    let dir = tmp();
+    let (_, src) = pack_layout(
+        dir.path(),
+        &probe("arm64"),
+        "probe-arm64:trace",
+        &["--platform", "linux/arm64"],
+    );
+    let r = Runner::new();
+    let out = run(&mut r.cmd(&["--trace", "--platform", "linux/arm64", &src]));
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "running under qemu-user; tracing follows programs of the host's architecture only"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
     r.assert_clean();
 }

@@ -394,10 +394,16 @@ pub struct SmokeArgs {
         help_heading = "Smoke test"
     )]
     pub smoke_timeout: f64,
+
+    /// Smoke-test (as --smoke) and fail when the trace of the run finds a
+    /// warning: a file the program looked for and the image lacks.
+    #[arg(long, help_heading = "Smoke test")]
+    pub smoke_strict: bool,
 }
 
 impl SmokeArgs {
     pub fn settings(&self) -> anyhow::Result<Option<settings::Smoke>> {
-        settings::smoke(self.smoke.as_deref(), self.smoke_timeout).map_err(crate::report::pipeline)
+        settings::smoke(self.smoke.as_deref(), self.smoke_timeout, self.smoke_strict)
+            .map_err(crate::report::pipeline)
     }
 }

@@ -73,6 +73,15 @@ pub struct Args {
     #[arg(long, short = 'v')]
     pub verbose: bool,
 
+    /// Record every file the program looked for in the image and did not
+    /// find, and say what to add (report on stderr after the program ends).
+    #[arg(long)]
+    pub trace: bool,
+
+    /// With --trace: the report as one line of JSON on stderr.
+    #[arg(long, requires = "trace")]
+    pub json: bool,
+
     /// Arguments replacing the image's cmd (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
@@ -106,6 +115,12 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         NetworkArg::None => Network::None,
     };
     if let Some(engine) = args.engine {
+        if args.trace {
+            return Err(anyhow::anyhow!(
+                "--trace runs the image itself; it cannot be combined with --engine"
+            ))
+            .code(exit::USAGE);
+        }
         let how = EngineRun {
             network: if network == Network::Host {
                 "host"
@@ -159,6 +174,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         capture: None,
         timeout,
         temp_dir: None,
+        trace: args.trace,
+        ..RunOptions::default()
     };
     if args.verbose {
         eprintln!(
@@ -184,18 +201,45 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             outcome.elapsed.as_secs_f64()
         );
     }
+    if let Some(trace) = &outcome.trace {
+        let findings = distroless_pack_run::findings(&trace.lookups, &trace.found);
+        if args.json {
+            let doc = serde_json::json!({
+                "schema_version": 1,
+                "image": image.digest().to_string(),
+                "platform": image.platform.to_string(),
+                "argv": outcome.argv,
+                "exit_code": outcome.status.code(),
+                "status": outcome.status.describe(),
+                "traced_calls": trace.traced_calls,
+                "findings": findings,
+            });
+            eprintln!("{doc}");
+        } else if findings.is_empty() {
+            eprintln!("trace: the program found every file it looked for");
+        } else {
+            eprintln!(
+                "trace: the program looked for {} thing{} the image does not have:",
+                findings.len(),
+                if findings.len() == 1 { "" } else { "s" }
+            );
+            eprint!("{}", distroless_pack_run::render_findings(&findings));
+        }
+    }
     Ok((outcome.status.code() & 0xff) as u8)
 }
 
 fn parse_env(env: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     env.iter()
         .map(|kv| match kv.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => match std::env::var(kv) {
-                // `-e NAME` passes the host's value, as docker does.
-                Ok(v) if !kv.is_empty() => Ok((kv.clone(), v)),
-                _ => Err(anyhow::anyhow!("--env {kv:?}: expected KEY=VALUE")),
-            },
+            Some((k, v)) if !k.is_empty() => Ok(Some((k.to_string(), v.to_string()))),
+            _ if kv.is_empty() || kv.starts_with('=') => {
+                Err(anyhow::anyhow!("--env {kv:?}: expected KEY=VALUE"))
+            }
+            // `-e NAME` passes the host's value, and nothing when NAME is
+            // unset, as docker does.
+            _ => Ok(std::env::var(kv).ok().map(|v| (kv.clone(), v))),
         })
+        .filter_map(Result::transpose)
         .collect()
 }

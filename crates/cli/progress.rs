@@ -145,6 +145,24 @@ impl Observer for Progress {
                 }
             }
             Event::Push(ev) => self.push(ev),
+            Event::SmokeTrace {
+                platform,
+                findings,
+                traced,
+            } => {
+                let mut err = std::io::stderr();
+                if !traced {
+                    let _ = writeln!(err, "smoke trace ({platform}): not traced (tracing follows programs of the host's architecture; this one runs under qemu-user)");
+                }
+                if !findings.is_empty() {
+                    let _ = writeln!(
+                        err,
+                        "smoke trace ({platform}): the program looked for what the image does not have:"
+                    );
+                    let _ =
+                        err.write_all(distroless_pack_run::render_findings(findings).as_bytes());
+                }
+            }
         }
     }
 }

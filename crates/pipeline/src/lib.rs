@@ -20,6 +20,7 @@ use std::time::Duration;
 
 pub use error::{BuiltFrom, PipelineError, Refusal};
 
+use distroless_pack_image::Platform;
 use distroless_pack_ship::registry::PushEvent;
 use distroless_pack_verify::Report;
 
@@ -44,6 +45,13 @@ pub enum Event<'a> {
     Note(String),
     /// The registry push's progress.
     Push(&'a PushEvent<'a>),
+    /// What the traced smoke run of one platform's image found missing
+    /// (`traced` false: it ran untraced, under qemu-user).
+    SmokeTrace {
+        platform: &'a Platform,
+        findings: &'a [distroless_pack_run::Finding],
+        traced: bool,
+    },
 }
 
 /// Receives the pipeline's [`Event`]s.

@@ -235,8 +235,13 @@ fn smoke_run(
             "smoke",
             format!("running the {} image", image.platform),
         );
-        let outcome = distroless_pack_run::smoke(image, smoke.args.as_deref(), smoke.timeout)
-            .map_err(|source| PipelineError::SmokeRun {
+        let opts = distroless_pack_run::SmokeOptions {
+            args: smoke.args.clone(),
+            timeout: smoke.timeout,
+            trace: true,
+        };
+        let outcome =
+            distroless_pack_run::smoke(image, &opts).map_err(|source| PipelineError::SmokeRun {
                 platform: image.platform.clone(),
                 source: Box::new(source),
             })?;
@@ -247,6 +252,23 @@ fn smoke_run(
             });
         }
         stage.done(outcome.describe());
+        obs.event(Event::SmokeTrace {
+            platform: &image.platform,
+            findings: &outcome.findings,
+            traced: outcome.traced,
+        });
+        if smoke.strict && outcome.has_warnings() {
+            let ids: Vec<&str> = outcome
+                .findings
+                .iter()
+                .filter(|f| f.severity <= distroless_pack_run::Severity::Warning)
+                .map(|f| f.id)
+                .collect();
+            return Err(PipelineError::SmokeFailed {
+                platform: image.platform.clone(),
+                outcome: format!("found warnings (--smoke-strict): {}", ids.join(", ")),
+            });
+        }
     }
     Ok(())
 }

@@ -492,18 +492,27 @@ pub fn platforms(
     Ok(list)
 }
 
-/// `--smoke[=ARGS]` and `--smoke-timeout`, checked.
+/// `--smoke[=ARGS]`, `--smoke-timeout` and `--smoke-strict`, checked.
 #[derive(Clone, Debug)]
 pub struct Smoke {
     /// Replace the image's cmd (`None`: the image's).
     pub args: Option<Vec<String>>,
     pub timeout: std::time::Duration,
+    /// Fail on any warning-level finding of the traced run.
+    pub strict: bool,
 }
 
-/// The smoke settings: `None` without `--smoke`.
-pub fn smoke(args: Option<&str>, timeout_secs: f64) -> Result<Option<Smoke>, PipelineError> {
-    let Some(a) = args else {
-        return Ok(None);
+/// The smoke settings: `None` without `--smoke` (`--smoke-strict` implies
+/// it).
+pub fn smoke(
+    args: Option<&str>,
+    timeout_secs: f64,
+    strict: bool,
+) -> Result<Option<Smoke>, PipelineError> {
+    let a = match (args, strict) {
+        (Some(a), _) => a,
+        (None, true) => "",
+        (None, false) => return Ok(None),
     };
     if !(timeout_secs.is_finite() && timeout_secs > 0.0) {
         return Err(PipelineError::usage(
@@ -514,6 +523,7 @@ pub fn smoke(args: Option<&str>, timeout_secs: f64) -> Result<Option<Smoke>, Pip
     Ok(Some(Smoke {
         args: (!words.is_empty()).then_some(words),
         timeout: std::time::Duration::from_secs_f64(timeout_secs),
+        strict,
     }))
 }
 
@@ -752,10 +762,17 @@ mod tests {
 
     #[test]
     fn smoke_timeout_must_be_positive() {
-        assert!(smoke(None, -1.0).unwrap().is_none());
-        assert!(smoke(Some(""), 0.0).is_err());
-        let s = smoke(Some("--version  -q"), 2.0).unwrap().unwrap();
+        assert!(smoke(None, -1.0, false).unwrap().is_none());
+        assert!(smoke(Some(""), 0.0, false).is_err());
+        let s = smoke(Some("--version  -q"), 2.0, false).unwrap().unwrap();
         assert_eq!(s.args.unwrap(), ["--version", "-q"]);
-        assert!(smoke(Some(""), 1.0).unwrap().unwrap().args.is_none());
+        assert!(smoke(Some(""), 1.0, false).unwrap().unwrap().args.is_none());
+    }
+
+    #[test]
+    fn smoke_strict_implies_smoke() {
+        let s = smoke(None, 1.0, true).unwrap().unwrap();
+        assert!(s.strict && s.args.is_none());
+        assert!(!smoke(Some(""), 1.0, false).unwrap().unwrap().strict);
     }
 }

@@ -28,6 +28,15 @@ pub fn host_machine() -> Option<u16> {
     Platform::host().elf_machine()
 }
 
+/// The qemu-user emulator for an ELF machine.
+pub fn qemu_name(machine: u16) -> Option<&'static str> {
+    match machine {
+        EM_AARCH64 => Some("qemu-aarch64"),
+        EM_X86_64 => Some("qemu-x86_64"),
+        _ => None,
+    }
+}
+
 /// The OCI architecture name of an ELF machine.
 pub fn machine_name(machine: u16) -> String {
     Platform::architecture_of_elf(machine, true, true)

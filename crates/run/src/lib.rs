@@ -10,30 +10,45 @@
 //! qemu-user registered with binfmt_misc. These become plain errors instead
 //! of the `exec /app: no such file or directory` containers print.
 //!
-//! The temporary root is removed when the run ends, on errors, and on
-//! SIGINT/SIGTERM (which are caught while a root exists).
+//! The program is PID 1 of its own PID namespace (as under docker without
+//! `--init`), SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to the runner are passed on
+//! to it, its exit code comes back, and it dies with the runner. A foreign
+//! architecture runs through qemu-user: via binfmt_misc when registered,
+//! else by starting `qemu-ARCH-static` directly.
 //!
-//! [`run`] is the general entry; [`smoke`] is the `--smoke` check of `pack`
-//! and `build`: run with output captured and a time limit, and say whether
-//! the program started.
+//! The temporary root is removed when the run ends, on errors, and on the
+//! caught signals.
+//!
+//! [`run`] is the general entry (with [`RunOptions::trace`], every failed
+//! file lookup of the program is recorded and turned into [`Finding`]s);
+//! [`smoke`] is the `--smoke` check of `pack` and `build`: run with output
+//! captured, a time limit and tracing, and say whether the program started
+//! and what it missed.
 
 pub mod elf;
+mod findings;
 mod sandbox;
 mod signals;
+mod trace;
 mod unpack;
 mod user;
 
 use std::fs;
 use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use distroless_pack_image::{Image, Platform};
 
+pub use findings::{findings, render_human as render_findings, Finding, Severity};
 pub use signals::{interrupted, Guard as InterruptGuard};
+pub use trace::{Lookup, Trace};
 pub use unpack::{resolve_in_root, unpack_layers};
 pub use user::User;
 
@@ -95,6 +110,24 @@ pub struct RunOptions {
     pub timeout: Option<Duration>,
     /// Parent directory of the temporary root (default: the temp dir).
     pub temp_dir: Option<PathBuf>,
+    /// Record every file lookup of the program that failed (host
+    /// architecture only; see [`Outcome::trace`]).
+    pub trace: bool,
+    /// How a foreign architecture is emulated.
+    pub emulation: Emulation,
+}
+
+/// How a program for another architecture is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Emulation {
+    /// binfmt_misc when qemu-user is registered there (with the F flag),
+    /// else `qemu-ARCH-static` started directly. `DISTROLESS_PACK_QEMU=direct`
+    /// in the environment forces the direct way.
+    #[default]
+    Auto,
+    /// Always start `qemu-ARCH-static` directly: it is copied into the root
+    /// and runs the program (`qemu -0 ARGV0 PROGRAM ARGS`).
+    Direct,
 }
 
 /// How the program ended.
@@ -175,8 +208,11 @@ pub struct Outcome {
     pub argv: Vec<String>,
     /// How it was isolated.
     pub isolation: Isolation,
-    /// `Some("qemu-aarch64")` when run through binfmt_misc emulation.
+    /// `Some("qemu-aarch64")` when run through binfmt_misc emulation,
+    /// `Some("qemu-aarch64-static (direct)")` when started directly.
     pub emulator: Option<String>,
+    /// With [`RunOptions::trace`]: the failed lookups.
+    pub trace: Option<Trace>,
     /// Time from start to exit.
     pub elapsed: Duration,
     /// Set when SIGINT/SIGTERM arrived during the run.
@@ -239,6 +275,8 @@ pub enum RunError {
     },
     #[error("interrupted")]
     Interrupted,
+    #[error("--trace: {0}")]
+    Trace(String),
 }
 
 impl RunError {
@@ -256,6 +294,8 @@ impl RunError {
             RunError::Interrupted => ErrorKind::Interrupted,
             // A corrupt layer is bad input, not a failure of the tool.
             RunError::Mismatch(_) => ErrorKind::Usage,
+            // What cannot be traced (e.g. an arm64 program under qemu).
+            RunError::Trace(_) => ErrorKind::Usage,
             _ => ErrorKind::RunFailed,
         }
     }
@@ -268,9 +308,39 @@ impl RunError {
     }
 }
 
+/// How to smoke-test an image.
+#[derive(Debug, Clone)]
+pub struct SmokeOptions {
+    /// Replace the image's cmd for the run.
+    pub args: Option<Vec<String>>,
+    /// A program still running then has started (and is stopped).
+    pub timeout: Duration,
+    /// Record what the program looked for and did not find. Ignored (and
+    /// [`SmokeOutcome::traced`] false) for an image of another
+    /// architecture, which runs under qemu.
+    pub trace: bool,
+}
+
+impl Default for SmokeOptions {
+    fn default() -> Self {
+        SmokeOptions {
+            args: None,
+            timeout: Duration::from_secs(10),
+            trace: true,
+        }
+    }
+}
+
 /// The outcome of a smoke run.
 #[derive(Debug, Clone)]
 pub struct SmokeOutcome {
+    /// How the program ended.
+    pub status: Status,
+    /// What the program looked for and did not find (empty when not traced).
+    pub findings: Vec<Finding>,
+    /// Whether the run was traced.
+    pub traced: bool,
+    /// The whole outcome (captured output, argv, timings).
     pub outcome: Outcome,
 }
 
@@ -279,6 +349,14 @@ impl SmokeOutcome {
     /// at the time limit.
     pub fn passed(&self) -> bool {
         matches!(self.outcome.status, Status::Exited(0) | Status::TimedOut)
+    }
+
+    /// Whether any finding is a warning or worse (`--smoke-strict` fails
+    /// then).
+    pub fn has_warnings(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|f| f.severity <= Severity::Warning)
     }
 
     /// One line: what ran and how it ended, with the end of its stderr when
@@ -314,26 +392,36 @@ impl SmokeOutcome {
 }
 
 /// Runs the image for a smoke test: output captured (64 KiB of each kept),
-/// stdin empty, no network, killed after `timeout`. `args` replace the
-/// image's cmd when given. Whether the program started is
-/// [`SmokeOutcome::passed`]; errors mean it could not even be started (or
-/// the image could not be unpacked), which is also a failed smoke test.
-pub fn smoke(
-    image: &Image,
-    args: Option<&[String]>,
-    timeout: Duration,
-) -> Result<SmokeOutcome, RunError> {
-    let opts = RunOptions {
-        args: args.map(|a| a.to_vec()),
+/// stdin empty, no network, killed after the timeout, traced (on the host's
+/// architecture) unless told not to. Whether the program started is
+/// [`SmokeOutcome::passed`]; what it missed is [`SmokeOutcome::findings`].
+/// Errors mean it could not even be started (or the image could not be
+/// unpacked), which is also a failed smoke test.
+pub fn smoke(image: &Image, opts: &SmokeOptions) -> Result<SmokeOutcome, RunError> {
+    let foreign = image.platform.architecture != Platform::host().architecture;
+    let traced = opts.trace && !foreign && trace::supported();
+    let run_opts = RunOptions {
+        args: opts.args.clone(),
         capture: Some(64 * 1024),
-        timeout: Some(timeout),
+        timeout: Some(opts.timeout),
+        trace: traced,
         ..RunOptions::default()
     };
-    let outcome = run(image, &opts)?;
+    let outcome = run(image, &run_opts)?;
     if outcome.interrupted {
         return Err(RunError::Interrupted);
     }
-    Ok(SmokeOutcome { outcome })
+    let findings = outcome
+        .trace
+        .as_ref()
+        .map(|t| findings::findings(&t.lookups, &t.found))
+        .unwrap_or_default();
+    Ok(SmokeOutcome {
+        status: outcome.status,
+        findings,
+        traced,
+        outcome,
+    })
 }
 
 /// The temporary root; removed (even where the image made directories
@@ -499,21 +587,87 @@ pub fn run(image: &Image, opts: &RunOptions) -> Result<Outcome, RunError> {
         .map(|e| e.1.clone())
         .unwrap_or_default();
     let (program, host_path) = find_program(&root.rootfs, &argv[0], &workdir, &path_var)?;
-    let emulator = preflight(&root.rootfs, &program, &host_path)?;
+    let force_direct = opts.emulation == Emulation::Direct
+        || std::env::var("DISTROLESS_PACK_QEMU").is_ok_and(|v| v == "direct");
+    let emulator = preflight(&root.rootfs, &program, &host_path, force_direct)?;
+    if opts.trace {
+        if !trace::supported() {
+            return Err(RunError::Trace(format!(
+                "not implemented on {} hosts (amd64 and arm64 are)",
+                Platform::host()
+            )));
+        }
+        if emulator.is_some() {
+            return Err(RunError::Trace(format!(
+                "{program} is a linux/{} program running under qemu-user; tracing follows programs of the host's architecture only ({})",
+                image.platform.architecture,
+                Platform::host()
+            )));
+        }
+    }
+    // Direct emulation: qemu in the root runs the program.
+    let (exec_program, exec_argv, emulator_name) = match &emulator {
+        Some(Emulator::Direct { name, host }) => {
+            let inside = format!("/.distroless-pack-{name}");
+            let dest = root.rootfs.join(&inside[1..]);
+            fs::copy(host, &dest).map_err(|e| RunError::io(host, e))?;
+            fs::set_permissions(&dest, fs::Permissions::from_mode(0o755))
+                .map_err(|e| RunError::io(&dest, e))?;
+            let mut a = vec![
+                inside.clone(),
+                "-0".into(),
+                argv[0].clone(),
+                program.clone(),
+            ];
+            a.extend(argv[1..].iter().cloned());
+            (inside, a, Some(format!("{name} (direct)")))
+        }
+        Some(Emulator::Binfmt(name)) => (program.clone(), argv.clone(), Some(name.clone())),
+        None => (program.clone(), argv.clone(), None),
+    };
 
+    let pipe = || -> Result<(OwnedFd, OwnedFd), RunError> {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills two fds, which we own from here.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+            return Err(RunError::Isolation(format!(
+                "pipe: {}",
+                io::Error::last_os_error()
+            )));
+        }
+        // SAFETY: just created, owned by nobody else.
+        Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    };
+    // The tracer's handshake pipes: (ready_r, ready_w), (go_r, go_w).
+    let handshake = if opts.trace {
+        Some((pipe()?, pipe()?))
+    } else {
+        None
+    };
+    let info = if isolation == Isolation::Bwrap {
+        Some(pipe()?)
+    } else {
+        None
+    };
     let spec = sandbox::Spec {
         root: &root.rootfs,
-        program: &program,
-        argv: &argv,
+        program: &exec_program,
+        argv: &exec_argv,
         env: &env,
         uid: user.uid,
         gid: user.gid,
         workdir: &workdir,
         hostname: &hostname,
         network: opts.network,
+        trace: handshake
+            .as_ref()
+            .map(|((_, rw), (gr, _))| trace::Handshake {
+                ready_w: rw.as_raw_fd(),
+                go_r: gr.as_raw_fd(),
+            }),
     };
-    let mut command = match isolation {
-        Isolation::Bwrap => sandbox::bwrap_command(&spec),
+    let mut command = match (isolation, &info) {
+        (Isolation::Bwrap, Some((_, w))) => sandbox::bwrap_command(&spec, w.as_raw_fd()),
         _ => sandbox::chroot_command(&spec).map_err(|e| RunError::Spawn {
             program: program.clone(),
             isolation,
@@ -525,15 +679,51 @@ pub fn run(image: &Image, opts: &RunOptions) -> Result<Outcome, RunError> {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        command.process_group(0);
     }
     if signals::interrupted() {
         return Err(RunError::Interrupted);
     }
+    // The program's pid as we see it: from bwrap's --info-fd, or the first
+    // task the tracer saw exec it.
+    let program_pid = Arc::new(AtomicI32::new(0));
+    let tracer = handshake.map(|((ready_r, ready_w), (go_r, go_w))| {
+        let rootfs = root.rootfs.clone();
+        let pp = Arc::clone(&program_pid);
+        let h = std::thread::spawn(move || {
+            trace::trace(fs::File::from(ready_r), fs::File::from(go_w), &rootfs, &pp)
+        });
+        (h, ready_w, go_r)
+    });
     let started = Instant::now();
-    let mut child = command
-        .spawn()
-        .map_err(|e| spawn_error(e, &program, isolation))?;
+    let spawned = command.spawn();
+    // Our copies of the child's ends: the tracer sees EOF if it died early.
+    let tracer = tracer.map(|(h, ready_w, go_r)| {
+        drop((ready_w, go_r));
+        h
+    });
+    let info_r = info.map(|(r, w)| {
+        drop(w);
+        r
+    });
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(h) = tracer {
+                let _ = h.join();
+            }
+            return Err(spawn_error(e, &program, isolation));
+        }
+    };
+    if let Some(r) = info_r {
+        let pp = Arc::clone(&program_pid);
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = fs::File::from(r).read_to_string(&mut text);
+            if let Some(pid) = info_child_pid(&text) {
+                let _ = pp.compare_exchange(0, pid, Ordering::SeqCst, Ordering::SeqCst);
+            }
+        });
+    }
     let readers = opts.capture.map(|limit| {
         let out = child
             .stdout
@@ -545,7 +735,21 @@ pub fn run(image: &Image, opts: &RunOptions) -> Result<Outcome, RunError> {
             .map(|r| std::thread::spawn(move || read_tail(r, limit)));
         (out, err)
     });
-    let (status, interrupted) = wait(&mut child, opts.timeout, opts.capture.is_some());
+    let target = Target {
+        helper: child.id() as i32,
+        program: program_pid,
+        via_helper: isolation != Isolation::Bwrap,
+    };
+    let (status, interrupted, trace) = match tracer {
+        None => {
+            let (st, int) = wait(&mut child, &target, opts.timeout, opts.capture.is_some());
+            (st, int, None)
+        }
+        Some(h) => {
+            let (st, int, tr) = wait_traced(h, &target, opts.timeout, opts.capture.is_some());
+            (st, int, Some(tr))
+        }
+    };
     let elapsed = started.elapsed();
     let (stdout, stderr) = match readers {
         Some((out, err)) => (
@@ -561,10 +765,156 @@ pub fn run(image: &Image, opts: &RunOptions) -> Result<Outcome, RunError> {
         stderr,
         argv,
         isolation,
-        emulator,
+        emulator: emulator_name,
         elapsed,
         interrupted,
+        trace,
     })
+}
+
+/// `"child-pid": N` from bwrap's `--info-fd` JSON.
+fn info_child_pid(text: &str) -> Option<i32> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    v.get("child-pid")?.as_i64().map(|p| p as i32)
+}
+
+/// Who gets the signals of a run.
+struct Target {
+    /// The process we started (bwrap, or the chroot fallback's monitor).
+    helper: i32,
+    /// The program (PID 1 of its namespace) as we see it; 0 until known.
+    program: Arc<AtomicI32>,
+    /// Signals go to the helper, which passes them on (the chroot monitor).
+    via_helper: bool,
+}
+
+impl Target {
+    /// Passes `sig` on; false when the program's pid is not known yet.
+    fn forward(&self, sig: i32) -> bool {
+        let pid = if self.via_helper {
+            self.helper
+        } else {
+            self.program.load(Ordering::SeqCst)
+        };
+        if pid <= 0 {
+            return false;
+        }
+        // SAFETY: signalling the program we started.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+        true
+    }
+
+    /// SIGKILL to the program (its PID namespace goes with it) and the helper.
+    fn kill(&self) {
+        let p = self.program.load(Ordering::SeqCst);
+        // SAFETY: killing what we started.
+        unsafe {
+            if p > 0 {
+                libc::kill(p, libc::SIGKILL);
+            }
+            libc::kill(self.helper, libc::SIGKILL);
+        }
+    }
+}
+
+/// What to do about signals and the time limit while the program runs;
+/// shared by the plain and the traced wait.
+struct Watch<'a> {
+    target: &'a Target,
+    started: Instant,
+    timeout: Option<Duration>,
+    captured: bool,
+    timed_out: bool,
+    interrupted: bool,
+    sigints: u32,
+    /// When SIGTERM was passed on: SIGKILL follows after [`TERM_GRACE`].
+    term_at: Option<Instant>,
+    held: Vec<i32>,
+}
+
+/// How long a program may take to exit after SIGTERM before it is killed,
+/// as `docker stop` gives it.
+const TERM_GRACE: Duration = Duration::from_secs(10);
+
+impl Watch<'_> {
+    fn new(target: &Target, timeout: Option<Duration>, captured: bool) -> Watch<'_> {
+        Watch {
+            target,
+            started: Instant::now(),
+            timeout,
+            captured,
+            timed_out: false,
+            interrupted: false,
+            sigints: 0,
+            term_at: None,
+            held: Vec::new(),
+        }
+    }
+
+    /// One look at the clock and the signals.
+    fn tick(&mut self) {
+        if !self.timed_out && self.timeout.is_some_and(|t| self.started.elapsed() >= t) {
+            self.timed_out = true;
+            self.target.kill();
+        }
+        if self.term_at.is_some_and(|t| t.elapsed() >= TERM_GRACE) {
+            self.term_at = None;
+            self.target.kill();
+        }
+        let mut sigs = std::mem::take(&mut self.held);
+        sigs.extend(signals::take_pending());
+        if sigs.is_empty() {
+            return;
+        }
+        self.interrupted = true;
+        if self.captured {
+            // A smoke run: stop it, the caller reports the interrupt.
+            self.target.kill();
+            return;
+        }
+        for sig in sigs {
+            if sig == libc::SIGINT {
+                self.sigints += 1;
+                if self.sigints >= 3 {
+                    // The third Ctrl-C: the program did not stop, force it.
+                    self.target.kill();
+                    continue;
+                }
+            }
+            if !self.target.forward(sig) {
+                self.held.push(sig);
+            } else if sig == libc::SIGTERM && self.term_at.is_none() {
+                self.term_at = Some(Instant::now());
+            }
+        }
+    }
+}
+
+/// Waits for the traced run: the tracer thread ends when every traced
+/// task is gone, with the helper's wait status.
+fn wait_traced(
+    tracer: std::thread::JoinHandle<(Option<i32>, Trace)>,
+    target: &Target,
+    timeout: Option<Duration>,
+    captured: bool,
+) -> (Status, bool, Trace) {
+    let mut watch = Watch::new(target, timeout, captured);
+    let mut delay = Duration::from_millis(2);
+    while !tracer.is_finished() {
+        watch.tick();
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(50));
+    }
+    let (st, trace) = tracer.join().unwrap_or_default();
+    let status = match st {
+        _ if watch.timed_out => Status::TimedOut,
+        Some(st) if libc::WIFEXITED(st) => Status::Exited(libc::WEXITSTATUS(st)),
+        Some(st) if libc::WIFSIGNALED(st) => Status::Signaled(libc::WTERMSIG(st)),
+        _ => Status::Signaled(libc::SIGKILL),
+    };
+    (status, watch.interrupted, trace)
 }
 
 fn spawn_error(e: io::Error, program: &str, isolation: Isolation) -> RunError {
@@ -604,61 +954,36 @@ fn read_tail(mut r: impl Read, limit: usize) -> Vec<u8> {
     keep
 }
 
-/// Waits for the child, killing it at the timeout or after an interrupt.
-/// With `own_group`, the whole process group is killed.
-fn wait(child: &mut Child, timeout: Option<Duration>, own_group: bool) -> (Status, bool) {
-    let started = Instant::now();
-    let pid = child.id() as i32;
-    let kill = |sig: i32| {
-        // SAFETY: signalling our own child (or its process group).
-        unsafe {
-            libc::kill(if own_group { -pid } else { pid }, sig);
-        }
-    };
-    let mut interrupted_at: Option<Instant> = None;
-    let mut timed_out = false;
+/// Waits for the child, passing signals on, killing it at the timeout
+/// (and, in a captured smoke run, on any signal).
+fn wait(
+    child: &mut Child,
+    target: &Target,
+    timeout: Option<Duration>,
+    captured: bool,
+) -> (Status, bool) {
+    let mut watch = Watch::new(target, timeout, captured);
     let mut delay = Duration::from_millis(2);
     loop {
         match child.try_wait() {
             Ok(Some(st)) => {
-                let status = if timed_out {
+                let status = if watch.timed_out {
                     Status::TimedOut
                 } else if let Some(c) = st.code() {
                     Status::Exited(c)
                 } else {
                     Status::Signaled(st.signal().unwrap_or(libc::SIGKILL))
                 };
-                if own_group {
-                    kill(libc::SIGKILL); // anything it left behind
-                }
-                return (status, interrupted_at.is_some());
+                return (status, watch.interrupted);
             }
             Ok(None) => {}
             Err(_) => {
-                kill(libc::SIGKILL);
+                target.kill();
                 let _ = child.wait();
-                return (Status::Signaled(libc::SIGKILL), interrupted_at.is_some());
+                return (Status::Signaled(libc::SIGKILL), watch.interrupted);
             }
         }
-        if !timed_out && timeout.is_some_and(|t| started.elapsed() >= t) {
-            timed_out = true;
-            kill(libc::SIGKILL);
-        }
-        if signals::interrupted() {
-            match interrupted_at {
-                None => {
-                    interrupted_at = Some(Instant::now());
-                    // In the foreground the terminal already sent SIGINT to
-                    // the program; in its own group it needs telling.
-                    if own_group {
-                        kill(libc::SIGKILL);
-                    }
-                }
-                Some(at) if at.elapsed() > Duration::from_secs(10) => kill(libc::SIGKILL),
-                Some(at) if at.elapsed() > Duration::from_secs(2) => kill(libc::SIGTERM),
-                _ => {}
-            }
-        }
+        watch.tick();
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(50));
     }
@@ -704,8 +1029,22 @@ fn find_program(
     })
 }
 
-/// Checks the program as execve(2) would; returns the emulator used, if any.
-fn preflight(root: &Path, program: &str, host: &Path) -> Result<Option<String>, RunError> {
+/// How a foreign program runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Emulator {
+    /// The kernel starts qemu (binfmt_misc, F flag): `qemu-aarch64`.
+    Binfmt(String),
+    /// We start it: `qemu-aarch64-static` at `host`.
+    Direct { name: String, host: PathBuf },
+}
+
+/// Checks the program as execve(2) would; returns the emulator needed, if any.
+fn preflight(
+    root: &Path,
+    program: &str,
+    host: &Path,
+    force_direct: bool,
+) -> Result<Option<Emulator>, RunError> {
     let meta = fs::metadata(host).map_err(|e| RunError::io(Path::new(program), e))?;
     if meta.is_dir() {
         return Err(RunError::NotExecutable {
@@ -756,20 +1095,79 @@ fn preflight(root: &Path, program: &str, host: &Path) -> Result<Option<String>, 
             if Some(machine) == elf::host_machine() {
                 return Ok(None);
             }
-            emulation(program, machine, Path::new("/proc/sys/fs/binfmt_misc"))
+            let search = std::env::var_os("PATH")
+                .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+                .unwrap_or_default();
+            emulation(
+                program,
+                machine,
+                Path::new("/proc/sys/fs/binfmt_misc"),
+                &search,
+                force_direct,
+            )
+            .map(Some)
         }
     }
 }
 
-/// Whether a program for `machine` can run here through binfmt_misc
-/// (qemu-user), and how to make it so when it cannot.
-fn emulation(program: &str, machine: u16, binfmt: &Path) -> Result<Option<String>, RunError> {
+/// How a program for `machine` can run here: through binfmt_misc
+/// (qemu-user registered with the F flag), else (or with `force_direct`)
+/// by starting `qemu-ARCH-static` from `search` ourselves; and how to make
+/// it possible when neither works.
+fn emulation(
+    program: &str,
+    machine: u16,
+    binfmt: &Path,
+    search: &[PathBuf],
+    force_direct: bool,
+) -> Result<Emulator, RunError> {
+    let registered = binfmt_registered(program, machine, binfmt);
+    if let (Ok(name), false) = (&registered, force_direct) {
+        return Ok(Emulator::Binfmt(name.clone()));
+    }
+    let static_name = format!("{}-static", elf::qemu_name(machine).unwrap_or("qemu"));
+    let found = search
+        .iter()
+        .map(|d| d.join(&static_name))
+        .find(|p| p.is_file());
+    match (found, registered) {
+        (Some(host), _) => Ok(Emulator::Direct {
+            name: static_name,
+            host,
+        }),
+        (
+            None,
+            Err(RunError::ForeignArch {
+                program,
+                arch,
+                host,
+                how,
+            }),
+        ) if elf::qemu_name(machine).is_some() => Err(RunError::ForeignArch {
+            program,
+            arch,
+            host,
+            how: format!(
+                "{how}; or install qemu-user-static (run then starts {static_name} itself)"
+            ),
+        }),
+        (None, Err(e)) => Err(e),
+        (None, Ok(_)) => Err(RunError::ForeignArch {
+            program: program.into(),
+            arch: elf::machine_name(machine),
+            host: Platform::host().to_string(),
+            how: format!("{static_name} is not installed: apt-get install -y qemu-user-static"),
+        }),
+    }
+}
+
+/// The binfmt_misc entry that runs `machine` programs, or why there is none.
+fn binfmt_registered(program: &str, machine: u16, binfmt: &Path) -> Result<String, RunError> {
     let arch = elf::machine_name(machine);
     let host = Platform::host().to_string();
-    let qemu = match machine {
-        elf::EM_AARCH64 => "qemu-aarch64",
-        elf::EM_X86_64 => "qemu-x86_64",
-        _ => {
+    let qemu = match elf::qemu_name(machine) {
+        Some(q) => q,
+        None => {
             return Err(RunError::ForeignArch {
                 program: program.into(),
                 arch,
@@ -820,7 +1218,7 @@ fn emulation(program: &str, machine: u16, binfmt: &Path) -> Result<Option<String
             "{qemu} is registered without the F (fix-binary) flag, so its interpreter cannot be found inside an empty root: re-register it as Debian's qemu-user-static does (`update-binfmts --disable {qemu}; update-binfmts --enable {qemu}` with qemu-user-static installed)"
         )));
     }
-    Ok(Some(qemu.to_string()))
+    Ok(qemu.to_string())
 }
 
 #[cfg(test)]
@@ -832,7 +1230,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let b = d.path();
         let err = |b: &Path| {
-            emulation("/app/x", elf::EM_AARCH64, b)
+            emulation("/app/x", elf::EM_AARCH64, b, &[], false)
                 .unwrap_err()
                 .to_string()
         };
@@ -868,12 +1266,44 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            emulation("/app/x", elf::EM_AARCH64, b).unwrap().as_deref(),
-            Some("qemu-aarch64")
+            emulation("/app/x", elf::EM_AARCH64, b, &[], false).unwrap(),
+            Emulator::Binfmt("qemu-aarch64".into())
         );
+        // Forced direct, and no qemu-aarch64-static to be found.
+        let e = emulation("/app/x", elf::EM_AARCH64, b, &[], true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("apt-get install -y qemu-user-static"), "{e}");
         fs::write(b.join("status"), "disabled\n").unwrap();
         assert!(err(b).contains("binfmt_misc is disabled"), "{}", err(b));
-        let e = emulation("/app/x", 243, b).unwrap_err().to_string();
+        assert!(
+            err(b).contains(
+                "or install qemu-user-static (run then starts qemu-aarch64-static itself)"
+            ),
+            "{}",
+            err(b)
+        );
+        // Not registered, but installed: started directly.
+        let bin = d.path().join("bin");
+        fs::create_dir(&bin).unwrap();
+        fs::write(bin.join("qemu-aarch64-static"), "").unwrap();
+        assert_eq!(
+            emulation(
+                "/app/x",
+                elf::EM_AARCH64,
+                b,
+                std::slice::from_ref(&bin),
+                false
+            )
+            .unwrap(),
+            Emulator::Direct {
+                name: "qemu-aarch64-static".into(),
+                host: bin.join("qemu-aarch64-static")
+            }
+        );
+        let e = emulation("/app/x", 243, b, &[], false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("riscv64") && e.contains("no emulator"), "{e}");
     }
 

@@ -8,7 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use distroless_pack_image::{Blob, Image, MEDIA_TYPE_LAYER_GZIP};
-use distroless_pack_run::{run, smoke, unpack_layers, Isolation, RunError, RunOptions, Status};
+use distroless_pack_run::{
+    run, smoke, unpack_layers, Isolation, RunError, RunOptions, SmokeOptions, Status,
+};
 
 const HELLO_C: &str = r#"
 #include <stdio.h>
@@ -229,12 +231,16 @@ fn smoke_passes_servers_and_fails_bad_exits() {
     let d = tempfile::tempdir().unwrap();
     let bin = hello(d.path(), true);
     let img = hello_image(&bin, serde_json::json!({"Entrypoint": ["/app/hello"]}));
-    let ok = smoke(&img, None, Duration::from_secs(20)).unwrap();
+    let smoke_opts = |args: Option<&[&str]>, timeout: Duration| SmokeOptions {
+        args: args.map(strings),
+        timeout,
+        trace: true,
+    };
+    let ok = smoke(&img, &smoke_opts(None, Duration::from_secs(20))).unwrap();
     assert!(ok.passed(), "{}", ok.describe());
     let bad = smoke(
         &img,
-        Some(&strings(&["exit", "3"])),
-        Duration::from_secs(20),
+        &smoke_opts(Some(&["exit", "3"]), Duration::from_secs(20)),
     )
     .unwrap();
     assert!(!bad.passed());
@@ -244,11 +250,15 @@ fn smoke_passes_servers_and_fails_bad_exits() {
         bad.describe()
     );
     assert!(bad.describe().contains("to stderr"), "{}", bad.describe());
-    let crash = smoke(&img, Some(&strings(&["crash"])), Duration::from_secs(20)).unwrap();
+    let crash = smoke(&img, &smoke_opts(Some(&["crash"]), Duration::from_secs(20))).unwrap();
     assert!(!crash.passed());
     assert!(crash.describe().contains("SIGSEGV"), "{}", crash.describe());
     let t = std::time::Instant::now();
-    let server = smoke(&img, Some(&strings(&["sleep"])), Duration::from_millis(700)).unwrap();
+    let server = smoke(
+        &img,
+        &smoke_opts(Some(&["sleep"]), Duration::from_millis(700)),
+    )
+    .unwrap();
     assert!(server.passed(), "{}", server.describe());
     assert_eq!(server.outcome.status, Status::TimedOut);
     assert!(t.elapsed() < Duration::from_secs(10));
@@ -441,4 +451,40 @@ fn a_layer_with_one_flipped_byte_is_reported_as_corrupt_not_as_a_bad_tar_entry()
         !text.contains("bad tar entry") && !text.contains("deflate"),
         "{text}"
     );
+}
+
+/// Traced runs wait for their tracees with `__WNOTHREAD`: runs on other
+/// threads of the same process (traced or not) keep their own children.
+#[test]
+fn traced_runs_in_parallel_threads_keep_their_own_children() {
+    let d = tempfile::tempdir().unwrap();
+    let bin = hello(d.path(), true);
+    let img = hello_image(&bin, serde_json::json!({"Entrypoint": ["/app/hello"]}));
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let img = img.clone();
+            let temp = d.path().to_path_buf();
+            std::thread::spawn(move || {
+                let opts = RunOptions {
+                    trace: i % 2 == 0,
+                    ..captured(
+                        if i < 2 {
+                            Isolation::Bwrap
+                        } else {
+                            Isolation::Chroot
+                        },
+                        Some(strings(&["exit", &(10 + i).to_string()])),
+                        &temp,
+                    )
+                };
+                (i, run(&img, &opts).unwrap())
+            })
+        })
+        .collect();
+    for h in handles {
+        let (i, o) = h.join().unwrap();
+        assert_eq!(o.status, Status::Exited(10 + i), "run {i}");
+        assert_eq!(o.trace.is_some(), i % 2 == 0);
+        assert!(String::from_utf8_lossy(&o.stdout).contains("hello uid="));
+    }
 }
