@@ -15,7 +15,7 @@
 #    `distroless-pack build images/c-hello`), `distroless-pack build` of a
 #    Rust project with a crates.io dependency, every crate's unit tests, and
 #    the integration tests matching $DP_OFFLINE_TESTS (default below) but not
-#    $DP_OFFLINE_SKIP.
+#    $DP_OFFLINE_SKIP, both built in release on top of example.sh's build.
 # Root is needed (unshare --net, dockerd). Log: target/offline-check.log.
 # The last line is "tests: N passed, N failed, N skipped".
 set -euo pipefail
@@ -166,13 +166,16 @@ rm -rf "$dep_dir"
 log="$root/target/offline-check-tests.log"
 : >"$log"
 status=0
-step "cargo test --workspace --lib --bins (every crate's unit tests)"
-cargo test --workspace --lib --bins --no-fail-fast 2>&1 | tee -a "$log" || status=$?
+# The tests build in release, on top of example.sh's `cargo build --release`
+# (a debug build would compile every crate a second time); the mirror is
+# the same for either profile.
+step "cargo test --release --workspace --lib --bins (every crate's unit tests)"
+cargo test --release --workspace --lib --bins --no-fail-fast 2>&1 | tee -a "$log" || status=$?
 
 skip_args=()
 for s in "${test_skips[@]}"; do skip_args+=(--skip "$s"); done
-step "cargo test --test integration -- ${test_filters[*]} ${skip_args[*]}"
-cargo test --test integration --no-fail-fast -- "${test_filters[@]}" "${skip_args[@]}" 2>&1 |
+step "cargo test --release --test integration -- ${test_filters[*]} ${skip_args[*]}"
+cargo test --release --test integration --no-fail-fast -- "${test_filters[@]}" "${skip_args[@]}" 2>&1 |
   tee -a "$log" || status=$?
 
 read -r passed failed ignored < <(
