@@ -10,7 +10,8 @@
 # 2. In a new network namespace (unshare --net) that has only loopback:
 #    install-deps.sh (wheels from the mirror), a private dockerd and podman
 #    configuration started in there (scripts/services.sh with their own
-#    DISTROLESS_PACK_TEST_DIR: no engine from outside is used), example.sh
+#    DISTROLESS_PACK_TEST_DIR, a new /tmp/dp-offline-check.* or
+#    $DP_OFFLINE_TEST_DIR: no engine from outside is used), example.sh
 #    (cargo build --release from an empty CARGO_HOME, then
 #    `distroless-pack build images/c-hello`), `distroless-pack build` of a
 #    Rust project with a crates.io dependency, every crate's unit tests, and
@@ -45,7 +46,7 @@ else
   inside=0
   case "${1:-}" in
     -h | --help)
-      sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     -*)
@@ -104,7 +105,16 @@ echo "index.crates.io and pypi.org do not resolve: offline"
 # Engines of our own, started in here; none from outside (the caller's
 # DOCKER_HOST, podman configuration or the test dockerd's socket).
 unset DOCKER_HOST CONTAINERS_CONF CONTAINERS_STORAGE_CONF REGISTRY_AUTH_FILE
-export DISTROLESS_PACK_TEST_DIR="${DP_OFFLINE_TEST_DIR:-/tmp/dp-offline-check}"
+# A fresh folder of our own, removed after a passing run (kept for the logs
+# after a failing one); a DP_OFFLINE_TEST_DIR given is used and kept.
+if [ -n "${DP_OFFLINE_TEST_DIR:-}" ]; then
+  export DISTROLESS_PACK_TEST_DIR="$DP_OFFLINE_TEST_DIR"
+  own_test_dir=0
+else
+  DISTROLESS_PACK_TEST_DIR="$(mktemp -d /tmp/dp-offline-check.XXXXXX)"
+  export DISTROLESS_PACK_TEST_DIR
+  own_test_dir=1
+fi
 export DP_DEPS_LOG="$root/target/offline-check-deps.log"
 
 step "an empty CARGO_HOME (target/dp-mirror: only the config that replaces crates.io with the mirror)"
@@ -117,8 +127,6 @@ step "scripts/install-deps.sh (wheels from the mirror; Debian packages already t
 bash scripts/install-deps.sh
 
 step "engines, started inside the namespace ($DISTROLESS_PACK_TEST_DIR)"
-bash scripts/services.sh stop docker >/dev/null 2>&1 || true
-rm -rf "$DISTROLESS_PACK_TEST_DIR"
 bash scripts/services.sh binfmt
 bash scripts/services.sh start docker
 bash scripts/services.sh start podman
@@ -186,6 +194,9 @@ cleanup
 trap - EXIT
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   failed=1
+fi
+if [ "$status" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$own_test_dir" -eq 1 ]; then
+  rm -rf "$DISTROLESS_PACK_TEST_DIR"
 fi
 echo
 echo "offline-check.sh: finished in $(($(date +%s) - ${DP_OFFLINE_STARTED:-$(date +%s)}))s with no network; log: target/offline-check.log"
