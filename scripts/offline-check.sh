@@ -196,7 +196,12 @@ if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   failed=1
 fi
 if [ "$status" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$own_test_dir" -eq 1 ]; then
-  rm -rf "$DISTROLESS_PACK_TEST_DIR"
+  # dockerd leaves a mount or two (exec/netns/default) behind.
+  while read -r _ mnt _; do
+    case "$mnt" in "$DISTROLESS_PACK_TEST_DIR"/*) umount -l "$mnt" || true ;; esac
+  done < <(tac /proc/mounts)
+  rm -rf "$DISTROLESS_PACK_TEST_DIR" ||
+    echo "offline-check.sh: WARNING: could not remove $DISTROLESS_PACK_TEST_DIR" >&2
 fi
 echo
 echo "offline-check.sh: finished in $(($(date +%s) - ${DP_OFFLINE_STARTED:-$(date +%s)}))s with no network; log: target/offline-check.log"
