@@ -37,6 +37,14 @@ fmt:
 deps:
     bash scripts/install-deps.sh
 
+# Write the offline mirror (every crate and wheel) into OUT: `just mirror ../shared/offline`.
+mirror OUT:
+    bash scripts/mirror.sh {{OUT}}
+
+# Prove the mirror is enough: the tool, example.sh and a part of the suite with the network cut.
+offline-check MIRROR:
+    bash scripts/offline-check.sh {{MIRROR}}
+
 # Start, stop or query the test services: `just services start docker`.
 services *ARGS:
     bash scripts/services.sh {{ARGS}}

@@ -7,10 +7,16 @@
 #      statically (musl-gcc via make), verifies and packs it into
 #      out/hello.tar, one archive that `docker load` and `podman load` both
 #      take, and out/hello-oci, an OCI image layout
+# With DP_MIRROR=DIR (scripts/mirror.sh) every crate comes from DIR and only
+# Debian packages from the network (docs/hermetic.md).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+# shellcheck source=scripts/lib/mirror-env.sh
+. "$root/scripts/lib/mirror-env.sh"
+dp_mirror_setup
+[ -z "${DP_MIRROR:-}" ] || echo "==> crates from the mirror $DP_MIRROR (CARGO_HOME=$CARGO_HOME)"
 
 echo "==> installing musl-tools, golang-go and make"
 bash scripts/install-deps.sh --minimal

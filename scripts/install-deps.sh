@@ -5,20 +5,27 @@
 #
 #   scripts/install-deps.sh            everything the tests need
 #   scripts/install-deps.sh --minimal  only what `scripts/example.sh` needs
+#   scripts/install-deps.sh --debian   only the Debian packages of the full set
 #
 # Idempotent: each step checks first and does nothing when it is already done,
 # so a second run takes about a second. Runs as root, or through sudo.
 # The full log goes to $DP_DEPS_LOG (default target/install-deps.log).
+# PyPI packages: the exact pins of scripts/python-requirements.txt. With
+# DP_MIRROR=DIR (scripts/mirror.sh) they come from DIR and only Debian
+# packages from the network; rustup targets are then not added (no mirror
+# can hold them): see docs/hermetic.md.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 minimal=0
+debian_only=0
 for arg in "$@"; do
   case "$arg" in
     --minimal) minimal=1 ;;
+    --debian) debian_only=1 ;;
     -h | --help)
-      sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -39,9 +46,10 @@ full_pkgs=(
   uidmap slirp4netns fuse-overlayfs iptables
   ca-certificates tzdata file binutils icu-devtools cmake make
 )
-# Versions verified on these machines; override from the environment.
-ZIGLANG_VERSION="${ZIGLANG_VERSION:-0.17.1}"
 RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
+# shellcheck source=scripts/lib/mirror-env.sh
+. "$root/scripts/lib/mirror-env.sh"
+dp_mirror_setup
 
 mkdir -p "$root/target"
 log="${DP_DEPS_LOG:-$root/target/install-deps.log}"
@@ -105,31 +113,48 @@ else
   note "apt: installed ${missing[*]}"
 fi
 
-if [ "$minimal" -eq 1 ]; then
-  printf 'install-deps.sh (minimal): %s\n' "${summary[@]}"
+if [ "$minimal" -eq 1 ] || [ "$debian_only" -eq 1 ]; then
+  printf 'install-deps.sh (%s): %s\n' "$([ "$minimal" -eq 1 ] && echo minimal || echo debian)" "${summary[@]}"
   exit 0
 fi
 
-# --- zig (cross C builds with `zig cc`) -------------------------------------
+# --- PyPI packages: zig (`zig cc` cross C builds), just, validators -----------
+# The pins of scripts/python-requirements.txt, from PyPI or, with DP_MIRROR,
+# from the mirror's wheels only.
 pip_install() {
   logged python3 -m pip install --disable-pip-version-check --quiet "$@" ||
     logged python3 -m pip install --disable-pip-version-check --quiet --break-system-packages "$@"
 }
-have_zig="$(python3 -m ziglang version 2>/dev/null || true)"
-if [ -n "$have_zig" ]; then
-  note "zig: ziglang $have_zig already installed (python3 -m ziglang cc)"
-elif pip_install "ziglang==$ZIGLANG_VERSION"; then
-  note "zig: installed ziglang $ZIGLANG_VERSION (python3 -m ziglang cc)"
+# The pins not installed at exactly their version.
+unmet="$(python3 "$dp_mirror_py" unmet "$dp_requirements")" || fail "cannot read $dp_requirements"
+pip_wanted=()
+[ -z "$unmet" ] || mapfile -t pip_wanted <<<"$unmet"
+pip_from="PyPI"
+[ -z "${DP_MIRROR:-}" ] || pip_from="the mirror $DP_MIRROR"
+if [ "${#pip_wanted[@]}" -eq 0 ]; then
+  note "pip: every pin of scripts/python-requirements.txt already installed"
+elif pip_install "${dp_pip_source[@]}" -r "$dp_requirements"; then
+  note "pip: installed ${pip_wanted[*]} from $pip_from"
 else
-  fail "pip install ziglang==$ZIGLANG_VERSION failed"
+  missing_dist="$(sed -n 's/.*No matching distribution found for \([^ ]*\).*/\1/p' "$log" | tail -n 1)"
+  if [ -n "${DP_MIRROR:-}" ] && [ -n "$missing_dist" ]; then
+    fail "wheel $missing_dist (a dependency of scripts/python-requirements.txt) is missing from the mirror $DP_MIRROR: re-run scripts/mirror.sh"
+  fi
+  fail "pip install -r scripts/python-requirements.txt failed (${pip_wanted[*]}) from $pip_from"
 fi
+zig_version="$(python3 -m ziglang version 2>/dev/null)" || fail "python3 -m ziglang does not run after installing ziglang"
+note "zig: ziglang $zig_version (python3 -m ziglang cc)"
 
 # --- Rust musl targets ------------------------------------------------------
+# rustup downloads targets from its own server, which no mirror replaces:
+# with DP_MIRROR they are not added, and Rust examples build static glibc.
 if command -v rustup >/dev/null 2>&1; then
   installed_targets="$(rustup target list --installed 2>/dev/null || true)"
   for t in "${RUST_TARGETS[@]}"; do
     if grep -qx "$t" <<<"$installed_targets"; then
       note "rust: target $t already installed"
+    elif [ -n "${DP_MIRROR:-}" ]; then
+      warn "DP_MIRROR: rustup target $t is not installed and cannot come from the mirror: Rust examples fall back to a crt-static glibc build"
     elif logged rustup target add "$t"; then
       note "rust: added target $t"
     else
@@ -141,14 +166,12 @@ else
 fi
 
 # --- just (the justfile's runner; Debian 12 has no package) -------------------
+# From the rust-just wheel above (no `cargo install`: every tool comes pinned
+# from a registry the mirror holds).
 if command -v just >/dev/null 2>&1; then
-  note "just: $(just --version) already installed"
-elif pip_install rust-just && command -v just >/dev/null 2>&1; then
-  note "just: installed $(just --version) from PyPI (rust-just)"
-elif logged cargo install just --locked; then
-  note "just: installed $(just --version 2>/dev/null || echo just) with cargo install"
+  note "just: $(just --version)"
 else
-  warn "could not install just: run scripts/*.sh directly instead of just recipes"
+  warn "just is installed (rust-just) but not on PATH (pip's scripts folder): run scripts/*.sh directly instead of just recipes"
 fi
 
 # --- sanity: the tools the tests call ----------------------------------------

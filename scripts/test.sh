@@ -8,15 +8,26 @@
 # `cargo test --workspace --all-targets` and the doc tests, then stops the
 # dockerd it started. Exits non-zero on any failure. The last line is
 # "tests: N passed, N failed, N skipped", summed over every test binary.
+# With DP_MIRROR=DIR (scripts/mirror.sh; .ci/run sets it to ../shared/offline
+# when that folder exists) every crate and wheel comes from DIR, for the
+# tests' own cargo runs too, and only Debian packages from the network
+# (docs/hermetic.md).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+# shellcheck source=scripts/lib/mirror-env.sh
+. "$root/scripts/lib/mirror-env.sh"
+dp_mirror_setup
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 started=$(date +%s)
 
 step() { printf '\n==> %s\n' "$*"; }
+
+if [ -n "${DP_MIRROR:-}" ]; then
+  step "crates and wheels from the mirror $DP_MIRROR (CARGO_HOME=$CARGO_HOME)"
+fi
 
 step "installing dependencies"
 bash scripts/install-deps.sh

@@ -565,11 +565,11 @@ fn rust_build(name: &str, target: &str, rustflags: &str) -> PathBuf {
     cached(name, &[HELLO_RS, target, rustflags], |out, work| {
         let cargo = util::require_tool(
             "cargo",
-            "curl https://sh.rustup.rs | sh (or scripts/install-deps.sh)",
+            "install Rust with rustup (https://rustup.rs), then scripts/install-deps.sh",
         );
         let rustc = util::require_tool(
             "rustc",
-            "curl https://sh.rustup.rs | sh (or scripts/install-deps.sh)",
+            "install Rust with rustup (https://rustup.rs), then scripts/install-deps.sh",
         );
         let sysroot = util::run_ok(Command::new(rustc).args(["--print", "sysroot"]));
         assert!(
