@@ -1038,7 +1038,10 @@ fn builder_image_that_cannot_start_shows_the_engines_reason() {
         .unwrap_or_else(|| panic!("no engine error: {err}"));
     // docker's own reason (the image is not there and cannot be pulled),
     // not the usage hint it prints last.
-    assert!(line.contains("docker: Error response from daemon"), "{line}");
+    assert!(
+        line.contains("docker: Error response from daemon"),
+        "{line}"
+    );
     assert!(!line.contains("--help"), "{line}");
 }
 
