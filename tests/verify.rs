@@ -227,6 +227,27 @@ fn verify_x86_64_v3_warns_about_isa_level() {
 // ------------------------------------------------------------ errors
 
 #[test]
+fn verify_report_never_prints_raw_control_bytes_from_the_file() {
+    // A dynamic binary whose interpreter path starts with a terminal escape
+    // and an invalid UTF-8 byte.
+    let mut bytes = std::fs::read(corpus::glibc_dynamic_hello()).unwrap();
+    let interp = b"/lib64/ld-linux-x86-64.so.2";
+    let at = bytes
+        .windows(interp.len())
+        .position(|w| w == interp)
+        .expect("interpreter path");
+    bytes[at..at + 6].copy_from_slice(b"\x1b[31m\xff");
+    let d = util::tmp();
+    let bin = d.path().join("evil");
+    std::fs::write(&bin, &bytes).unwrap();
+    let out = util::run(dp().arg("verify").arg(&bin));
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    let text = String::from_utf8(out.stdout).expect("the report is UTF-8");
+    assert!(!text.contains('\x1b'), "raw escape in the report: {text:?}");
+    assert!(text.contains("\\u{1b}[31m"), "{text}");
+}
+
+#[test]
 fn verify_glibc_dynamic_fails_with_interpreter_and_libraries() {
     let bin = corpus::glibc_dynamic_hello();
     let f = expect(&bin, None, &["interpreter", "needed-library"], &[]);

@@ -273,7 +273,14 @@ impl Report {
 
     /// The human report: verdict line, facts line, then each finding with
     /// its consequence and fix, indented. Ends with a newline.
+    /// Strings read from the file (interpreter, library names, `.comment`)
+    /// are shown with control characters escaped (`\u{1b}`), so a crafted
+    /// binary cannot write terminal escapes through the report.
     pub fn render_human(&self) -> String {
+        printable(&self.render_raw())
+    }
+
+    fn render_raw(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "{}", self.verdict_line());
         let _ = writeln!(out, "  {}", self.facts_line());
@@ -288,6 +295,19 @@ impl Report {
         }
         out
     }
+}
+
+/// `text` with every control character but the newline escaped.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The `--json` document for several files: `{"schema_version":1,"files":[..]}`.
