@@ -268,9 +268,9 @@ impl OutputArgs {
         let mut list: Vec<Output> = self.outputs.iter().cloned().map(Output::File).collect();
         if let Some(e) = self.load {
             list.push(Output::Load(match e {
-                LoadEngine::Auto => Engine::Auto,
-                LoadEngine::Docker => Engine::Docker,
-                LoadEngine::Podman => Engine::Podman,
+                LoadEngine::Auto => None,
+                LoadEngine::Docker => Some(Engine::Docker),
+                LoadEngine::Podman => Some(Engine::Podman),
             }));
         }
         let mut push = PushOptions::default();

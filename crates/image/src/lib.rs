@@ -16,6 +16,7 @@
 mod blob;
 mod canonical;
 mod digest;
+mod engine;
 mod kind;
 pub mod platform;
 mod tools;
@@ -23,6 +24,7 @@ mod tools;
 pub use blob::{Blob, BlobData, BlobMismatch, KeepAlive, VerifyingReader};
 pub use canonical::to_canonical_json;
 pub use digest::{Digest, DigestError, DigestWriter};
+pub use engine::Engine;
 pub use kind::ErrorKind;
 pub use oci_spec::image as spec;
 pub use platform::{Platform, PlatformError};
