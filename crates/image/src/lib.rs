@@ -19,6 +19,7 @@ mod digest;
 mod engine;
 mod kind;
 pub mod platform;
+mod severity;
 mod tools;
 
 pub use blob::{Blob, BlobData, BlobMismatch, KeepAlive, VerifyingReader};
@@ -28,6 +29,7 @@ pub use engine::Engine;
 pub use kind::ErrorKind;
 pub use oci_spec::image as spec;
 pub use platform::{Platform, PlatformError};
+pub use severity::Severity;
 pub use tools::{human_size, which};
 
 use std::collections::BTreeMap;
