@@ -1020,6 +1020,32 @@ fn container_runner_reports_a_tool_missing_in_the_image() {
 }
 
 #[test]
+fn builder_image_that_cannot_start_shows_the_engines_reason() {
+    let (_t, dir) = example("c-hello");
+    let out = run(dp_build(&docker_env()).arg(&dir).args([
+        "--runner",
+        "container",
+        "--engine",
+        "docker",
+        "--builder-image",
+        "dp-test-no-such-builder:1",
+    ]));
+    assert_eq!(out.status.code(), Some(6), "{}", both(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.contains("could not start the builder image"))
+        .unwrap_or_else(|| panic!("no engine error: {err}"));
+    // docker's own reason (the image is not there and cannot be pulled),
+    // not the usage hint it prints last.
+    assert!(
+        line.contains("docker: Error response from daemon"),
+        "{line}"
+    );
+    assert!(!line.contains("--help"), "{line}");
+}
+
+#[test]
 fn container_runner_without_engine_is_an_engine_error() {
     let (_t, dir) = example("c-hello");
     let out = run(dp_build(&[])

@@ -1202,7 +1202,7 @@ fn arm64_runs_by_starting_qemu_directly_when_binfmt_is_not_used() {
             .env("DISTROLESS_PACK_QEMU", "direct"));
         assert!(out.status.success(), "{isolation}: {}", both(&out));
         assert!(
-            stdout(&out).starts_with(&format!("{HELLO}\nuid=65532 gid=65532 cwd=/\narg=a b\n")),
+            stdout(&out).starts_with(&format!("{HELLO}\nuid=65532 gid=65532 cwd=/app\narg=a b\n")),
             "{isolation}: {}",
             both(&out)
         );

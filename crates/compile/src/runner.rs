@@ -428,18 +428,39 @@ fn gid() -> u32 {
 
 /// The last non-blank line of a build log (the engine's own complaint).
 fn last_log_line(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    text.lines()
+    engine_reason(&std::fs::read_to_string(log).unwrap_or_default())
+}
+
+/// The engine's own reason in its output: the last line that is not the
+/// usage hint docker ends its errors with ("Run 'docker run --help' for
+/// more information").
+fn engine_reason(output: &str) -> String {
+    output
+        .lines()
         .rev()
-        .find(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .find(|l| !(l.starts_with("Run '") && l.ends_with("for more information")))
         .unwrap_or("")
-        .trim()
-        .to_string()
+        .chars()
+        .take(300)
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn builder_image_failure_shows_the_engines_reason_not_its_usage_hint() {
+        let docker = "Unable to find image 'x:1' locally\ndocker: Error response from daemon: pull access denied for x\n\nRun 'docker run --help' for more information\n";
+        assert_eq!(
+            engine_reason(docker),
+            "docker: Error response from daemon: pull access denied for x"
+        );
+        let podman = "Error: x:1: image not known\n";
+        assert_eq!(engine_reason(podman), "Error: x:1: image not known");
+    }
 
     #[test]
     fn maps_container_paths() {

@@ -544,7 +544,7 @@ fn nativeaot_libraries(cx: &Context<'_, '_>, out: &mut Vec<Finding>) {
             "icu-library",
             Severity::Error,
             "globalization is on (no InvariantGlobalization) and ICU is not linked in: it loads libicuuc.so at run time with dlopen, which a static binary in a scratch image cannot do",
-            Some(format!("the program aborts (exit 134) at its first culture lookup, usually at start: {ICU_ABORT}")),
+            Some(format!("the program aborts at its first culture lookup, usually at start (exit 139 as PID 1 in a container, exit 134 outside one): {ICU_ABORT}")),
             Some("build with `--globalization invariant` (no culture data; -p:InvariantGlobalization=true) or `--globalization static-icu` (ICU and its data linked in, -p:StaticICULinking=true), or `--globalization icu-file` and ship the data with --icu-data".into()),
         ));
     }
