@@ -75,6 +75,25 @@ pub enum IsolationArg {
     Chroot,
 }
 
+impl From<NetworkArg> for distroless_pack_run::Network {
+    fn from(n: NetworkArg) -> Self {
+        match n {
+            NetworkArg::Host => distroless_pack_run::Network::Host,
+            NetworkArg::None => distroless_pack_run::Network::None,
+        }
+    }
+}
+
+impl From<IsolationArg> for distroless_pack_run::Isolation {
+    fn from(i: IsolationArg) -> Self {
+        match i {
+            IsolationArg::Bwrap => distroless_pack_run::Isolation::Bwrap,
+            IsolationArg::Chroot => distroless_pack_run::Isolation::Chroot,
+            IsolationArg::Auto => distroless_pack_run::Isolation::Auto,
+        }
+    }
+}
+
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ImageArgs {
     /// Image name and tag, NAME[:TAG] (e.g. `ghcr.io/acme/hello:1.2`; TAG
@@ -249,9 +268,9 @@ impl OutputArgs {
         let mut list: Vec<Output> = self.outputs.iter().cloned().map(Output::File).collect();
         if let Some(e) = self.load {
             list.push(Output::Load(match e {
-                LoadEngine::Auto => Engine::Auto,
-                LoadEngine::Docker => Engine::Docker,
-                LoadEngine::Podman => Engine::Podman,
+                LoadEngine::Auto => None,
+                LoadEngine::Docker => Some(Engine::Docker),
+                LoadEngine::Podman => Some(Engine::Podman),
             }));
         }
         let mut push = PushOptions::default();
@@ -406,4 +425,20 @@ impl SmokeArgs {
         settings::smoke(self.smoke.as_deref(), self.smoke_timeout, self.smoke_strict)
             .map_err(crate::report::pipeline)
     }
+}
+
+/// `run --env`: `KEY=VALUE`, or `NAME` for the host's value.
+pub fn parse_env(env: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    env.iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok(Some((k.to_string(), v.to_string()))),
+            _ if kv.is_empty() || kv.starts_with('=') => {
+                Err(anyhow::anyhow!("--env {kv:?}: expected KEY=VALUE"))
+            }
+            // `-e NAME` passes the host's value, and nothing when NAME is
+            // unset, as docker does.
+            _ => Ok(std::env::var(kv).ok().map(|v| (kv.clone(), v))),
+        })
+        .filter_map(Result::transpose)
+        .collect()
 }

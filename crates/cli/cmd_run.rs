@@ -11,11 +11,13 @@
 use std::time::Duration;
 
 use distroless_pack_image::{ErrorKind, Platform};
-use distroless_pack_run::{Isolation, Network, RunOptions};
+use distroless_pack_run::{Network, RunOptions};
 use distroless_pack_ship::{EngineRun, Source};
 
-use crate::args::{EngineName, IsolationArg, NetworkArg};
+use crate::args::{self, EngineName, IsolationArg, NetworkArg};
 use crate::exit::{self, WithCode};
+use crate::progress;
+use crate::report;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -94,7 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         .image_for(args.platform.as_ref())
         .map_err(|e| exit::fail(format!("{}: {e}", args.source), ErrorKind::Usage))?
         .clone();
-    let env = parse_env(&args.env).code(exit::USAGE)?;
+    let env = args::parse_env(&args.env).code(exit::USAGE)?;
     // As in docker: arguments replace the cmd; a new entrypoint drops it.
     let cmd_args = if !args.args.is_empty() {
         Some(args.args.clone())
@@ -110,10 +112,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         }
         t => t.map(Duration::from_secs_f64),
     };
-    let network = match args.network {
-        NetworkArg::Host => Network::Host,
-        NetworkArg::None => Network::None,
-    };
+    let network = args.network.into();
     if let Some(engine) = args.engine {
         if args.trace {
             return Err(anyhow::anyhow!(
@@ -166,11 +165,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         user: args.user.clone(),
         workdir: args.workdir.clone(),
         network,
-        isolation: match args.isolation {
-            IsolationArg::Bwrap => Isolation::Bwrap,
-            IsolationArg::Chroot => Isolation::Chroot,
-            IsolationArg::Auto => Isolation::Auto,
-        },
+        isolation: args.isolation.into(),
         capture: None,
         timeout,
         temp_dir: None,
@@ -178,68 +173,15 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         ..RunOptions::default()
     };
     if args.verbose {
-        eprintln!(
-            "[   run] {} ({}) from {}",
-            image.digest(),
-            image.platform,
-            args.source
-        );
+        progress::run_start(&image, &args.source);
     }
     let outcome = distroless_pack_run::run(&image, &opts)
         .map_err(|e| exit::fail(format!("run {}: {e}", args.source), e.kind()))?;
     if args.verbose {
-        let emu = outcome
-            .emulator
-            .as_deref()
-            .map(|q| format!(", {q}"))
-            .unwrap_or_default();
-        eprintln!(
-            "[   run] {} {} ({}{emu}, {:.2}s)",
-            outcome.argv.join(" "),
-            outcome.status.describe(),
-            outcome.isolation,
-            outcome.elapsed.as_secs_f64()
-        );
+        progress::run_end(&outcome);
     }
     if let Some(trace) = &outcome.trace {
-        let findings = distroless_pack_run::findings(&trace.lookups, &trace.found);
-        if args.json {
-            let doc = serde_json::json!({
-                "schema_version": 1,
-                "image": image.digest().to_string(),
-                "platform": image.platform.to_string(),
-                "argv": outcome.argv,
-                "exit_code": outcome.status.code(),
-                "status": outcome.status.describe(),
-                "traced_calls": trace.traced_calls,
-                "findings": findings,
-            });
-            eprintln!("{doc}");
-        } else if findings.is_empty() {
-            eprintln!("trace: the program found every file it looked for");
-        } else {
-            eprintln!(
-                "trace: the program looked for {} thing{} the image does not have:",
-                findings.len(),
-                if findings.len() == 1 { "" } else { "s" }
-            );
-            eprint!("{}", distroless_pack_run::render_findings(&findings));
-        }
+        report::print_trace(&image, &outcome, trace, args.json);
     }
     Ok((outcome.status.code() & 0xff) as u8)
-}
-
-fn parse_env(env: &[String]) -> anyhow::Result<Vec<(String, String)>> {
-    env.iter()
-        .map(|kv| match kv.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok(Some((k.to_string(), v.to_string()))),
-            _ if kv.is_empty() || kv.starts_with('=') => {
-                Err(anyhow::anyhow!("--env {kv:?}: expected KEY=VALUE"))
-            }
-            // `-e NAME` passes the host's value, and nothing when NAME is
-            // unset, as docker does.
-            _ => Ok(std::env::var(kv).ok().map(|v| (kv.clone(), v))),
-        })
-        .filter_map(Result::transpose)
-        .collect()
 }

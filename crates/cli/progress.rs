@@ -166,3 +166,28 @@ impl Observer for Progress {
         }
     }
 }
+
+/// `run -v`: what runs, before it starts.
+pub fn run_start(image: &distroless_pack_image::Image, source: &distroless_pack_ship::Source) {
+    eprintln!(
+        "[   run] {} ({}) from {source}",
+        image.digest(),
+        image.platform
+    );
+}
+
+/// `run -v`: how it ended.
+pub fn run_end(outcome: &distroless_pack_run::Outcome) {
+    let emu = outcome
+        .emulator
+        .as_deref()
+        .map(|q| format!(", {q}"))
+        .unwrap_or_default();
+    eprintln!(
+        "[   run] {} {} ({}{emu}, {:.2}s)",
+        outcome.argv.join(" "),
+        outcome.status.describe(),
+        outcome.isolation,
+        outcome.elapsed.as_secs_f64()
+    );
+}

@@ -216,3 +216,38 @@ pub fn print_build_output(output: Option<&str>) {
     }
     let _ = writeln!(err, "---- end of build output ----");
 }
+
+/// `run --trace`'s report on stderr: one line of JSON, or the findings for
+/// a human.
+pub fn print_trace(
+    image: &distroless_pack_image::Image,
+    outcome: &distroless_pack_run::Outcome,
+    trace: &distroless_pack_run::Trace,
+    as_json: bool,
+) {
+    let findings = distroless_pack_run::findings(&trace.lookups, &trace.found);
+    let mut err = io::stderr();
+    if as_json {
+        let doc = json!({
+            "schema_version": 1,
+            "image": image.digest().to_string(),
+            "platform": image.platform.to_string(),
+            "argv": outcome.argv,
+            "exit_code": outcome.status.code(),
+            "status": outcome.status.describe(),
+            "traced_calls": trace.traced_calls,
+            "findings": findings,
+        });
+        let _ = writeln!(err, "{doc}");
+    } else if findings.is_empty() {
+        let _ = writeln!(err, "trace: the program found every file it looked for");
+    } else {
+        let _ = writeln!(
+            err,
+            "trace: the program looked for {} thing{} the image does not have:",
+            findings.len(),
+            if findings.len() == 1 { "" } else { "s" }
+        );
+        let _ = err.write_all(distroless_pack_run::render_findings(&findings).as_bytes());
+    }
+}

@@ -32,10 +32,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use config::Config;
+pub use distroless_pack_image::Engine;
 pub use distroless_pack_image::Platform;
 pub use error::{BuildError, ErrorClass};
 pub use inputs::{Ecosystem, Package, PinnedInputs};
-pub use runner::{Engine, Runner};
+pub use runner::Runner;
 use shell::Cmd;
 
 /// The kinds of project `build` knows.

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
+use distroless_pack_image::Engine;
+
 use crate::config::Config;
 use crate::error::BuildError;
 use crate::RunnerChoice;
@@ -32,57 +34,44 @@ pub fn default_builder_image() -> String {
     format!("distroless-pack-compileer:{:012x}", h >> 16)
 }
 
-/// docker or podman.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Engine {
-    /// `docker` or `podman` (the program run).
-    pub program: String,
+/// Whether `engine` answers well enough to build in: docker's daemon
+/// (`docker version`), podman's host (`podman info`, which needs a working
+/// storage and runtime, unlike `podman version`).
+fn answers(engine: Engine) -> bool {
+    let program = engine.program();
+    if which(program).is_none() {
+        return false;
+    }
+    let args: &[&str] = match engine {
+        Engine::Podman => &["info", "--format", "{{.Host.Arch}}"],
+        Engine::Docker => &["version", "--format", "{{.Server.Version}}"],
+    };
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
-impl Engine {
-    /// Whether this engine's daemon/service answers.
-    pub fn answers(program: &str) -> bool {
-        if which(program).is_none() {
-            return false;
-        }
-        let args: &[&str] = if program == "podman" {
-            &["info", "--format", "{{.Host.Arch}}"]
-        } else {
-            &["version", "--format", "{{.Server.Version}}"]
-        };
-        Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
+/// The first engine that answers: `preferred`, else docker, else podman.
+fn find_engine(preferred: Option<Engine>) -> Option<Engine> {
+    match preferred {
+        Some(p) => answers(p).then_some(p),
+        None => Engine::ALL.into_iter().find(|&e| answers(e)),
     }
+}
 
-    /// The first engine that answers: `preferred`, else docker, else podman.
-    pub fn find(preferred: Option<&str>) -> Option<Engine> {
-        let order: Vec<&str> = match preferred {
-            Some(p) => vec![p],
-            None => vec!["docker", "podman"],
-        };
-        order
-            .into_iter()
-            .find(|p| Engine::answers(p))
-            .map(|p| Engine {
-                program: p.to_string(),
-            })
-    }
+fn engine_cmd(engine: Engine) -> Command {
+    let mut c = Command::new(engine.program());
+    c.stdin(Stdio::null());
+    c
+}
 
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(&self.program);
-        c.stdin(Stdio::null());
-        c
-    }
-
-    fn rootless_podman(&self) -> bool {
-        self.program == "podman" && uid() != 0
-    }
+fn rootless_podman(engine: Engine) -> bool {
+    engine == Engine::Podman && uid() != 0
 }
 
 /// The builder container: engine and image.
@@ -114,13 +103,12 @@ impl Runner {
     /// Picks the runner from the configuration (flags already merged).
     pub fn resolve(cfg: &Config) -> Result<Runner, BuildError> {
         let choice = cfg.runner.unwrap_or_default();
-        if let Some(e) = cfg.engine.as_deref() {
-            if e != "docker" && e != "podman" {
-                return Err(BuildError::Invalid(format!(
-                    "unknown engine {e:?}: expected docker or podman"
-                )));
-            }
-        }
+        let preferred = cfg
+            .engine
+            .as_deref()
+            .map(str::parse::<Engine>)
+            .transpose()
+            .map_err(BuildError::Invalid)?;
         let container = |engine: Engine| {
             let (image, default_image) = match &cfg.builder_image {
                 Some(i) => (i.clone(), false),
@@ -135,14 +123,14 @@ impl Runner {
         };
         match choice {
             RunnerChoice::Host => Ok(Runner::Host),
-            RunnerChoice::Container => match Engine::find(cfg.engine.as_deref()) {
+            RunnerChoice::Container => match find_engine(preferred) {
                 Some(e) => Ok(container(e)),
                 None => Err(BuildError::Engine(format!(
                     "--runner container needs a working container engine, but {} did not answer: start the docker daemon (or install podman), or use --runner host",
-                    cfg.engine.as_deref().unwrap_or("neither docker nor podman")
+                    preferred.map_or("neither docker nor podman", Engine::program)
                 ))),
             },
-            RunnerChoice::Auto => Ok(match Engine::find(cfg.engine.as_deref()) {
+            RunnerChoice::Auto => Ok(match find_engine(preferred) {
                 Some(e) => container(e),
                 None => Runner::Host,
             }),
@@ -158,9 +146,7 @@ impl Runner {
         let Runner::Container(c) = self else {
             return None;
         };
-        let out = c
-            .engine
-            .cmd()
+        let out = engine_cmd(c.engine)
             .args([
                 "image",
                 "inspect",
@@ -192,7 +178,7 @@ impl Runner {
     pub fn describe(&self) -> String {
         match self {
             Runner::Host => "host".to_string(),
-            Runner::Container(c) => format!("{}:{}", c.engine.program, c.image),
+            Runner::Container(c) => format!("{}:{}", c.engine, c.image),
         }
     }
 
@@ -244,7 +230,7 @@ impl Runner {
                     let last = last_log_line(log);
                     return Err(BuildError::Engine(format!(
                         "{} could not start the builder image {}: {last}",
-                        c.engine.program, c.image
+                        c.engine, c.image
                     )));
                 }
             }
@@ -262,9 +248,7 @@ impl Container {
         if !self.default_image {
             return Ok(());
         }
-        let present = self
-            .engine
-            .cmd()
+        let present = engine_cmd(self.engine)
             .args(["image", "inspect", &self.image])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -277,7 +261,7 @@ impl Container {
         let ctx = tempfile::tempdir().map_err(BuildError::io(std::env::temp_dir()))?;
         let df = ctx.path().join("Dockerfile");
         std::fs::write(&df, BUILDER_DOCKERFILE).map_err(BuildError::io(&df))?;
-        let mut c = self.engine.cmd();
+        let mut c = engine_cmd(self.engine);
         c.args(["build", "-t", &self.image, "-f"])
             .arg(&df)
             .arg(ctx.path());
@@ -294,12 +278,10 @@ impl Container {
 
     /// Makes the cache volume writable by the calling user.
     fn prepare_cache(&self) -> Result<(), BuildError> {
-        if uid() == 0 || self.engine.rootless_podman() {
+        if uid() == 0 || rootless_podman(self.engine) {
             return Ok(());
         }
-        let status = self
-            .engine
-            .cmd()
+        let status = engine_cmd(self.engine)
             .args(["run", "--rm", "--network=none", "--user", "0:0", "-v"])
             .arg(format!("{CACHE_VOLUME}:{CONTAINER_CACHE}"))
             .arg(&self.image)
@@ -307,7 +289,7 @@ impl Container {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .output()
-            .map_err(|e| BuildError::Engine(format!("cannot run {}: {e}", self.engine.program)))?;
+            .map_err(|e| BuildError::Engine(format!("cannot run {}: {e}", self.engine)))?;
         if !status.status.success() {
             return Err(BuildError::Engine(format!(
                 "preparing the cache volume {CACHE_VOLUME} failed: {}",
@@ -319,7 +301,7 @@ impl Container {
 
     /// The `docker run` / `podman run` command line for a script.
     pub fn run_command(&self, script: &str, src: &Path, out: &Path) -> Command {
-        let mut c = self.engine.cmd();
+        let mut c = engine_cmd(self.engine);
         c.args([
             "run",
             "--rm",
@@ -329,7 +311,7 @@ impl Container {
                 "--network=host"
             },
         ]);
-        if self.engine.rootless_podman() {
+        if rootless_podman(self.engine) {
             c.arg("--userns=keep-id");
         } else {
             c.args(["--user", &format!("{}:{}", uid(), gid())]);
@@ -483,9 +465,7 @@ mod tests {
     #[test]
     fn maps_container_paths() {
         let r = Runner::Container(Container {
-            engine: Engine {
-                program: "docker".into(),
-            },
+            engine: Engine::Docker,
             image: "x".into(),
             default_image: false,
             offline: false,
@@ -509,9 +489,7 @@ mod tests {
     #[test]
     fn container_command_line() {
         let c = Container {
-            engine: Engine {
-                program: "docker".into(),
-            },
+            engine: Engine::Docker,
             image: "builder:1".into(),
             default_image: false,
             offline: false,

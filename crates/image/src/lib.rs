@@ -16,16 +16,20 @@
 mod blob;
 mod canonical;
 mod digest;
+mod engine;
 mod kind;
 pub mod platform;
+mod severity;
 mod tools;
 
 pub use blob::{Blob, BlobData, BlobMismatch, KeepAlive, VerifyingReader};
 pub use canonical::to_canonical_json;
 pub use digest::{Digest, DigestError, DigestWriter};
+pub use engine::Engine;
 pub use kind::ErrorKind;
 pub use oci_spec::image as spec;
 pub use platform::{Platform, PlatformError};
+pub use severity::Severity;
 pub use tools::{human_size, which};
 
 use std::collections::BTreeMap;

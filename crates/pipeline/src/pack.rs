@@ -303,10 +303,8 @@ pub fn ship(
             // The push reports its own progress (per blob).
             let stage = match output {
                 Output::File(s) => Some(format!("writing {s}")),
-                Output::Load(distroless_pack_ship::Engine::Auto) => {
-                    Some("loading into docker or podman".to_string())
-                }
-                Output::Load(e) => Some(format!("loading into {e}")),
+                Output::Load(None) => Some("loading into docker or podman".to_string()),
+                Output::Load(Some(e)) => Some(format!("loading into {e}")),
                 Output::Push(_) => None,
             }
             .map(|what| Stage::start(obs, "ship", what));

@@ -10,28 +10,7 @@ use serde::Serialize;
 
 use crate::trace::Lookup;
 
-/// How bad a finding is (the same three levels as verify's).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// The program cannot work in the image.
-    Error,
-    /// A feature of the program failed for want of a file the image could
-    /// have.
-    Warning,
-    /// Good to know (a file an engine provides, one nothing else explains).
-    Info,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-            Severity::Info => "info",
-        }
-    }
-}
+pub use distroless_pack_image::Severity;
 
 /// One thing the program looked for and did not find.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -71,17 +71,20 @@ const AUDIT_ARCH: u32 = 0xC000_003E;
 #[cfg(target_arch = "aarch64")]
 const AUDIT_ARCH: u32 = 0xC000_00B7;
 
+/// One entry of [`calls`]'s table.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const fn c(name: &'static str, dirfd: Option<usize>, path: usize, kind: Kind) -> Call {
+    Call {
+        name,
+        dirfd,
+        path,
+        kind,
+    }
+}
+
 /// The system calls stopped for, by number (x86-64 numbering).
 #[cfg(target_arch = "x86_64")]
 fn calls() -> &'static [(u64, Call)] {
-    const fn c(name: &'static str, dirfd: Option<usize>, path: usize, kind: Kind) -> Call {
-        Call {
-            name,
-            dirfd,
-            path,
-            kind,
-        }
-    }
     use Kind::*;
     const CALLS: &[(u64, Call)] = &[
         (2, c("open", None, 0, OpenFlags(1))),
@@ -110,14 +113,6 @@ fn calls() -> &'static [(u64, Call)] {
 /// uses).
 #[cfg(target_arch = "aarch64")]
 fn calls() -> &'static [(u64, Call)] {
-    const fn c(name: &'static str, dirfd: Option<usize>, path: usize, kind: Kind) -> Call {
-        Call {
-            name,
-            dirfd,
-            path,
-            kind,
-        }
-    }
     use Kind::*;
     const CALLS: &[(u64, Call)] = &[
         (34, c("mkdirat", Some(0), 1, Create)),

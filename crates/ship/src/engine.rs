@@ -1,49 +1,13 @@
 //! Loading into a local engine (`--load`): a docker archive streamed into
 //! `docker load` or `podman load` on a pipe, no temp file.
 
-use std::fmt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::str::FromStr;
 
-use distroless_pack_image::Artifact;
+use distroless_pack_image::{Artifact, Engine};
 
 use crate::docker_archive::{single_image, write_docker_archive_to};
 use crate::{ShipError, WriteOptions};
-
-/// Which engine to load into.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Engine {
-    Docker,
-    Podman,
-    /// docker if its daemon answers, else podman.
-    #[default]
-    Auto,
-}
-
-impl FromStr for Engine {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Engine, String> {
-        match s {
-            "docker" => Ok(Engine::Docker),
-            "podman" => Ok(Engine::Podman),
-            "auto" | "" => Ok(Engine::Auto),
-            other => Err(format!(
-                "unknown engine {other:?}: expected docker, podman or auto"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for Engine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Engine::Docker => "docker",
-            Engine::Podman => "podman",
-            Engine::Auto => "auto",
-        })
-    }
-}
 
 /// What a load did.
 #[derive(Clone, Debug)]
@@ -60,9 +24,10 @@ fn on_path(tool: &str) -> bool {
 
 /// Why `engine` cannot be used, or `None` when it answers.
 fn unusable(engine: Engine) -> Option<String> {
-    let (tool, install) = match engine {
-        Engine::Docker => ("docker", "apt-get install -y docker.io"),
-        _ => ("podman", "apt-get install -y podman"),
+    let tool = engine.program();
+    let install = match engine {
+        Engine::Docker => "apt-get install -y docker.io",
+        Engine::Podman => "apt-get install -y podman",
     };
     if !on_path(tool) {
         return Some(format!(
@@ -90,16 +55,17 @@ fn unusable(engine: Engine) -> Option<String> {
                 Engine::Docker => format!(
                     "docker is installed but its daemon does not answer ({err}); start dockerd or set DOCKER_HOST"
                 ),
-                _ => format!("podman does not work here ({err})"),
+                Engine::Podman => format!("podman does not work here ({err})"),
             })
         }
     }
 }
 
-/// The engine `--load` will use.
-pub fn resolve(engine: Engine) -> Result<Engine, ShipError> {
+/// The engine `--load` will use: `engine`, or with `None` docker if its
+/// daemon answers, else podman.
+pub fn resolve(engine: Option<Engine>) -> Result<Engine, ShipError> {
     match engine {
-        Engine::Auto => {
+        None => {
             let docker = match unusable(Engine::Docker) {
                 None => return Ok(Engine::Docker),
                 Some(why) => why,
@@ -111,7 +77,7 @@ pub fn resolve(engine: Engine) -> Result<Engine, ShipError> {
                 ))),
             }
         }
-        e => match unusable(e) {
+        Some(e) => match unusable(e) {
             None => Ok(e),
             Some(why) => Err(ShipError::EngineMissing(why)),
         },
@@ -119,14 +85,15 @@ pub fn resolve(engine: Engine) -> Result<Engine, ShipError> {
 }
 
 /// Loads `artifact` (the image `opts.platform` picks, else the host's from
-/// an index) into docker or podman, returning the name it reported.
-pub fn load(artifact: &Artifact, engine: Engine, opts: &WriteOptions) -> Result<Loaded, ShipError> {
+/// an index) into docker or podman (`None`: whichever answers, see
+/// [`resolve`]), returning the name it reported.
+pub fn load(
+    artifact: &Artifact,
+    engine: Option<Engine>,
+    opts: &WriteOptions,
+) -> Result<Loaded, ShipError> {
     let engine = resolve(engine)?;
-    let tool: &'static str = if engine == Engine::Docker {
-        "docker"
-    } else {
-        "podman"
-    };
+    let tool = engine.program();
     let label = Path::new(tool);
     let mut opts = opts.clone();
     if opts.platform.is_none() && matches!(artifact, Artifact::Index(_)) {

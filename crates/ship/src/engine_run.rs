@@ -5,9 +5,9 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use distroless_pack_image::{Artifact, Image};
+use distroless_pack_image::{Artifact, Engine, Image};
 
-use crate::engine::{self, Engine, Loaded};
+use crate::engine::{self, Loaded};
 use crate::{ShipError, WriteOptions};
 
 /// How to run the image in the engine.
@@ -37,11 +37,7 @@ pub fn run_in_engine(
     loaded: &dyn Fn(&Loaded),
     interrupted: &dyn Fn() -> bool,
 ) -> Result<u8, ShipError> {
-    let tool = if engine == Engine::Docker {
-        "docker"
-    } else {
-        "podman"
-    };
+    let tool = engine.program();
     // A name of our own, removed afterwards (digest and pid keep runs apart).
     let run_id = format!("{}-{}", &image.digest().hex()[..16], std::process::id());
     let name = format!("distroless-pack-run:{run_id}");
@@ -49,7 +45,7 @@ pub fn run_in_engine(
         name: Some(name.clone()),
         ..Default::default()
     };
-    let l = engine::load(&Artifact::Image(image.clone()), engine, &opts)?;
+    let l = engine::load(&Artifact::Image(image.clone()), Some(engine), &opts)?;
     loaded(&l);
 
     let container = format!("distroless-pack-run-{run_id}");

@@ -33,7 +33,8 @@ pub mod sink;
 // The registry push lives in `registry` (another module's owner adds it here).
 pub mod registry;
 
-pub use engine::{load, Engine, Loaded};
+pub use distroless_pack_image::Engine;
+pub use engine::{load, Loaded};
 pub use engine_run::{run_in_engine, EngineRun};
 pub use error::ShipError;
 pub use list::{list_layer, LayerEntry};

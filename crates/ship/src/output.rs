@@ -8,17 +8,19 @@ use std::path::{Path, PathBuf};
 
 use distroless_pack_image::{Artifact, Platform};
 
-use crate::engine::{self, Engine};
+use crate::engine;
 use crate::registry::{self, PushEvent, PushOptions, RegistryTarget};
 use crate::{layout, ShipError, Sink, WriteOptions};
+use distroless_pack_image::Engine;
 
 /// One output of `pack`/`build`.
 #[derive(Clone, Debug)]
 pub enum Output {
     /// `oci:DIR[:TAG]`, `oci-archive:FILE`, `docker-archive:FILE`.
     File(Sink),
-    /// `--load[=ENGINE]`.
-    Load(Engine),
+    /// `--load[=ENGINE]`; `None` (plain `--load`): docker if its daemon
+    /// answers, else podman.
+    Load(Option<Engine>),
     /// `--push REF...`: every reference in one push (blobs go up once per
     /// registry).
     Push(Vec<RegistryTarget>),

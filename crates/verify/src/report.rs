@@ -11,27 +11,7 @@ use crate::fingerprint::{GoInfo, Libc, Toolchain};
 /// The version of the `--json` document; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// How bad a finding is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// The program will not start, or will crash, in a scratch image.
-    Error,
-    /// Some feature will fail at run time, or the image needs extra files.
-    Warning,
-    /// Good to know; never fails verification.
-    Info,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-            Severity::Info => "info",
-        }
-    }
-}
+pub use distroless_pack_image::Severity;
 
 /// One thing found about a binary.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
