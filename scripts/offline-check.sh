@@ -30,10 +30,10 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 # build (C, Go, Rust, cmake, .NET plans) and run, plus any test anywhere
 # about offline builds or pinned inputs.
 default_tests="verify:: pack:: inspect:: sinks:: build:: run:: offline pinned"
-# The container runner's tests make their builder rootfs with debootstrap
+# The container runner's tests (container_runner_*, container_offline_*) make their builder rootfs with debootstrap
 # from Debian's archive at test time: reachable on the machines (Debian's
 # archive is), not from inside a namespace without network.
-default_skip="container_runner"
+default_skip="container_runner container_offline"
 read -r -a test_filters <<<"${DP_OFFLINE_TESTS:-$default_tests}"
 read -r -a test_skips <<<"${DP_OFFLINE_SKIP:-$default_skip}"
 

@@ -437,8 +437,8 @@ fn probe_without_runtime_defaults_fails_where_verify_predicted() {
         &expect,
     );
 
-    // What verify predicted for this binary, by class of failure (the
-    // finding ids are being reworked; their texts name the cause).
+    // What verify predicted for this binary: each failure above has its
+    // finding (ids from docs/commands/verify.md), and nothing is an error.
     let v = run(dp().args(["verify", "--json"]).arg(&bin));
     let doc: Value = serde_json::from_slice(&v.stdout).unwrap();
     let findings = doc["files"][0]["findings"].as_array().unwrap().clone();
@@ -461,6 +461,29 @@ fn probe_without_runtime_defaults_fails_where_verify_predicted() {
         "verify predicts missing time zones: {findings:#?}"
     );
     assert_eq!(doc["files"][0]["errors"], 0, "{findings:#?}");
+    let severity_of = |id: &str| {
+        findings
+            .iter()
+            .find(|f| f["id"] == id)
+            .map(|f| f["severity"].as_str().unwrap_or("").to_string())
+    };
+    // The user lookup (and the host lookups the engines answer).
+    assert_eq!(
+        severity_of("nativeaot-glibc-static").as_deref(),
+        Some("warning"),
+        "{findings:#?}"
+    );
+    // The temp file, and the time zones the probe asks for.
+    assert_eq!(
+        severity_of("temp-files").as_deref(),
+        Some("info"),
+        "{findings:#?}"
+    );
+    assert_eq!(
+        severity_of("tzdata").as_deref(),
+        Some("info"),
+        "{findings:#?}"
+    );
 }
 
 // ------------------------------------------------------------ the web app
