@@ -148,14 +148,14 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let platforms = settings::platforms(&args.platforms, Some((&cfg, cfg_file.as_deref())))
         .map_err(report::pipeline)?;
     if args.dry_run {
-        return dry_run::print(&args.dir, &cfg, &platforms, args.mode.json);
+        return dry_run::print(&args.dir, &cfg.build_keys(), &platforms, args.mode.json);
     }
     let image = settings::image_settings(&args.image.flags(), Some((&cfg, &args.dir)))
         .map_err(report::pipeline)?;
     let save_debug = cfg.save_debug.as_ref().map(|p| args.dir.join(p));
     let req = build::Request {
         dir: args.dir.clone(),
-        config: cfg,
+        config: cfg.build_keys(),
         platforms,
         image,
         verify: !args.mode.no_verify,

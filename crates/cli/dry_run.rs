@@ -4,14 +4,19 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use distroless_pack_compile::config::Config;
+use distroless_pack_compile::config::BuildConfig;
 use distroless_pack_compile::{self as compile};
 use distroless_pack_image::Platform;
 
 use crate::exit::{self, WithCode};
 use crate::report;
 
-pub fn print(dir: &Path, cfg: &Config, platforms: &[Platform], json: bool) -> anyhow::Result<u8> {
+pub fn print(
+    dir: &Path,
+    cfg: &BuildConfig,
+    platforms: &[Platform],
+    json: bool,
+) -> anyhow::Result<u8> {
     let fail = |e: compile::BuildError| exit::fail(&e, e.kind());
     let runner = compile::Runner::resolve(cfg).map_err(fail)?;
     let mut docs = Vec::new();

@@ -367,9 +367,9 @@ pub fn cmake_build_dir(platform: &crate::Platform) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Config, Platform};
+    use crate::{BuildConfig, Platform};
 
-    fn ctx<'a>(dir: &'a std::path::Path, cfg: &'a Config, p: &'a Platform) -> Ctx<'a> {
+    fn ctx<'a>(dir: &'a std::path::Path, cfg: &'a BuildConfig, p: &'a Platform) -> Ctx<'a> {
         Ctx {
             dir,
             config: cfg,
@@ -384,12 +384,12 @@ mod tests {
     fn container_make_gets_the_toolchain_on_its_command_line() {
         let t = tempfile::tempdir().unwrap();
         std::fs::write(t.path().join("Makefile"), "all:\n").unwrap();
-        let cfg = Config {
+        let cfg = BuildConfig {
             c: Some(crate::config::CConfig {
                 make_args: Some(vec!["LD=ld.musl".into()]),
                 ..Default::default()
             }),
-            ..Config::default()
+            ..BuildConfig::default()
         };
         let p = Platform::linux("amd64");
         let plan = plan(&ctx(t.path(), &cfg, &p)).unwrap();
@@ -410,9 +410,9 @@ mod tests {
         std::fs::create_dir_all(t.path().join("src")).unwrap();
         std::fs::write(t.path().join("src/main.cpp"), "int main(){}\n").unwrap();
         assert!(uses_cxx(t.path()));
-        let cfg = Config {
+        let cfg = BuildConfig {
             offline: Some(true),
-            ..Config::default()
+            ..BuildConfig::default()
         };
         let p = Platform::linux("arm64");
         let plan = plan(&ctx(t.path(), &cfg, &p)).unwrap();

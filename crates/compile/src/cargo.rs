@@ -162,15 +162,15 @@ pub fn missing_dependency(log: &str) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Config, Platform};
+    use crate::{BuildConfig, Platform};
 
     #[test]
     fn container_plan_uses_musl() {
         let t = tempfile::tempdir().unwrap();
         std::fs::write(t.path().join("Cargo.toml"), "").unwrap();
-        let cfg = Config {
+        let cfg = BuildConfig {
             binary: Some("hello".into()),
-            ..Config::default()
+            ..BuildConfig::default()
         };
         let p = Platform::linux("amd64");
         let ctx = Ctx {

@@ -78,6 +78,47 @@ pub struct Config {
     pub c: Option<CConfig>,
 }
 
+/// The build keys of the file (and the build flags laid over them): all
+/// that compiling needs. The image keys (name, env, labels, extras, ...)
+/// and `platforms` stay with the pipeline's settings.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BuildConfig {
+    pub kind: Option<Kind>,
+    pub runner: Option<RunnerChoice>,
+    pub builder_image: Option<String>,
+    pub engine: Option<String>,
+    pub binary: Option<String>,
+    pub pre_build: Option<String>,
+    pub offline: Option<bool>,
+    pub strip: Option<bool>,
+    pub save_debug: Option<PathBuf>,
+    pub dotnet: Option<DotnetConfig>,
+    pub cargo: Option<CargoConfig>,
+    pub go: Option<GoConfig>,
+    pub c: Option<CConfig>,
+}
+
+impl Config {
+    /// The build keys, for [`crate::Request`].
+    pub fn build_keys(&self) -> BuildConfig {
+        BuildConfig {
+            kind: self.kind,
+            runner: self.runner,
+            builder_image: self.builder_image.clone(),
+            engine: self.engine.clone(),
+            binary: self.binary.clone(),
+            pre_build: self.pre_build.clone(),
+            offline: self.offline,
+            strip: self.strip,
+            save_debug: self.save_debug.clone(),
+            dotnet: self.dotnet.clone(),
+            cargo: self.cargo.clone(),
+            go: self.go.clone(),
+            c: self.c.clone(),
+        }
+    }
+}
+
 /// Opt-in extra files (`pack --ca-certs`, `--tzdata`, `--passwd`, `--icu-data`).
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -220,7 +261,7 @@ pub struct CConfig {
     pub cxx: Option<String>,
 }
 
-impl Config {
+impl BuildConfig {
     /// Whether the build may use local inputs only (`offline = true`).
     pub fn offline(&self) -> bool {
         self.offline == Some(true)
@@ -230,7 +271,9 @@ impl Config {
     pub fn strip(&self) -> bool {
         self.strip != Some(false)
     }
+}
 
+impl Config {
     /// Reads `dir/distroless-pack.toml`; a missing file is an empty config.
     pub fn load_dir(dir: &Path) -> Result<(Config, Option<PathBuf>), BuildError> {
         let file = dir.join(FILE_NAME);
@@ -307,6 +350,33 @@ pie = false
         assert_eq!(d.openssl, Some(OpenSsl::Static));
         assert_eq!(d.pie, Some(false));
         assert_eq!(c.extras.unwrap().ca_certs, Some(PathOrBool::Bool(true)));
+    }
+
+    #[test]
+    fn build_keys_hold_the_build_settings_and_no_image_key() {
+        let c = Config::parse(
+            r#"
+kind = "go"
+runner = "host"
+binary = "srv"
+offline = true
+strip = false
+name = "srv"
+env = { PORT = "8080" }
+[go]
+package = "./cmd/srv"
+"#,
+        )
+        .unwrap();
+        let b = c.build_keys();
+        assert_eq!(b.kind, Some(Kind::Go));
+        assert_eq!(b.runner, Some(RunnerChoice::Host));
+        assert_eq!(b.binary.as_deref(), Some("srv"));
+        assert!(b.offline() && !b.strip());
+        assert_eq!(b.go.and_then(|g| g.package).as_deref(), Some("./cmd/srv"));
+        // The image keys stay in the file model for the pipeline.
+        assert_eq!(c.name.as_deref(), Some("srv"));
+        assert!(BuildConfig::default().strip());
     }
 
     #[test]

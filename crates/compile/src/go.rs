@@ -203,7 +203,7 @@ pub fn missing_dependency(log: &str) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Config, Platform};
+    use crate::{BuildConfig, Platform};
 
     #[test]
     fn command_line() {
@@ -214,7 +214,7 @@ mod tests {
         )
         .unwrap();
         std::fs::write(t.path().join("main.go"), "package main\n").unwrap();
-        let cfg = Config::default();
+        let cfg = BuildConfig::default();
         let p = Platform::linux("arm64");
         let ctx = Ctx {
             dir: t.path(),

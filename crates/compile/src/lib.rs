@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use config::Config;
+pub use config::{BuildConfig, Config};
 pub use distroless_pack_image::Engine;
 pub use distroless_pack_image::Platform;
 pub use error::{BuildError, ErrorClass};
@@ -108,13 +108,14 @@ impl std::str::FromStr for RunnerChoice {
     }
 }
 
-/// What to build. The CLI merges its flags into `config` before calling.
+/// What to build. The pipeline lays the flags over the file's build keys
+/// before calling.
 #[derive(Clone, Debug)]
 pub struct Request {
     /// The project directory.
     pub dir: PathBuf,
-    /// The merged configuration (file + flags).
-    pub config: Config,
+    /// The build keys (file + flags); no image keys.
+    pub config: BuildConfig,
     /// The platform to build for.
     pub platform: Platform,
     /// Copy the build's output to stderr while it runs.
@@ -269,7 +270,7 @@ pub const MISSING_TOOL: &str = "distroless-pack: missing tool: ";
 pub struct Ctx<'a> {
     /// The project directory on the host.
     pub dir: &'a Path,
-    pub config: &'a Config,
+    pub config: &'a BuildConfig,
     pub platform: &'a Platform,
     /// The project directory as the runner sees it.
     pub src: String,
@@ -573,7 +574,7 @@ fn failed_step(plan: &Plan, pre_build: Option<&str>, log: &str) -> String {
 fn pinned_inputs(
     kind: Kind,
     dir: &Path,
-    cfg: &Config,
+    cfg: &BuildConfig,
     plan: &Plan,
     runner: &Runner,
     out: &Path,

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use distroless_pack_image::Engine;
 
-use crate::config::Config;
+use crate::config::BuildConfig;
 use crate::error::BuildError;
 use crate::RunnerChoice;
 
@@ -101,7 +101,7 @@ pub struct Status {
 
 impl Runner {
     /// Picks the runner from the configuration (flags already merged).
-    pub fn resolve(cfg: &Config) -> Result<Runner, BuildError> {
+    pub fn resolve(cfg: &BuildConfig) -> Result<Runner, BuildError> {
         let choice = cfg.runner.unwrap_or_default();
         let preferred = cfg
             .engine

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use distroless_pack_compile::config::Config;
+use distroless_pack_compile::config::BuildConfig;
 use distroless_pack_compile::{self as compile, Built};
 use distroless_pack_image::{human_size, Platform};
 
@@ -16,8 +16,8 @@ use crate::{Event, Observer, PipelineError, Stage};
 #[derive(Clone, Debug)]
 pub struct Request {
     pub dir: PathBuf,
-    /// The file with the build flags laid over it.
-    pub config: Config,
+    /// The file's build keys with the build flags laid over them.
+    pub config: BuildConfig,
     pub platforms: Vec<Platform>,
     pub image: ImageSettings,
     pub verify: bool,
