@@ -252,8 +252,8 @@ fn an_index_lists_its_platforms_and_platform_picks_one() {
     let multi = format!("oci:{}:multi", s(&t.path().join("multi")));
     let archive = format!("oci-archive:{}", s(&t.path().join("multi.tar")));
     let opts = distroless_pack_ship::WriteOptions::default();
-    distroless_pack_ship::write(&artifact, &multi.parse().unwrap(), &opts).unwrap();
-    distroless_pack_ship::write(&artifact, &archive.parse().unwrap(), &opts).unwrap();
+    distroless_pack_ship::write_sink(&artifact, &multi.parse().unwrap(), &opts).unwrap();
+    distroless_pack_ship::write_sink(&artifact, &archive.parse().unwrap(), &opts).unwrap();
 
     for src in [&multi, &archive] {
         let doc = inspect_json(src, &[]);

@@ -515,7 +515,7 @@ fn multi_platform_index_push() {
     let layout = t.path().join("multi");
     let sink: distroless_pack_ship::Sink = format!("oci:{}:v1", layout.display()).parse().unwrap();
     let artifact = Artifact::Index(index.clone());
-    distroless_pack_ship::write(&artifact, &sink, &Default::default()).unwrap();
+    distroless_pack_ship::write_sink(&artifact, &sink, &Default::default()).unwrap();
     let out = push(
         t.path(),
         &["--json", &sink.to_string(), &reg.reference("multi:v1")],

@@ -309,21 +309,16 @@ pub fn ship(
             }
             .map(|what| Stage::start(obs, "ship", what));
             let started = Instant::now();
-            let result = distroless_pack_ship::output::write(
-                artifact,
-                output,
-                &opts,
-                &outputs.push,
-                &progress,
-            )
-            .map_err(|source| PipelineError::Ship {
-                context: match output {
-                    Output::File(s) => Some(format!("writing {s}")),
-                    Output::Load(_) => Some("--load".into()),
-                    Output::Push(_) => None,
-                },
-                source: Box::new(source),
-            })?;
+            let result =
+                distroless_pack_ship::write(artifact, output, &opts, &outputs.push, &progress)
+                    .map_err(|source| PipelineError::Ship {
+                        context: match output {
+                            Output::File(s) => Some(format!("writing {s}")),
+                            Output::Load(_) => Some("--load".into()),
+                            Output::Push(_) => None,
+                        },
+                        source: Box::new(source),
+                    })?;
             if let Output::Push(_) = output {
                 push_done(&result, started.elapsed(), obs);
             }

@@ -38,7 +38,7 @@ pub use engine::{load, Loaded};
 pub use engine_run::{run_in_engine, EngineRun};
 pub use error::ShipError;
 pub use list::{list_layer, LayerEntry};
-pub use output::{check, write_digest_file, Output, Shipped};
+pub use output::{check, write, write_digest_file, Output, Shipped};
 pub use sink::{Sink, Source};
 
 use distroless_pack_image::{Artifact, Platform};
@@ -57,8 +57,9 @@ pub struct WriteOptions {
     pub also: Vec<String>,
 }
 
-/// Writes `artifact` to `sink`.
-pub fn write(artifact: &Artifact, sink: &Sink, opts: &WriteOptions) -> Result<(), ShipError> {
+/// Writes `artifact` in one file format (the `Output::File` part of
+/// [`write`]).
+pub fn write_sink(artifact: &Artifact, sink: &Sink, opts: &WriteOptions) -> Result<(), ShipError> {
     match sink {
         Sink::OciLayout { dir, tag } => layout::write_layout(artifact, dir, tag.as_deref(), opts),
         Sink::OciArchive { path, tag } if sink::is_stdout(path) => {

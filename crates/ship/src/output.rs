@@ -123,7 +123,7 @@ pub fn write(
     let digest = artifact.digest().to_string();
     match output {
         Output::File(sink) => {
-            crate::write(artifact, sink, opts)?;
+            crate::write_sink(artifact, sink, opts)?;
             // Name the tag an `oci:DIR` output got when none was given.
             let target = match sink {
                 Sink::OciLayout { dir, tag: None } => Sink::OciLayout {

@@ -8,7 +8,7 @@ use std::path::Path;
 use distroless_pack_image::{
     spec::ImageConfiguration, Artifact, Blob, Image, Index, Platform, MEDIA_TYPE_LAYER_GZIP,
 };
-use distroless_pack_ship::{list_layer, read, write, ShipError, Sink, WriteOptions};
+use distroless_pack_ship::{list_layer, read, write_sink, ShipError, Sink, WriteOptions};
 
 fn layer(files: &[(&str, &[u8], u32)]) -> Blob {
     let mut tar = tar::Builder::new(Vec::new());
@@ -81,7 +81,7 @@ fn every_sink_round_trips_an_image() {
         "docker-archive:{}/d.tar",
     ] {
         let s = sink(s.replace("{}", d.path().to_str().unwrap()));
-        write(&a, &s, &opts("hello:latest")).unwrap();
+        write_sink(&a, &s, &opts("hello:latest")).unwrap();
         same(&a, &read(&s).unwrap());
     }
 }
@@ -93,13 +93,13 @@ fn archives_are_deterministic() {
     for kind in ["oci-archive", "docker-archive"] {
         let p1 = d.path().join(format!("{kind}1.tar"));
         let p2 = d.path().join(format!("{kind}2.tar"));
-        write(
+        write_sink(
             &a,
             &sink(format!("{kind}:{}", p1.display())),
             &opts("hello:1"),
         )
         .unwrap();
-        write(
+        write_sink(
             &a,
             &sink(format!("{kind}:{}", p2.display())),
             &opts("hello:1"),
@@ -124,13 +124,13 @@ fn layout_keeps_other_tags_and_replaces_the_same_tag() {
     let one = Artifact::Image(image("amd64", "one"));
     let two = Artifact::Image(image("amd64", "two"));
     let three = Artifact::Image(image("amd64", "three"));
-    write(
+    write_sink(
         &one,
         &sink(format!("oci:{}:v1", dir.display())),
         &WriteOptions::default(),
     )
     .unwrap();
-    write(
+    write_sink(
         &two,
         &sink(format!("oci:{}", dir.display())),
         &opts("x/hello:v2"),
@@ -148,7 +148,7 @@ fn layout_keeps_other_tags_and_replaces_the_same_tag() {
         &two,
         &read(&sink(format!("oci:{}:v2", dir.display()))).unwrap(),
     );
-    write(
+    write_sink(
         &three,
         &sink(format!("oci:{}:v1", dir.display())),
         &WriteOptions::default(),
@@ -187,7 +187,7 @@ fn refuses_a_directory_that_is_not_a_layout() {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("notes.txt"), "mine").unwrap();
     let a = Artifact::Image(image("amd64", "hello"));
-    let e = write(
+    let e = write_sink(
         &a,
         &sink(format!("oci:{}", d.path().display())),
         &WriteOptions::default(),
@@ -197,7 +197,7 @@ fn refuses_a_directory_that_is_not_a_layout() {
     assert!(e.to_string().contains("is not an OCI image layout"), "{e}");
     assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     let f = d.path().join("notes.txt");
-    let e = write(
+    let e = write_sink(
         &a,
         &sink(format!("oci:{}", f.display())),
         &WriteOptions::default(),
@@ -230,7 +230,7 @@ fn a_failed_write_leaves_the_existing_layout_intact() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().join("lay");
     let one = Artifact::Image(image("amd64", "one"));
-    write(
+    write_sink(
         &one,
         &sink(format!("oci:{}:v1", dir.display())),
         &WriteOptions::default(),
@@ -245,7 +245,7 @@ fn a_failed_write_leaves_the_existing_layout_intact() {
             .join("x"),
     )
     .unwrap();
-    let e = write(
+    let e = write_sink(
         &Artifact::Image(two),
         &sink(format!("oci:{}:v2", dir.display())),
         &WriteOptions::default(),
@@ -277,7 +277,7 @@ fn a_failed_archive_write_keeps_the_old_file() {
     let mut img = image("amd64", "hello");
     // A blob whose bytes do not match its size: the write fails mid-stream.
     img.layers[0].size += 10;
-    let e = write(
+    let e = write_sink(
         &Artifact::Image(img),
         &sink(format!("oci-archive:{}", p.display())),
         &WriteOptions::default(),
@@ -306,13 +306,15 @@ fn an_index_goes_to_oci_sinks_and_one_platform_to_docker_archive() {
         format!("oci:{}/lay", d.path().display()),
         format!("oci-archive:{}/a.tar", d.path().display()),
     ] {
-        write(&idx, &sink(s.clone()), &opts("multi:1")).unwrap();
+        write_sink(&idx, &sink(s.clone()), &opts("multi:1")).unwrap();
         let back = read(&sink(s)).unwrap();
         assert!(matches!(back, Artifact::Index(_)));
         same(&idx, &back);
     }
     let da = sink(format!("docker-archive:{}/d.tar", d.path().display()));
-    let e = write(&idx, &da, &opts("multi:1")).unwrap_err().to_string();
+    let e = write_sink(&idx, &da, &opts("multi:1"))
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("linux/amd64, linux/arm64") && e.contains("--platform"),
         "{e}"
@@ -322,7 +324,7 @@ fn an_index_goes_to_oci_sinks_and_one_platform_to_docker_archive() {
         platform: Some(Platform::linux("arm64")),
         ..Default::default()
     };
-    write(&idx, &da, &o).unwrap();
+    write_sink(&idx, &da, &o).unwrap();
     let back = read(&da).unwrap();
     assert_eq!(back.digest(), idx.images()[1].digest());
 }
@@ -332,7 +334,7 @@ fn docker_archive_has_a_manifest_json_docker_20_can_load() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("d.tar");
     let img = image("amd64", "hello");
-    write(
+    write_sink(
         &Artifact::Image(img.clone()),
         &sink(format!("docker-archive:{}", p.display())),
         &opts("hello"),
@@ -428,7 +430,7 @@ fn reads_a_plain_docker_save_tar() {
     assert_eq!(entries[0].path, "/hello");
     // And it can be written on as an OCI layout.
     let out = sink(format!("oci:{}/lay", d.path().display()));
-    write(&a, &out, &WriteOptions::default()).unwrap();
+    write_sink(&a, &out, &WriteOptions::default()).unwrap();
     same(&a, &read(&out).unwrap());
 }
 
