@@ -50,10 +50,25 @@ pub enum Destination {
     },
 }
 
+/// How messages name standard output (`-`).
+pub const STDOUT_NAME: &str = "standard output";
+
+/// `path` as messages name it: `-` is standard output.
+pub fn shown(path: &Path) -> &Path {
+    if crate::sink::is_stdout(path) {
+        Path::new(STDOUT_NAME)
+    } else {
+        path
+    }
+}
+
 impl Destination {
     /// Opens `path` as a destination (see the module docs for what each
     /// kind of file at `path` gets).
     pub fn open(path: &Path) -> Result<Destination, ShipError> {
+        if crate::sink::is_stdout(path) {
+            return Ok(Destination::stdout());
+        }
         // An already open descriptor (`/dev/stdout`, `/dev/fd/N`,
         // `/proc/self/fd/N`) is written through, whatever it is open on: its
         // link does not name a path to rename onto (`pipe:[1234]`), and a
@@ -110,10 +125,11 @@ impl Destination {
         }
     }
 
-    /// Standard output, as a stream.
+    /// Standard output, as a stream (also what [`Destination::open`] gives
+    /// for `-`).
     pub fn stdout() -> Destination {
         Destination::Stream {
-            path: PathBuf::from("<stdout>"),
+            path: PathBuf::from(STDOUT_NAME),
             out: Box::new(io::stdout()),
         }
     }

@@ -110,7 +110,7 @@ pub fn write_docker_archive(
     path: &Path,
     opts: &WriteOptions,
 ) -> Result<(), ShipError> {
-    let img = Artifact::Image(single_image(artifact, opts, path)?.clone());
+    let img = Artifact::Image(single_image(artifact, opts, crate::dest::shown(path))?.clone());
     write_tar_file(path, entries(&img, opts))
 }
 

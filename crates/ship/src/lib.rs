@@ -62,11 +62,6 @@ pub struct WriteOptions {
 pub fn write_sink(artifact: &Artifact, sink: &Sink, opts: &WriteOptions) -> Result<(), ShipError> {
     match sink {
         Sink::OciLayout { dir, tag } => layout::write_layout(artifact, dir, tag.as_deref(), opts),
-        Sink::OciArchive { path, tag } if sink::is_stdout(path) => {
-            let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-            let w = oci_archive::write_oci_archive_to(artifact, out, tag.as_deref(), opts)?;
-            flush_stdout(w)
-        }
         Sink::OciArchive { path, tag } => {
             oci_archive::write_oci_archive_tagged(artifact, path, tag.as_deref(), opts)
         }
@@ -84,30 +79,10 @@ pub fn write_sink(artifact: &Artifact, sink: &Sink, opts: &WriteOptions) -> Resu
                 }
                 None => opts,
             };
-            if sink::is_stdout(path) {
-                let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-                let w = docker_archive::write_docker_archive_to(
-                    artifact,
-                    out,
-                    opts,
-                    std::path::Path::new("standard output"),
-                )?;
-                flush_stdout(w)
-            } else {
-                docker_archive::write_docker_archive(artifact, path, opts)
-            }
+            // `-` is standard output (ship::dest).
+            docker_archive::write_docker_archive(artifact, path, opts)
         }
     }
-}
-
-fn flush_stdout<W: std::io::Write>(w: std::io::BufWriter<W>) -> Result<(), ShipError> {
-    w.into_inner()
-        .map_err(|e| e.into_error())
-        .and_then(|mut w| w.flush())
-        .map_err(ShipError::io(
-            "writing",
-            std::path::Path::new("standard output"),
-        ))
 }
 
 /// Reads the image or index at `source` (same syntax as sinks).

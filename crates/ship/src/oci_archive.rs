@@ -58,21 +58,6 @@ pub fn write_oci_archive_tagged(
     write_tar_file(path, layout_entries(artifact, &ref_name, full.as_deref()))
 }
 
-/// Streams the OCI archive to `w` (`oci-archive:-`).
-pub fn write_oci_archive_to<W: std::io::Write>(
-    artifact: &Artifact,
-    w: W,
-    tag: Option<&str>,
-    opts: &WriteOptions,
-) -> Result<W, ShipError> {
-    let (ref_name, full) = naming(tag, opts);
-    crate::tarw::write_tar(
-        w,
-        layout_entries(artifact, &ref_name, full.as_deref()),
-        Path::new("standard output"),
-    )
-}
-
 /// Reads the image (or index) in the OCI archive at `path`; `tag` picks one
 /// when it holds several.
 pub fn read_oci_archive(path: &Path, tag: Option<&str>) -> Result<Artifact, ShipError> {

@@ -78,6 +78,7 @@ pub(crate) fn write_tar_file(
         ));
     }
     let out = Destination::open(dest)?;
+    let dest = crate::dest::shown(dest);
     let w = write_tar(io::BufWriter::with_capacity(1 << 20, out), entries, dest)?;
     let out = w
         .into_inner()
