@@ -33,12 +33,13 @@ pub mod sink;
 // The registry push lives in `registry` (another module's owner adds it here).
 pub mod registry;
 
+pub use dest::write_digest_file;
 pub use distroless_pack_image::Engine;
 pub use engine::{load, Loaded};
 pub use engine_run::{run_in_engine, EngineRun};
 pub use error::ShipError;
 pub use list::{list_layer, LayerEntry};
-pub use output::{check, write, write_digest_file, Output, Shipped};
+pub use output::{check, write, Output, Shipped};
 pub use sink::{Sink, Source};
 
 use distroless_pack_image::{Artifact, Platform};

@@ -1,10 +1,9 @@
 //! Every place an image can go, as one type: the three file formats
 //! ([`Sink`]), an engine (`--load`) and registries (`--push`), with
 //! [`check`] (run before anything is written) and [`write`] (one output).
-//! The digest file (`--digest-file`) is written here too.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use distroless_pack_image::{Artifact, Platform};
 
@@ -183,13 +182,6 @@ pub fn write(
     }
 }
 
-/// Writes `digest` to `path` with no trailing newline, like docker's
-/// `--iidfile`, by the destination rules of [`crate::dest`]: a regular file
-/// atomically, a FIFO or character device as a stream, nothing else.
-pub fn write_digest_file(path: &Path, digest: &str) -> Result<(), ShipError> {
-    crate::dest::write_digest_file(path, digest)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,10 +226,11 @@ mod tests {
     fn digest_file_has_no_newline_and_no_temp_left() {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("digest");
-        write_digest_file(&f, "sha256:00").unwrap();
+        crate::dest::write_digest_file(&f, "sha256:00").unwrap();
         assert_eq!(std::fs::read_to_string(&f).unwrap(), "sha256:00");
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
-        let e = write_digest_file(&d.path().join("no/such/dir/x"), "sha256:00").unwrap_err();
+        let e = crate::dest::write_digest_file(&d.path().join("no/such/dir/x"), "sha256:00")
+            .unwrap_err();
         assert_eq!(e.kind(), distroless_pack_image::ErrorKind::Output);
     }
 }
