@@ -19,6 +19,7 @@ mod digest;
 mod engine;
 mod kind;
 pub mod platform;
+mod referrer;
 mod severity;
 mod tools;
 
@@ -29,6 +30,11 @@ pub use engine::Engine;
 pub use kind::ErrorKind;
 pub use oci_spec::image as spec;
 pub use platform::{Platform, PlatformError};
+pub use referrer::{
+    empty_blob, is_artifact_manifest, parse_artifact_manifest, refers_to, valid_media_type,
+    ArtifactManifest, Referrer, Subject, ANNOTATION_CREATED, ANNOTATION_TITLE, EMPTY_JSON,
+    MEDIA_TYPE_EMPTY,
+};
 pub use severity::Severity;
 pub use tools::{human_size, which};
 
@@ -116,6 +122,10 @@ pub struct Image {
     pub layers: Vec<Blob>,
     /// The platform from the config (`os`/`architecture`/`variant`).
     pub platform: Platform,
+    /// Artifacts attached to this image (SBOM, provenance, ...), each with
+    /// this image's manifest as its `subject`, sorted by digest. They are
+    /// not part of the manifest: attaching never changes a digest.
+    pub referrers: Vec<Referrer>,
 }
 
 impl Image {
@@ -152,6 +162,7 @@ impl Image {
             config,
             layers,
             platform,
+            referrers: Vec::new(),
         })
     }
 
@@ -193,6 +204,7 @@ impl Image {
             manifest,
             config,
             layers,
+            referrers: Vec::new(),
         })
     }
 
@@ -218,6 +230,30 @@ impl Image {
     /// besides the manifest.
     pub fn blobs(&self) -> impl Iterator<Item = &Blob> {
         std::iter::once(&self.config).chain(self.layers.iter())
+    }
+
+    /// Attaches `referrer` to this image (once: the same digest twice is
+    /// kept once; the list stays sorted by digest). Refused when its
+    /// `subject` is another manifest.
+    pub fn attach(&mut self, referrer: Referrer) -> Result<(), ImageError> {
+        if referrer.subject.digest != *self.digest() {
+            return Err(ImageError::Invalid {
+                what: "referrer",
+                message: format!(
+                    "{} is attached to {}, not to this image ({})",
+                    referrer.digest(),
+                    referrer.subject.digest,
+                    self.digest()
+                ),
+            });
+        }
+        if let Err(at) = self
+            .referrers
+            .binary_search_by(|r| r.digest().cmp(referrer.digest()))
+        {
+            self.referrers.insert(at, referrer);
+        }
+        Ok(())
     }
 
     /// The descriptor of this image's manifest, with its platform, as an
@@ -313,6 +349,25 @@ impl Artifact {
             Artifact::Image(i) => std::slice::from_ref(i),
             Artifact::Index(x) => &x.images,
         }
+    }
+
+    /// Every single-platform image, to attach referrers to (attaching
+    /// changes no digest, so the index stays valid).
+    pub fn images_mut(&mut self) -> &mut [Image] {
+        match self {
+            Artifact::Image(i) => std::slice::from_mut(i),
+            Artifact::Index(x) => &mut x.images,
+        }
+    }
+
+    /// Whether any image of it has referrers.
+    pub fn has_referrers(&self) -> bool {
+        self.images().iter().any(|i| !i.referrers.is_empty())
+    }
+
+    /// Every referrer of every image, in image order.
+    pub fn referrers(&self) -> impl Iterator<Item = &Referrer> {
+        self.images().iter().flat_map(|i| i.referrers.iter())
     }
 
     /// The image for one platform: the image itself when it is a single
