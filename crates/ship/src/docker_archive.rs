@@ -78,7 +78,7 @@ fn entries<'a>(image: &'a Artifact, opts: &WriteOptions) -> Vec<(String, Content
     let (ref_name, full) = naming(None, opts);
     // podman names an OCI-layout image after its ref name: give it the full name.
     let ref_name = full.clone().unwrap_or(ref_name);
-    let mut e = layout_entries(image, &ref_name, full.as_deref());
+    let mut e = layout_entries(image, &ref_name, full.as_deref(), false);
     // Every name, as `docker save` lists every tag.
     let mut tags: Vec<String> = Vec::new();
     for t in opts

@@ -8,6 +8,15 @@
 //! layout names the new image only once everything it needs is in place. An
 //! interrupted run leaves at most an unreferenced blob. Other images in the
 //! layout are kept; an entry with the same ref name is replaced.
+//!
+//! Referrers (artifacts attached to an image, `Image::referrers`) are
+//! written as blobs of the layout (their manifests, the empty config, the
+//! payloads) but are not listed in `index.json`: skopeo reads `oci:DIR`
+//! without a tag only when `index.json` lists exactly one manifest, so an
+//! extra entry per referrer would break it. Readers find them by their
+//! `subject` (`store::find_referrers`), which also finds the ones `oras
+//! attach --oci-layout` lists in `index.json`. See docs/design.md
+//! ("Referrers in a layout").
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
@@ -26,9 +35,10 @@ use crate::{ShipError, WriteOptions};
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 /// Every blob an artifact needs in a layout, each once, in the order they
-/// are safe to write: per image its layers, config and manifest, then the
+/// are safe to write: per image its layers, config and manifest, then (with
+/// `referrers`) each referrer's config, payload and manifest, then the
 /// index (if any), so a manifest is only written once what it names is.
-pub(crate) fn all_blobs(artifact: &Artifact) -> Vec<&Blob> {
+pub(crate) fn all_blobs(artifact: &Artifact, referrers: bool) -> Vec<&Blob> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     let index = match artifact {
@@ -39,6 +49,16 @@ pub(crate) fn all_blobs(artifact: &Artifact) -> Vec<&Blob> {
         for b in img.layers.iter().chain([&img.config, &img.manifest]) {
             if seen.insert(b.digest.clone()) {
                 out.push(b);
+            }
+        }
+        if !referrers {
+            continue;
+        }
+        for r in &img.referrers {
+            for b in r.blobs().chain([&r.manifest]) {
+                if seen.insert(b.digest.clone()) {
+                    out.push(b);
+                }
             }
         }
     }
@@ -207,7 +227,7 @@ pub fn write_layout(
     if !exists {
         write_atomic(dir, &dir.join("oci-layout"), OCI_LAYOUT)?;
     }
-    for blob in all_blobs(artifact) {
+    for blob in all_blobs(artifact, true) {
         write_blob(dir, blob)?;
     }
     let (ref_name, full) = naming(tag, opts);

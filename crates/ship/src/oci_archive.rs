@@ -14,10 +14,13 @@ use crate::tarw::{write_tar_file, Content};
 use crate::{ShipError, WriteOptions};
 
 /// The files of a one-image layout, as tar entries.
+/// With `referrers`, the images' referrers go in too (an OCI archive holds
+/// them; a docker archive does not).
 pub(crate) fn layout_entries<'a>(
     artifact: &'a Artifact,
     ref_name: &str,
     full: Option<&str>,
+    referrers: bool,
 ) -> Vec<(String, Content<'a>)> {
     let mut entries = vec![
         ("blobs".to_string(), Content::Dir),
@@ -31,7 +34,7 @@ pub(crate) fn layout_entries<'a>(
             Content::Bytes(index_json(vec![index_entry(artifact, ref_name, full)])),
         ),
     ];
-    for b in all_blobs(artifact) {
+    for b in all_blobs(artifact, referrers) {
         entries.push((blob_path(&b.digest), Content::Blob(b)));
     }
     entries
@@ -55,7 +58,10 @@ pub fn write_oci_archive_tagged(
     opts: &WriteOptions,
 ) -> Result<(), ShipError> {
     let (ref_name, full) = naming(tag, opts);
-    write_tar_file(path, layout_entries(artifact, &ref_name, full.as_deref()))
+    write_tar_file(
+        path,
+        layout_entries(artifact, &ref_name, full.as_deref(), true),
+    )
 }
 
 /// Reads the image (or index) in the OCI archive at `path`; `tag` picks one

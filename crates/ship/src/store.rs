@@ -8,7 +8,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use distroless_pack_image::{
-    Artifact, Blob, Digest, Image, Index, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME,
+    Artifact, Blob, Digest, Image, Index, Referrer, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME,
     MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST,
 };
 use serde_json::Value;
@@ -25,6 +25,8 @@ pub(crate) trait Store {
     fn path(&self) -> &Path;
     /// Where the file at `rel` is: (file, offset, size), if present.
     fn locate(&self, rel: &str) -> Result<Option<(PathBuf, u64, u64)>, ShipError>;
+    /// The `blobs/sha256/<hex>` files: (path inside the layout, size).
+    fn blob_files(&self) -> Result<Vec<(String, u64)>, ShipError>;
 
     /// The whole file at `rel` (a small JSON file).
     fn read_small(&self, rel: &str) -> Result<Option<Vec<u8>>, ShipError> {
@@ -119,6 +121,30 @@ impl Store for DirStore {
             Err(e) => Err(ShipError::io("reading", &p)(e)),
         }
     }
+    fn blob_files(&self) -> Result<Vec<(String, u64)>, ShipError> {
+        let dir = self.0.join("blobs/sha256");
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(ShipError::io("reading", &dir)(e)),
+        };
+        let mut out = Vec::new();
+        for e in rd {
+            let e = e.map_err(ShipError::io("reading", &dir))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            // temp files of a writer have a leading '.'
+            if name.starts_with('.') {
+                continue;
+            }
+            if let Ok(m) = e.metadata() {
+                if m.is_file() {
+                    out.push((format!("blobs/sha256/{name}"), m.len()));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
 }
 
 /// A tar file, indexed once: path -> (offset of the data, size).
@@ -206,6 +232,16 @@ impl Store for TarStore {
             .entries
             .get(&normalise(rel))
             .map(|&(o, s)| (self.path.clone(), o, s)))
+    }
+    fn blob_files(&self) -> Result<Vec<(String, u64)>, ShipError> {
+        let mut out: Vec<(String, u64)> = self
+            .entries
+            .iter()
+            .filter(|(k, _)| k.starts_with("blobs/sha256/"))
+            .map(|(k, &(_, size))| (k.clone(), size))
+            .collect();
+        out.sort();
+        Ok(out)
     }
 }
 
@@ -309,7 +345,14 @@ pub(crate) fn read_layout_store(
                 tag: tag.to_string(),
                 available: available.clone(),
             })?,
-        None => match manifests.as_slice() {
+        // Artifacts listed in index.json (as `oras attach --oci-layout`
+        // lists them) are not images to pick.
+        None => match manifests
+            .iter()
+            .filter(|m| m.get("artifactType").is_none())
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
             [one] => one,
             [] => {
                 return Err(ShipError::invalid(
@@ -326,7 +369,80 @@ pub(crate) fn read_layout_store(
         },
     };
     let desc = parse_desc(store, entry, "index.json")?;
-    read_artifact(store, &desc)
+    let mut artifact = read_artifact(store, &desc)?;
+    find_referrers(store, &mut artifact)?;
+    Ok(artifact)
+}
+
+/// The largest manifest a referrer scan reads (distribution-spec's limit
+/// for manifests a registry must accept).
+const MAX_MANIFEST: u64 = 4 << 20;
+
+/// Attaches to each image of `artifact` the referrers the layout holds for
+/// it: every blob that is an image manifest whose `subject` is the image's
+/// manifest (written by distroless-pack, which lists none in `index.json`,
+/// or by `oras attach --oci-layout`, which lists them there; both are
+/// blobs). A blob that is not JSON is skipped after its first byte.
+pub(crate) fn find_referrers(store: &dyn Store, artifact: &mut Artifact) -> Result<(), ShipError> {
+    let subjects: Vec<Digest> = artifact
+        .images()
+        .iter()
+        .map(|i| i.digest().clone())
+        .collect();
+    for (rel, size) in store.blob_files()? {
+        if size > MAX_MANIFEST || size < 2 {
+            continue;
+        }
+        let Some(hex) = rel.strip_prefix("blobs/sha256/") else {
+            continue;
+        };
+        let Ok(digest) = format!("sha256:{hex}").parse::<Digest>() else {
+            continue;
+        };
+        if subjects.contains(&digest) {
+            continue;
+        }
+        let Some((file, offset, _)) = store.locate(&rel)? else {
+            continue;
+        };
+        let mut first = [0u8; 1];
+        let starts_json = open_region(&file, offset, size)
+            .and_then(|mut r| r.read_exact(&mut first))
+            .is_ok()
+            && first[0] == b'{';
+        if !starts_json {
+            continue;
+        }
+        let Some(bytes) = store.read_small(&rel)? else {
+            continue;
+        };
+        let Some(img) = artifact
+            .images_mut()
+            .iter_mut()
+            .find(|i| distroless_pack_image::refers_to(&bytes, i.digest()))
+        else {
+            continue;
+        };
+        let manifest = Blob::from_bytes(MEDIA_TYPE_MANIFEST, bytes);
+        if manifest.digest != digest {
+            return Err(ShipError::invalid(
+                store.path(),
+                format!("{rel}: the file hashes to {}", manifest.digest),
+            ));
+        }
+        let referrer = Referrer::from_manifest(manifest, |mt, d, size| {
+            store
+                .file_blob(mt, d, size)
+                .map_err(|e| distroless_pack_image::ImageError::Invalid {
+                    what: "referrer",
+                    message: e.to_string(),
+                })
+        })
+        .map_err(|e| ShipError::invalid(store.path(), format!("referrer {digest}: {e}")))?;
+        img.attach(referrer)
+            .map_err(ShipError::image(store.path()))?;
+    }
+    Ok(())
 }
 
 fn is_index(mt: &str) -> bool {
