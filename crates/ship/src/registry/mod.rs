@@ -17,6 +17,9 @@
 //! 3. Manifests are `PUT` with their own media type (per-platform manifests
 //!    by digest first for an index), and the `Docker-Content-Digest` the
 //!    registry answers is checked against ours.
+//! 4. The images' referrers (attached SBOM, provenance) follow: their blobs
+//!    and manifests, and the referrers tag schema's index where the
+//!    registry has no referrers API ([`referrers`]).
 //!
 //! Why not `oci-client`: see `docs/design.md` ("Registry client").
 
@@ -24,6 +27,7 @@ mod auth;
 pub mod credentials;
 mod push;
 pub mod reference;
+pub mod referrers;
 mod transport;
 
 use std::path::PathBuf;
@@ -32,6 +36,7 @@ use std::time::Duration;
 pub use credentials::{Credential, CredentialOptions, Secret};
 pub use push::push;
 pub use reference::{Reference, ReferenceError};
+pub use referrers::{ReferrerReport, ReferrersList, Via};
 
 use distroless_pack_image::Digest;
 
@@ -223,6 +228,10 @@ pub struct PushReport {
     pub digest: String,
     pub media_type: String,
     pub targets: Vec<TargetReport>,
+    /// The artifacts attached to the images (SBOM, provenance, ...), per
+    /// repository they went to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<ReferrerReport>,
 }
 
 /// Errors pushing to a registry. None of them ever holds a credential.

@@ -66,6 +66,7 @@ pub fn push(
         }
     }
     let mut reports: Vec<Option<TargetReport>> = vec![None; targets.len()];
+    let mut referrers = Vec::new();
     for registry in registries {
         let idx: Vec<usize> = (0..targets.len())
             .filter(|&i| targets[i].reference.registry == registry)
@@ -162,10 +163,15 @@ pub fn push(
                     blobs: blobs_here,
                 });
             }
+            // the artifacts attached to the images, once these are in
+            referrers.extend(super::referrers::push_referrers(
+                &session, &name, repo, artifact, &known, opts, progress,
+            )?);
         }
     }
     Ok(PushReport {
         digest: top.digest.to_string(),
+        referrers,
         media_type: media_type_of(top),
         targets: reports
             .into_iter()
@@ -179,7 +185,7 @@ fn short(d: &Digest) -> &str {
 }
 
 /// Pushes `blobs` into one repository, `opts.jobs` at a time.
-fn push_blobs(
+pub(super) fn push_blobs(
     session: &Session,
     name: &str,
     repo: &str,
