@@ -120,7 +120,7 @@ pub(crate) fn naming(explicit_tag: Option<&str>, opts: &WriteOptions) -> (String
 /// Copies `blob` into `dir/blobs/sha256/<hex>` through a temp file,
 /// checking its digest and size; skips it when a file of that size is
 /// already there.
-fn write_blob(dir: &Path, blob: &Blob) -> Result<(), ShipError> {
+pub(crate) fn write_blob(dir: &Path, blob: &Blob) -> Result<(), ShipError> {
     let dest = dir.join(blob_path(&blob.digest));
     if let Ok(m) = std::fs::metadata(&dest) {
         if m.is_file() && m.len() == blob.size {

@@ -15,6 +15,7 @@
 //! Every file output is atomic (temp file in the destination directory,
 //! renamed into place).
 
+pub mod attach;
 mod error;
 mod store;
 mod tarw;
@@ -33,6 +34,7 @@ pub mod sink;
 // The registry push lives in `registry` (another module's owner adds it here).
 pub mod registry;
 
+pub use attach::{attach_to_file, parse_location, Location};
 pub use dest::write_digest_file;
 pub use distroless_pack_image::Engine;
 pub use engine::{load, Loaded};

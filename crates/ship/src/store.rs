@@ -218,6 +218,17 @@ impl TarStore {
         })
     }
 
+    /// Every file: (path inside the tar, offset of its data, size).
+    pub(crate) fn files(&self) -> Vec<(String, u64, u64)> {
+        let mut v: Vec<(String, u64, u64)> = self
+            .entries
+            .iter()
+            .map(|(k, &(o, s))| (k.clone(), o, s))
+            .collect();
+        v.sort();
+        v
+    }
+
     pub(crate) fn has(&self, rel: &str) -> bool {
         self.entries.contains_key(rel)
     }
