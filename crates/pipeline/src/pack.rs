@@ -285,6 +285,11 @@ pub fn ship(
     let digest = artifact.digest().to_string();
     let progress = |ev: &distroless_pack_ship::registry::PushEvent| obs.event(Event::Push(ev));
     let mut shipped = Vec::new();
+    if let Some(note) =
+        distroless_pack_ship::attach::dropped_referrers_note(artifact, &outputs.list)
+    {
+        obs.event(Event::Note(note));
+    }
     for (i, name) in names.iter().enumerate() {
         // The first pass carries every name (a docker archive lists them all).
         let opts = WriteOptions {
