@@ -6,6 +6,7 @@
 //! `cmd_*.rs` file with an `Args` struct and a `run` function.
 
 mod args;
+mod cmd_attach;
 mod cmd_build;
 mod cmd_inspect;
 mod cmd_login;
@@ -50,6 +51,8 @@ enum Command {
     Login(cmd_login::Args),
     /// Run an image's entrypoint without a container engine.
     Run(cmd_run::Args),
+    /// Attach a document (SBOM, provenance, ...) to an image as an OCI artifact.
+    Attach(cmd_attach::Args),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Push(a) => cmd_push::run(a),
         Command::Login(a) => cmd_login::run(a),
         Command::Run(a) => cmd_run::run(a),
+        Command::Attach(a) => cmd_attach::run(a),
     };
     exit::finish(result)
 }
