@@ -1,24 +1,44 @@
 //! What `inspect` shows: one JSON document per source (manifest, config
-//! summary, layers with their files) and its human form.
+//! summary, layers with their files, attached artifacts) and its human form.
 
 use anyhow::Context as _;
-use distroless_pack_image::{Artifact, Image};
-use distroless_pack_ship::{list_layer, LayerEntry, Sink};
+use distroless_pack_image::{Artifact, Blob, Image, Platform, Referrer};
+use distroless_pack_ship::registry::referrers::RemoteImage;
+use distroless_pack_ship::{list_layer, LayerEntry};
 use serde_json::{json, Value};
 
-pub fn document(source: &Sink, artifact: &Artifact, images: Vec<Value>) -> Value {
-    let top = artifact.top();
+/// The whole document: the source, its top-level manifest or index, the
+/// platforms of an index, and one entry per image.
+pub fn document(source: &str, artifact: &Artifact, images: Vec<Value>) -> Value {
+    let platforms = match artifact {
+        Artifact::Index(x) => Some(
+            x.images
+                .iter()
+                .map(|i| (i.platform.to_string(), i.digest().to_string()))
+                .collect(),
+        ),
+        Artifact::Image(_) => None,
+    };
+    document_of(source, artifact.top(), platforms, images)
+}
+
+/// [`document`] from its parts (a registry source has no `Artifact`).
+pub fn document_of(
+    source: &str,
+    top: &Blob,
+    platforms: Option<Vec<(String, String)>>,
+    images: Vec<Value>,
+) -> Value {
     let mut doc = json!({
-        "source": source.to_string(),
+        "source": source,
         "digest": top.digest.as_str(),
         "mediaType": top.media_type,
         "size": top.size,
     });
-    if let Artifact::Index(x) = artifact {
-        doc["platforms"] = x
-            .images
-            .iter()
-            .map(|i| json!({"platform": i.platform.to_string(), "digest": i.digest().as_str()}))
+    if let Some(ps) = platforms {
+        doc["platforms"] = ps
+            .into_iter()
+            .map(|(p, d)| json!({"platform": p, "digest": d}))
             .collect();
     }
     doc["images"] = Value::Array(images);
@@ -47,26 +67,24 @@ fn entry_json(e: &LayerEntry) -> Value {
     v
 }
 
-/// One image as JSON: manifest, config summary and layers with files.
+/// One referrer as `inspect` lists it.
+fn referrer_json(r: &Referrer) -> Value {
+    json!({
+        "artifactType": r.artifact_type,
+        "digest": r.digest().as_str(),
+        "mediaType": r.manifest.media_type,
+        "size": r.manifest.size,
+        "annotations": r.annotations,
+        "layers": r.layers.iter().map(Blob::descriptor_json).collect::<Vec<_>>(),
+    })
+}
+
+/// One image as JSON: manifest, config summary, layers with files, and
+/// the artifacts attached to it.
 pub fn describe(img: &Image) -> anyhow::Result<Value> {
     let config: Value =
         serde_json::from_slice(&img.config.read_all()?).context("image config is not JSON")?;
-    let manifest: Value =
-        serde_json::from_slice(&img.manifest.read_all()?).context("image manifest is not JSON")?;
-    let c = config.get("config").cloned().unwrap_or(Value::Null);
-    let ports: Vec<String> = match c.get("ExposedPorts") {
-        Some(Value::Object(m)) => m.keys().cloned().collect(),
-        _ => vec![],
-    };
-    let labels = match c.get("Labels") {
-        Some(Value::Object(m)) => Value::Object(m.clone()),
-        _ => json!({}),
-    };
-    let diff_ids = config
-        .pointer("/rootfs/diff_ids")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let diff_ids = diff_ids(&config);
     let mut layers = Vec::new();
     for (i, l) in img.layers.iter().enumerate() {
         let files = list_layer(l)?;
@@ -78,15 +96,75 @@ pub fn describe(img: &Image) -> anyhow::Result<Value> {
             "files": files.iter().map(entry_json).collect::<Vec<_>>(),
         }));
     }
+    let mut v = describe_parts(&img.manifest, &img.config, &img.platform, layers)?;
+    v["referrers"] = img.referrers.iter().map(referrer_json).collect();
+    Ok(v)
+}
+
+/// An image in a registry: as [`describe`], its layers without their files
+/// (they are not fetched), its referrers as the registry lists them.
+pub fn describe_remote(img: &RemoteImage) -> anyhow::Result<Value> {
+    let config: Value =
+        serde_json::from_slice(&img.config.read_all()?).context("image config is not JSON")?;
+    let manifest: Value =
+        serde_json::from_slice(&img.manifest.read_all()?).context("image manifest is not JSON")?;
+    let diff_ids = diff_ids(&config);
+    let layers = manifest["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, l)| {
+            json!({
+                "digest": l["digest"],
+                "mediaType": l["mediaType"],
+                "size": l["size"],
+                "diffId": diff_ids.get(i).cloned().unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    let mut v = describe_parts(&img.manifest, &img.config, &img.platform, layers)?;
+    v["referrers"] = serde_json::to_value(&img.referrers.referrers)?;
+    v["referrersFrom"] = serde_json::to_value(img.referrers.via)?;
+    Ok(v)
+}
+
+fn diff_ids(config: &Value) -> Vec<Value> {
+    config
+        .pointer("/rootfs/diff_ids")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn describe_parts(
+    manifest_blob: &Blob,
+    config_blob: &Blob,
+    platform: &Platform,
+    layers: Vec<Value>,
+) -> anyhow::Result<Value> {
+    let config: Value =
+        serde_json::from_slice(&config_blob.read_all()?).context("image config is not JSON")?;
+    let manifest: Value =
+        serde_json::from_slice(&manifest_blob.read_all()?).context("image manifest is not JSON")?;
+    let c = config.get("config").cloned().unwrap_or(Value::Null);
+    let ports: Vec<String> = match c.get("ExposedPorts") {
+        Some(Value::Object(m)) => m.keys().cloned().collect(),
+        _ => vec![],
+    };
+    let labels = match c.get("Labels") {
+        Some(Value::Object(m)) => Value::Object(m.clone()),
+        _ => json!({}),
+    };
     Ok(json!({
-        "digest": img.digest().as_str(),
-        "mediaType": img.manifest.media_type,
-        "size": img.manifest.size,
-        "platform": img.platform.to_string(),
+        "digest": manifest_blob.digest.as_str(),
+        "mediaType": manifest_blob.media_type,
+        "size": manifest_blob.size,
+        "platform": platform.to_string(),
         "annotations": manifest.get("annotations").cloned().unwrap_or(json!({})),
         "config": {
-            "digest": img.config.digest.as_str(),
-            "size": img.config.size,
+            "digest": config_blob.digest.as_str(),
+            "size": config_blob.size,
             "entrypoint": strings(c.get("Entrypoint")),
             "cmd": strings(c.get("Cmd")),
             "env": strings(c.get("Env")),
@@ -241,6 +319,31 @@ pub fn human(doc: &Value) -> String {
                     f["gid"].as_u64().unwrap_or(0),
                     f["size"].as_u64().unwrap_or(0),
                     s(&f["path"])
+                );
+            }
+        }
+        let refs = img["referrers"].as_array().cloned().unwrap_or_default();
+        let from = match img.get("referrersFrom").and_then(Value::as_str) {
+            Some("api") => " (from the registry's referrers API)",
+            Some("tag-schema") => " (from the referrers tag schema)",
+            _ => "",
+        };
+        let _ = writeln!(o, "referrers:   {}{from}", refs.len());
+        for r in &refs {
+            let _ = writeln!(
+                o,
+                "  {} {} ({} bytes)",
+                s(&r["artifactType"]),
+                s(&r["digest"]),
+                r["size"]
+            );
+            for l in r["layers"].as_array().into_iter().flatten() {
+                let _ = writeln!(
+                    o,
+                    "      {} ({} bytes, {})",
+                    s(&l["digest"]),
+                    l["size"],
+                    s(&l["mediaType"])
                 );
             }
         }

@@ -33,8 +33,8 @@ impl std::fmt::Display for Location {
 
 /// Parses an image location: `oci:`, `oci-archive:`, `docker-archive:` (or
 /// an existing path, as [`crate::parse_source`] takes it), else a registry
-/// reference, `docker://REF` (skopeo's form) or `REGISTRY/REPO[:TAG][@DIGEST]`
-/// as `push` takes it.
+/// reference: `docker://REF` (skopeo's form), or `REGISTRY/REPO[:TAG][@DIGEST]`
+/// whose first part is a host (`localhost:5000/x`, `ghcr.io/acme/app`).
 pub fn parse_location(s: &str) -> Result<Location, ShipError> {
     if let Some(r) = s.strip_prefix("docker://") {
         return registry_ref(s, r);
@@ -42,10 +42,25 @@ pub fn parse_location(s: &str) -> Result<Location, ShipError> {
     let prefixed = ["oci:", "oci-archive:", "docker-archive:"]
         .iter()
         .any(|p| s.starts_with(p));
-    if prefixed || Path::new(s).exists() {
+    if prefixed || Path::new(s).exists() || !names_a_registry(s) {
         return crate::parse_source(s).map(Location::File);
     }
     registry_ref(s, s)
+}
+
+/// Whether a bare `s` starts with a registry host (`localhost`, or a first
+/// part with a `.` or a `:`), so a mistyped path is never sent to Docker
+/// Hub; `docker://` names any registry, Docker Hub's short names too.
+fn names_a_registry(s: &str) -> bool {
+    match s.split_once('/') {
+        Some((host, rest)) => {
+            !rest.is_empty()
+                && host != "."
+                && host != ".."
+                && (host.contains('.') || host.contains(':') || host == "localhost")
+        }
+        None => false,
+    }
 }
 
 fn registry_ref(spec: &str, r: &str) -> Result<Location, ShipError> {
@@ -212,6 +227,9 @@ mod tests {
             Location::Registry(_)
         ));
         assert!(matches!(parse_location("/").unwrap(), Location::File(_)));
+        // a missing path is a file error, never a request to Docker Hub
+        assert!(parse_location("out/missing").is_err());
+        assert!(parse_location("./out/missing:1").is_err());
         assert!(parse_location("docker://").is_err());
     }
 }
