@@ -140,7 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             }
             let list: Vec<Referrer> = made.iter().map(|(_, r, _)| r.clone()).collect();
             distroless_pack_ship::attach_to_file(source, &list)
-                .map_err(|e| exit::fail(format!("attaching to {source}: {e}"), e.kind()))?;
+                .map_err(|e| exit::fail(&e, e.kind()))?;
         }
         Location::Registry(reference) => {
             let opts = args.registry.push_options()?;

@@ -82,10 +82,10 @@ pub fn attach_to_file(source: &Source, referrers: &[Referrer]) -> Result<(), Shi
     match source {
         Sink::OciLayout { dir, .. } => attach_to_layout(dir, referrers),
         Sink::OciArchive { path, .. } => attach_to_archive(path, referrers),
-        Sink::DockerArchive { path, .. } => Err(ShipError::invalid(
-            path,
-            "a docker archive cannot hold referrers (docker load has no place for them); use an oci: layout, an oci-archive: or a registry",
-        )),
+        Sink::DockerArchive { .. } => Err(ShipError::BadSink {
+            spec: source.to_string(),
+            message: "a docker archive cannot hold referrers (docker load has no place for them); use an oci: layout, an oci-archive: or a registry".into(),
+        }),
     }
 }
 
