@@ -13,6 +13,7 @@ mod dotnet;
 mod inspect;
 mod pack;
 mod push;
+mod referrers;
 mod run;
 mod sinks;
 mod verify;

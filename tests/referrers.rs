@@ -1,0 +1,512 @@
+//! Documents attached to images as OCI 1.1 artifacts (`attach`, the
+//! referrers that `push` carries, `inspect`'s list), against real
+//! consumers: skopeo and umoci read the image in a layout unchanged, the
+//! real registry (`docker-registry` 2.8, which has no referrers API, so
+//! the referrers tag schema) serves the artifact, and oras-py (PyPI
+//! `oras`, a third-party OCI client) reads the tag schema's index and
+//! pulls the artifact the way `oras discover`/`oras pull` do.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use distroless_pack_image::{Artifact, Index};
+use serde_json::Value;
+
+use crate::support::corpus;
+use crate::support::registry::{Auth, Registry};
+use crate::util::{both, dp, require_tool, run, run_ok, tmp, write_file};
+
+/// `distroless-pack` with an empty docker config, so the machine's own
+/// credentials never reach a test registry.
+fn dpc(home: &Path) -> Command {
+    let mut c = dp();
+    c.env("DOCKER_CONFIG", home.join("docker"))
+        .env("REGISTRY_AUTH_FILE", home.join("auth.json"))
+        .env("HOME", home)
+        .env_remove("DISTROLESS_PACK_REGISTRY_USERNAME")
+        .env_remove("DISTROLESS_PACK_REGISTRY_PASSWORD");
+    c
+}
+
+/// Packs the corpus's static hello into `oci:DIR:TAG`; gives its digest.
+fn pack_layout(layout: &Path, tag: &str) -> String {
+    let out = run_ok(
+        dp().arg("pack")
+            .arg(corpus::musl_static_hello())
+            .args(["--tag", &format!("hello:{tag}")])
+            .arg("--output")
+            .arg(format!("oci:{}:{tag}", layout.display())),
+    );
+    let digest = out.trim().lines().last().unwrap_or_default().to_string();
+    assert!(digest.starts_with("sha256:"), "pack printed {out:?}");
+    digest
+}
+
+/// A two-platform index in `oci:DIR:TAG` (tiny images built with
+/// crates/image, as tests/push.rs does).
+fn index_layout(dir: &Path, layout: &Path, tag: &str) -> Index {
+    let index = Index::new(
+        vec![
+            crate::push::tiny_image(dir, "amd64"),
+            crate::push::tiny_image(dir, "arm64"),
+        ],
+        &Default::default(),
+    )
+    .unwrap();
+    let sink: distroless_pack_ship::Sink =
+        format!("oci:{}:{tag}", layout.display()).parse().unwrap();
+    distroless_pack_ship::write_sink(&Artifact::Index(index.clone()), &sink, &Default::default())
+        .unwrap();
+    index
+}
+
+/// `attach SOURCE FILE --artifact-type TYPE [extra]`: the digests printed.
+fn attach(home: &Path, source: &str, file: &Path, ty: &str, extra: &[&str]) -> Vec<String> {
+    let out = run_ok(
+        dpc(home)
+            .arg("attach")
+            .arg(source)
+            .arg(file)
+            .args(["--artifact-type", ty])
+            .args(extra),
+    );
+    let digests: Vec<String> = out.lines().map(str::to_string).collect();
+    assert!(
+        !digests.is_empty() && digests.iter().all(|d| d.starts_with("sha256:")),
+        "attach printed {out:?}"
+    );
+    digests
+}
+
+fn inspect_json(home: &Path, source: &str) -> Value {
+    let out = run_ok(dpc(home).args(["inspect", "--json", source]));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("inspect --json: {e}: {out}"))
+}
+
+fn skopeo_raw(source: &str) -> Vec<u8> {
+    require_tool("skopeo", "apt-get install -y skopeo");
+    let out = run(Command::new("skopeo").args(["inspect", "--raw", source]));
+    assert!(
+        out.status.success(),
+        "skopeo inspect --raw {source}: {}",
+        both(&out)
+    );
+    out.stdout
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+fn blob(layout: &Path, digest: &str) -> Vec<u8> {
+    std::fs::read(layout.join("blobs/sha256").join(&digest["sha256:".len()..])).unwrap()
+}
+
+fn sbom(dir: &Path, text: &str) -> PathBuf {
+    write_file(
+        dir,
+        &format!("{text}.spdx.json"),
+        format!(r#"{{"spdxVersion":"SPDX-2.3","name":"{text}"}}"#).as_bytes(),
+    )
+}
+
+#[test]
+fn attaching_to_a_layout_leaves_the_image_readable_by_skopeo_and_umoci_with_and_without_tag() {
+    require_tool("umoci", "apt-get install -y umoci");
+    let t = tmp();
+    let layout = t.path().join("img");
+    let digest = pack_layout(&layout, "1");
+    let untagged = format!("oci:{}", layout.display());
+    let tagged = format!("oci:{}:1", layout.display());
+    let index_before = std::fs::read(layout.join("index.json")).unwrap();
+    let raw_before = skopeo_raw(&untagged);
+    let stat_before =
+        run_ok(Command::new("umoci").args(["stat", "--image", &format!("{}:1", layout.display())]));
+
+    let file = sbom(t.path(), "img");
+    let refs = attach(t.path(), &untagged, &file, "application/spdx+json", &[]);
+    assert_eq!(refs.len(), 1);
+
+    // the image is untouched: index.json, manifest, what skopeo and umoci read
+    assert_eq!(
+        std::fs::read(layout.join("index.json")).unwrap(),
+        index_before
+    );
+    for src in [&untagged, &tagged] {
+        assert_eq!(skopeo_raw(src), raw_before, "{src}");
+    }
+    assert_eq!(sha256(&raw_before), digest);
+    let stat_after =
+        run_ok(Command::new("umoci").args(["stat", "--image", &format!("{}:1", layout.display())]));
+    assert_eq!(stat_after, stat_before);
+    // umoci unpacks it as before
+    let bundle = t.path().join("bundle");
+    run_ok(
+        Command::new("umoci")
+            .args([
+                "unpack",
+                "--rootless",
+                "--image",
+                &format!("{}:1", layout.display()),
+            ])
+            .arg(&bundle),
+    );
+    assert!(bundle.join("rootfs/app").is_dir());
+
+    // the artifact: an OCI 1.1 manifest in the layout, subject = the image
+    let m: Value = serde_json::from_slice(&blob(&layout, &refs[0])).unwrap();
+    assert_eq!(m["artifactType"], "application/spdx+json");
+    assert_eq!(m["subject"]["digest"], digest.as_str());
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.oci.empty.v1+json"
+    );
+    assert_eq!(
+        blob(&layout, m["layers"][0]["digest"].as_str().unwrap()),
+        std::fs::read(&file).unwrap()
+    );
+
+    // inspect lists it, with and without tag; the image digest is the same
+    for src in [&untagged, &tagged] {
+        let doc = inspect_json(t.path(), src);
+        assert_eq!(doc["digest"], digest.as_str());
+        let r = &doc["images"][0]["referrers"];
+        assert_eq!(r.as_array().unwrap().len(), 1, "{doc}");
+        assert_eq!(r[0]["digest"], refs[0].as_str());
+        assert_eq!(r[0]["artifactType"], "application/spdx+json");
+        assert_eq!(r[0]["size"], blob(&layout, &refs[0]).len());
+    }
+    let human = run_ok(dp().args(["inspect", &tagged]));
+    assert!(
+        human.contains(&format!(
+            "referrers:   1\n  application/spdx+json {}",
+            refs[0]
+        )),
+        "{human}"
+    );
+
+    // the same file attached again is the same artifact (no time in it)
+    assert_eq!(
+        attach(t.path(), &tagged, &file, "application/spdx+json", &[]),
+        refs
+    );
+    assert_eq!(
+        inspect_json(t.path(), &tagged)["images"][0]["referrers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn attaching_to_an_index_layout_gives_each_platform_its_own_and_skopeo_reads_it_unchanged() {
+    let t = tmp();
+    let layout = t.path().join("multi");
+    let index = index_layout(t.path(), &layout, "v1");
+    let untagged = format!("oci:{}", layout.display());
+    let tagged = format!("oci:{}:v1", layout.display());
+    let index_before = std::fs::read(layout.join("index.json")).unwrap();
+    let raw = |src: &str| {
+        let out =
+            run(Command::new("skopeo").args(["--override-arch", "arm64", "inspect", "--raw", src]));
+        assert!(out.status.success(), "skopeo {src}: {}", both(&out));
+        out.stdout
+    };
+    let before = raw(&untagged);
+    let file = sbom(t.path(), "multi");
+    let all = attach(t.path(), &untagged, &file, "application/spdx+json", &[]);
+    assert_eq!(all.len(), 2, "one artifact per platform image");
+    let arm = attach(
+        t.path(),
+        &tagged,
+        &file,
+        "application/vnd.test+json",
+        &["--platform", "linux/arm64"],
+    );
+    assert_eq!(arm.len(), 1);
+
+    assert_eq!(
+        std::fs::read(layout.join("index.json")).unwrap(),
+        index_before
+    );
+    assert_eq!(raw(&untagged), before);
+    assert_eq!(raw(&tagged), before);
+    assert_eq!(sha256(&before), index.digest().as_str());
+    // skopeo can still copy the image out of the layout (it leaves the referrers)
+    let copy = t.path().join("copy");
+    let out = run(Command::new("skopeo")
+        .args(["copy", "--all", &untagged])
+        .arg(format!("oci:{}:c", copy.display())));
+    assert!(out.status.success(), "skopeo copy: {}", both(&out));
+
+    let doc = inspect_json(t.path(), &untagged);
+    assert_eq!(doc["digest"], index.digest().as_str());
+    for (img, want) in doc["images"].as_array().unwrap().iter().zip([1, 2]) {
+        let rs = img["referrers"].as_array().unwrap();
+        assert_eq!(rs.len(), want, "{}: {img}", img["platform"]);
+        for r in rs {
+            let m: Value =
+                serde_json::from_slice(&blob(&layout, r["digest"].as_str().unwrap())).unwrap();
+            assert_eq!(m["subject"]["digest"], img["digest"]);
+        }
+    }
+}
+
+#[test]
+fn an_oci_archive_takes_referrers_and_skopeo_reads_its_image_unchanged() {
+    let t = tmp();
+    let archive = t.path().join("a.tar");
+    let out = run_ok(
+        dp().arg("pack")
+            .arg(corpus::musl_static_hello())
+            .args(["--tag", "hello:1", "--output"])
+            .arg(format!("oci-archive:{}", archive.display())),
+    );
+    let digest = out.trim().lines().last().unwrap().to_string();
+    let src = format!("oci-archive:{}", archive.display());
+    let before = skopeo_raw(&src);
+    let refs = attach(
+        t.path(),
+        &src,
+        &sbom(t.path(), "a"),
+        "application/spdx+json",
+        &[],
+    );
+    assert_eq!(skopeo_raw(&src), before);
+    assert_eq!(sha256(&before), digest);
+    let doc = inspect_json(t.path(), &src);
+    assert_eq!(doc["digest"], digest.as_str());
+    assert_eq!(doc["images"][0]["referrers"][0]["digest"], refs[0].as_str());
+    // a read-write round trip (archive -> layout) keeps them
+    let again = t.path().join("again");
+    let lay = format!("oci:{}:1", again.display());
+    let artifact = distroless_pack_ship::read(&src.parse().unwrap()).unwrap();
+    distroless_pack_ship::write_sink(&artifact, &lay.parse().unwrap(), &Default::default())
+        .unwrap();
+    assert_eq!(
+        inspect_json(t.path(), &lay)["images"][0]["referrers"][0]["digest"],
+        refs[0].as_str()
+    );
+}
+
+#[test]
+fn attach_refuses_a_docker_archive_and_a_bad_artifact_type_in_one_line() {
+    let t = tmp();
+    let archive = t.path().join("d.tar");
+    run_ok(
+        dp().arg("pack")
+            .arg(corpus::musl_static_hello())
+            .args(["--tag", "hello:1", "--output"])
+            .arg(format!("docker-archive:{}", archive.display())),
+    );
+    let file = sbom(t.path(), "d");
+    let before = std::fs::read(&archive).unwrap();
+    let out = run(dp()
+        .arg("attach")
+        .arg(format!("docker-archive:{}", archive.display()))
+        .arg(&file)
+        .args(["--artifact-type", "application/spdx+json"]));
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("a docker archive cannot hold referrers"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&archive).unwrap(),
+        before,
+        "the archive is left as it was"
+    );
+
+    let layout = t.path().join("lay");
+    pack_layout(&layout, "1");
+    let out = run(dp()
+        .arg("attach")
+        .arg(format!("oci:{}", layout.display()))
+        .arg(&file)
+        .args(["--artifact-type", "spdx"]));
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a media type"),
+        "{}",
+        both(&out)
+    );
+    let out = run(dp()
+        .arg("attach")
+        .arg(format!("oci:{}", layout.display()))
+        .arg(t.path().join("missing.json"))
+        .args(["--artifact-type", "application/spdx+json"]));
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("missing.json"),
+        "{}",
+        both(&out)
+    );
+}
+
+/// oras-py (PyPI `oras`, scripts/python-requirements.txt): the tag
+/// schema's index for `subject`, and the file(s) `oras pull` of the
+/// artifact `digest` writes, as JSON `{"index": ..., "files": {name: text}}`.
+fn oras_py(host: &str, repo: &str, subject: &str, digest: &str, out: &Path) -> Value {
+    let probe = run(Command::new("python3").args(["-c", "import oras.client"]));
+    assert!(
+        probe.status.success(),
+        "oras-py is missing: python3 -m pip install oras==0.2.43 (scripts/install-deps.sh installs scripts/python-requirements.txt): {}",
+        both(&probe)
+    );
+    let script = r#"
+import json, os, sys
+import oras.client
+host, repo, subject, digest, out = sys.argv[1:]
+c = oras.client.OrasClient(hostname=host, insecure=True)
+tag = subject.replace(":", "-")
+index = c.get_manifest(f"{host}/{repo}:{tag}")
+files = c.pull(target=f"{host}/{repo}@{digest}", outdir=out)
+print(json.dumps({"index": index, "files": {os.path.basename(f): open(f).read() for f in files}}))
+"#;
+    let text = run_ok(
+        Command::new("python3")
+            .args(["-c", script, host, repo, subject, digest])
+            .arg(out),
+    );
+    serde_json::from_str(text.trim().lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn pushed_referrers_are_found_by_the_tag_schema_inspect_and_oras_and_a_second_attach_merges() {
+    let t = tmp();
+    let reg = Registry::start(Auth::None);
+    let layout = t.path().join("lay");
+    let digest = pack_layout(&layout, "1");
+    let file = sbom(t.path(), "pushed");
+    let first = attach(
+        t.path(),
+        &format!("oci:{}:1", layout.display()),
+        &file,
+        "application/spdx+json",
+        &[],
+    )
+    .remove(0);
+    let reference = reg.reference("ref/app:1");
+    let out = run_ok(
+        dpc(t.path())
+            .arg("push")
+            .arg(format!("oci:{}:1", layout.display()))
+            .arg(&reference)
+            .arg("--json"),
+    );
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["digest"], digest.as_str());
+    assert_eq!(report["referrers"][0]["digest"], first.as_str());
+    assert_eq!(
+        report["referrers"][0]["via"], "tag-schema",
+        "registry 2.8 has no referrers API"
+    );
+    let tag = format!("sha256-{}", &digest["sha256:".len()..]);
+    assert_eq!(report["referrers"][0]["tag"], tag.as_str());
+
+    // the image is the same in the registry
+    assert_eq!(sha256(&reg.raw_manifest(&reference)), digest);
+    // the tag schema's index, read raw by skopeo, lists the artifact
+    let index: Value =
+        serde_json::from_slice(&reg.raw_manifest(&reg.reference(&format!("ref/app:{tag}"))))
+            .unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1, "{index}");
+    assert_eq!(index["manifests"][0]["digest"], first.as_str());
+    assert_eq!(
+        index["manifests"][0]["artifactType"],
+        "application/spdx+json"
+    );
+    // the artifact manifest fetched raw is the layout's blob, subject the image
+    let raw = reg.raw_manifest(&reg.reference(&format!("ref/app@{first}")));
+    assert_eq!(raw, blob(&layout, &first));
+    let m: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(m["subject"]["digest"], digest.as_str());
+
+    // a second document attached straight to the registry merges into the tag's index
+    let prov = write_file(
+        t.path(),
+        "prov.json",
+        br#"{"_type":"https://in-toto.io/Statement/v1"}"#,
+    );
+    let second = attach(
+        t.path(),
+        &reference,
+        &prov,
+        "application/vnd.in-toto+json",
+        &[],
+    )
+    .remove(0);
+    let index: Value =
+        serde_json::from_slice(&reg.raw_manifest(&reg.reference(&format!("ref/app:{tag}"))))
+            .unwrap();
+    let listed: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap())
+        .collect();
+    let mut want = vec![first.as_str(), second.as_str()];
+    want.sort();
+    assert_eq!(listed, want, "merged, deduplicated, sorted by digest");
+    // and again: nothing is listed twice
+    attach(
+        t.path(),
+        &format!("docker://{reference}"),
+        &prov,
+        "application/vnd.in-toto+json",
+        &[],
+    );
+    let index: Value =
+        serde_json::from_slice(&reg.raw_manifest(&reg.reference(&format!("ref/app:{tag}"))))
+            .unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
+    assert_eq!(
+        sha256(&reg.raw_manifest(&reference)),
+        digest,
+        "the image is unchanged"
+    );
+
+    // our inspect of the registry finds both
+    let doc = inspect_json(t.path(), &reference);
+    assert_eq!(doc["digest"], digest.as_str());
+    let img = &doc["images"][0];
+    assert_eq!(img["referrersFrom"], "tag-schema");
+    let types: Vec<&str> = img["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["artifactType"].as_str().unwrap())
+        .collect();
+    assert_eq!(types.len(), 2, "{img}");
+    assert!(
+        types.contains(&"application/spdx+json") && types.contains(&"application/vnd.in-toto+json")
+    );
+
+    // oras-py finds the artifact by the tag schema and pulls the file by its title
+    let pulled = t.path().join("pulled");
+    let got = oras_py(&reg.host, "ref/app", &digest, &first, &pulled);
+    let names: Vec<&str> = got["index"]["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&first.as_str()), "{got}");
+    assert_eq!(
+        got["files"]["pushed.spdx.json"]
+            .as_str()
+            .unwrap()
+            .as_bytes(),
+        std::fs::read(&file).unwrap(),
+        "{got}"
+    );
+}
