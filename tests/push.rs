@@ -474,7 +474,7 @@ fn pack_push_and_digest_file() {
 }
 
 /// A tiny image for `arch` holding one file, built with crates/image.
-fn tiny_image(dir: &Path, arch: &str) -> Image {
+pub(crate) fn tiny_image(dir: &Path, arch: &str) -> Image {
     let root = dir.join(format!("root-{arch}"));
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("arch.txt"), arch).unwrap();
