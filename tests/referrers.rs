@@ -510,3 +510,114 @@ fn pushed_referrers_are_found_by_the_tag_schema_inspect_and_oras_and_a_second_at
         "{got}"
     );
 }
+
+/// No registry installable here speaks the referrers API (Debian's
+/// `docker-registry` is distribution 2.8; zot and distribution 3 are in
+/// none of Debian, PyPI or npm), so a [`FaultProxy`] in front of the real
+/// registry plays one: it answers a manifest `PUT` that has a `subject`
+/// with `OCI-Subject`, and `GET /v2/<name>/referrers/<digest>` with the
+/// index of what it saw, as distribution-spec 1.1 says a registry with the
+/// API does. The blobs and manifests still go to the real registry.
+#[test]
+fn a_registry_answering_oci_subject_keeps_the_list_itself_and_no_tag_is_written() {
+    use std::sync::{Arc, Mutex};
+
+    use crate::support::registry::{Fault, FaultProxy};
+
+    let t = tmp();
+    let reg = Registry::start(Auth::None);
+    let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let proxy = FaultProxy::start(&reg.host, move |req| {
+        let path = req.target.split('?').next().unwrap_or("");
+        if req.method == "PUT" && path.contains("/manifests/") {
+            if let Ok(m) = serde_json::from_slice::<Value>(&req.body) {
+                if let Some(subject) = m.pointer("/subject/digest").and_then(Value::as_str) {
+                    let desc = serde_json::json!({
+                        "mediaType": m["mediaType"],
+                        "digest": sha256(&req.body),
+                        "size": req.body.len(),
+                        "artifactType": m["artifactType"],
+                    });
+                    seen2.lock().unwrap().push((subject.to_string(), desc));
+                    return Fault::ForwardWithHeader {
+                        name: "OCI-Subject".into(),
+                        value: subject.to_string(),
+                    };
+                }
+            }
+        }
+        if req.method == "GET" {
+            if let Some((_, subject)) = path.split_once("/referrers/") {
+                let list: Vec<Value> = seen2
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|(s, _)| s == subject)
+                    .map(|(_, d)| d.clone())
+                    .collect();
+                let body = serde_json::json!({
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.index.v1+json",
+                    "manifests": list,
+                });
+                return Fault::Answer {
+                    status: 200,
+                    body: body.to_string(),
+                };
+            }
+        }
+        Fault::Forward
+    });
+    let layout = t.path().join("lay");
+    let digest = pack_layout(&layout, "1");
+    let r = attach(
+        t.path(),
+        &format!("oci:{}:1", layout.display()),
+        &sbom(t.path(), "api"),
+        "application/spdx+json",
+        &[],
+    )
+    .remove(0);
+    let reference = proxy.reference("api/app:1");
+    let out = run_ok(
+        dpc(t.path())
+            .arg("push")
+            .arg(format!("oci:{}:1", layout.display()))
+            .arg(&reference)
+            .arg("--json"),
+    );
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["referrers"][0]["digest"], r.as_str());
+    assert_eq!(report["referrers"][0]["via"], "api", "{}", proxy.log_text());
+    assert!(report["referrers"][0].get("tag").is_none());
+    // the artifact is in the real registry, and no tag schema index was put
+    let tag = format!("sha256-{}", &digest["sha256:".len()..]);
+    assert_eq!(
+        reg.raw_manifest(&reg.reference(&format!("api/app@{r}"))),
+        blob(&layout, &r)
+    );
+    let tags = run(Command::new("skopeo")
+        .args(["list-tags", "--tls-verify=false"])
+        .arg(format!("docker://{}", reg.reference("api/app"))));
+    assert!(tags.status.success(), "{}", both(&tags));
+    let tags: Value = serde_json::from_slice(&tags.stdout).unwrap();
+    assert_eq!(
+        tags["Tags"],
+        serde_json::json!(["1"]),
+        "no {tag} tag: {tags}"
+    );
+    // inspect lists it through the referrers API
+    let doc = inspect_json(t.path(), &reference);
+    let img = &doc["images"][0];
+    assert_eq!(img["referrersFrom"], "api", "{img}");
+    assert_eq!(img["referrers"][0]["digest"], r.as_str());
+    assert_eq!(img["referrers"][0]["artifactType"], "application/spdx+json");
+    assert!(
+        proxy.exchanges().iter().any(|x| x.method == "GET"
+            && x.target
+                .contains(&format!("/v2/api/app/referrers/{digest}"))),
+        "{}",
+        proxy.log_text()
+    );
+}

@@ -316,6 +316,9 @@ pub enum Fault {
     /// Answer `status` (307 or 308) with `Location: location`, without
     /// forwarding: an upload handed to another host or path.
     Redirect { status: u16, location: String },
+    /// Forward it and add the header `name: value` to the answer (what a
+    /// registry with the referrers API adds: `OCI-Subject`).
+    ForwardWithHeader { name: String, value: String },
     /// Read the request, then answer nothing and keep the connection open
     /// until the client gives up (or a minute passes): a stalled request.
     Stall,
@@ -565,7 +568,10 @@ fn proxy_one(
             );
             *status
         }
-        Fault::Forward | Fault::ForwardAs { .. } | Fault::Restatus { .. } => {
+        Fault::Forward
+        | Fault::ForwardAs { .. }
+        | Fault::Restatus { .. }
+        | Fault::ForwardWithHeader { .. } => {
             let (target, restatus) = match &fault {
                 Fault::ForwardAs { target } => (target.as_str(), None),
                 Fault::Restatus { target, from, to } => {
@@ -585,6 +591,9 @@ fn proxy_one(
                         if !k.eq_ignore_ascii_case("connection") {
                             resp.push_str(&format!("{k}: {v}\r\n"));
                         }
+                    }
+                    if let Fault::ForwardWithHeader { name, value } = &fault {
+                        resp.push_str(&format!("{name}: {value}\r\n"));
                     }
                     resp.push_str("Connection: close\r\n\r\n");
                     let _ = out.write_all(resp.as_bytes());
