@@ -561,8 +561,9 @@ fn a_registry_answering_oci_subject_keeps_the_list_itself_and_no_tag_is_written(
                     "mediaType": "application/vnd.oci.image.index.v1+json",
                     "manifests": list,
                 });
-                return Fault::Answer {
+                return Fault::AnswerTyped {
                     status: 200,
+                    content_type: "application/vnd.oci.image.index.v1+json".into(),
                     body: body.to_string(),
                 };
             }

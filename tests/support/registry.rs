@@ -313,6 +313,12 @@ pub enum Fault {
     /// `Answer { status: 200, body: "" }` for a `HEAD` is a lying HEAD: a
     /// registry claiming a blob it does not have.
     Answer { status: u16, body: String },
+    /// As `Answer`, with this `Content-Type` (e.g. an image index).
+    AnswerTyped {
+        status: u16,
+        content_type: String,
+        body: String,
+    },
     /// Answer `status` (307 or 308) with `Location: location`, without
     /// forwarding: an upload handed to another host or path.
     Redirect { status: u16, location: String },
@@ -560,14 +566,13 @@ fn proxy_one(
             0
         }
         Fault::Answer { status, body } => {
-            let _ = write!(
-                out,
-                "HTTP/1.1 {status} {}\r\nContent-Type: application/json; charset=utf-8\r\nDocker-Distribution-Api-Version: registry/2.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                reason(*status),
-                body.len()
-            );
-            *status
+            answer(&mut out, *status, "application/json; charset=utf-8", body)
         }
+        Fault::AnswerTyped {
+            status,
+            content_type,
+            body,
+        } => answer(&mut out, *status, content_type, body),
         Fault::Forward
         | Fault::ForwardAs { .. }
         | Fault::Restatus { .. }
@@ -614,6 +619,17 @@ fn proxy_one(
         fault,
         status,
     })
+}
+
+/// Writes an answer made here (not forwarded); gives its status.
+fn answer(out: &mut TcpStream, status: u16, content_type: &str, body: &str) -> u16 {
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nDocker-Distribution-Api-Version: registry/2.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        reason(status),
+        body.len()
+    );
+    status
 }
 
 /// A registry's answer: status, headers, raw body (still chunked if it was).

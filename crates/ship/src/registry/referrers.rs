@@ -12,8 +12,10 @@
 //! merged (deduplicated by digest, sorted by digest) and put back.
 //!
 //! Listing: `GET /v2/<name>/referrers/<digest>` (following `Link` pages);
-//! on 404 (no referrers API) the tag schema's index. `oras discover` and
-//! `cosign tree` look in the same two places.
+//! on 404, or an answer that is not an image index (no referrers API), the
+//! tag schema's index. `oras discover` (oras-go's `Repository.Referrers`)
+//! and `cosign tree` (go-containerregistry's `remote.Referrers`) look in
+//! the same two places, the same way.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -363,7 +365,14 @@ fn list_on(
                 .timeout(session.stall))
         })?;
         let status = resp.status().as_u16();
-        if status == 404 && pages == 1 {
+        // No referrers API: a 404, or (as oras-go also reads it) an answer
+        // that is not an image index.
+        let is_index_answer = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.split(';').next().unwrap_or("").trim() == MEDIA_TYPE_INDEX);
+        if pages == 1 && (status == 404 || (resp.status().is_success() && !is_index_answer)) {
             via = Via::TagSchema;
             break;
         }
