@@ -401,7 +401,7 @@ pub(crate) fn find_referrers(store: &dyn Store, artifact: &mut Artifact) -> Resu
         .map(|i| i.digest().clone())
         .collect();
     for (rel, size) in store.blob_files()? {
-        if size > MAX_MANIFEST || size < 2 {
+        if !(2..=MAX_MANIFEST).contains(&size) {
             continue;
         }
         let Some(hex) = rel.strip_prefix("blobs/sha256/") else {
