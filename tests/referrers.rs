@@ -622,3 +622,57 @@ fn a_registry_answering_oci_subject_keeps_the_list_itself_and_no_tag_is_written(
         proxy.log_text()
     );
 }
+
+#[test]
+fn an_index_pushed_with_referrers_gets_one_tag_schema_index_per_platform_image() {
+    let t = tmp();
+    let reg = Registry::start(Auth::None);
+    let layout = t.path().join("multi");
+    let index = index_layout(t.path(), &layout, "v1");
+    let src = format!("oci:{}:v1", layout.display());
+    let file = sbom(t.path(), "multi");
+    let refs = attach(t.path(), &src, &file, "application/spdx+json", &[]);
+    assert_eq!(refs.len(), 2);
+    let reference = reg.reference("multi/app:v1");
+    let out = run_ok(
+        dpc(t.path())
+            .arg("push")
+            .arg(&src)
+            .arg(&reference)
+            .arg("--json"),
+    );
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["digest"], index.digest().as_str());
+    assert_eq!(report["referrers"].as_array().unwrap().len(), 2, "{report}");
+    // the index in the registry is the same; each platform image has its own tag index
+    assert_eq!(
+        sha256(&reg.raw_manifest(&reference)),
+        index.digest().as_str()
+    );
+    for (img, r) in index.images.iter().zip(&refs) {
+        let tag = format!("sha256-{}", img.digest().hex());
+        let listed: Value =
+            serde_json::from_slice(&reg.raw_manifest(&reg.reference(&format!("multi/app:{tag}"))))
+                .unwrap();
+        let digests: Vec<&str> = listed["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["digest"].as_str().unwrap())
+            .collect();
+        assert_eq!(digests, vec![r.as_str()], "{}: {listed}", img.platform);
+    }
+    // inspect of the registry index shows each platform's own artifact
+    let doc = inspect_json(t.path(), &reference);
+    assert_eq!(doc["digest"], index.digest().as_str());
+    assert_eq!(doc["platforms"].as_array().unwrap().len(), 2);
+    for (img, r) in doc["images"].as_array().unwrap().iter().zip(&refs) {
+        assert_eq!(img["referrers"].as_array().unwrap().len(), 1, "{img}");
+        assert_eq!(img["referrers"][0]["digest"], r.as_str());
+    }
+    let one =
+        run_ok(dpc(t.path()).args(["inspect", "--json", "--platform", "linux/arm64", &reference]));
+    let one: Value = serde_json::from_str(&one).unwrap();
+    assert_eq!(one["images"].as_array().unwrap().len(), 1);
+    assert_eq!(one["images"][0]["platform"], "linux/arm64");
+}
