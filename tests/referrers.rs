@@ -676,3 +676,46 @@ fn an_index_pushed_with_referrers_gets_one_tag_schema_index_per_platform_image()
     assert_eq!(one["images"].as_array().unwrap().len(), 1);
     assert_eq!(one["images"][0]["platform"], "linux/arm64");
 }
+
+/// Some registries and gateways answer an unknown `/referrers/` path with
+/// 200 and something that is not an image index (a JSON error, a web
+/// page): that is no referrers API, and the tag schema is read instead,
+/// as oras-go does.
+#[test]
+fn a_referrers_answer_that_is_not_an_image_index_falls_back_to_the_tag_schema() {
+    use crate::support::registry::{Fault, FaultProxy};
+
+    let t = tmp();
+    let reg = Registry::start(Auth::None);
+    let proxy = FaultProxy::start(&reg.host, |req| {
+        if req.method == "GET" && req.target.contains("/referrers/") {
+            return Fault::Answer {
+                status: 200,
+                body: r#"{"manifests":[]}"#.into(),
+            };
+        }
+        Fault::Forward
+    });
+    let layout = t.path().join("lay");
+    pack_layout(&layout, "1");
+    let src = format!("oci:{}:1", layout.display());
+    let r = attach(
+        t.path(),
+        &src,
+        &sbom(t.path(), "fallback"),
+        "application/spdx+json",
+        &[],
+    )
+    .remove(0);
+    let reference = proxy.reference("fb/app:1");
+    run_ok(dpc(t.path()).arg("push").arg(&src).arg(&reference));
+    let doc = inspect_json(t.path(), &reference);
+    let img = &doc["images"][0];
+    assert_eq!(img["referrersFrom"], "tag-schema", "{img}");
+    assert_eq!(
+        img["referrers"][0]["digest"],
+        r.as_str(),
+        "{}",
+        proxy.log_text()
+    );
+}
