@@ -719,3 +719,48 @@ fn a_referrers_answer_that_is_not_an_image_index_falls_back_to_the_tag_schema() 
         proxy.log_text()
     );
 }
+
+#[test]
+fn attach_and_inspect_reach_a_registry_that_wants_a_token() {
+    let t = tmp();
+    let reg = Registry::start(Auth::Token {
+        user: "ci".into(),
+        pass: "s3cret-token-pass".into(),
+    });
+    let layout = t.path().join("lay");
+    let digest = pack_layout(&layout, "1");
+    let src = format!("oci:{}:1", layout.display());
+    let reference = reg.reference("tok/app:1");
+    let with_creds = |c: &mut Command| {
+        c.env("DISTROLESS_PACK_REGISTRY_USERNAME", "ci")
+            .env("DISTROLESS_PACK_REGISTRY_PASSWORD", "s3cret-token-pass");
+    };
+    let mut push = dpc(t.path());
+    with_creds(&mut push);
+    run_ok(push.arg("push").arg(&src).arg(&reference));
+    // without credentials: refused, exit 5
+    let file = sbom(t.path(), "tok");
+    let out = run(dpc(t.path())
+        .arg("attach")
+        .arg(&reference)
+        .arg(&file)
+        .args(["--artifact-type", "application/spdx+json"]));
+    assert_eq!(out.status.code(), Some(5), "{}", both(&out));
+    assert!(!both(&out).contains("s3cret"));
+    let mut a = dpc(t.path());
+    with_creds(&mut a);
+    let out = run_ok(
+        a.arg("attach")
+            .arg(&reference)
+            .arg(&file)
+            .args(["--artifact-type", "application/spdx+json"]),
+    );
+    let r = out.trim().to_string();
+    assert!(r.starts_with("sha256:"), "{out}");
+    let mut i = dpc(t.path());
+    with_creds(&mut i);
+    let doc: Value =
+        serde_json::from_str(&run_ok(i.args(["inspect", "--json", &reference]))).unwrap();
+    assert_eq!(doc["digest"], digest.as_str());
+    assert_eq!(doc["images"][0]["referrers"][0]["digest"], r.as_str());
+}
