@@ -176,6 +176,10 @@ fn attaching_to_a_layout_leaves_the_image_readable_by_skopeo_and_umoci_with_and_
         assert_eq!(r[0]["digest"], refs[0].as_str());
         assert_eq!(r[0]["artifactType"], "application/spdx+json");
         assert_eq!(r[0]["size"], blob(&layout, &refs[0]).len());
+        assert_eq!(
+            r[0]["layers"][0]["annotations"]["org.opencontainers.image.title"],
+            "img.spdx.json"
+        );
     }
     let human = run_ok(dp().args(["inspect", &tagged]));
     assert!(
@@ -489,6 +493,20 @@ fn pushed_referrers_are_found_by_the_tag_schema_inspect_and_oras_and_a_second_at
     assert_eq!(types.len(), 2, "{img}");
     assert!(
         types.contains(&"application/spdx+json") && types.contains(&"application/vnd.in-toto+json")
+    );
+    let titles: Vec<&str> = img["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["layers"][0]["annotations"]["org.opencontainers.image.title"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        titles.contains(&"pushed.spdx.json") && titles.contains(&"prov.json"),
+        "{titles:?}"
     );
 
     // oras-py finds the artifact by the tag schema and pulls the file by its title

@@ -75,7 +75,14 @@ fn referrer_json(r: &Referrer) -> Value {
         "mediaType": r.manifest.media_type,
         "size": r.manifest.size,
         "annotations": r.annotations,
-        "layers": r.layers.iter().map(Blob::descriptor_json).collect::<Vec<_>>(),
+        // as the manifest gives them (with their annotations: the title)
+        "layers": r
+            .manifest
+            .read_all()
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|m| m.get("layers").cloned())
+            .unwrap_or_else(|| r.layers.iter().map(Blob::descriptor_json).collect()),
     })
 }
 

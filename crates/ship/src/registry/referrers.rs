@@ -317,7 +317,8 @@ pub struct ListedReferrer {
     /// The manifest's size.
     pub size: u64,
     pub annotations: BTreeMap<String, String>,
-    /// The payload blobs (`mediaType`, `digest`, `size`) from its manifest.
+    /// The payload blobs from its manifest (`mediaType`, `digest`, `size`,
+    /// `annotations`).
     pub layers: Vec<Value>,
 }
 
@@ -433,11 +434,16 @@ fn list_on(
             artifact_type: p.artifact_type,
             size: bytes.len() as u64,
             annotations: p.annotations,
-            layers: p
-                .layers
-                .iter()
-                .map(|(mt, d, s)| json!({"mediaType": mt, "digest": d.as_str(), "size": s}))
-                .collect(),
+            // as the manifest gives them (with their annotations: the title)
+            layers: serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|m| m.get("layers").and_then(Value::as_array).cloned())
+                .unwrap_or_else(|| {
+                    p.layers
+                        .iter()
+                        .map(|(mt, d, s)| json!({"mediaType": mt, "digest": d.as_str(), "size": s}))
+                        .collect()
+                }),
         });
     }
     referrers.sort_by(|a, b| a.digest.cmp(&b.digest));
