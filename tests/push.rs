@@ -1488,7 +1488,11 @@ fn with_jobs_1_blobs_go_up_one_at_a_time() {
         Fault::Forward
     });
     for flag in [["--jobs", "1"], ["-j", "1"]] {
-        let repo = if flag[0] == "-j" { "seq/short" } else { "seq/app" };
+        let repo = if flag[0] == "-j" {
+            "seq/short"
+        } else {
+            "seq/app"
+        };
         *held.state.lock().unwrap() = (false, 0, false);
         let n = proxy.exchanges().len();
         let out = push(
@@ -1580,11 +1584,12 @@ fn one_failed_blob_upload_fails_the_push_in_one_line_and_puts_no_manifest() {
         "{}",
         proxy.log_text()
     );
-    assert!(!reg.log_text().contains("/manifests/"), "{}", reg.log_text());
-    assert_eq!(
-        head_status(&reg.host, "/v2/broken/app/manifests/v1"),
-        404
+    assert!(
+        !reg.log_text().contains("/manifests/"),
+        "{}",
+        reg.log_text()
     );
+    assert_eq!(head_status(&reg.host, "/v2/broken/app/manifests/v1"), 404);
     for img in &index.images {
         assert_eq!(
             head_status(

@@ -91,7 +91,13 @@ impl Repo<'_> {
         reference: &str,
         manifest: &Blob,
     ) -> Result<ManifestPut, RegistryError> {
-        put_manifest_at(self.session, self.repository, reference, manifest, self.opts)
+        put_manifest_at(
+            self.session,
+            self.repository,
+            reference,
+            manifest,
+            self.opts,
+        )
     }
 
     /// The connection to the registry, for requests the primitives above do
@@ -717,9 +723,7 @@ fn upload(
                 }
                 mode = UploadMode::Chunked;
             }
-            Err(Fail::Transient(_)) if track.cancelled() => {
-                return Err(RegistryError::Cancelled)
-            }
+            Err(Fail::Transient(_)) if track.cancelled() => return Err(RegistryError::Cancelled),
             Err(Fail::Transient(e)) => {
                 attempt += 1;
                 if attempt >= opts.attempts.max(1) {
