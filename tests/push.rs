@@ -1600,3 +1600,102 @@ fn one_failed_blob_upload_fails_the_push_in_one_line_and_puts_no_manifest() {
         );
     }
 }
+
+#[test]
+fn extra_blobs_join_the_parallel_batch_and_after_top_puts_a_manifest_with_its_headers() {
+    use distroless_pack_ship::registry::{self, Extra, ManifestPut, Repo};
+    let t = tmp();
+    let reg = Registry::start(Auth::None);
+    let img = tiny_image(t.path(), "amd64");
+    // an attachment as the referrers code makes one: an empty config, one
+    // layer, and a manifest naming the image as its subject
+    let sbom = Blob::from_bytes(
+        "application/spdx+json",
+        br#"{"spdxVersion":"SPDX-2.3","name":"extra"}"#.to_vec(),
+    );
+    let empty = Blob::from_bytes("application/vnd.oci.empty.v1+json", b"{}".to_vec());
+    let referrer = Blob::from_bytes(
+        distroless_pack_image::MEDIA_TYPE_MANIFEST,
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": distroless_pack_image::MEDIA_TYPE_MANIFEST,
+            "artifactType": "application/spdx+json",
+            "config": empty.descriptor_json(),
+            "layers": [sbom.descriptor_json()],
+            "subject": img.manifest.descriptor_json(),
+        }))
+        .unwrap(),
+    );
+    // the image's config and layer and the two extra blobs: every upload
+    // PUT is held until all four are in flight together
+    let gate = Gate::new(4);
+    let g = gate.clone();
+    let proxy = FaultProxy::start(&reg.host, move |r: &ProxyRequest| {
+        if is_upload_put(r) {
+            g.hold();
+        }
+        Fault::Forward
+    });
+    let answers: std::sync::Mutex<Vec<(String, ManifestPut)>> = Default::default();
+    let after = |repo: &Repo<'_>| -> Result<(), registry::RegistryError> {
+        let put = repo.put_manifest(referrer.digest.as_str(), &referrer)?;
+        answers
+            .lock()
+            .unwrap()
+            .push((repo.repository().to_string(), put));
+        Ok(())
+    };
+    let extra = Extra {
+        blobs: vec![sbom.clone(), empty.clone()],
+        after_top: Some(&after),
+    };
+    let target = registry::RegistryTarget::parse(&proxy.reference("att/app:v1")).unwrap();
+    let report = registry::push_with(
+        &Artifact::Image(img.clone()),
+        &extra,
+        &[target],
+        &registry::PushOptions::default(),
+        &|_| {},
+    )
+    .unwrap_or_else(|e| panic!("{e}\nproxy:\n{}", proxy.log_text()));
+    assert_eq!(
+        gate.most(),
+        4,
+        "the extra blobs were not in the image's batch:\n{}",
+        proxy.log_text()
+    );
+    let t0 = &report.targets[0];
+    assert_eq!(t0.uploaded, 4, "{report:#?}");
+    for b in [&sbom, &empty] {
+        assert!(t0.blobs.iter().any(|r| r.digest == b.digest.as_str()));
+        assert_eq!(
+            head_status(&reg.host, &format!("/v2/att/app/blobs/{}", b.digest)),
+            200
+        );
+    }
+    // after the image's manifest, the referrer's, with the answer's headers
+    let answers = answers.into_inner().unwrap();
+    assert_eq!(answers.len(), 1);
+    let (repo, put) = &answers[0];
+    assert_eq!(repo, "att/app");
+    assert_eq!(put.status, 201);
+    assert_eq!(put.digest.as_deref(), Some(referrer.digest.as_str()));
+    assert_eq!(
+        put.header("docker-content-digest"),
+        Some(referrer.digest.as_str())
+    );
+    // distribution 2.8 has no referrers API, so it names no subject
+    assert_eq!(put.subject, None);
+    let log = proxy.exchanges();
+    let puts: Vec<&ProxyExchange> = log
+        .iter()
+        .filter(|x| x.method == "PUT" && x.target.contains("/manifests/"))
+        .collect();
+    assert_eq!(puts.len(), 2, "{}", proxy.log_text());
+    assert!(puts[0].target.ends_with("/manifests/v1"));
+    assert!(puts[1].target.ends_with(referrer.digest.as_str()));
+    assert_eq!(
+        reg.raw_manifest(&format!("{}@{}", reg.reference("att/app"), referrer.digest)),
+        referrer.read_all().unwrap()
+    );
+}
