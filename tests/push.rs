@@ -1309,3 +1309,393 @@ fn a_stalled_request_is_given_up_after_the_stall_timeout_and_retried() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", both(&out));
 }
+
+/// A two-platform index (amd64 and arm64 images of one small layer each,
+/// built with crates/image) written to `oci:DIR/two:v1`; returns it and
+/// the push source.
+fn two_platform_layout(dir: &Path) -> (Index, String) {
+    let index = Index::new(
+        vec![tiny_image(dir, "amd64"), tiny_image(dir, "arm64")],
+        &Default::default(),
+    )
+    .unwrap();
+    let sink: distroless_pack_ship::Sink = format!("oci:{}:v1", dir.join("two").display())
+        .parse()
+        .unwrap();
+    distroless_pack_ship::write_sink(&Artifact::Index(index.clone()), &sink, &Default::default())
+        .unwrap();
+    (index, sink.to_string())
+}
+
+/// Every config and layer of `index`.
+fn index_blobs(index: &Index) -> Vec<String> {
+    index
+        .images
+        .iter()
+        .flat_map(|i| i.blobs())
+        .map(|b| b.digest.to_string())
+        .collect()
+}
+
+/// Whether `r` finishes a blob upload (`PUT .../blobs/uploads/...?digest=`).
+fn is_upload_put(r: &ProxyRequest) -> bool {
+    r.method == "PUT" && r.path().contains("/blobs/uploads/") && r.query().contains("digest=")
+}
+
+/// For [`FaultProxy`] rules: [`Gate::hold`] keeps a request until `want`
+/// requests are held at the same time (then they all go, and so does
+/// every later one), or until a minute passes. A sequential client never
+/// has two requests held, so it is released only by the time limit and
+/// [`Gate::most`] stays 1.
+struct Gate {
+    want: usize,
+    /// (held now, most held at once, open)
+    state: std::sync::Mutex<(usize, usize, bool)>,
+    changed: std::sync::Condvar,
+}
+
+impl Gate {
+    fn new(want: usize) -> std::sync::Arc<Gate> {
+        std::sync::Arc::new(Gate {
+            want,
+            state: std::sync::Mutex::new((0, 0, false)),
+            changed: std::sync::Condvar::new(),
+        })
+    }
+
+    fn hold(&self) {
+        let limit = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut s = self.state.lock().unwrap();
+        s.0 += 1;
+        s.1 = s.1.max(s.0);
+        if s.0 >= self.want {
+            s.2 = true;
+            self.changed.notify_all();
+        }
+        while !s.2 {
+            let now = std::time::Instant::now();
+            if now >= limit {
+                break;
+            }
+            s = self.changed.wait_timeout(s, limit - now).unwrap().0;
+        }
+        s.0 -= 1;
+    }
+
+    fn most(&self) -> usize {
+        self.state.lock().unwrap().1
+    }
+}
+
+#[test]
+fn an_index_uploads_the_blobs_of_both_platforms_at_the_same_time() {
+    let t = tmp();
+    let reg = Registry::start(Auth::None);
+    let (index, src) = two_platform_layout(t.path());
+    let blobs = index_blobs(&index);
+    assert_eq!(blobs.len(), 4, "two configs, two layers");
+    // every upload PUT is held until all four are in flight at once: a push
+    // that sends one platform (or one blob) after the other never gets
+    // there, and is only let go after a minute, with `most` below 4
+    let gate = Gate::new(4);
+    let g = gate.clone();
+    let proxy = FaultProxy::start(&reg.host, move |r: &ProxyRequest| {
+        if is_upload_put(r) {
+            g.hold();
+        }
+        Fault::Forward
+    });
+    let out = push(t.path(), &["--json", &src, &proxy.reference("par/app:v1")]);
+    let ctx = format!("{}\nproxy:\n{}", both(&out), proxy.log_text());
+    assert!(out.status.success(), "{ctx}");
+    assert_eq!(
+        gate.most(),
+        4,
+        "the four blobs of both platforms were not uploading at the same time: {ctx}"
+    );
+    let r = json(&out);
+    assert_eq!(count(&r, 0, "uploaded"), 4, "{r:#}");
+    // all of it is in the registry (its own API, not through the proxy)
+    for b in &blobs {
+        assert_eq!(
+            head_status(&reg.host, &format!("/v2/par/app/blobs/{b}")),
+            200,
+            "{b}"
+        );
+    }
+    assert_eq!(
+        reg.raw_manifest(&reg.reference("par/app:v1")),
+        index.index.read_all().unwrap()
+    );
+    for img in &index.images {
+        assert_eq!(
+            reg.raw_manifest(&format!("{}@{}", reg.reference("par/app"), img.digest())),
+            img.manifest.read_all().unwrap()
+        );
+    }
+    // manifests only after every blob, and the index last
+    let log = proxy.exchanges();
+    let last_blob = log.iter().rposition(|x| x.target.contains("/blobs/"));
+    let first_manifest = log.iter().position(|x| x.target.contains("/manifests/"));
+    assert!(last_blob < first_manifest, "{ctx}");
+    let manifests: Vec<&ProxyExchange> = log
+        .iter()
+        .filter(|x| x.method == "PUT" && x.target.contains("/manifests/"))
+        .collect();
+    assert_eq!(manifests.len(), 3, "{ctx}");
+    assert!(manifests[2].target.ends_with("/manifests/v1"), "{ctx}");
+}
+
+#[test]
+fn with_jobs_1_blobs_go_up_one_at_a_time() {
+    use std::sync::{Arc, Condvar, Mutex};
+    let t = tmp();
+    let reg = Registry::start(Auth::None);
+    let (index, src) = two_platform_layout(t.path());
+    // the first upload PUT is held until another blob request comes (a
+    // parallel push sends the other blobs' HEADs meanwhile) or 3 s pass;
+    // with --jobs 1 nothing may come
+    struct Held {
+        /// (holding now, requests that came while holding, held once)
+        state: Mutex<(bool, usize, bool)>,
+        changed: Condvar,
+    }
+    let held = Arc::new(Held {
+        state: Mutex::new((false, 0, false)),
+        changed: Condvar::new(),
+    });
+    let h = held.clone();
+    let proxy = FaultProxy::start(&reg.host, move |r: &ProxyRequest| {
+        if !r.path().contains("/blobs/") {
+            return Fault::Forward;
+        }
+        let mut s = h.state.lock().unwrap();
+        if s.0 {
+            s.1 += 1;
+            h.changed.notify_all();
+        } else if is_upload_put(r) && !s.2 {
+            (s.0, s.2) = (true, true);
+            let limit = std::time::Instant::now() + std::time::Duration::from_secs(3);
+            while s.1 == 0 && std::time::Instant::now() < limit {
+                s = h
+                    .changed
+                    .wait_timeout(s, std::time::Duration::from_millis(100))
+                    .unwrap()
+                    .0;
+            }
+            s.0 = false;
+        }
+        Fault::Forward
+    });
+    for flag in [["--jobs", "1"], ["-j", "1"]] {
+        let repo = if flag[0] == "-j" {
+            "seq/short"
+        } else {
+            "seq/app"
+        };
+        *held.state.lock().unwrap() = (false, 0, false);
+        let n = proxy.exchanges().len();
+        let out = push(
+            t.path(),
+            &[
+                "--json",
+                flag[0],
+                flag[1],
+                &src,
+                &proxy.reference(&format!("{repo}:v1")),
+            ],
+        );
+        let ctx = format!("{}\nproxy:\n{}", both(&out), proxy.log_text());
+        assert!(out.status.success(), "{ctx}");
+        assert_eq!(count(&json(&out), 0, "uploaded"), 4, "{ctx}");
+        let s = held.state.lock().unwrap();
+        assert!(s.2, "no upload was held: {ctx}");
+        assert_eq!(s.1, 0, "blob requests while one upload ran: {ctx}");
+        drop(s);
+        // one blob after the other: its HEAD, upload start and PUT together
+        let blob_requests: Vec<ProxyExchange> = proxy.exchanges()[n..]
+            .iter()
+            .filter(|x| x.target.contains("/blobs/"))
+            .cloned()
+            .collect();
+        assert_eq!(blob_requests.len(), 12, "{ctx}");
+        for three in blob_requests.chunks(3) {
+            let d = three[0].target.rsplit('/').next().unwrap().to_string();
+            assert_eq!(three[0].method, "HEAD", "{ctx}");
+            assert!(is_upload_start(&three[1].method, &three[1].target), "{ctx}");
+            assert!(is_put_of(&three[2], &d), "{d} not next: {ctx}");
+        }
+        assert_eq!(
+            reg.raw_manifest(&reg.reference(&format!("{repo}:v1"))),
+            index.index.read_all().unwrap()
+        );
+    }
+}
+
+#[test]
+fn one_failed_blob_upload_fails_the_push_in_one_line_and_puts_no_manifest() {
+    let t = tmp();
+    let reg = Registry::start(Auth::None);
+    let (index, src) = two_platform_layout(t.path());
+    let bad = index.images[1].layers[0].digest.to_string();
+    let hex = bad.trim_start_matches("sha256:").to_string();
+    // the registry refuses the arm64 layer as if it arrived damaged (not
+    // retried); everything else goes through
+    let proxy = FaultProxy::start(&reg.host, move |r: &ProxyRequest| {
+        if is_upload_put(r) && r.query().contains(&hex) {
+            Fault::Answer {
+                status: 400,
+                body: r#"{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"}]}"#.into(),
+            }
+        } else {
+            Fault::Forward
+        }
+    });
+    for json_flag in [false, true] {
+        let mut args = vec![];
+        if json_flag {
+            args.push("--json");
+        }
+        let target = proxy.reference("broken/app:v1");
+        args.extend([src.as_str(), target.as_str()]);
+        let out = push(t.path(), &args);
+        let all = format!("{}\nproxy:\n{}", both(&out), proxy.log_text());
+        assert_eq!(out.status.code(), Some(4), "a registry failure: {all}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("distroless-pack: error:"))
+            .collect();
+        assert_eq!(errors.len(), 1, "one error line: {all}");
+        if json_flag {
+            assert_eq!(stderr.trim_end(), errors[0], "{all}");
+            assert!(out.stdout.is_empty(), "{all}");
+        }
+        assert!(errors[0].contains(&bad[..19]), "names the blob: {all}");
+        assert!(errors[0].contains("DIGEST_INVALID"), "{all}");
+        assert!(!errors[0].contains("cancelled"), "{all}");
+    }
+    // no manifest was sent, and the registry has none
+    assert!(
+        !proxy
+            .exchanges()
+            .iter()
+            .any(|x| x.target.contains("/manifests/")),
+        "{}",
+        proxy.log_text()
+    );
+    assert!(
+        !reg.log_text().contains("/manifests/"),
+        "{}",
+        reg.log_text()
+    );
+    assert_eq!(head_status(&reg.host, "/v2/broken/app/manifests/v1"), 404);
+    for img in &index.images {
+        assert_eq!(
+            head_status(
+                &reg.host,
+                &format!("/v2/broken/app/manifests/{}", img.digest())
+            ),
+            404
+        );
+    }
+}
+
+#[test]
+fn extra_blobs_join_the_parallel_batch_and_after_top_puts_a_manifest_with_its_headers() {
+    use distroless_pack_ship::registry::{self, Extra, ManifestPut, Repo};
+    let t = tmp();
+    let reg = Registry::start(Auth::None);
+    let img = tiny_image(t.path(), "amd64");
+    // an attachment as the referrers code makes one: an empty config, one
+    // layer, and a manifest naming the image as its subject
+    let sbom = Blob::from_bytes(
+        "application/spdx+json",
+        br#"{"spdxVersion":"SPDX-2.3","name":"extra"}"#.to_vec(),
+    );
+    let empty = Blob::from_bytes("application/vnd.oci.empty.v1+json", b"{}".to_vec());
+    let referrer = Blob::from_bytes(
+        distroless_pack_image::MEDIA_TYPE_MANIFEST,
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": distroless_pack_image::MEDIA_TYPE_MANIFEST,
+            "artifactType": "application/spdx+json",
+            "config": empty.descriptor_json(),
+            "layers": [sbom.descriptor_json()],
+            "subject": img.manifest.descriptor_json(),
+        }))
+        .unwrap(),
+    );
+    // the image's config and layer and the two extra blobs: every upload
+    // PUT is held until all four are in flight together
+    let gate = Gate::new(4);
+    let g = gate.clone();
+    let proxy = FaultProxy::start(&reg.host, move |r: &ProxyRequest| {
+        if is_upload_put(r) {
+            g.hold();
+        }
+        Fault::Forward
+    });
+    let answers: std::sync::Mutex<Vec<(String, ManifestPut)>> = Default::default();
+    let after = |repo: &Repo<'_>| -> Result<(), registry::RegistryError> {
+        let put = repo.put_manifest(referrer.digest.as_str(), &referrer)?;
+        answers
+            .lock()
+            .unwrap()
+            .push((repo.repository().to_string(), put));
+        Ok(())
+    };
+    let extra = Extra {
+        blobs: vec![sbom.clone(), empty.clone()],
+        after_top: Some(&after),
+    };
+    let target = registry::RegistryTarget::parse(&proxy.reference("att/app:v1")).unwrap();
+    let report = registry::push_with(
+        &Artifact::Image(img.clone()),
+        &extra,
+        &[target],
+        &registry::PushOptions::default(),
+        &|_| {},
+    )
+    .unwrap_or_else(|e| panic!("{e}\nproxy:\n{}", proxy.log_text()));
+    assert_eq!(
+        gate.most(),
+        4,
+        "the extra blobs were not in the image's batch:\n{}",
+        proxy.log_text()
+    );
+    let t0 = &report.targets[0];
+    assert_eq!(t0.uploaded, 4, "{report:#?}");
+    for b in [&sbom, &empty] {
+        assert!(t0.blobs.iter().any(|r| r.digest == b.digest.as_str()));
+        assert_eq!(
+            head_status(&reg.host, &format!("/v2/att/app/blobs/{}", b.digest)),
+            200
+        );
+    }
+    // after the image's manifest, the referrer's, with the answer's headers
+    let answers = answers.into_inner().unwrap();
+    assert_eq!(answers.len(), 1);
+    let (repo, put) = &answers[0];
+    assert_eq!(repo, "att/app");
+    assert_eq!(put.status, 201);
+    assert_eq!(put.digest.as_deref(), Some(referrer.digest.as_str()));
+    assert_eq!(
+        put.header("docker-content-digest"),
+        Some(referrer.digest.as_str())
+    );
+    // distribution 2.8 has no referrers API, so it names no subject
+    assert_eq!(put.subject, None);
+    let log = proxy.exchanges();
+    let puts: Vec<&ProxyExchange> = log
+        .iter()
+        .filter(|x| x.method == "PUT" && x.target.contains("/manifests/"))
+        .collect();
+    assert_eq!(puts.len(), 2, "{}", proxy.log_text());
+    assert!(puts[0].target.ends_with("/manifests/v1"));
+    assert!(puts[1].target.ends_with(referrer.digest.as_str()));
+    assert_eq!(
+        reg.raw_manifest(&format!("{}@{}", reg.reference("att/app"), referrer.digest)),
+        referrer.read_all().unwrap()
+    );
+}

@@ -251,6 +251,17 @@ pub struct OutputArgs {
     #[arg(long = "push", value_name = "REF", help_heading = "Outputs")]
     pub push: Vec<String>,
 
+    /// Blobs uploaded at once by `--push`, across every platform (1-32;
+    /// default 4).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "DISTROLESS_PACK_PUSH_JOBS",
+        value_parser = distroless_pack_ship::registry::parse_jobs,
+        help_heading = "Outputs"
+    )]
+    pub push_jobs: Option<usize>,
+
     /// Write the image's digest (`sha256:...`, of the manifest or index) to
     /// FILE, for CI (written whether or not the image is pushed).
     #[arg(long, value_name = "FILE", help_heading = "Outputs")]
@@ -277,6 +288,7 @@ impl OutputArgs {
         if !self.push.is_empty() {
             list.push(Output::Push(parse_targets(&self.push)?));
             push = self.registry.push_options()?;
+            push.jobs = self.push_jobs.unwrap_or(push.jobs);
         }
         let outputs = Outputs {
             list,

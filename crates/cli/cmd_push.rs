@@ -36,13 +36,25 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub digest_file: Option<PathBuf>,
 
+    /// Blobs checked and uploaded at once, across every platform of an
+    /// index (1-32; default 4, as crane).
+    #[arg(
+        long,
+        short = 'j',
+        value_name = "N",
+        env = "DISTROLESS_PACK_PUSH_JOBS",
+        value_parser = registry::parse_jobs
+    )]
+    pub jobs: Option<usize>,
+
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let targets = parse_targets(&args.refs)?;
-    let opts = args.registry.push_options()?;
+    let mut opts = args.registry.push_options()?;
+    opts.jobs = args.jobs.unwrap_or(opts.jobs);
     let artifact =
         distroless_pack_ship::read(&args.source).map_err(|e| exit::reading(&args.source, e))?;
     let progress = Progress::new(args.json);

@@ -13,7 +13,8 @@
 //!    same registry this run already pushed it to (`POST ?mount=&from=`), or
 //!    uploaded: `POST` then one streaming `PUT` (monolithic) read from disk,
 //!    falling back to chunked `PATCH`es when the registry refuses a single
-//!    request. Several blobs go in parallel.
+//!    request. The blobs of every platform go up at the same time, at
+//!    most [`PushOptions::jobs`] at once (largest first).
 //! 3. Manifests are `PUT` with their own media type (per-platform manifests
 //!    by digest first for an index), and the `Docker-Content-Digest` the
 //!    registry answers is checked against ours.
@@ -34,7 +35,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use credentials::{Credential, CredentialOptions, Secret};
-pub use push::push;
+pub use push::{push, push_with, AfterTop, Extra, ManifestPut, Repo};
 pub use reference::{Reference, ReferenceError};
 pub use referrers::{ReferrerReport, ReferrersList, Via};
 
@@ -76,7 +77,8 @@ pub struct PushOptions {
     /// Chunk size for chunked uploads (a registry's `OCI-Chunk-Min-Length`
     /// raises it; `ghcr.io` caps it at 4 MiB).
     pub chunk_size: u64,
-    /// Blobs uploaded at the same time.
+    /// Blobs checked and uploaded at the same time, across every platform
+    /// of an index (1 to [`MAX_JOBS`]; see [`parse_jobs`]).
     pub jobs: usize,
     /// Attempts per request on 408/429/5xx and dropped connections.
     pub attempts: u32,
@@ -85,6 +87,23 @@ pub struct PushOptions {
     /// the unacknowledged-send limit (`TCP_USER_TIMEOUT`) of an upload, and
     /// the base of an upload's total timeout (see [`parse_duration`]).
     pub stall_timeout: Duration,
+}
+
+/// The default [`PushOptions::jobs`]: go-containerregistry's (crane, ko).
+pub const DEFAULT_JOBS: usize = 4;
+
+/// The most blobs a push sends at once.
+pub const MAX_JOBS: usize = 32;
+
+/// Parses a blob concurrency as `--jobs` and `DISTROLESS_PACK_PUSH_JOBS`
+/// take it: a whole number from 1 to [`MAX_JOBS`].
+pub fn parse_jobs(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_JOBS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "invalid job count {s:?}: give a whole number from 1 to {MAX_JOBS} (blobs uploaded at once)"
+        )),
+    }
 }
 
 /// The default [`PushOptions::stall_timeout`].
@@ -141,7 +160,7 @@ impl Default for PushOptions {
             insecure: false,
             upload_mode: UploadMode::Monolithic,
             chunk_size: 5 * 1024 * 1024 + 1024 * 1024, // above ECR's 5 MB minimum
-            jobs: 4,
+            jobs: DEFAULT_JOBS,
             attempts: 5,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
         }
@@ -276,6 +295,10 @@ pub enum RegistryError {
     /// A local blob that does not match its digest: never uploaded.
     #[error("{0}; not pushed")]
     Corrupt(distroless_pack_image::BlobMismatch),
+    /// An upload given up because another blob of the push failed (never
+    /// the error a push returns: that is the failure itself).
+    #[error("cancelled: another blob of the push failed")]
+    Cancelled,
     #[error("{registry}: {what}: the registry computed digest {got}, expected {expected}")]
     DigestMismatch {
         registry: String,
@@ -350,6 +373,17 @@ mod tests {
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
         for bad in ["", "0", "-1", "soon", "5x", "s", "1m30"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn job_counts_are_whole_numbers_from_one_to_the_maximum() {
+        assert_eq!(parse_jobs("1"), Ok(1));
+        assert_eq!(parse_jobs(" 8 "), Ok(8));
+        assert_eq!(parse_jobs(&MAX_JOBS.to_string()), Ok(MAX_JOBS));
+        for bad in ["", "0", "-2", "2.5", "many", "33"] {
+            let e = parse_jobs(bad).unwrap_err();
+            assert!(e.contains("from 1 to 32"), "{bad:?}: {e}");
         }
     }
 }

@@ -1,6 +1,15 @@
-//! The push itself: blobs (HEAD, mount, monolithic or chunked upload, in
-//! parallel), then manifests, for every target, each blob at most once per
-//! registry.
+//! The push itself. Per registry and repository, every blob of the run (the
+//! configs and layers of every platform of an index, plus a caller's extra
+//! blobs such as attachments, each digest once) goes through one pool of at
+//! most `jobs` worker threads, largest first: `HEAD`, then a mount or a
+//! streamed upload. Only when all of them are in do the manifests go up:
+//! each platform's manifest by digest, then the top-level manifest (or
+//! index) for every tag, then the caller's after-top step (referrers). A
+//! blob that fails stops the batch and no manifest is put.
+//!
+//! The primitives a sibling module needs (push one blob if absent, put one
+//! manifest by reference and read the answer's headers) are [`Repo`]'s
+//! methods, and [`push_blob`] / [`put_manifest_at`] for a bare session.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -14,20 +23,154 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 use super::transport::{self, Session};
 use super::{
     BlobAction, BlobReport, PushEvent, PushOptions, PushReport, RegistryError, RegistryTarget,
-    TargetReport, UploadMode,
+    TargetReport, UploadMode, MAX_JOBS,
 };
 
 /// A progress callback, called from several threads.
 pub type ProgressFn<'a> = &'a (dyn Fn(&PushEvent) + Sync);
 
-/// Pushes `artifact` to every target (blocking). Blobs are checked with
-/// `HEAD` and sent only where missing; a blob already in another repository
-/// of the same registry (pushed earlier in this run) is mounted from it.
-/// An image goes up as its manifest; an index as each platform's manifest
-/// (by digest) and then the index. Every tag of a repository gets the same
-/// top-level manifest.
+/// A step run in each repository once its top-level manifest is stored
+/// under every tag of the run (e.g. putting referrer manifests).
+pub type AfterTop<'a> = dyn Fn(&Repo<'_>) -> Result<(), RegistryError> + Sync + 'a;
+
+/// More to push in the same run as an artifact.
+#[derive(Default)]
+pub struct Extra<'a> {
+    /// Blobs that join the artifact's parallel batch (an attachment's
+    /// layers and config), uploaded before any manifest; a digest the
+    /// artifact already has is sent once. They are listed in the report's
+    /// `blobs` with the artifact's.
+    pub blobs: Vec<Blob>,
+    /// Run per repository after the top-level manifest; an error fails the
+    /// push.
+    pub after_top: Option<&'a AfterTop<'a>>,
+}
+
+/// One repository of a push in progress, for a step run inside it
+/// ([`Extra::after_top`]): what is needed to send more blobs and manifests
+/// with the push's connection, credentials and options.
+pub struct Repo<'a> {
+    session: &'a Session,
+    repository: &'a str,
+    name: &'a str,
+    opts: &'a PushOptions,
+    progress: ProgressFn<'a>,
+    /// Where each blob of the run already is on this registry (mounts).
+    known: &'a HashMap<Digest, String>,
+}
+
+impl Repo<'_> {
+    /// The repository path (`team/app`).
+    pub fn repository(&self) -> &str {
+        self.repository
+    }
+
+    /// `REGISTRY/REPOSITORY`, as progress and reports name it.
+    pub fn name(&self) -> &str {
+        self.name
+    }
+
+    /// Sends `blob` unless the repository has it (`HEAD`), mounting it when
+    /// another repository of this run holds it.
+    pub fn push_blob(&self, blob: &Blob) -> Result<BlobReport, RegistryError> {
+        push_blob(
+            self.session,
+            self.name,
+            self.repository,
+            blob,
+            self.known.get(&blob.digest).map(String::as_str),
+            self.opts,
+            self.progress,
+        )
+    }
+
+    /// Puts `manifest` under `reference` (a tag or its digest) with its own
+    /// media type; see [`put_manifest_at`].
+    pub fn put_manifest(
+        &self,
+        reference: &str,
+        manifest: &Blob,
+    ) -> Result<ManifestPut, RegistryError> {
+        put_manifest_at(
+            self.session,
+            self.repository,
+            reference,
+            manifest,
+            self.opts,
+        )
+    }
+
+    /// The connection to the registry, for requests the primitives above do
+    /// not make (a `GET` of the referrers API).
+    #[allow(dead_code)] // for the sibling modules
+    pub(super) fn session(&self) -> &Session {
+        self.session
+    }
+}
+
+/// The registry's answer to a stored manifest.
+#[derive(Clone, Debug)]
+pub struct ManifestPut {
+    pub status: u16,
+    /// `Docker-Content-Digest`, when given (already checked against ours).
+    pub digest: Option<String>,
+    /// `OCI-Subject`: the digest of the manifest's `subject`, answered by
+    /// registries that serve the OCI 1.1 referrers API.
+    pub subject: Option<String>,
+    headers: Vec<(String, String)>,
+}
+
+impl ManifestPut {
+    fn from(resp: &reqwest::blocking::Response) -> ManifestPut {
+        let headers: Vec<(String, String)> = resp
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        let get = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.clone())
+        };
+        ManifestPut {
+            status: resp.status().as_u16(),
+            digest: get("Docker-Content-Digest"),
+            subject: get("OCI-Subject"),
+            headers,
+        }
+    }
+
+    /// A header of the answer (first of that name, case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Pushes `artifact` to every target (blocking): [`push_with`] and nothing
+/// extra.
 pub fn push(
     artifact: &Artifact,
+    targets: &[RegistryTarget],
+    opts: &PushOptions,
+    progress: ProgressFn,
+) -> Result<PushReport, RegistryError> {
+    push_with(artifact, &Extra::default(), targets, opts, progress)
+}
+
+/// Pushes `artifact` (and `extra`) to every target (blocking). Blobs are
+/// checked with `HEAD` and sent only where missing, `opts.jobs` at a time
+/// across every platform; a blob already in another repository of the same
+/// registry (pushed earlier in this run) is mounted from it. An image goes
+/// up as its manifest; an index as each platform's manifest (by digest) and
+/// then the index. Every tag of a repository gets the same top-level
+/// manifest.
+pub fn push_with(
+    artifact: &Artifact,
+    extra: &Extra,
     targets: &[RegistryTarget],
     opts: &PushOptions,
     progress: ProgressFn,
@@ -50,12 +193,13 @@ pub fn push(
     }
     let client = transport::client(opts)?;
 
-    // every blob once, configs and layers of every platform
+    // every blob once: configs and layers of every platform, then the extra
     let mut seen = HashSet::new();
     let blobs: Vec<&Blob> = artifact
         .images()
         .iter()
         .flat_map(|i| i.blobs())
+        .chain(extra.blobs.iter())
         .filter(|b| seen.insert(b.digest.clone()))
         .collect();
 
@@ -167,6 +311,16 @@ pub fn push(
             referrers.extend(super::referrers::push_referrers(
                 &session, &name, repo, artifact, &known, opts, progress,
             )?);
+            if let Some(after) = extra.after_top {
+                after(&Repo {
+                    session: &session,
+                    repository: repo,
+                    name: &name,
+                    opts,
+                    progress,
+                    known: &known,
+                })?;
+            }
         }
     }
     Ok(PushReport {
@@ -184,6 +338,62 @@ fn short(d: &Digest) -> &str {
     &d.as_str()[..19]
 }
 
+/// Runs `task(i)` for every index in `order` (a permutation of `0..n`) on
+/// at most `jobs` scoped threads, each taking the next index of `order`
+/// when it is done with its last. After the first error no further task
+/// starts and `stop` is set (for running tasks to give up); that first
+/// error is returned. Results come back indexed like `0..n`.
+fn run_bounded<R: Send, E: Send>(
+    order: &[usize],
+    jobs: usize,
+    stop: &AtomicBool,
+    task: &(dyn Fn(usize) -> Result<R, E> + Sync),
+) -> Result<Vec<R>, E> {
+    let n = order.len();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..n).map(|_| None).collect());
+    let failure: Mutex<Option<E>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, n.max(1)) {
+            s.spawn(|| loop {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                let Some(&i) = order.get(k) else { break };
+                match task(i) {
+                    Ok(r) => results.lock().expect("results")[i] = Some(r),
+                    Err(e) => {
+                        // the first error is the one reported: stored
+                        // before `stop` is set, so a task that gives up
+                        // because of `stop` never hides it
+                        failure.lock().expect("failure").get_or_insert(e);
+                        stop.store(true, Ordering::SeqCst);
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().expect("failure") {
+        return Err(e);
+    }
+    Ok(results
+        .into_inner()
+        .expect("results")
+        .into_iter()
+        .map(|r| r.expect("every task ran"))
+        .collect())
+}
+
+/// The order blobs are started in: largest first (ties in their order), so
+/// the long uploads begin at once and the small ones fill in around them.
+fn largest_first(blobs: &[&Blob]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..blobs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(blobs[i].size));
+    order
+}
+
 /// Pushes `blobs` into one repository, `opts.jobs` at a time.
 pub(super) fn push_blobs(
     session: &Session,
@@ -194,16 +404,16 @@ pub(super) fn push_blobs(
     opts: &PushOptions,
     progress: ProgressFn,
 ) -> Result<Vec<BlobReport>, RegistryError> {
-    let n = blobs.len();
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<BlobReport>>> = Mutex::new(vec![None; n]);
-    let failure: Mutex<Option<RegistryError>> = Mutex::new(None);
-    let stop = AtomicBool::new(false);
+    // set at the first failure: no blob starts after it, and uploads in
+    // flight stop (their body reader checks it)
+    let cancel = Arc::new(AtomicBool::new(false));
     // set (and notified) when the workers are done, to stop the ticker
     let finished = (Mutex::new(false), std::sync::Condvar::new());
     let active: Mutex<Vec<(usize, Arc<AtomicU64>)>> = Mutex::new(Vec::new());
+    let order = largest_first(blobs);
+    let jobs = opts.jobs.clamp(1, MAX_JOBS);
     std::thread::scope(|s| {
-        let ticker = s.spawn(|| loop {
+        s.spawn(|| loop {
             let done = finished.0.lock().expect("finished");
             if *done {
                 break;
@@ -232,59 +442,77 @@ pub(super) fn push_blobs(
                 });
             }
         });
-        let workers: Vec<_> = (0..opts.jobs.clamp(1, 16).min(n.max(1)))
-            .map(|_| {
-                s.spawn(|| loop {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n {
-                        break;
-                    }
-                    let blob = blobs[i];
-                    let counter = Arc::new(AtomicU64::new(0));
-                    let r = push_one(
-                        session,
-                        name,
-                        repo,
-                        blob,
-                        known.get(&blob.digest),
-                        opts,
-                        progress,
-                        || {
-                            active.lock().expect("active").push((i, counter.clone()));
-                            counter.clone()
-                        },
-                    );
-                    active.lock().expect("active").retain(|(j, _)| *j != i);
-                    match r {
-                        Ok(report) => results.lock().expect("results")[i] = Some(report),
-                        Err(e) => {
-                            stop.store(true, Ordering::Relaxed);
-                            failure.lock().expect("failure").get_or_insert(e);
-                            break;
-                        }
-                    }
-                })
-            })
-            .collect();
-        for w in workers {
-            let _ = w.join();
-        }
+        let task = |i: usize| {
+            let blob = blobs[i];
+            let counter = Arc::new(AtomicU64::new(0));
+            let r = push_one(
+                session,
+                name,
+                repo,
+                blob,
+                known.get(&blob.digest).map(String::as_str),
+                opts,
+                progress,
+                Track {
+                    sent: counter.clone(),
+                    cancel: cancel.clone(),
+                },
+                || active.lock().expect("active").push((i, counter.clone())),
+            );
+            active.lock().expect("active").retain(|(j, _)| *j != i);
+            r
+        };
+        let r = run_bounded(&order, jobs, &cancel, &task);
         *finished.0.lock().expect("finished") = true;
         finished.1.notify_all();
-        let _ = ticker.join();
-    });
-    if let Some(e) = failure.into_inner().expect("failure") {
-        return Err(e);
+        r
+    })
+}
+
+/// How an upload in flight is followed: bytes sent (for progress), and
+/// whether the push gave up (another blob failed), so it stops too.
+#[derive(Clone)]
+struct Track {
+    sent: Arc<AtomicU64>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl Track {
+    fn new() -> Track {
+        Track {
+            sent: Arc::new(AtomicU64::new(0)),
+            cancel: Arc::new(AtomicBool::new(false)),
+        }
     }
-    Ok(results
-        .into_inner()
-        .expect("results")
-        .into_iter()
-        .map(|r| r.expect("every blob pushed"))
-        .collect())
+
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+}
+
+/// Sends `blob` to `repo` unless it is there (`HEAD`), mounting it from
+/// `mount_from` (another repository of the registry that has it) when
+/// given. Reports `BlobStarted`/`BlobFinished` through `progress`.
+pub fn push_blob(
+    session: &Session,
+    name: &str,
+    repo: &str,
+    blob: &Blob,
+    mount_from: Option<&str>,
+    opts: &PushOptions,
+    progress: ProgressFn,
+) -> Result<BlobReport, RegistryError> {
+    push_one(
+        session,
+        name,
+        repo,
+        blob,
+        mount_from,
+        opts,
+        progress,
+        Track::new(),
+        || {},
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -293,10 +521,11 @@ fn push_one(
     name: &str,
     repo: &str,
     blob: &Blob,
-    known_in: Option<&String>,
+    known_in: Option<&str>,
     opts: &PushOptions,
     progress: ProgressFn,
-    start_counting: impl FnOnce() -> Arc<AtomicU64>,
+    track: Track,
+    uploading: impl FnOnce(),
 ) -> Result<BlobReport, RegistryError> {
     let report = |action: BlobAction, from: Option<String>| BlobReport {
         digest: blob.digest.to_string(),
@@ -318,14 +547,17 @@ fn push_one(
         return Ok(report(BlobAction::Skipped, None));
     }
     let mut location = None;
-    if let Some(from) = known_in.filter(|f| f.as_str() != repo) {
+    if let Some(from) = known_in.filter(|f| *f != repo) {
         match start_upload(session, repo, Some((from, &blob.digest)), opts)? {
             Started::Mounted => {
                 finish(BlobAction::Mounted);
-                return Ok(report(BlobAction::Mounted, Some(from.clone())));
+                return Ok(report(BlobAction::Mounted, Some(from.to_string())));
             }
             Started::Upload(l) => location = Some(l),
         }
+    }
+    if track.cancelled() {
+        return Err(RegistryError::Cancelled);
     }
     progress(&PushEvent::BlobStarted {
         name,
@@ -334,14 +566,19 @@ fn push_one(
     });
     // Never send a blob that does not match its digest: hash it first (a
     // local file), so a corrupt layer is bad input, not a DIGEST_INVALID.
+    verify_local(blob)?;
+    uploading();
+    upload(session, repo, blob, location, opts, &track)?;
+    finish(BlobAction::Uploaded);
+    Ok(report(BlobAction::Uploaded, None))
+}
+
+/// Hashes a local blob: a mismatch is bad input, never sent.
+fn verify_local(blob: &Blob) -> Result<(), RegistryError> {
     blob.verify().map_err(|e| match e {
         distroless_pack_image::ImageError::Mismatch(m) => RegistryError::Corrupt(m),
         e => RegistryError::Invalid(format!("reading blob {}: {e}", blob.digest)),
-    })?;
-    let counter = start_counting();
-    upload(session, repo, blob, location, opts, &counter)?;
-    finish(BlobAction::Uploaded);
-    Ok(report(BlobAction::Uploaded, None))
+    })
 }
 
 fn blob_exists(
@@ -460,7 +697,7 @@ fn upload(
     blob: &Blob,
     mut location: Option<String>,
     opts: &PushOptions,
-    counter: &Arc<AtomicU64>,
+    track: &Track,
 ) -> Result<(), RegistryError> {
     let mut mode = opts.upload_mode;
     let mut attempt = 0u32;
@@ -476,10 +713,13 @@ fn upload(
                 Started::Mounted => return Ok(()),
             },
         };
-        counter.store(0, Ordering::Relaxed);
+        if track.cancelled() {
+            return Err(RegistryError::Cancelled);
+        }
+        track.sent.store(0, Ordering::Relaxed);
         let r = match mode {
-            UploadMode::Monolithic => put_monolithic(session, &loc, blob, counter),
-            UploadMode::Chunked => put_chunked(session, &loc, blob, chunk, counter),
+            UploadMode::Monolithic => put_monolithic(session, &loc, blob, track),
+            UploadMode::Chunked => put_chunked(session, &loc, blob, chunk, track),
         };
         match r {
             Ok(()) => return Ok(()),
@@ -489,6 +729,7 @@ fn upload(
                 }
                 mode = UploadMode::Chunked;
             }
+            Err(Fail::Transient(_)) if track.cancelled() => return Err(RegistryError::Cancelled),
             Err(Fail::Transient(e)) => {
                 attempt += 1;
                 if attempt >= opts.attempts.max(1) {
@@ -514,16 +755,22 @@ fn with_digest(session: &Session, location: &str, digest: &Digest) -> Result<req
     Ok(url)
 }
 
-/// Counts the bytes read through it, for progress.
+/// An upload body: counts the bytes read through it, for progress, and
+/// fails (so the request is abandoned) once the push is cancelled.
 struct Counting {
     inner: Box<dyn Read + Send>,
-    counter: Arc<AtomicU64>,
+    track: Track,
 }
 
 impl Read for Counting {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.track.cancelled() {
+            return Err(std::io::Error::other(
+                "cancelled: another blob of the push failed",
+            ));
+        }
         let n = self.inner.read(buf)?;
-        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        self.track.sent.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -545,7 +792,7 @@ fn put_monolithic(
     session: &Session,
     location: &str,
     blob: &Blob,
-    counter: &Arc<AtomicU64>,
+    track: &Track,
 ) -> Result<(), Fail> {
     let mut url = with_digest(session, location, &blob.digest)?;
     let what = format!("upload of {} ({} bytes)", short(&blob.digest), blob.size);
@@ -555,7 +802,7 @@ fn put_monolithic(
     for _ in 0..MAX_REDIRECTS {
         let target = url.clone();
         let resp = send_once(session, &what, &|c| {
-            counter.store(0, Ordering::Relaxed);
+            track.sent.store(0, Ordering::Relaxed);
             let reader = blob.open().map_err(|source| RegistryError::Io {
                 digest: blob.digest.to_string(),
                 error: source,
@@ -563,7 +810,7 @@ fn put_monolithic(
             let body = reqwest::blocking::Body::sized(
                 Counting {
                     inner: reader,
-                    counter: counter.clone(),
+                    track: track.clone(),
                 },
                 blob.size,
             );
@@ -575,7 +822,7 @@ fn put_monolithic(
         .map_err(|f| match f {
             Fail::Transient(e) => Fail::Transient(with_progress(
                 e,
-                counter.load(Ordering::Relaxed),
+                track.sent.load(Ordering::Relaxed),
                 blob.size,
                 session.stall,
             )),
@@ -686,7 +933,7 @@ fn put_chunked(
     location: &str,
     blob: &Blob,
     chunk: u64,
-    counter: &Arc<AtomicU64>,
+    track: &Track,
 ) -> Result<(), Fail> {
     let io = |source| {
         Fail::Fatal(RegistryError::Io {
@@ -702,6 +949,9 @@ fn put_chunked(
         let n = read_full(&mut reader, &mut buf).map_err(io)?;
         if n == 0 {
             break;
+        }
+        if track.cancelled() {
+            return Err(Fail::Fatal(RegistryError::Cancelled));
         }
         let url = session.url(&loc);
         let what = format!("chunk {offset}+{n} of {}", short(&blob.digest));
@@ -721,7 +971,7 @@ fn put_chunked(
             None => loc,
         };
         offset += n as u64;
-        counter.store(offset, Ordering::Relaxed);
+        track.sent.store(offset, Ordering::Relaxed);
     }
     let url = with_digest(session, &loc, &blob.digest)?;
     let what = format!("completing upload of {}", short(&blob.digest));
@@ -770,7 +1020,7 @@ fn put_manifest_healing(
     heal: Heal,
 ) -> Result<(), RegistryError> {
     let unknown = match put_manifest(session, repo, at, manifest, opts)? {
-        Ok(()) => return Ok(()),
+        Ok(_) => return Ok(()),
         Err(u) => u,
     };
     let named: Vec<&Blob> = heal
@@ -796,23 +1046,13 @@ fn put_manifest_healing(
         return Err(unknown.error);
     }
     for blob in again {
-        blob.verify().map_err(|e| match e {
-            distroless_pack_image::ImageError::Mismatch(m) => RegistryError::Corrupt(m),
-            e => RegistryError::Invalid(format!("reading blob {}: {e}", blob.digest)),
-        })?;
+        verify_local(blob)?;
         (heal.progress)(&PushEvent::BlobStarted {
             name: heal.name,
             digest: &blob.digest,
             size: blob.size,
         });
-        upload(
-            session,
-            repo,
-            blob,
-            None,
-            opts,
-            &Arc::new(AtomicU64::new(0)),
-        )?;
+        upload(session, repo, blob, None, opts, &Track::new())?;
         (heal.progress)(&PushEvent::BlobFinished {
             name: heal.name,
             digest: &blob.digest,
@@ -829,9 +1069,24 @@ fn put_manifest_healing(
         }
     }
     match put_manifest(session, repo, at, manifest, opts)? {
-        Ok(()) => Ok(()),
+        Ok(_) => Ok(()),
         Err(u) => Err(u.error),
     }
+}
+
+/// `PUT /v2/REPO/manifests/REFERENCE` (a tag or the manifest's digest)
+/// with the manifest's own media type; the `Docker-Content-Digest` the
+/// registry answers must be the manifest's. The answer's headers (such as
+/// `OCI-Subject`) come back. A registry refusing it for lack of blobs is an
+/// error here (no healing: that is for the push's own manifests).
+pub fn put_manifest_at(
+    session: &Session,
+    repo: &str,
+    reference: &str,
+    manifest: &Blob,
+    opts: &PushOptions,
+) -> Result<ManifestPut, RegistryError> {
+    put_manifest(session, repo, reference, manifest, opts)?.map_err(|u| u.error)
 }
 
 /// A manifest refused because the registry lacks blobs it names.
@@ -865,7 +1120,7 @@ fn put_manifest(
     at: &str,
     manifest: &Blob,
     opts: &PushOptions,
-) -> Result<Result<(), BlobsUnknown>, RegistryError> {
+) -> Result<Result<ManifestPut, BlobsUnknown>, RegistryError> {
     let bytes = manifest.read_all().map_err(|e| {
         RegistryError::Invalid(format!("reading manifest {}: {e}", manifest.digest))
     })?;
@@ -880,7 +1135,10 @@ fn put_manifest(
     })?;
     let status = resp.status().as_u16();
     match status {
-        200..=299 => check_digest(session, &what, &resp, &manifest.digest).map(Ok),
+        200..=299 => {
+            check_digest(session, &what, &resp, &manifest.digest)?;
+            Ok(Ok(ManifestPut::from(&resp)))
+        }
         400 => {
             let body = resp.text().unwrap_or_default();
             let error = RegistryError::Http {
@@ -930,5 +1188,74 @@ mod tests {
         );
         assert_eq!(digests_in(&body), vec![d.parse::<Digest>().unwrap()]);
         assert!(digests_in("sha256:abc").is_empty());
+    }
+
+    /// Runs `n` tasks through [`run_bounded`] with `jobs`; each task waits
+    /// (up to 10 s) until `jobs` tasks are running at once. Returns the most
+    /// that ran at the same time.
+    fn most_at_once(n: usize, jobs: usize) -> usize {
+        let running = Mutex::new(0usize);
+        let changed = std::sync::Condvar::new();
+        let most = AtomicUsize::new(0);
+        let order: Vec<usize> = (0..n).collect();
+        let stop = AtomicBool::new(false);
+        let task = |i: usize| -> Result<usize, ()> {
+            let mut r = running.lock().unwrap();
+            *r += 1;
+            most.fetch_max(*r, Ordering::SeqCst);
+            changed.notify_all();
+            // the first `jobs` tasks wait for each other; later ones pass
+            let want = jobs.min(n);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while most.load(Ordering::SeqCst) < want && std::time::Instant::now() < deadline {
+                r = changed
+                    .wait_timeout(r, Duration::from_millis(50))
+                    .unwrap()
+                    .0;
+            }
+            *r -= 1;
+            Ok(i * 10)
+        };
+        let out = run_bounded(&order, jobs, &stop, &task).unwrap();
+        assert_eq!(out, (0..n).map(|i| i * 10).collect::<Vec<_>>());
+        most.into_inner()
+    }
+
+    #[test]
+    fn the_blob_pool_runs_jobs_tasks_at_once_and_never_more() {
+        assert_eq!(most_at_once(12, 4), 4);
+        assert_eq!(most_at_once(3, 4), 3, "more jobs than tasks");
+        assert_eq!(most_at_once(5, 1), 1);
+    }
+
+    #[test]
+    fn a_failed_blob_stops_the_pool_and_its_error_is_the_one_returned() {
+        let started = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let order: Vec<usize> = (0..50).collect();
+        let task = |i: usize| -> Result<(), String> {
+            started.fetch_add(1, Ordering::SeqCst);
+            if i == 0 {
+                Err("blob 0 failed".into())
+            } else if stop.load(Ordering::SeqCst) {
+                Err(format!("blob {i} cancelled"))
+            } else {
+                std::thread::sleep(Duration::from_millis(20));
+                Ok(())
+            }
+        };
+        let e = run_bounded(&order, 2, &stop, &task).unwrap_err();
+        assert_eq!(e, "blob 0 failed");
+        assert!(stop.load(Ordering::SeqCst));
+        // one worker failed at once; the other finished what it had
+        assert!(started.load(Ordering::SeqCst) <= 3, "{started:?} started");
+    }
+
+    #[test]
+    fn blobs_start_largest_first() {
+        let b = |n: usize| Blob::from_bytes("x", vec![0; n]);
+        let (a, c, d) = (b(10), b(300), b(10));
+        let e = b(20);
+        assert_eq!(largest_first(&[&a, &c, &d, &e]), vec![1, 3, 0, 2]);
     }
 }
