@@ -1,5 +1,7 @@
 //! What a build used: the third-party packages compiled into the binary,
-//! the toolchain versions and the builder image ([`PinnedInputs`]).
+//! the toolchain versions and the builder image ([`PinnedInputs`], whose
+//! types live in `distroless_pack_image::inputs` so that the sbom stage
+//! reads what this one writes).
 //!
 //! - Cargo: the packages of the binary's own graph are those cargo compiled
 //!   (its `compiler-artifact` messages, which the build records anyway: the
@@ -15,53 +17,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use serde::Serialize;
-
-/// The package ecosystem, named as package URLs (purl) name them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Ecosystem {
-    Cargo,
-    Golang,
-    Nuget,
-}
-
-/// One third-party package the build compiled in.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct Package {
-    pub ecosystem: Ecosystem,
-    pub name: String,
-    pub version: String,
-    /// Where it came from (`registry+https://...`, a Go replacement path).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    /// The lock file's or go.sum's checksum (`sha256:HEX`, `h1:...`, `sha512-...`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub checksum: Option<String>,
-}
-
-/// The builder image a container build ran in.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct BuilderImage {
-    pub name: String,
-    /// The image ID (`sha256:` of its config), as the engine reports it.
-    pub id: String,
-    /// Registry digests (`NAME@sha256:...`) when the image was pulled.
-    pub repo_digests: Vec<String>,
-}
-
-/// Everything a build used that pins its result.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct PinnedInputs {
-    /// Tool name -> the first line of its `--version` (e.g. `rustc` ->
-    /// `rustc 1.95.0 (59807616e 2026-04-14)`).
-    pub toolchain: BTreeMap<String, String>,
-    /// The builder image (container runner only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub builder_image: Option<BuilderImage>,
-    /// Third-party packages compiled in, sorted.
-    pub packages: Vec<Package>,
-}
+pub use distroless_pack_image::inputs::{
+    BuilderImage, Ecosystem, Package, PinnedInputs, SourceTree, StaticLibrary,
+};
 
 /// Name of the file the build script writes tool versions into (in OUT).
 pub const TOOLCHAIN_FILE: &str = "distroless-pack-toolchain.txt";
@@ -169,6 +127,7 @@ pub fn cargo_packages(messages: &str, lock: Option<&Path>) -> Vec<Package> {
                 version,
                 source: lsource.or(Some(source)),
                 checksum,
+                license: None,
             }
         })
         .collect()
@@ -187,6 +146,7 @@ pub fn go_packages(buildinfo: &str) -> Vec<Package> {
                 version: f[2].to_string(),
                 source: None,
                 checksum: f.get(3).filter(|s| !s.is_empty()).map(|s| s.to_string()),
+                license: None,
             }),
             Some("=>") if f.len() >= 2 => {
                 if let Some(last) = out.last_mut() {
@@ -230,6 +190,7 @@ pub fn nuget_packages(assets: &str) -> Vec<Package> {
                 version: version.to_string(),
                 source: None,
                 checksum: lib["sha512"].as_str().map(|s| format!("sha512-{s}")),
+                license: None,
             })
         })
         .collect();

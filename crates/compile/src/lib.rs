@@ -584,7 +584,7 @@ fn pinned_inputs(
     let mut inputs = PinnedInputs {
         toolchain: inputs::read_toolchain(&read(&out.join(inputs::TOOLCHAIN_FILE))),
         builder_image: runner.image_identity(),
-        packages: Vec::new(),
+        ..PinnedInputs::default()
     };
     match kind {
         Kind::Cargo => {
