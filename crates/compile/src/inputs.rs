@@ -23,6 +23,8 @@ pub use distroless_pack_image::inputs::{
 
 /// Name of the file the build script writes tool versions into (in OUT).
 pub const TOOLCHAIN_FILE: &str = "distroless-pack-toolchain.txt";
+/// Name of the file holding `cargo metadata` of the project (in OUT).
+pub const CARGO_METADATA_FILE: &str = "distroless-pack-cargo-metadata.json";
 /// Name of the file holding `go version -m` of the binary (in OUT).
 pub const GO_BUILDINFO_FILE: &str = "distroless-pack-go-buildinfo.txt";
 
@@ -198,6 +200,243 @@ pub fn nuget_packages(assets: &str) -> Vec<Package> {
     out
 }
 
+/// `(name, version)` -> the `license` field of `cargo metadata`'s packages.
+pub fn cargo_licenses(metadata: &str) -> BTreeMap<(String, String), String> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(metadata) else {
+        return BTreeMap::new();
+    };
+    v["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            Some((
+                (
+                    p["name"].as_str()?.to_string(),
+                    p["version"].as_str()?.to_string(),
+                ),
+                p["license"].as_str().filter(|l| !l.is_empty())?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Sets each package's license from `licenses` (by name and version).
+pub fn apply_licenses(packages: &mut [Package], licenses: &BTreeMap<(String, String), String>) {
+    for p in packages {
+        if let Some(l) = licenses.get(&(p.name.clone(), p.version.clone())) {
+            p.license = Some(l.clone());
+        }
+    }
+}
+
+/// Name of the file holding the license lines of the nuspecs in the NuGet
+/// global packages folder (in OUT), as `grep -H` prints them.
+pub const NUSPEC_LICENSES_FILE: &str = "distroless-pack-nuspec-licenses.txt";
+
+/// The shell line that collects the license lines of every nuspec in the
+/// global packages folder (`$NUGET_PACKAGES`, else `~/.nuget/packages`),
+/// which the build may see at a path the host cannot read.
+pub fn nuspec_licenses_line(file: &str) -> String {
+    format!(
+        "grep -H '<license type=\"expression\"' \"${{NUGET_PACKAGES:-$HOME/.nuget/packages}}\"/*/*/*.nuspec > {} 2>/dev/null || true",
+        crate::shell::quote(file)
+    )
+}
+
+/// `(name, version)` (lowercase, as the packages folder names them) -> the
+/// license expression, from the lines [`nuspec_licenses_line`] wrote
+/// (`.../ID/VERSION/ID.nuspec:    <license type="expression">MIT</license>`).
+pub fn nuget_licenses(lines: &str) -> BTreeMap<(String, String), String> {
+    lines
+        .lines()
+        .filter_map(|l| {
+            let (path, rest) = l.split_once(".nuspec:")?;
+            let mut parts = path.rsplit('/');
+            let _file = parts.next()?;
+            let version = parts.next()?.to_lowercase();
+            let id = parts.next()?.to_lowercase();
+            Some(((id, version), nuspec_license(rest)?))
+        })
+        .collect()
+}
+
+/// Sets each NuGet package's license from [`nuget_licenses`] (ids and
+/// versions compared without case).
+pub fn apply_nuget_licenses(
+    packages: &mut [Package],
+    licenses: &BTreeMap<(String, String), String>,
+) {
+    for p in packages {
+        if let Some(l) = licenses.get(&(p.name.to_lowercase(), p.version.to_lowercase())) {
+            p.license = Some(l.clone());
+        }
+    }
+}
+
+/// The `<license type="expression">EXPR</license>` of a nuspec.
+pub fn nuspec_license(nuspec: &str) -> Option<String> {
+    let start = nuspec.find("<license")?;
+    let rest = &nuspec[start..];
+    let open_end = rest.find('>')?;
+    let open = &rest[..open_end];
+    if !open.contains("type=\"expression\"") || open.ends_with('/') {
+        return None;
+    }
+    let body = &rest[open_end + 1..];
+    let text = body[..body.find("</license>")?].trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+/// The runtime packs of a restore (`downloadDependencies` of each target
+/// framework in project.assets.json: the runtime and ILCompiler packs a
+/// self-contained or NativeAOT publish takes), sorted.
+pub fn runtime_packs(assets: &str) -> Vec<Package> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(assets) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Package> = v["project"]["frameworks"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(_, fw)| fw["downloadDependencies"].as_array().into_iter().flatten())
+        .filter_map(|d| {
+            let version = d["version"].as_str()?;
+            // `[8.0.11]` or `[8.0.11, 8.0.11]`: an exact version.
+            let version = version
+                .trim_matches(|c| c == '[' || c == ']')
+                .split(',')
+                .next()?
+                .trim();
+            Some(Package {
+                ecosystem: Ecosystem::Nuget,
+                name: d["name"].as_str()?.to_string(),
+                version: version.to_string(),
+                source: None,
+                checksum: None,
+                license: None,
+            })
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The SDK version of a restore, from the SDK's own path in
+/// project.assets.json (`.../sdk/VERSION/...`).
+pub fn dotnet_sdk_version(assets: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(assets).ok()?;
+    v["project"]["frameworks"]
+        .as_object()?
+        .values()
+        .find_map(|fw| {
+            let p = fw["runtimeIdentifierGraphPath"].as_str()?;
+            let after = p.split("/sdk/").nth(1)?;
+            Some(after.split('/').next()?.to_string())
+        })
+}
+
+/// Folders left out of the source tree digest when the project is not a
+/// git checkout: build outputs and tool state, not sources.
+const NOT_SOURCE: &[&str] = &[".git", "target", "obj", "bin", "build", "node_modules"];
+
+/// The project's source tree: a digest over its files and, in a git
+/// checkout, the commit. The files are those git lists (tracked, and
+/// untracked that are not ignored) in a checkout, else every file but
+/// those under [`NOT_SOURCE`] folders; the digest is the sha256 of the
+/// sorted lines `SHA256-OF-CONTENT  MODE  PATH` (mode 755 or 644, symlinks
+/// as their target), so it depends on the contents and names only.
+pub fn source_tree(dir: &Path) -> Option<SourceTree> {
+    use sha2::{Digest as _, Sha256};
+    let git = |args: &[&str]| -> Option<String> {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let in_git = git(&["rev-parse", "--show-prefix"]);
+    let commit = in_git
+        .as_ref()
+        .and_then(|_| git(&["rev-parse", "HEAD"]))
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty());
+    let mut files: Vec<String> = match &in_git {
+        Some(_) => git(&[
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+            ".",
+        ])?
+        .split('\0')
+        .filter(|f| !f.is_empty())
+        .map(str::to_string)
+        .collect(),
+        None => {
+            let mut list = Vec::new();
+            walk(dir, dir, &mut list);
+            list
+        }
+    };
+    files.sort();
+    files.dedup();
+    let mut lines = String::new();
+    for f in &files {
+        let path = dir.join(f);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue; // listed by git but deleted
+        };
+        let (content, mode) = if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&path).ok()?;
+            (target.to_string_lossy().into_owned().into_bytes(), "120000")
+        } else if meta.is_file() {
+            use std::os::unix::fs::PermissionsExt;
+            let exec = meta.permissions().mode() & 0o111 != 0;
+            (std::fs::read(&path).ok()?, if exec { "755" } else { "644" })
+        } else {
+            continue;
+        };
+        lines.push_str(&format!(
+            "{}  {mode}  {f}\n",
+            hex::encode(Sha256::digest(&content))
+        ));
+    }
+    let dirty = commit.is_some()
+        && git(&["status", "--porcelain", "--untracked-files=normal", "."])
+            .is_some_and(|s| !s.trim().is_empty());
+    Some(SourceTree {
+        digest: format!("sha256:{}", hex::encode(Sha256::digest(lines.as_bytes()))),
+        git_commit: commit,
+        git_dirty: dirty,
+    })
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let path = e.path();
+        let Ok(ft) = e.file_type() else { continue };
+        let name = e.file_name().to_string_lossy().into_owned();
+        if ft.is_dir() {
+            if !NOT_SOURCE.contains(&name.as_str()) {
+                walk(root, &path, out);
+            }
+        } else if let Ok(rel) = path.strip_prefix(root) {
+            out.push(rel.to_string_lossy().into_owned());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,5 +522,63 @@ mod tests {
         let t = read_toolchain("rustc\trustc 1.95.0\ncargo\t\n");
         assert_eq!(t.len(), 1);
         assert_eq!(t["rustc"], "rustc 1.95.0");
+    }
+    #[test]
+    fn cargo_metadata_licenses_are_applied_by_name_and_version() {
+        let meta = r#"{"packages":[{"name":"itoa","version":"1.0.11","license":"MIT OR Apache-2.0"},{"name":"app","version":"0.1.0","license":null}]}"#;
+        let l = cargo_licenses(meta);
+        assert_eq!(l.len(), 1);
+        let mut p = vec![Package {
+            ecosystem: Ecosystem::Cargo,
+            name: "itoa".into(),
+            version: "1.0.11".into(),
+            source: None,
+            checksum: None,
+            license: None,
+        }];
+        apply_licenses(&mut p, &l);
+        assert_eq!(p[0].license.as_deref(), Some("MIT OR Apache-2.0"));
+        assert!(cargo_licenses("not json").is_empty());
+    }
+
+    #[test]
+    fn nuget_license_from_the_nuspec_in_the_packages_folder() {
+        let assets = r#"{"version":3,"packageFolders":{"/root/.nuget/packages/":{}},
+          "libraries":{"Newtonsoft.Json/13.0.3":{"sha512":"x","type":"package","path":"newtonsoft.json/13.0.3"},
+                       "NoSpec/1.0.0":{"type":"package","path":"nospec/1.0.0"}},
+          "project":{"frameworks":{"net8.0":{
+            "downloadDependencies":[{"name":"Microsoft.NETCore.App.Runtime.linux-x64","version":"[8.0.11]"},
+                                    {"name":"runtime.linux-x64.Microsoft.DotNet.ILCompiler","version":"[8.0.11]"}],
+            "runtimeIdentifierGraphPath":"/usr/share/dotnet/sdk/8.0.404/PortableRuntimeIdentifierGraph.json"}}}}"#;
+        let lines = "/cache/nuget/newtonsoft.json/13.0.3/newtonsoft.json.nuspec:    <license type=\"expression\">MIT</license>\n/cache/nuget/x/1.0.0/x.nuspec:    <license type=\"file\">LICENSE</license>\n";
+        let l = nuget_licenses(lines);
+        assert_eq!(l.len(), 1, "{l:?}");
+        let mut p = nuget_packages(assets);
+        apply_nuget_licenses(&mut p, &l);
+        assert_eq!(p[0].name, "Newtonsoft.Json");
+        assert_eq!(p[0].license.as_deref(), Some("MIT"));
+        assert_eq!(p[1].license, None);
+        let packs = runtime_packs(assets);
+        assert_eq!(packs.len(), 2);
+        assert_eq!(packs[0].name, "Microsoft.NETCore.App.Runtime.linux-x64");
+        assert_eq!(packs[0].version, "8.0.11");
+        assert_eq!(dotnet_sdk_version(assets).as_deref(), Some("8.0.404"));
+        assert_eq!(
+            nuspec_license("<license type=\"file\">LICENSE.txt</license>"),
+            None
+        );
+    }
+
+    #[test]
+    fn source_tree_digest_follows_contents_and_leaves_build_outputs_out() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("main.c"), "int main(){}\n").unwrap();
+        let a = source_tree(t.path()).unwrap();
+        std::fs::create_dir_all(t.path().join("target")).unwrap();
+        std::fs::write(t.path().join("target/out.o"), "x").unwrap();
+        assert_eq!(source_tree(t.path()).unwrap().digest, a.digest);
+        std::fs::write(t.path().join("main.c"), "int main(){return 1;}\n").unwrap();
+        assert_ne!(source_tree(t.path()).unwrap().digest, a.digest);
+        assert!(a.digest.starts_with("sha256:") && a.git_commit.is_none());
     }
 }
