@@ -1,0 +1,651 @@
+//! distroless-pack-sbom: what an image's one binary is made of, from what
+//! the binary itself records and, after `build`, from the build record
+//! ([`PinnedInputs`]), as SPDX 2.3 or CycloneDX 1.6 JSON; and the build's
+//! provenance as an in-toto Statement v1 with a SLSA Provenance v1
+//! predicate.
+//!
+//! - [`describe`] turns an [`Input`] (the binary's bytes, its path in the
+//!   image, the other files of the image, the image digest, the build
+//!   record) into an [`Sbom`], the format-neutral list of components;
+//!   [`from_image`] makes the input from an [`Image`]'s own layers (the
+//!   entrypoint binary and every other file).
+//! - [`spdx::document`], [`cyclonedx::document`] and
+//!   [`provenance::statement`] write it; [`Document`] holds the bytes
+//!   with their media and artifact types.
+//!
+//! Every document is reproducible: no wall-clock time (the `created` time
+//! is the caller's, from `SOURCE_DATE_EPOCH` or 0), ids and the SPDX
+//! namespace derived from the image digest and the contents, arrays sorted,
+//! JSON written with sorted keys.
+//!
+//! A build info section that cannot be read is a warning in
+//! [`Sbom::warnings`], never an error: the SBOM is made without it.
+
+pub mod binary;
+pub mod cyclonedx;
+pub mod go;
+mod layers;
+pub mod provenance;
+mod purl;
+pub mod spdx;
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use distroless_pack_image::{Digest, Ecosystem, Image, PinnedInputs, Platform};
+
+pub use layers::{from_image, ImageContents};
+pub use provenance::BuildParameters;
+
+/// This tool, as the documents name it.
+pub const TOOL_NAME: &str = "distroless-pack";
+/// Its version.
+pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// SPDX JSON (IANA-registered media type).
+pub const MEDIA_TYPE_SPDX: &str = "application/spdx+json";
+/// CycloneDX JSON (IANA-registered media type).
+pub const MEDIA_TYPE_CYCLONEDX: &str = "application/vnd.cyclonedx+json";
+/// An in-toto Statement (JSON).
+pub const MEDIA_TYPE_IN_TOTO: &str = "application/vnd.in-toto+json";
+
+/// Why a document could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SbomError {
+    /// The image cannot be read (a layer, the config).
+    #[error("{0}")]
+    Image(String),
+    /// The image has no entrypoint binary in its layers.
+    #[error("{0}")]
+    NoBinary(String),
+}
+
+impl SbomError {
+    pub fn kind(&self) -> distroless_pack_image::ErrorKind {
+        distroless_pack_image::ErrorKind::Usage
+    }
+}
+
+/// The formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Format {
+    Spdx,
+    CycloneDx,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Spdx => "spdx",
+            Format::CycloneDx => "cyclonedx",
+        }
+    }
+
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::Spdx => MEDIA_TYPE_SPDX,
+            Format::CycloneDx => MEDIA_TYPE_CYCLONEDX,
+        }
+    }
+
+    /// The SBOM for this format.
+    pub fn write(self, sbom: &Sbom) -> Vec<u8> {
+        match self {
+            Format::Spdx => spdx::document(sbom),
+            Format::CycloneDx => cyclonedx::document(sbom),
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Format, String> {
+        match s {
+            "spdx" => Ok(Format::Spdx),
+            "cyclonedx" => Ok(Format::CycloneDx),
+            _ => Err(format!(
+                "unknown SBOM format {s:?}: expected spdx or cyclonedx"
+            )),
+        }
+    }
+}
+
+/// One document to attach to (or write beside) an image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Document {
+    /// `spdx`, `cyclonedx` or `provenance`.
+    pub format: &'static str,
+    /// The media type of the bytes (the layer's, in an OCI artifact).
+    pub media_type: &'static str,
+    /// The OCI artifact type (the artifact manifest's `artifactType`).
+    pub artifact_type: &'static str,
+    /// Annotations for the artifact manifest (the provenance's predicate
+    /// type), sorted.
+    pub annotations: BTreeMap<String, String>,
+    pub bytes: Vec<u8>,
+}
+
+impl Document {
+    pub fn sbom(format: Format, sbom: &Sbom) -> Document {
+        Document {
+            format: format.name(),
+            media_type: format.media_type(),
+            artifact_type: format.media_type(),
+            annotations: BTreeMap::new(),
+            bytes: format.write(sbom),
+        }
+    }
+
+    pub fn provenance(sbom: &Sbom, params: &BuildParameters) -> Document {
+        Document {
+            format: "provenance",
+            media_type: MEDIA_TYPE_IN_TOTO,
+            artifact_type: provenance::ARTIFACT_TYPE,
+            annotations: [(
+                provenance::ANNOTATION_PREDICATE_TYPE.to_string(),
+                provenance::PREDICATE_TYPE.to_string(),
+            )]
+            .into(),
+            bytes: provenance::statement(sbom, params),
+        }
+    }
+}
+
+/// What a file of the image is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FileRole {
+    /// The entrypoint executable.
+    Binary,
+    CaBundle,
+    Tzdata,
+    IcuData,
+    /// `/etc/passwd` and `/etc/group`.
+    Passwd,
+    Other,
+}
+
+impl FileRole {
+    pub fn name(self) -> &'static str {
+        match self {
+            FileRole::Binary => "binary",
+            FileRole::CaBundle => "ca-bundle",
+            FileRole::Tzdata => "tzdata",
+            FileRole::IcuData => "icu-data",
+            FileRole::Passwd => "passwd",
+            FileRole::Other => "other",
+        }
+    }
+
+    /// The role of a file by where distroless-pack puts it.
+    pub fn of_path(path: &str) -> FileRole {
+        let p = path.trim_start_matches('.');
+        if p == "/etc/ssl/certs/ca-certificates.crt" {
+            FileRole::CaBundle
+        } else if p.starts_with("/usr/share/zoneinfo/") || p == "/etc/localtime" {
+            FileRole::Tzdata
+        } else if p.starts_with("/usr/share/icu/") {
+            FileRole::IcuData
+        } else if p == "/etc/passwd" || p == "/etc/group" {
+            FileRole::Passwd
+        } else {
+            FileRole::Other
+        }
+    }
+}
+
+/// A regular file of the image.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ImageFile {
+    /// Absolute path in the image (`/etc/ssl/certs/ca-certificates.crt`).
+    pub path: String,
+    pub sha256: String,
+    pub sha1: String,
+    pub size: u64,
+    pub role: FileRole,
+}
+
+/// The image the documents describe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subject {
+    /// `repository:tag` (or the binary's name when there is none).
+    pub name: String,
+    /// The image manifest's digest.
+    pub digest: Digest,
+    pub platform: Platform,
+}
+
+/// Everything [`describe`] reads.
+#[derive(Clone, Debug)]
+pub struct Input<'a> {
+    pub binary: &'a [u8],
+    /// The binary's path in the image (`/app/hello`).
+    pub binary_path: String,
+    pub subject: Subject,
+    /// The image's other regular files.
+    pub files: Vec<ImageFile>,
+    /// The build record (`build` only).
+    pub built: Option<&'a PinnedInputs>,
+    /// Seconds since the epoch (`SOURCE_DATE_EPOCH`, else 0).
+    pub created: u64,
+}
+
+/// Where a component's entry came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Origin {
+    /// The Go build info in the binary.
+    GoBuildInfo,
+    /// `cargo auditable`'s `.dep-v0` section in the binary.
+    CargoAuditable,
+    /// The `.comment` section of the binary.
+    Comment,
+    /// The build record (`build`).
+    BuildRecord,
+}
+
+impl Origin {
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::GoBuildInfo => "go-buildinfo",
+            Origin::CargoAuditable => "cargo-auditable",
+            Origin::Comment => "elf-comment",
+            Origin::BuildRecord => "build-record",
+        }
+    }
+}
+
+/// What a component is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ComponentKind {
+    /// A package compiled in (a crate, a Go module, a NuGet package, a
+    /// static library).
+    Library,
+    /// The language runtime or standard library compiled in (Go's
+    /// `stdlib`, a .NET runtime pack).
+    Runtime,
+}
+
+/// A hash algorithm the documents know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Hash {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+/// One thing the binary is made of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Component {
+    pub name: String,
+    pub version: String,
+    pub purl: Option<String>,
+    pub kind: ComponentKind,
+    /// Hex digests.
+    pub hashes: BTreeMap<Hash, String>,
+    /// An SPDX license expression.
+    pub license: Option<String>,
+    /// Where the entry came from (sorted, several when merged).
+    pub origins: Vec<Origin>,
+    /// Extra facts (`go:h1`, `go:replace`, `cargo:source`), sorted.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Component {
+    fn key(&self) -> String {
+        self.purl
+            .clone()
+            .unwrap_or_else(|| format!("{}@{}", self.name, self.version))
+    }
+}
+
+/// The binary, as the SBOM's application package.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Application {
+    /// The file name.
+    pub name: String,
+    /// The main module's version when it records one, else `NOASSERTION`-
+    /// worthy empty string.
+    pub version: String,
+    pub purl: Option<String>,
+    /// The toolchain the binary names (`go go1.19.8`, `rustc 1.95.0`, ...).
+    pub toolchain: Option<String>,
+    pub file: ImageFile,
+}
+
+/// The format-neutral SBOM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sbom {
+    pub subject: Subject,
+    pub application: Application,
+    /// Sorted by purl (else name@version).
+    pub components: Vec<Component>,
+    /// The other files of the image, sorted by path.
+    pub files: Vec<ImageFile>,
+    pub created: u64,
+    /// The build record, for the provenance.
+    pub built: Option<PinnedInputs>,
+    /// Build info that could not be read (left out of the SBOM).
+    pub warnings: Vec<String>,
+}
+
+/// The SBOM of one image.
+pub fn describe(input: &Input) -> Sbom {
+    let name = input
+        .binary_path
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("app")
+        .to_string();
+    let facts = binary::facts(input.binary, &input.binary_path);
+    let mut by_key: BTreeMap<String, Component> = BTreeMap::new();
+    let mut add = |c: Component| match by_key.get_mut(&c.key()) {
+        Some(have) => {
+            for (h, v) in c.hashes {
+                have.hashes.entry(h).or_insert(v);
+            }
+            if have.license.is_none() {
+                have.license = c.license;
+            }
+            for o in c.origins {
+                if !have.origins.contains(&o) {
+                    have.origins.push(o);
+                }
+            }
+            have.origins.sort();
+            for (k, v) in c.properties {
+                have.properties.entry(k).or_insert(v);
+            }
+        }
+        None => {
+            by_key.insert(c.key(), c);
+        }
+    };
+
+    if let Some(b) = input.built {
+        for p in &b.packages {
+            add(from_package(p, ComponentKind::Library));
+        }
+        for p in &b.runtime_packs {
+            add(from_package(p, ComponentKind::Runtime));
+        }
+        for l in &b.static_libraries {
+            let mut hashes = BTreeMap::new();
+            if let Some(h) = l.sha256.strip_prefix("sha256:") {
+                hashes.insert(Hash::Sha256, h.to_string());
+            }
+            add(Component {
+                name: l.name.clone(),
+                version: String::new(),
+                purl: None,
+                kind: ComponentKind::Library,
+                hashes,
+                license: None,
+                origins: vec![Origin::BuildRecord],
+                properties: [("static-library:path".to_string(), l.path.clone())].into(),
+            });
+        }
+    }
+
+    let mut app_version = String::new();
+    let mut app_purl = None;
+    if let Some(g) = &facts.go {
+        if let Some(m) = &g.main {
+            if m.version != "(devel)" && !m.version.is_empty() {
+                app_version = m.version.clone();
+            }
+            app_purl = Some(purl::golang(
+                &m.path,
+                (!app_version.is_empty()).then_some(app_version.as_str()),
+            ));
+        }
+        for d in &g.deps {
+            let mut c = go_module(d);
+            c.origins = vec![Origin::GoBuildInfo];
+            add(c);
+        }
+        let v = g.go_version.trim_start_matches("go");
+        add(Component {
+            name: "stdlib".into(),
+            version: g.go_version.clone(),
+            purl: Some(purl::golang("stdlib", Some(v))),
+            kind: ComponentKind::Runtime,
+            hashes: BTreeMap::new(),
+            license: Some("BSD-3-Clause".into()),
+            origins: vec![Origin::GoBuildInfo],
+            properties: BTreeMap::new(),
+        });
+    }
+    if let Some(list) = &facts.rust {
+        for p in list {
+            if p.build_only {
+                continue;
+            }
+            if p.root {
+                app_version = p.version.clone();
+                app_purl = Some(purl::simple("cargo", &p.name, &p.version));
+                continue;
+            }
+            add(Component {
+                name: p.name.clone(),
+                version: p.version.clone(),
+                purl: Some(purl::simple("cargo", &p.name, &p.version)),
+                kind: ComponentKind::Library,
+                hashes: BTreeMap::new(),
+                license: None,
+                origins: vec![Origin::CargoAuditable],
+                properties: [("cargo:source".to_string(), p.source.clone())].into(),
+            });
+        }
+    }
+    if let Some((v, full)) = &facts.dotnet {
+        add(Component {
+            name: "Microsoft.DotNet.ILCompiler".into(),
+            version: v.clone(),
+            purl: Some(purl::simple("nuget", "Microsoft.DotNet.ILCompiler", v)),
+            kind: ComponentKind::Runtime,
+            hashes: BTreeMap::new(),
+            license: None,
+            origins: vec![Origin::Comment],
+            properties: [("dotnet:ilc".to_string(), full.clone())].into(),
+        });
+    }
+
+    let mut components: Vec<Component> = by_key.into_values().collect();
+    components.sort_by_key(|c| c.key());
+    let mut files = input.files.clone();
+    files.sort();
+    let file = ImageFile {
+        path: input.binary_path.clone(),
+        sha256: facts.sha256.clone(),
+        sha1: facts.sha1.clone(),
+        size: facts.size,
+        role: FileRole::Binary,
+    };
+    let mut toolchain = binary::toolchain(&facts);
+    if toolchain.is_none() {
+        if let Some(b) = input.built {
+            toolchain = ["cc", "rustc", "go", "dotnet"]
+                .iter()
+                .find_map(|t| b.toolchain.get(*t).cloned());
+        }
+    }
+    Sbom {
+        subject: input.subject.clone(),
+        application: Application {
+            name,
+            version: app_version,
+            purl: app_purl,
+            toolchain,
+            file,
+        },
+        components,
+        files,
+        created: input.created,
+        built: input.built.cloned(),
+        warnings: facts.warnings,
+    }
+}
+
+fn go_module(d: &go::Module) -> Component {
+    let mut properties = BTreeMap::new();
+    let mut hashes = BTreeMap::new();
+    let sum = d
+        .replace
+        .as_ref()
+        .map_or(d.sum.as_ref(), |r| r.sum.as_ref());
+    if let Some(s) = sum {
+        properties.insert("go:h1".to_string(), s.clone());
+        if let Some(h) = h1_hex(s) {
+            hashes.insert(Hash::Sha256, h);
+        }
+    }
+    if let Some(r) = &d.replace {
+        let to = if r.version.is_empty() {
+            r.path.clone()
+        } else {
+            format!("{}@{}", r.path, r.version)
+        };
+        properties.insert("go:replace".to_string(), to);
+    }
+    Component {
+        name: d.path.clone(),
+        version: d.version.clone(),
+        purl: Some(purl::golang(&d.path, Some(&d.version))),
+        kind: ComponentKind::Library,
+        hashes,
+        license: None,
+        origins: Vec::new(),
+        properties,
+    }
+}
+
+/// `h1:BASE64` (the SHA-256 of the module's dirhash, as ko records it) as
+/// hex.
+fn h1_hex(sum: &str) -> Option<String> {
+    let b64 = sum.strip_prefix("h1:")?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    (raw.len() == 32).then(|| hex::encode(raw))
+}
+
+fn from_package(p: &distroless_pack_image::Package, kind: ComponentKind) -> Component {
+    let mut hashes = BTreeMap::new();
+    let mut properties = BTreeMap::new();
+    if let Some(c) = &p.checksum {
+        if let Some(h) = c.strip_prefix("sha256:") {
+            hashes.insert(Hash::Sha256, h.to_string());
+        } else if let Some(b) = c.strip_prefix("sha512-") {
+            if let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b) {
+                hashes.insert(Hash::Sha512, hex::encode(raw));
+            }
+        } else if c.starts_with("h1:") {
+            properties.insert("go:h1".to_string(), c.clone());
+            if let Some(h) = h1_hex(c) {
+                hashes.insert(Hash::Sha256, h);
+            }
+        }
+    }
+    if let Some(s) = &p.source {
+        let key = match p.ecosystem {
+            Ecosystem::Golang => "go:replace",
+            Ecosystem::Cargo => "cargo:source",
+            Ecosystem::Nuget => "nuget:source",
+        };
+        properties.insert(key.to_string(), s.clone());
+    }
+    let purl = match p.ecosystem {
+        Ecosystem::Golang => purl::golang(&p.name, Some(&p.version)),
+        e => purl::simple(e.purl_type(), &p.name, &p.version),
+    };
+    Component {
+        name: p.name.clone(),
+        version: p.version.clone(),
+        purl: Some(purl),
+        kind,
+        hashes,
+        license: p.license.as_deref().map(spdx::normalize_license),
+        origins: vec![Origin::BuildRecord],
+        properties,
+    }
+}
+
+/// Reads every document of an [`Image`]: the SBOM input from its layers.
+pub fn describe_image(
+    image: &Image,
+    name: &str,
+    built: Option<&PinnedInputs>,
+    created: u64,
+) -> Result<Sbom, SbomError> {
+    let contents = from_image(image)?;
+    Ok(describe(&contents.input(name, image, built, created)))
+}
+
+/// `created` as RFC 3339 UTC (`1970-01-01T00:00:00Z`).
+pub fn rfc3339(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if mo <= 2 { y + 1 } else { y };
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+/// A short, stable id for an element: hex of the sha256 of `what`.
+pub(crate) fn short_id(what: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(&sha2::Sha256::digest(what.as_bytes())[..8])
+}
+
+/// Canonical JSON: sorted keys, no whitespace (as every manifest of ours).
+pub(crate) fn to_bytes(v: &serde_json::Value) -> Vec<u8> {
+    distroless_pack_image::to_canonical_json(v).expect("a JSON value serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn h1_sums_are_sha256_hex() {
+        let h = h1_hex("h1:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=").unwrap();
+        assert_eq!(
+            h,
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(h1_hex("h1:short"), None);
+    }
+
+    #[test]
+    fn file_roles_by_path() {
+        assert_eq!(
+            FileRole::of_path("/etc/ssl/certs/ca-certificates.crt"),
+            FileRole::CaBundle
+        );
+        assert_eq!(
+            FileRole::of_path("/usr/share/zoneinfo/UTC"),
+            FileRole::Tzdata
+        );
+        assert_eq!(
+            FileRole::of_path("/usr/share/icu/icudt74l.dat"),
+            FileRole::IcuData
+        );
+        assert_eq!(FileRole::of_path("/etc/group"), FileRole::Passwd);
+        assert_eq!(FileRole::of_path("/app/x"), FileRole::Other);
+    }
+}
