@@ -12,6 +12,7 @@ mod cmd_login;
 mod cmd_pack;
 mod cmd_push;
 mod cmd_run;
+mod cmd_sbom;
 mod cmd_verify;
 mod dry_run;
 mod exit;
@@ -50,6 +51,8 @@ enum Command {
     Login(cmd_login::Args),
     /// Run an image's entrypoint without a container engine.
     Run(cmd_run::Args),
+    /// Print the SBOM of an image or of a bare executable.
+    Sbom(cmd_sbom::Args),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Push(a) => cmd_push::run(a),
         Command::Login(a) => cmd_login::run(a),
         Command::Run(a) => cmd_run::run(a),
+        Command::Sbom(a) => cmd_sbom::run(a),
     };
     exit::finish(result)
 }
