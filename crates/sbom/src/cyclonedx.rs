@@ -67,6 +67,7 @@ pub fn document(sbom: &Sbom) -> Vec<u8> {
     if let Some(p) = &app.purl {
         a["purl"] = json!(p);
     }
+    a["supplier"] = json!({"name": crate::spdx::publisher(&s.name)});
     if let Some(t) = &app.toolchain {
         a["properties"]
             .as_array_mut()
@@ -104,6 +105,9 @@ pub fn document(sbom: &Sbom) -> Vec<u8> {
         }
         if let Some(l) = &c.license {
             v["licenses"] = json!([{"expression": l}]);
+        }
+        if let Some(x) = c.supplier() {
+            v["supplier"] = json!({"name": x});
         }
         let mut props: Vec<Value> = c
             .origins

@@ -291,6 +291,44 @@ pub struct Component {
 }
 
 impl Component {
+    /// Who distributes it, as far as its package URL tells: crates.io for
+    /// a crate from there, the host and owner of a Go module path
+    /// (`github.com/owner`), the Go project for `stdlib`, nuget.org for a
+    /// NuGet package (Microsoft for `Microsoft.*` and `runtime.*`
+    /// packages); `None` when nothing says.
+    pub fn supplier(&self) -> Option<String> {
+        let purl = self.purl.as_deref()?;
+        if purl.starts_with("pkg:cargo/") {
+            let src = self.properties.get("cargo:source").map(String::as_str);
+            return match src {
+                None | Some("crates.io") => Some("crates.io".into()),
+                Some(s) if s.contains("github.com/rust-lang/crates.io-index") => {
+                    Some("crates.io".into())
+                }
+                _ => None,
+            };
+        }
+        if purl.starts_with("pkg:golang/") {
+            if self.name == "stdlib" {
+                return Some("The Go Authors".into());
+            }
+            let parts: Vec<&str> = self.name.split('/').collect();
+            return Some(match parts.as_slice() {
+                [host, owner, _, ..] => format!("{host}/{owner}"),
+                [host, ..] => host.to_string(),
+                [] => return None,
+            });
+        }
+        if purl.starts_with("pkg:nuget/") {
+            let n = self.name.to_ascii_lowercase();
+            if n.starts_with("microsoft.") || n.starts_with("runtime.") || n.starts_with("system.") {
+                return Some("Microsoft".into());
+            }
+            return Some("nuget.org".into());
+        }
+        None
+    }
+
     fn key(&self) -> String {
         self.purl
             .clone()
@@ -303,8 +341,8 @@ impl Component {
 pub struct Application {
     /// The file name.
     pub name: String,
-    /// The main module's version when it records one, else `NOASSERTION`-
-    /// worthy empty string.
+    /// The main module's version when the binary records one, Go's
+    /// `(devel)`, else `sha256:HEX` of the file.
     pub version: String,
     pub purl: Option<String>,
     /// The toolchain the binary names (`go go1.19.8`, `rustc 1.95.0`, ...).
@@ -388,11 +426,14 @@ pub fn describe(input: &Input) -> Sbom {
     }
 
     let mut app_version = String::new();
+    let mut go_devel = false;
     let mut app_purl = None;
     if let Some(g) = &facts.go {
         if let Some(m) = &g.main {
             if m.version != "(devel)" && !m.version.is_empty() {
                 app_version = m.version.clone();
+            } else {
+                go_devel = true;
             }
             app_purl = Some(purl::golang(
                 &m.path,
@@ -462,6 +503,15 @@ pub fn describe(input: &Input) -> Sbom {
         size: facts.size,
         role: FileRole::Binary,
     };
+    if app_version.is_empty() {
+        // No recorded version: the Go toolchain's own word for it, else
+        // the file's digest (what identifies this build of it).
+        app_version = if go_devel {
+            "(devel)".to_string()
+        } else {
+            format!("sha256:{}", facts.sha256)
+        };
+    }
     let mut toolchain = binary::toolchain(&facts);
     if toolchain.is_none() {
         if let Some(b) = input.built {

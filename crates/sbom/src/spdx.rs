@@ -5,8 +5,10 @@
 //! (`SPDXRef-Application`) with its file, every component as a package
 //! (LIBRARY, or FRAMEWORK for a runtime), the image's other files.
 //! Relationships: DOCUMENT DESCRIBES the image; the image CONTAINS the
-//! application and each file; the application CONTAINS its file and
-//! DEPENDS_ON each component (as ko writes Go modules).
+//! application and every file (so the image has `filesAnalyzed` and a
+//! package verification code); the binary's file is GENERATED_FROM the
+//! application; the application DEPENDS_ON each component (as ko writes
+//! Go modules).
 //!
 //! The namespace is `https://spdx.org/spdxdocs/distroless-pack/sha256-HEX/ID`
 //! (HEX the image digest, ID a hash of the rest of the document); element
@@ -68,13 +70,16 @@ pub fn document(sbom: &Sbom) -> Vec<u8> {
     let mut packages = Vec::new();
     let mut relationships = vec![rel("SPDXRef-DOCUMENT", "DESCRIBES", "SPDXRef-Image")];
 
+    let publisher = format!("Organization: {}", publisher(&s.name));
     packages.push(json!({
         "SPDXID": "SPDXRef-Image",
         "name": s.name,
         "versionInfo": s.digest.as_str(),
-        "supplier": "NOASSERTION",
+        "supplier": publisher,
         "downloadLocation": "NOASSERTION",
-        "filesAnalyzed": false,
+        "filesAnalyzed": true,
+        "packageVerificationCode": {"packageVerificationCodeValue": verification_code(sbom)},
+        "licenseInfoFromFiles": ["NOASSERTION"],
         "licenseConcluded": "NOASSERTION",
         "licenseDeclared": "NOASSERTION",
         "copyrightText": "NOASSERTION",
@@ -88,7 +93,7 @@ pub fn document(sbom: &Sbom) -> Vec<u8> {
     let mut a = json!({
         "SPDXID": "SPDXRef-Application",
         "name": app.name,
-        "supplier": "NOASSERTION",
+        "supplier": publisher,
         "downloadLocation": "NOASSERTION",
         "filesAnalyzed": false,
         "licenseConcluded": "NOASSERTION",
@@ -113,14 +118,15 @@ pub fn document(sbom: &Sbom) -> Vec<u8> {
         a["externalRefs"] = purl_ref(p);
     }
     packages.push(a);
-    relationships.push(rel("SPDXRef-Application", "CONTAINS", &file_id(&app.file)));
+    relationships.push(rel("SPDXRef-Image", "CONTAINS", &file_id(&app.file)));
+    relationships.push(rel(&file_id(&app.file), "GENERATED_FROM", "SPDXRef-Application"));
 
     for c in &sbom.components {
         let id = format!("SPDXRef-Package-{}", short_id(&c.key()));
         let mut p = json!({
             "SPDXID": id,
             "name": c.name,
-            "supplier": "NOASSERTION",
+            "supplier": c.supplier().map(|x| format!("Organization: {x}")).unwrap_or_else(|| "NOASSERTION".into()),
             "downloadLocation": "NOASSERTION",
             "filesAnalyzed": false,
             "licenseConcluded": "NOASSERTION",
@@ -204,6 +210,27 @@ pub fn document(sbom: &Sbom) -> Vec<u8> {
         s.digest.hex()
     ));
     crate::to_bytes(&doc)
+}
+
+/// Who publishes the image: its repository without the tag
+/// (`ghcr.io/acme/web`), the name it is published under.
+pub fn publisher(name: &str) -> String {
+    match name.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo.to_string(),
+        _ => name.to_string(),
+    }
+}
+
+/// SPDX 2.3 section 7.9: the SHA1 of the sorted SHA1s of the package's
+/// files (the image's: the binary and every other file).
+fn verification_code(sbom: &Sbom) -> String {
+    use sha1::{Digest as _, Sha1};
+    let mut sums: Vec<&str> = std::iter::once(&sbom.application.file)
+        .chain(&sbom.files)
+        .map(|f| f.sha1.as_str())
+        .collect();
+    sums.sort();
+    hex::encode(Sha1::digest(sums.concat().as_bytes()))
 }
 
 fn rel(a: &str, kind: &str, b: &str) -> Value {
