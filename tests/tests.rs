@@ -14,5 +14,6 @@ mod inspect;
 mod pack;
 mod push;
 mod run;
+mod sbom;
 mod sinks;
 mod verify;

@@ -83,7 +83,7 @@ pub fn read(elf: &[u8]) -> Result<Option<BuildInfo>, String> {
         )
     };
     let go_version = String::from_utf8(version).map_err(|_| "the Go version is not UTF-8")?;
-    if !go_version.starts_with("go") {
+    if !go_version.starts_with("go") || !go_version.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(format!(
             "the Go version {go_version:?} does not start with go"
         ));
