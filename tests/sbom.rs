@@ -113,12 +113,19 @@ fn go_binary_sbom_has_every_dep_go_version_m_prints_with_its_purl() {
     assert!(!deps.is_empty(), "the fixture has a dependency");
     let out = t.path().join("sbom.json");
     run_ok(
-        dp().args(["pack", "--no-verify", "--tag", "go-app:1", "--sbom-format", "both"])
-            .arg(&bin)
-            .arg("--output")
-            .arg(format!("oci:{}", t.path().join("layout").display()))
-            .arg("--sbom-output")
-            .arg(&out),
+        dp().args([
+            "pack",
+            "--no-verify",
+            "--tag",
+            "go-app:1",
+            "--sbom-format",
+            "both",
+        ])
+        .arg(&bin)
+        .arg("--output")
+        .arg(format!("oci:{}", t.path().join("layout").display()))
+        .arg("--sbom-output")
+        .arg(&out),
     );
     let spdx_file = t.path().join("sbom.spdx.json");
     let cdx_file = t.path().join("sbom.cdx.json");
@@ -128,7 +135,8 @@ fn go_binary_sbom_has_every_dep_go_version_m_prints_with_its_purl() {
     for (path, version) in &deps {
         let purl = format!("pkg:golang/{path}@{version}");
         assert!(
-            pkgs.iter().any(|(n, v, p)| n == path && v == version && *p == purl),
+            pkgs.iter()
+                .any(|(n, v, p)| n == path && v == version && *p == purl),
             "SPDX lacks {purl}: {pkgs:?}"
         );
         assert!(
@@ -141,7 +149,8 @@ fn go_binary_sbom_has_every_dep_go_version_m_prints_with_its_purl() {
         );
     }
     assert!(
-        pkgs.iter().any(|(n, v, _)| n == "stdlib" && v.starts_with("go1.")),
+        pkgs.iter()
+            .any(|(n, v, _)| n == "stdlib" && v.starts_with("go1.")),
         "{pkgs:?}"
     );
     validate_spdx(&spdx_file);
@@ -177,7 +186,12 @@ fn two_pack_runs_give_byte_identical_sboms_and_the_time_is_source_date_epoch() {
         .iter()
         .map(|f| f["fileName"].as_str().unwrap())
         .collect();
-    for f in ["./app/app", "./etc/ssl/certs/ca-certificates.crt", "./etc/passwd", "./etc/group"] {
+    for f in [
+        "./app/app",
+        "./etc/ssl/certs/ca-certificates.crt",
+        "./etc/passwd",
+        "./etc/group",
+    ] {
         assert!(files.contains(&f), "{f} in {files:?}");
     }
     let c = pack("c", Some("1700000000"));
@@ -216,7 +230,14 @@ fn cargo_build_sbom_has_every_crate_of_the_graph_with_its_license() {
     run_ok(
         dp().arg("build")
             .arg(&dir)
-            .args(["--runner", "host", "--offline", "--sbom-format", "both", "--output"])
+            .args([
+                "--runner",
+                "host",
+                "--offline",
+                "--sbom-format",
+                "both",
+                "--output",
+            ])
             .arg(format!("oci:{}", t.path().join("layout").display()))
             .arg("--sbom-output")
             .arg(&out),
@@ -316,7 +337,11 @@ fn mutate_section(bin: &Path, name: &str, f: impl Fn(&mut Vec<u8>)) -> PathBuf {
 #[track_caller]
 fn sbom_with_warning(bin: &Path, section: &str) -> Value {
     let out = run(dp().arg("sbom").arg(bin));
-    assert!(out.status.success(), "a warning, not a failure: {}", both(&out));
+    assert!(
+        out.status.success(),
+        "a warning, not a failure: {}",
+        both(&out)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("warning") && err.contains(section),
@@ -331,7 +356,10 @@ fn corrupt_dep_v0_section_gives_a_warning_and_an_sbom_without_its_crates() {
     let t = tmp();
     let bin = auditable_binary(t.path());
     for (what, f) in [
-        ("truncated", (|b: &mut Vec<u8>| b.truncate(b.len() / 2)) as fn(&mut Vec<u8>)),
+        (
+            "truncated",
+            (|b: &mut Vec<u8>| b.truncate(b.len() / 2)) as fn(&mut Vec<u8>),
+        ),
         ("mutated", |b: &mut Vec<u8>| {
             for x in b.iter_mut().skip(2).step_by(7) {
                 *x ^= 0x5a;
@@ -341,7 +369,9 @@ fn corrupt_dep_v0_section_gives_a_warning_and_an_sbom_without_its_crates() {
         let bad = mutate_section(&bin, ".dep-v0", f);
         let doc = sbom_with_warning(&bad, ".dep-v0");
         assert!(
-            !spdx_packages(&doc).iter().any(|(_, _, p)| p.starts_with("pkg:cargo/itoa")),
+            !spdx_packages(&doc)
+                .iter()
+                .any(|(_, _, p)| p.starts_with("pkg:cargo/itoa")),
             "{what}: no crates from a broken section"
         );
         let file = t.path().join(format!("{what}.json"));
@@ -356,11 +386,14 @@ fn corrupt_go_build_info_gives_a_warning_and_an_sbom_without_its_modules() {
     let bin = go_binary(t.path());
     for (what, f) in [
         // The version string's length becomes larger than the section.
-        ("mutated", (|b: &mut Vec<u8>| {
-            b[32] = 0xff;
-            b[33] = 0xff;
-            b[34] = 0x7f;
-        }) as fn(&mut Vec<u8>)),
+        (
+            "mutated",
+            (|b: &mut Vec<u8>| {
+                b[32] = 0xff;
+                b[33] = 0xff;
+                b[34] = 0x7f;
+            }) as fn(&mut Vec<u8>),
+        ),
         ("truncated", |b: &mut Vec<u8>| {
             let n = b.len();
             for x in &mut b[40.min(n)..] {
@@ -371,7 +404,9 @@ fn corrupt_go_build_info_gives_a_warning_and_an_sbom_without_its_modules() {
         let bad = mutate_section(&bin, ".go.buildinfo", f);
         let doc = sbom_with_warning(&bad, "Go build info");
         assert!(
-            !spdx_packages(&doc).iter().any(|(_, _, p)| p.starts_with("pkg:golang/")),
+            !spdx_packages(&doc)
+                .iter()
+                .any(|(_, _, p)| p.starts_with("pkg:golang/")),
             "{what}: no modules from a broken build info: {doc}"
         );
     }
@@ -381,11 +416,25 @@ fn corrupt_go_build_info_gives_a_warning_and_an_sbom_without_its_modules() {
 fn sbom_off_and_a_bad_format_are_refused_or_honoured() {
     let t = tmp();
     let bin = go_binary(t.path());
-    let out = run(dp().args(["pack", "--no-verify", "--sbom=false", "--sbom-output", "x.json"]).arg(&bin));
+    let out = run(dp()
+        .args([
+            "pack",
+            "--no-verify",
+            "--sbom=false",
+            "--sbom-output",
+            "x.json",
+        ])
+        .arg(&bin));
     assert_eq!(out.status.code(), Some(2), "{}", both(&out));
-    let out = run(dp().args(["pack", "--no-verify", "--sbom-format", "xml"]).arg(&bin));
+    let out = run(dp()
+        .args(["pack", "--no-verify", "--sbom-format", "xml"])
+        .arg(&bin));
     assert_eq!(out.status.code(), Some(2), "{}", both(&out));
     let out = run(dp().arg("sbom").arg(t.path().join("missing")));
     assert_eq!(out.status.code(), Some(2), "{}", both(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("missing"), "{}", both(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("missing"),
+        "{}",
+        both(&out)
+    );
 }

@@ -321,7 +321,8 @@ impl Component {
         }
         if purl.starts_with("pkg:nuget/") {
             let n = self.name.to_ascii_lowercase();
-            if n.starts_with("microsoft.") || n.starts_with("runtime.") || n.starts_with("system.") {
+            if n.starts_with("microsoft.") || n.starts_with("runtime.") || n.starts_with("system.")
+            {
                 return Some("Microsoft".into());
             }
             return Some("nuget.org".into());

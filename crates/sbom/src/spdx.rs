@@ -119,7 +119,11 @@ pub fn document(sbom: &Sbom) -> Vec<u8> {
     }
     packages.push(a);
     relationships.push(rel("SPDXRef-Image", "CONTAINS", &file_id(&app.file)));
-    relationships.push(rel(&file_id(&app.file), "GENERATED_FROM", "SPDXRef-Application"));
+    relationships.push(rel(
+        &file_id(&app.file),
+        "GENERATED_FROM",
+        "SPDXRef-Application",
+    ));
 
     for c in &sbom.components {
         let id = format!("SPDXRef-Package-{}", short_id(&c.key()));
