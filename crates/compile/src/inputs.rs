@@ -337,6 +337,60 @@ pub fn dotnet_sdk_version(assets: &str) -> Option<String> {
         })
 }
 
+/// Name of the file listing the static libraries of a C build (in OUT).
+pub const STATIC_LIBRARIES_FILE: &str = "distroless-pack-static-libraries.txt";
+
+/// Shell lines (run after a C build, where it ran) that list
+/// `PATH<TAB>SHA256` of the static libraries the link takes in: the C
+/// library and compiler runtime archives a `-static` link always uses
+/// (`$CC -print-file-name=libc.a`, `libgcc.a`, `libgcc_eh.a`; for C++
+/// also `$CXX`'s `libstdc++.a`), when the compiler names a file, and the
+/// `lib*.a` archives in the project tree (built or vendored by the
+/// project: what its Makefile or CMake links).
+pub fn static_library_lines(file: &str, src: &str, cxx: bool) -> Vec<String> {
+    let f = crate::shell::quote(file);
+    // musl-gcc is a wrapper adding `-specs DIR/musl-gcc.specs`; its C
+    // library is DIR/libc.a (`-print-file-name` would name glibc's).
+    let mut runtime = String::from(
+        "for l in libc.a libgcc.a libgcc_eh.a; do case \"$l:$CC\" in libc.a:*musl-gcc*) w=$(command -v musl-gcc) && s=$(sed -n 's/.*-specs \"*\\([^\" ]*\\)\"*.*/\\1/p' \"$w\" | head -n 1) && p=\"${s%/*}/libc.a\" ;; *) p=$($CC -print-file-name=$l 2>/dev/null) ;; esac; [ -f \"$p\" ] && printf '%s\\t%s\\n' \"$p\" \"$(sha256sum \"$p\" | cut -d' ' -f1)\"; done",
+    );
+    if cxx {
+        runtime.push_str("; if [ -n \"${CXX:-}\" ]; then p=$($CXX -print-file-name=libstdc++.a 2>/dev/null) && [ -f \"$p\" ] && printf '%s\\t%s\\n' \"$p\" \"$(sha256sum \"$p\" | cut -d' ' -f1)\"; fi");
+    }
+    vec![
+        format!("{{ {runtime}; }} > {f} 2>/dev/null || true"),
+        format!(
+            "find {} -name .git -prune -o -type f -name 'lib*.a' -print 2>/dev/null | while read -r p; do printf '%s\\t%s\\n' \"$p\" \"$(sha256sum \"$p\" | cut -d' ' -f1)\"; done >> {f} 2>/dev/null || true",
+            crate::shell::quote(src)
+        ),
+    ]
+}
+
+/// The static libraries [`static_library_lines`] listed, sorted; `src` is
+/// the project directory as the build saw it.
+pub fn static_libraries(text: &str, src: &str) -> Vec<StaticLibrary> {
+    let src = format!("{}/", src.trim_end_matches('/'));
+    let mut out: Vec<StaticLibrary> = text
+        .lines()
+        .filter_map(|l| {
+            let (path, hash) = l.split_once('\t')?;
+            let hash = hash.trim();
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            Some(StaticLibrary {
+                name: path.rsplit('/').next()?.to_string(),
+                path: path.to_string(),
+                sha256: format!("sha256:{hash}"),
+                in_project: path.starts_with(&src),
+            })
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Folders left out of the source tree digest when the project is not a
 /// git checkout: build outputs and tool state, not sources.
 const NOT_SOURCE: &[&str] = &[".git", "target", "obj", "bin", "build", "node_modules"];
@@ -567,6 +621,22 @@ mod tests {
             nuspec_license("<license type=\"file\">LICENSE.txt</license>"),
             None
         );
+    }
+
+    #[test]
+    fn static_libraries_listed_by_the_build_script_are_read() {
+        let h = "49f1f14873335454500d59611f1cf4a4b0f786f9ac11f4312a78e4cf2566695b";
+        let text =
+            format!("/usr/lib/musl/lib/libc.a\t{h}\n/src/libfoo.a\t{h}\n/src/bad.a\tnot-a-hash\n");
+        let l = static_libraries(&text, "/src");
+        assert_eq!(l.len(), 2, "{l:?}");
+        assert_eq!(l[0].name, "libc.a");
+        assert_eq!(l[1].name, "libfoo.a");
+        assert_eq!(l[0].sha256, format!("sha256:{h}"));
+        assert!(!l[0].in_project && l[1].in_project);
+        let lines = static_library_lines("/out/x.txt", "/src", true);
+        assert!(lines[0].contains("$CC -print-file-name=$l") && lines[0].contains("libstdc++.a"));
+        assert!(lines[1].starts_with("find /src "));
     }
 
     #[test]

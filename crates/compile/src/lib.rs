@@ -636,7 +636,14 @@ fn pinned_inputs(
                 }
             }
         }
-        Kind::C => {}
+        Kind::C => {
+            let src = match runner {
+                Runner::Host => dir.display().to_string(),
+                Runner::Container(_) => runner::CONTAINER_SRC.to_string(),
+            };
+            inputs.static_libraries =
+                inputs::static_libraries(&read(&out.join(inputs::STATIC_LIBRARIES_FILE)), &src);
+        }
     }
     inputs
 }

@@ -64,6 +64,10 @@ pub struct StaticLibrary {
     pub path: String,
     /// `sha256:HEX` of the file.
     pub sha256: String,
+    /// In the project tree (built or vendored by the project), not the
+    /// toolchain's.
+    #[serde(default)]
+    pub in_project: bool,
 }
 
 /// The project's source tree.
