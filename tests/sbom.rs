@@ -438,3 +438,77 @@ fn sbom_off_and_a_bad_format_are_refused_or_honoured() {
         both(&out)
     );
 }
+
+#[test]
+fn c_build_sbom_lists_the_static_libraries_linked_with_their_sha256() {
+    require_tool("musl-gcc", "apt-get install -y musl-tools");
+    let t = tmp();
+    run_ok(
+        Command::new("cp")
+            .arg("-r")
+            .arg(repo_root().join("images/c-libfoo"))
+            .arg(t.path()),
+    );
+    let dir = t.path().join("c-libfoo");
+    let out = t.path().join("sbom.json");
+    run_ok(
+        dp().arg("build")
+            .arg(&dir)
+            .args(["--runner", "host", "--output"])
+            .arg(format!("oci:{}", t.path().join("layout").display()))
+            .arg("--sbom-output")
+            .arg(&out),
+    );
+    let doc = read_json(&out);
+    let lib = |name: &str| -> Value {
+        doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {doc}"))
+            .clone()
+    };
+    // The project's own archive and musl's C library, by their bytes.
+    let sha = |p: &Path| {
+        let out = run_ok(Command::new("sha256sum").arg(p));
+        out.split_whitespace().next().unwrap().to_string()
+    };
+    let foo = lib("libfoo.a");
+    assert_eq!(
+        foo["checksums"][0]["checksumValue"],
+        sha(&dir.join("libfoo.a")).as_str()
+    );
+    let libc = lib("libc.a");
+    let path = libc["comment"]
+        .as_str()
+        .unwrap()
+        .rsplit("static-library:path: ")
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        path.contains("musl"),
+        "musl-gcc links musl's libc.a, not glibc's: {path}"
+    );
+    assert_eq!(
+        libc["checksums"][0]["checksumValue"],
+        sha(Path::new(&path)).as_str()
+    );
+    validate_spdx(&out);
+}
+
+#[test]
+fn the_image_digest_is_the_same_with_and_without_documents() {
+    let t = tmp();
+    let bin = go_binary(t.path());
+    let digest = |extra: &[&str]| {
+        run_ok(dp().args(["pack", "--no-verify"]).args(extra).arg(&bin))
+            .trim()
+            .to_string()
+    };
+    let with = digest(&["--sbom-format", "both"]);
+    let without = digest(&["--sbom=false", "--provenance=false"]);
+    assert!(with.starts_with("sha256:"), "{with}");
+    assert_eq!(with, without);
+}

@@ -297,6 +297,21 @@ impl Component {
     /// NuGet package (Microsoft for `Microsoft.*` and `runtime.*`
     /// packages); `None` when nothing says.
     pub fn supplier(&self) -> Option<String> {
+        if let Some(origin) = self.properties.get("static-library:origin") {
+            // The toolchain's archives: musl's C library, GCC's runtime.
+            let n = self.name.as_str();
+            let path = self
+                .properties
+                .get("static-library:path")
+                .map_or("", String::as_str);
+            return match origin.as_str() {
+                "toolchain" if n == "libc.a" && path.contains("musl") => Some("musl libc".into()),
+                "toolchain" if n.starts_with("libgcc") || n == "libstdc++.a" => {
+                    Some("GNU Project".into())
+                }
+                _ => None,
+            };
+        }
         let purl = self.purl.as_deref()?;
         if purl.starts_with("pkg:cargo/") {
             let src = self.properties.get("cargo:source").map(String::as_str);
@@ -415,13 +430,22 @@ pub fn describe(input: &Input) -> Sbom {
             }
             add(Component {
                 name: l.name.clone(),
-                version: String::new(),
+                // A static library records no version: the file's digest
+                // names the one linked.
+                version: l.sha256.clone(),
                 purl: None,
                 kind: ComponentKind::Library,
                 hashes,
                 license: None,
                 origins: vec![Origin::BuildRecord],
-                properties: [("static-library:path".to_string(), l.path.clone())].into(),
+                properties: [
+                    ("static-library:path".to_string(), l.path.clone()),
+                    (
+                        "static-library:origin".to_string(),
+                        if l.in_project { "project" } else { "toolchain" }.to_string(),
+                    ),
+                ]
+                .into(),
             });
         }
     }
@@ -513,14 +537,15 @@ pub fn describe(input: &Input) -> Sbom {
             format!("sha256:{}", facts.sha256)
         };
     }
-    let mut toolchain = binary::toolchain(&facts);
-    if toolchain.is_none() {
-        if let Some(b) = input.built {
-            toolchain = ["cc", "rustc", "go", "dotnet"]
-                .iter()
-                .find_map(|t| b.toolchain.get(*t).cloned());
-        }
-    }
+    // The binary's own word for Go, .NET and Rust; for C the build's `cc`
+    // (the .comment lines also name whatever compiled the C library's
+    // objects), else the first compiler .comment names.
+    let own = facts.go.is_some() || facts.dotnet.is_some() || facts.rustc.is_some();
+    let recorded = input.built.and_then(|b| b.toolchain.get("cc").cloned());
+    let toolchain = match (own, recorded) {
+        (false, Some(cc)) => Some(cc),
+        _ => binary::toolchain(&facts),
+    };
     Sbom {
         subject: input.subject.clone(),
         application: Application {
@@ -698,5 +723,121 @@ mod tests {
         );
         assert_eq!(FileRole::of_path("/etc/group"), FileRole::Passwd);
         assert_eq!(FileRole::of_path("/app/x"), FileRole::Other);
+    }
+    fn sample() -> (Vec<u8>, PinnedInputs) {
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/dotnet");
+        let bin = std::fs::read(root.join("console-static/console-static")).unwrap();
+        let built = PinnedInputs {
+            toolchain: [("dotnet".to_string(), "10.0.401".to_string())].into(),
+            packages: vec![distroless_pack_image::Package {
+                ecosystem: Ecosystem::Nuget,
+                name: "Newtonsoft.Json".into(),
+                version: "13.0.3".into(),
+                source: None,
+                checksum: Some("sha512-AAAA".into()),
+                license: Some("MIT".into()),
+            }],
+            source: Some(distroless_pack_image::SourceTree {
+                digest: format!("sha256:{}", "ab".repeat(32)),
+                git_commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+                git_dirty: false,
+            }),
+            ..Default::default()
+        };
+        (bin, built)
+    }
+
+    fn input<'a>(bin: &'a [u8], built: &'a PinnedInputs) -> Input<'a> {
+        Input {
+            binary: bin,
+            binary_path: "/app/console-static".into(),
+            subject: Subject {
+                name: "ghcr.io/acme/console:1".into(),
+                digest: Digest::sha256_of(b"manifest"),
+                platform: Platform::linux("amd64"),
+            },
+            files: vec![ImageFile {
+                path: "/etc/passwd".into(),
+                sha256: "00".repeat(32),
+                sha1: "00".repeat(20),
+                size: 1,
+                role: FileRole::Passwd,
+            }],
+            built: Some(built),
+            created: 0,
+        }
+    }
+
+    #[test]
+    fn documents_are_byte_identical_across_runs_and_name_the_image_digest() {
+        let (bin, built) = sample();
+        let a = describe(&input(&bin, &built));
+        let b = describe(&input(&bin, &built));
+        for f in [Format::Spdx, Format::CycloneDx] {
+            assert_eq!(f.write(&a), f.write(&b));
+        }
+        let spdx: serde_json::Value = serde_json::from_slice(&Format::Spdx.write(&a)).unwrap();
+        let ns = spdx["documentNamespace"].as_str().unwrap();
+        assert!(
+            ns.contains(&format!("sha256-{}", a.subject.digest.hex())),
+            "{ns}"
+        );
+        let cdx: serde_json::Value = serde_json::from_slice(&Format::CycloneDx.write(&a)).unwrap();
+        assert!(cdx["serialNumber"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:uuid:"));
+        let nuget = cdx["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["purl"] == "pkg:nuget/Newtonsoft.Json@13.0.3")
+            .unwrap();
+        assert_eq!(nuget["licenses"][0]["expression"], "MIT");
+        assert_eq!(nuget["hashes"][0]["alg"], "SHA-512");
+        // The runtime the binary itself records, merged with nothing.
+        assert!(a
+            .components
+            .iter()
+            .any(|c| c.purl.as_deref() == Some("pkg:nuget/Microsoft.DotNet.ILCompiler@10.0.12")));
+    }
+
+    #[test]
+    fn provenance_is_an_in_toto_statement_with_a_slsa_v1_predicate() {
+        let (bin, built) = sample();
+        let s = describe(&input(&bin, &built));
+        let params = BuildParameters {
+            command: "build".into(),
+            kind: Some("dotnet".into()),
+            runner: Some("host".into()),
+            build_command: Some("dotnet publish -r linux-x64".into()),
+            target: Some("linux-x64".into()),
+            settings: Default::default(),
+        };
+        let d = Document::provenance(&s, &params);
+        assert_eq!(d.bytes, Document::provenance(&s, &params).bytes);
+        assert_eq!(d.media_type, MEDIA_TYPE_IN_TOTO);
+        let v: serde_json::Value = serde_json::from_slice(&d.bytes).unwrap();
+        assert_eq!(v["_type"], provenance::STATEMENT_TYPE);
+        assert_eq!(v["predicateType"], provenance::PREDICATE_TYPE);
+        assert_eq!(v["subject"][0]["digest"]["sha256"], s.subject.digest.hex());
+        let def = &v["predicate"]["buildDefinition"];
+        assert_eq!(def["buildType"], provenance::BUILD_TYPE_BUILD);
+        assert_eq!(def["externalParameters"]["target"], "linux-x64");
+        let deps = def["resolvedDependencies"].as_array().unwrap();
+        let source = deps.iter().find(|d| d["name"] == "source").unwrap();
+        assert_eq!(
+            source["digest"]["gitCommit"],
+            "0123456789abcdef0123456789abcdef01234567"
+        );
+        assert!(deps
+            .iter()
+            .any(|d| d["uri"] == "pkg:generic/dotnet@10.0.401"));
+        assert_eq!(
+            v["predicate"]["runDetails"]["builder"]["id"],
+            format!("pkg:cargo/distroless-pack@{TOOL_VERSION}")
+        );
+        assert!(!String::from_utf8_lossy(&d.bytes).contains("startedOn"));
     }
 }

@@ -130,7 +130,7 @@ pub fn document(sbom: &Sbom) -> Vec<u8> {
         let mut p = json!({
             "SPDXID": id,
             "name": c.name,
-            "supplier": c.supplier().map(|x| format!("Organization: {x}")).unwrap_or_else(|| "NOASSERTION".into()),
+            "supplier": supplier(c, &s.name),
             "downloadLocation": "NOASSERTION",
             "filesAnalyzed": false,
             "licenseConcluded": "NOASSERTION",
@@ -214,6 +214,23 @@ pub fn document(sbom: &Sbom) -> Vec<u8> {
         s.digest.hex()
     ));
     crate::to_bytes(&doc)
+}
+
+/// A component's supplier: what its purl says, the image's publisher for
+/// a static library of the project itself, else NOASSERTION.
+fn supplier(c: &crate::Component, image: &str) -> String {
+    match c.supplier() {
+        Some(x) => format!("Organization: {x}"),
+        None if c
+            .properties
+            .get("static-library:origin")
+            .map(String::as_str)
+            == Some("project") =>
+        {
+            format!("Organization: {}", publisher(image))
+        }
+        None => "NOASSERTION".into(),
+    }
 }
 
 /// Who publishes the image: its repository without the tag
