@@ -198,6 +198,7 @@ pub fn binary_sbom(path: &Path, created: u64) -> Result<Sbom, PipelineError> {
             name: name.clone(),
             digest: Digest::sha256_of(&bytes),
             platform,
+            is_image: false,
         },
         files: Vec::new(),
         built: None,

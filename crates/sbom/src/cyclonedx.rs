@@ -126,14 +126,24 @@ pub fn document(sbom: &Sbom) -> Vec<u8> {
         components.push(file(f));
         image_deps.push(json!(file_ref(f)));
     }
+    let app_component = if s.is_image {
+        None
+    } else {
+        // A bare executable: it is the described component.
+        let i = components
+            .iter()
+            .position(|c| c["bom-ref"] == app_ref.as_str())
+            .expect("the application is listed");
+        Some(components.remove(i))
+    };
     components.sort_by(|a, b| a["bom-ref"].as_str().cmp(&b["bom-ref"].as_str()));
     let sort = |v: &mut Vec<Value>| v.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
     sort(&mut app_deps);
     sort(&mut image_deps);
-    let mut dependencies = vec![
-        json!({"ref": image_ref, "dependsOn": image_deps}),
-        json!({"ref": app_ref, "dependsOn": app_deps}),
-    ];
+    let mut dependencies = vec![json!({"ref": app_ref, "dependsOn": app_deps})];
+    if s.is_image {
+        dependencies.push(json!({"ref": image_ref, "dependsOn": image_deps}));
+    }
     for c in &components {
         let r = c["bom-ref"].as_str().unwrap_or("");
         if r != app_ref {
@@ -153,7 +163,7 @@ pub fn document(sbom: &Sbom) -> Vec<u8> {
                 "name": crate::TOOL_NAME,
                 "version": crate::TOOL_VERSION,
             }]},
-            "component": {
+            "component": app_component.unwrap_or_else(|| json!({
                 "type": "container",
                 "bom-ref": image_ref,
                 "name": s.name,
@@ -161,7 +171,7 @@ pub fn document(sbom: &Sbom) -> Vec<u8> {
                 "hashes": [{"alg": "SHA-256", "content": s.digest.hex()}],
                 "purl": purl::oci(&s.name, s.digest.as_str(), &s.platform.architecture),
                 "properties": [{"name": "distroless-pack:platform", "value": s.platform.to_string()}],
-            },
+            })),
         },
         "components": components,
         "dependencies": dependencies,

@@ -36,6 +36,7 @@ impl ImageContents {
                 name: name.to_string(),
                 digest: image.digest().clone(),
                 platform: image.platform.clone(),
+                is_image: true,
             },
             files: self.files.clone(),
             built,

@@ -213,6 +213,9 @@ pub struct Subject {
     /// The image manifest's digest.
     pub digest: Digest,
     pub platform: Platform,
+    /// An image; `false`: a bare executable (`sbom FILE`), which is then
+    /// the described element itself (named by its own sha256).
+    pub is_image: bool,
 }
 
 /// Everything [`describe`] reads.
@@ -756,6 +759,7 @@ mod tests {
                 name: "ghcr.io/acme/console:1".into(),
                 digest: Digest::sha256_of(b"manifest"),
                 platform: Platform::linux("amd64"),
+                is_image: true,
             },
             files: vec![ImageFile {
                 path: "/etc/passwd".into(),

@@ -4,6 +4,8 @@
 //! `pkg:oci/...`), the binary as the application package
 //! (`SPDXRef-Application`) with its file, every component as a package
 //! (LIBRARY, or FRAMEWORK for a runtime), the image's other files.
+//! A bare executable (`sbom FILE`) has no image element: the document
+//! DESCRIBES the application.
 //! Relationships: DOCUMENT DESCRIBES the image; the image CONTAINS the
 //! application and every file (so the image has `filesAnalyzed` and a
 //! package verification code); the binary's file is GENERATED_FROM the
@@ -68,27 +70,32 @@ pub fn document(sbom: &Sbom) -> Vec<u8> {
     let s = &sbom.subject;
     let app = &sbom.application;
     let mut packages = Vec::new();
-    let mut relationships = vec![rel("SPDXRef-DOCUMENT", "DESCRIBES", "SPDXRef-Image")];
 
     let publisher = format!("Organization: {}", publisher(&s.name));
-    packages.push(json!({
-        "SPDXID": "SPDXRef-Image",
-        "name": s.name,
-        "versionInfo": s.digest.as_str(),
-        "supplier": publisher,
-        "downloadLocation": "NOASSERTION",
-        "filesAnalyzed": true,
-        "packageVerificationCode": {"packageVerificationCodeValue": verification_code(sbom)},
-        "licenseInfoFromFiles": ["NOASSERTION"],
-        "licenseConcluded": "NOASSERTION",
-        "licenseDeclared": "NOASSERTION",
-        "copyrightText": "NOASSERTION",
-        "checksums": [{"algorithm": "SHA256", "checksumValue": s.digest.hex()}],
-        "externalRefs": purl_ref(&purl::oci(&s.name, s.digest.as_str(), &s.platform.architecture)),
-        "primaryPackagePurpose": "CONTAINER",
-        "comment": format!("FROM scratch image for {}, made by {} {}", s.platform, crate::TOOL_NAME, crate::TOOL_VERSION),
-    }));
-    relationships.push(rel("SPDXRef-Image", "CONTAINS", "SPDXRef-Application"));
+    let mut relationships = Vec::new();
+    if s.is_image {
+        relationships.push(rel("SPDXRef-DOCUMENT", "DESCRIBES", "SPDXRef-Image"));
+        packages.push(json!({
+            "SPDXID": "SPDXRef-Image",
+            "name": s.name,
+            "versionInfo": s.digest.as_str(),
+            "supplier": publisher,
+            "downloadLocation": "NOASSERTION",
+            "filesAnalyzed": true,
+            "packageVerificationCode": {"packageVerificationCodeValue": verification_code(sbom)},
+            "licenseInfoFromFiles": ["NOASSERTION"],
+            "licenseConcluded": "NOASSERTION",
+            "licenseDeclared": "NOASSERTION",
+            "copyrightText": "NOASSERTION",
+            "checksums": [{"algorithm": "SHA256", "checksumValue": s.digest.hex()}],
+            "externalRefs": purl_ref(&purl::oci(&s.name, s.digest.as_str(), &s.platform.architecture)),
+            "primaryPackagePurpose": "CONTAINER",
+            "comment": format!("FROM scratch image for {}, made by {} {}", s.platform, crate::TOOL_NAME, crate::TOOL_VERSION),
+        }));
+        relationships.push(rel("SPDXRef-Image", "CONTAINS", "SPDXRef-Application"));
+    } else {
+        relationships.push(rel("SPDXRef-DOCUMENT", "DESCRIBES", "SPDXRef-Application"));
+    }
 
     let mut a = json!({
         "SPDXID": "SPDXRef-Application",
@@ -105,8 +112,9 @@ pub fn document(sbom: &Sbom) -> Vec<u8> {
         ],
         "primaryPackagePurpose": "APPLICATION",
         "comment": format!(
-            "{} in the image, {} bytes{}",
+            "{} {}, {} bytes{}",
             app.file.path,
+            if s.is_image { "in the image" } else { "(a bare executable)" },
             app.file.size,
             app.toolchain.as_ref().map(|t| format!(", built with {t}")).unwrap_or_default()
         ),
@@ -118,7 +126,9 @@ pub fn document(sbom: &Sbom) -> Vec<u8> {
         a["externalRefs"] = purl_ref(p);
     }
     packages.push(a);
-    relationships.push(rel("SPDXRef-Image", "CONTAINS", &file_id(&app.file)));
+    if s.is_image {
+        relationships.push(rel("SPDXRef-Image", "CONTAINS", &file_id(&app.file)));
+    }
     relationships.push(rel(
         &file_id(&app.file),
         "GENERATED_FROM",
