@@ -167,11 +167,13 @@ fi
 
 # --- cargo-auditable (the tests' binaries with a .dep-v0 section) ------------
 # Built from crates.io (or the mirror's local registry) at the exact version,
-# with its own Cargo.lock: a source build, no downloaded binary.
+# with its own Cargo.lock: a source build, no downloaded binary. Into
+# ~/.cargo/bin (beside cargo, on PATH) even when DP_MIRROR moved CARGO_HOME.
+cargo_root="${DP_CARGO_INSTALL_ROOT:-$HOME/.cargo}"
 if command -v cargo-auditable >/dev/null 2>&1 &&
-  cargo install --list 2>/dev/null | grep -qx "cargo-auditable v$DP_CARGO_AUDITABLE_VERSION:"; then
+  cargo install --list --root "$cargo_root" 2>/dev/null | grep -qx "cargo-auditable v$DP_CARGO_AUDITABLE_VERSION:"; then
   note "cargo-auditable: $DP_CARGO_AUDITABLE_VERSION already installed"
-elif logged cargo install --locked --version "$DP_CARGO_AUDITABLE_VERSION" cargo-auditable; then
+elif logged cargo install --locked --root "$cargo_root" --version "$DP_CARGO_AUDITABLE_VERSION" cargo-auditable; then
   note "cargo-auditable: installed $DP_CARGO_AUDITABLE_VERSION"
 else
   fail "cargo install --locked --version $DP_CARGO_AUDITABLE_VERSION cargo-auditable failed"
