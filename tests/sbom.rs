@@ -512,3 +512,106 @@ fn the_image_digest_is_the_same_with_and_without_documents() {
     assert!(with.starts_with("sha256:"), "{with}");
     assert_eq!(with, without);
 }
+
+#[test]
+fn index_sbom_output_writes_one_file_per_platform_and_sbom_reads_each_image_back() {
+    let t = tmp();
+    let amd = go_binary(t.path());
+    let arm = t.path().join("go-vendored/app-arm64");
+    run_ok(
+        Command::new("go")
+            .args(["build", "-trimpath", "-o"])
+            .arg(&arm)
+            .arg(".")
+            .current_dir(t.path().join("go-vendored"))
+            .env("CGO_ENABLED", "0")
+            .env("GOARCH", "arm64")
+            .env("GOFLAGS", "-mod=vendor")
+            .env("GOPROXY", "off")
+            .env("GOTOOLCHAIN", "local"),
+    );
+    let layout = t.path().join("layout");
+    let out = t.path().join("sbom.json");
+    run_ok(
+        dp().args(["pack", "--platform", "linux/amd64,linux/arm64", "--binary"])
+            .arg(format!("linux/amd64={}", amd.display()))
+            .arg("--binary")
+            .arg(format!("linux/arm64={}", arm.display()))
+            .arg("--output")
+            .arg(format!("oci:{}:multi", layout.display()))
+            .arg("--sbom-output")
+            .arg(&out),
+    );
+    for arch in ["amd64", "arm64"] {
+        let file = t.path().join(format!("sbom-linux-{arch}.json"));
+        let doc = read_json(&file);
+        let image = doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["SPDXID"] == "SPDXRef-Image")
+            .unwrap();
+        assert!(
+            image["externalRefs"][0]["referenceLocator"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("arch={arch}")),
+            "{image}"
+        );
+        validate_spdx(&file);
+        // `sbom SOURCE` finds the entrypoint in that platform's layer.
+        let back: Value = serde_json::from_str(&run_ok(
+            dp().arg("sbom")
+                .arg(format!("oci:{}:multi", layout.display()))
+                .args(["--platform", &format!("linux/{arch}")]),
+        ))
+        .unwrap();
+        assert!(
+            spdx_packages(&back)
+                .iter()
+                .any(|(_, v, p)| p == "pkg:golang/example.com/dp/greet@v0.1.0" && v == "v0.1.0"),
+            "{back}"
+        );
+        assert_eq!(
+            back["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["fileName"] == "./app/app")
+                .map(|f| f["checksums"][1]["checksumValue"].clone()),
+            doc["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["fileName"] == "./app/app")
+                .map(|f| f["checksums"][1]["checksumValue"].clone()),
+            "the same binary, read back from the layer"
+        );
+    }
+}
+
+#[test]
+fn nativeaot_binary_sbom_names_the_dotnet_runtime_it_was_compiled_with() {
+    let t = tmp();
+    let bin = repo_root().join("tests/fixtures/dotnet/console-static/console-static");
+    let out = t.path().join("spdx.json");
+    run_ok(dp().arg("sbom").arg(&bin).arg("--output").arg(&out));
+    let doc = read_json(&out);
+    assert!(
+        spdx_packages(&doc)
+            .iter()
+            .any(|(n, v, p)| n == "Microsoft.DotNet.ILCompiler"
+                && v == "10.0.12"
+                && p == "pkg:nuget/Microsoft.DotNet.ILCompiler@10.0.12"),
+        "{doc}"
+    );
+    validate_spdx(&out);
+    let cdx = t.path().join("cdx.json");
+    run_ok(
+        dp().arg("sbom")
+            .arg(&bin)
+            .args(["--format", "cyclonedx", "-o"])
+            .arg(&cdx),
+    );
+    validate_cyclonedx(&cdx);
+}
