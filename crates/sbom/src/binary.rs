@@ -3,7 +3,7 @@
 //! info and the `cargo auditable` dependency list (`.dep-v0`).
 
 use sha1::Sha1;
-use sha2::{Digest as _, Sha256, Sha512};
+use sha2::{Digest as _, Sha256};
 
 use crate::go::BuildInfo;
 
@@ -25,7 +25,6 @@ pub struct RustPackage {
 pub struct Facts {
     pub sha256: String,
     pub sha1: String,
-    pub sha512: String,
     pub size: u64,
     /// The `.comment` strings, in order.
     pub comments: Vec<String>,
@@ -51,7 +50,6 @@ pub fn facts(bytes: &[u8], what: &str) -> Facts {
     let mut f = Facts {
         sha256: hex::encode(Sha256::digest(bytes)),
         sha1: hex::encode(Sha1::digest(bytes)),
-        sha512: hex::encode(Sha512::digest(bytes)),
         size: bytes.len() as u64,
         ..Facts::default()
     };

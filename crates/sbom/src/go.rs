@@ -152,20 +152,8 @@ pub fn parse_modinfo(text: &str) -> Result<BuildInfo, String> {
 }
 
 fn find_header(elf: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = find(&elf[from..], MAGIC) {
-        let at = from + i;
-        // Go aligns the header to 16 bytes; so do the sections it lives in.
-        if at % 16 == 0 {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    // Go aligns the header to 16 bytes; so do the sections it lives in.
+    memchr::memmem::find_iter(elf, MAGIC).find(|at| at % 16 == 0)
 }
 
 fn varint_string<'a>(b: &mut &'a [u8]) -> Option<&'a [u8]> {
