@@ -165,6 +165,20 @@ else
   warn "rustup not found: Rust examples fall back to a crt-static glibc build"
 fi
 
+# --- cargo-auditable (the tests' binaries with a .dep-v0 section) ------------
+# Built from crates.io (or the mirror's local registry) at the exact version,
+# with its own Cargo.lock: a source build, no downloaded binary. Into
+# ~/.cargo/bin (beside cargo, on PATH) even when DP_MIRROR moved CARGO_HOME.
+cargo_root="${DP_CARGO_INSTALL_ROOT:-$HOME/.cargo}"
+if command -v cargo-auditable >/dev/null 2>&1 &&
+  cargo install --list --root "$cargo_root" 2>/dev/null | grep -qx "cargo-auditable v$DP_CARGO_AUDITABLE_VERSION:"; then
+  note "cargo-auditable: $DP_CARGO_AUDITABLE_VERSION already installed"
+elif logged cargo install --locked --root "$cargo_root" --version "$DP_CARGO_AUDITABLE_VERSION" cargo-auditable; then
+  note "cargo-auditable: installed $DP_CARGO_AUDITABLE_VERSION"
+else
+  fail "cargo install --locked --version $DP_CARGO_AUDITABLE_VERSION cargo-auditable failed"
+fi
+
 # --- just (the justfile's runner; Debian 12 has no package) -------------------
 # From the rust-just wheel above (no `cargo install`: every tool comes pinned
 # from a registry the mirror holds).
@@ -177,7 +191,7 @@ fi
 # --- sanity: the tools the tests call ----------------------------------------
 for tool in musl-gcc go skopeo umoci podman runc docker-registry oci-image-tool \
   dockerd docker htpasswd qemu-aarch64-static update-binfmts debootstrap bwrap \
-  pigz zstd hyperfine jq curl openssl icupkg; do
+  pigz zstd hyperfine jq curl openssl icupkg pyspdxtools ntia-checker cargo-auditable; do
   command -v "$tool" >/dev/null 2>&1 || fail "tool $tool is still missing after installing packages"
 done
 

@@ -100,6 +100,29 @@ for manifest in "${lockless[@]}"; do
   cp "$copy/Cargo.lock" "$work/locks/$dir/Cargo.lock"
   lock_paths+=("$work/locks/$dir/Cargo.lock")
 done
+# cargo-auditable (scripts/install-deps.sh: `cargo install --locked`) builds
+# from the Cargo.lock inside its own .crate: fetch the crate, then that lock.
+auditable="cargo-auditable-$DP_CARGO_AUDITABLE_VERSION"
+mkdir -p "$work/auditable/src"
+printf '[package]\nname = "dp-fetch-auditable"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\ncargo-auditable = "=%s"\n' \
+  "$DP_CARGO_AUDITABLE_VERSION" >"$work/auditable/Cargo.toml"
+: >"$work/auditable/src/lib.rs"
+echo "mirror.sh: cargo fetch $auditable (its own lock)" >&2
+(cd "$work/auditable" && cargo fetch --quiet) || {
+  echo "mirror.sh: cargo fetch failed for $auditable" >&2
+  exit 1
+}
+crate_file="$(find "$fetch_home/registry/cache" -name "$auditable.crate" | head -n 1)"
+[ -n "$crate_file" ] || {
+  echo "mirror.sh: $auditable.crate not in $fetch_home/registry/cache" >&2
+  exit 1
+}
+tar -xzf "$crate_file" -C "$work/auditable"
+(cd "$work/auditable/$auditable" && cargo fetch --locked --quiet) || {
+  echo "mirror.sh: cargo fetch --locked failed for $auditable" >&2
+  exit 1
+}
+lock_paths+=("$work/auditable/$auditable/Cargo.lock" "$work/auditable/Cargo.lock")
 echo "mirror.sh: writing the local registry $out/crates" >&2
 python3 "$dp_mirror_py" crates "$out/crates" "$fetch_home" "${lock_paths[@]}"
 

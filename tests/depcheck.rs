@@ -5,7 +5,7 @@
 
 use crate::util::repo_root;
 
-const STAGES: &[&str] = &["verify", "assemble", "ship", "compile", "run"];
+const STAGES: &[&str] = &["verify", "assemble", "ship", "compile", "run", "sbom"];
 
 /// The `distroless-pack-*` crates a manifest depends on (any dependency
 /// table; `[workspace.dependencies]` only declares them).

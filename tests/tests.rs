@@ -15,5 +15,6 @@ mod pack;
 mod push;
 mod referrers;
 mod run;
+mod sbom;
 mod sinks;
 mod verify;

@@ -398,6 +398,57 @@ pub fn read_password_stdin() -> anyhow::Result<Secret> {
     Ok(Secret::new(s))
 }
 
+/// `--sbom`, `--sbom-format`, `--provenance`, `--sbom-output`, for `pack`
+/// and `build` (docs/commands/sbom.md).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct AttestArgs {
+    /// Make an SBOM of each image (default: true, or `enabled` under
+    /// [sbom]); `--sbom=false` turns it off.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        help_heading = "Supply chain"
+    )]
+    pub sbom: Option<bool>,
+
+    /// The SBOM format: spdx (SPDX 2.3 JSON, default), cyclonedx
+    /// (CycloneDX 1.6 JSON) or both.
+    #[arg(long, value_name = "FORMAT", value_parser = ["spdx", "cyclonedx", "both"], help_heading = "Supply chain")]
+    pub sbom_format: Option<String>,
+
+    /// Make the build provenance of each image (in-toto Statement, SLSA
+    /// Provenance v1; default true); `--provenance=false` turns it off.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        help_heading = "Supply chain"
+    )]
+    pub provenance: Option<bool>,
+
+    /// Also write the SBOM to FILE (for outputs that cannot hold it:
+    /// docker-archive, --load). An index writes FILE-OS-ARCH per platform;
+    /// `--sbom-format both` puts .spdx / .cdx before the extension.
+    #[arg(long, value_name = "FILE", help_heading = "Supply chain")]
+    pub sbom_output: Option<PathBuf>,
+}
+
+impl AttestArgs {
+    pub fn flags(&self) -> settings::AttestFlags {
+        settings::AttestFlags {
+            sbom: self.sbom,
+            sbom_format: self.sbom_format.clone(),
+            provenance: self.provenance,
+            sbom_output: self.sbom_output.clone(),
+        }
+    }
+}
+
 /// `--smoke[=ARGS]` and `--smoke-timeout`, for `pack` and `build`.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct SmokeArgs {

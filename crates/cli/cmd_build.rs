@@ -18,7 +18,7 @@ use distroless_pack_image::Platform;
 use distroless_pack_pipeline::settings::{self, BuildFlags};
 use distroless_pack_pipeline::{build, PipelineError};
 
-use crate::args::{EngineName, ImageArgs, Mode, OutputArgs, SmokeArgs};
+use crate::args::{AttestArgs, EngineName, ImageArgs, Mode, OutputArgs, SmokeArgs};
 use crate::exit;
 use crate::progress::Progress;
 use crate::{dry_run, report};
@@ -124,6 +124,9 @@ pub struct Args {
 
     #[command(flatten)]
     pub smoke: SmokeArgs,
+
+    #[command(flatten)]
+    pub attest: AttestArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
@@ -163,6 +166,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         save_debug,
         smoke: args.smoke.settings()?,
         outputs: args.output.outputs(args.mode.json)?,
+        attest: settings::attest(&args.attest.flags(), Some(&cfg)).map_err(report::pipeline)?,
     };
     let progress = Progress::new(quiet);
     let result = match build::build(&req, &progress) {

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use distroless_pack_image::Platform;
 use distroless_pack_pipeline::{pack, settings};
 
-use crate::args::{ImageArgs, Mode, OutputArgs, SmokeArgs};
+use crate::args::{AttestArgs, ImageArgs, Mode, OutputArgs, SmokeArgs};
 use crate::progress::Progress;
 use crate::report;
 
@@ -48,6 +48,9 @@ pub struct Args {
 
     #[command(flatten)]
     pub smoke: SmokeArgs,
+
+    #[command(flatten)]
+    pub attest: AttestArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
@@ -60,6 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         verify: !args.mode.no_verify,
         smoke: args.smoke.settings()?,
         outputs: args.output.outputs(args.mode.json)?,
+        attest: settings::attest(&args.attest.flags(), None).map_err(report::pipeline)?,
     };
     let progress = Progress::new(quiet);
     let result = pack::pack(&req, &progress).map_err(|e| report::failed(e, quiet, false))?;

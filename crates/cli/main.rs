@@ -13,6 +13,7 @@ mod cmd_login;
 mod cmd_pack;
 mod cmd_push;
 mod cmd_run;
+mod cmd_sbom;
 mod cmd_verify;
 mod dry_run;
 mod exit;
@@ -53,6 +54,8 @@ enum Command {
     Run(cmd_run::Args),
     /// Attach a document (SBOM, provenance, ...) to an image as an OCI artifact.
     Attach(cmd_attach::Args),
+    /// Print the SBOM of an image or of a bare executable.
+    Sbom(cmd_sbom::Args),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         Command::Login(a) => cmd_login::run(a),
         Command::Run(a) => cmd_run::run(a),
         Command::Attach(a) => cmd_attach::run(a),
+        Command::Sbom(a) => cmd_sbom::run(a),
     };
     exit::finish(result)
 }

@@ -89,7 +89,8 @@ pub fn pack_json(r: &pack::Result) -> Value {
     let images: Vec<Value> = r
         .packed
         .iter()
-        .map(|p| {
+        .enumerate()
+        .map(|(i, p)| {
             let img = &p.image;
             json!({
                 "digest": img.digest().to_string(),
@@ -103,6 +104,7 @@ pub fn pack_json(r: &pack::Result) -> Value {
                 })).collect::<Vec<_>>(),
                 "findings": p.report.as_ref().map(|r| r.to_json()),
                 "verified": p.report.is_some(),
+                "documents": documents_json(r.attested.get(i)),
             })
         })
         .collect();
@@ -117,7 +119,27 @@ pub fn pack_json(r: &pack::Result) -> Value {
         "platform": r.packed.first().map(|p| p.image.platform.to_string()),
         "images": images,
         "outputs": r.shipped,
+        "sbom_files": r.sbom_files,
     })
+}
+
+/// The SBOM and provenance documents made for one image.
+fn documents_json(a: Option<&distroless_pack_pipeline::attest::Attested>) -> Value {
+    a.map(|a| {
+        a.documents
+            .iter()
+            .map(|d| {
+                json!({
+                    "format": d.format,
+                    "media_type": d.media_type,
+                    "artifact_type": d.artifact_type,
+                    "digest": distroless_pack_image::Digest::sha256_of(&d.bytes).to_string(),
+                    "size": d.bytes.len(),
+                })
+            })
+            .collect::<Vec<_>>()
+    })
+    .into()
 }
 
 /// `build --json`.
@@ -127,7 +149,8 @@ pub fn build_json(r: &build::Result) -> Value {
         .packed
         .iter()
         .zip(&r.builds)
-        .map(|(pk, (platform, b))| {
+        .enumerate()
+        .map(|(i, (pk, (platform, b)))| {
             json!({
                 "platform": platform.to_string(),
                 "digest": pk.image.digest().to_string(),
@@ -147,6 +170,7 @@ pub fn build_json(r: &build::Result) -> Value {
                 },
                 "verified": pk.report.is_some(),
                 "findings": pk.report.as_ref().map(|r| r.to_json()),
+                "documents": documents_json(p.attested.get(i)),
             })
         })
         .collect();
@@ -161,6 +185,7 @@ pub fn build_json(r: &build::Result) -> Value {
         "binary_size": r.builds.iter().map(|(_, b)| build::binary_size(b)).sum::<u64>(),
         "images": images,
         "outputs": p.shipped,
+        "sbom_files": p.sbom_files,
     })
 }
 

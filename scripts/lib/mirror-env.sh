@@ -1,3 +1,6 @@
+# cargo-auditable, installed by scripts/install-deps.sh and held by the
+# mirror (scripts/mirror.sh): the tests build binaries with its .dep-v0.
+DP_CARGO_AUDITABLE_VERSION=0.7.7
 # Sourced by scripts/install-deps.sh, example.sh, test.sh, mirror.sh and
 # offline-check.sh (not run on its own). Needs $root (the repository).
 #

@@ -339,6 +339,11 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
     plan.prelude = prelude;
     plan.tools = tools;
     plan.notes = notes;
+    plan.epilogue.extend(crate::inputs::static_library_lines(
+        &ctx.out_path(crate::inputs::STATIC_LIBRARIES_FILE),
+        &ctx.src,
+        uses_cxx(ctx.dir),
+    ));
     plan.versions.extend(crate::inputs::version_lines(
         &ctx.out_path(crate::inputs::TOOLCHAIN_FILE),
         &[

@@ -126,6 +126,17 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
         cmd,
         stdout: Some(messages),
     });
+    // The licenses of the graph (cargo metadata's `license`), for the SBOM;
+    // everything is fetched by now, so it needs no network.
+    plan.epilogue.push(format!(
+        "cargo metadata --format-version=1 --offline{} > {} 2>/dev/null || true",
+        if ctx.dir.join("Cargo.lock").is_file() {
+            " --locked"
+        } else {
+            ""
+        },
+        crate::shell::quote(&ctx.out_path(crate::inputs::CARGO_METADATA_FILE))
+    ));
     plan.versions.extend(crate::inputs::version_lines(
         &ctx.out_path(crate::inputs::TOOLCHAIN_FILE),
         &[("rustc", "rustc --version"), ("cargo", "cargo --version")],

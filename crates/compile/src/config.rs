@@ -70,6 +70,8 @@ pub struct Config {
     pub annotations: Option<BTreeMap<String, String>>,
     /// Opt-in files beside the binary.
     pub extras: Option<Extras>,
+    /// The SBOM and provenance attached to the image.
+    pub sbom: Option<SbomConfig>,
 
     // --- per kind ---
     pub dotnet: Option<DotnetConfig>,
@@ -129,6 +131,19 @@ pub struct Extras {
     pub passwd: Option<bool>,
     /// An ICU `.dat` file to ship (the dotnet `icu-file` mode sets this itself).
     pub icu_data: Option<PathBuf>,
+}
+
+/// `[sbom]`: the documents attached to each image (`--sbom`,
+/// `--sbom-format`, `--provenance`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SbomConfig {
+    /// Attach an SBOM (default true).
+    pub enabled: Option<bool>,
+    /// `spdx` (default), `cyclonedx` or `both`.
+    pub format: Option<String>,
+    /// Attach the provenance statement (default true).
+    pub provenance: Option<bool>,
 }
 
 /// `true`/`false`, or a path.

@@ -429,6 +429,9 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
         publish.0.insert(at + i, crate::shell::Word::Lit(w));
     }
     plan.steps.push(publish.into());
+    plan.epilogue.push(crate::inputs::nuspec_licenses_line(
+        &ctx.out_path(crate::inputs::NUSPEC_LICENSES_FILE),
+    ));
     plan.versions.extend(crate::inputs::version_lines(
         &ctx.out_path(crate::inputs::TOOLCHAIN_FILE),
         &[("dotnet", "dotnet --version")],
@@ -469,14 +472,18 @@ pub fn missing_dependency(log: &str) -> Option<(String, String)> {
     ))
 }
 
+/// The restore's `obj/project.assets.json` beside the project file.
+pub fn assets_file(project: &Path) -> std::path::PathBuf {
+    project
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("obj/project.assets.json")
+}
+
 /// The packages a restore resolved, from `obj/project.assets.json` beside
 /// the project file.
 pub fn restored_packages(project: &Path) -> Vec<crate::inputs::Package> {
-    let assets = project
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("obj/project.assets.json");
-    std::fs::read_to_string(assets)
+    std::fs::read_to_string(assets_file(project))
         .map(|t| crate::inputs::nuget_packages(&t))
         .unwrap_or_default()
 }

@@ -1,5 +1,7 @@
 //! What a build used: the third-party packages compiled into the binary,
-//! the toolchain versions and the builder image ([`PinnedInputs`]).
+//! the toolchain versions and the builder image ([`PinnedInputs`], whose
+//! types live in `distroless_pack_image::inputs` so that the sbom stage
+//! reads what this one writes).
 //!
 //! - Cargo: the packages of the binary's own graph are those cargo compiled
 //!   (its `compiler-artifact` messages, which the build records anyway: the
@@ -15,56 +17,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use serde::Serialize;
-
-/// The package ecosystem, named as package URLs (purl) name them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Ecosystem {
-    Cargo,
-    Golang,
-    Nuget,
-}
-
-/// One third-party package the build compiled in.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct Package {
-    pub ecosystem: Ecosystem,
-    pub name: String,
-    pub version: String,
-    /// Where it came from (`registry+https://...`, a Go replacement path).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    /// The lock file's or go.sum's checksum (`sha256:HEX`, `h1:...`, `sha512-...`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub checksum: Option<String>,
-}
-
-/// The builder image a container build ran in.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct BuilderImage {
-    pub name: String,
-    /// The image ID (`sha256:` of its config), as the engine reports it.
-    pub id: String,
-    /// Registry digests (`NAME@sha256:...`) when the image was pulled.
-    pub repo_digests: Vec<String>,
-}
-
-/// Everything a build used that pins its result.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct PinnedInputs {
-    /// Tool name -> the first line of its `--version` (e.g. `rustc` ->
-    /// `rustc 1.95.0 (59807616e 2026-04-14)`).
-    pub toolchain: BTreeMap<String, String>,
-    /// The builder image (container runner only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub builder_image: Option<BuilderImage>,
-    /// Third-party packages compiled in, sorted.
-    pub packages: Vec<Package>,
-}
+pub use distroless_pack_image::inputs::{
+    BuilderImage, Ecosystem, Package, PinnedInputs, SourceTree, StaticLibrary,
+};
 
 /// Name of the file the build script writes tool versions into (in OUT).
 pub const TOOLCHAIN_FILE: &str = "distroless-pack-toolchain.txt";
+/// Name of the file holding `cargo metadata` of the project (in OUT).
+pub const CARGO_METADATA_FILE: &str = "distroless-pack-cargo-metadata.json";
 /// Name of the file holding `go version -m` of the binary (in OUT).
 pub const GO_BUILDINFO_FILE: &str = "distroless-pack-go-buildinfo.txt";
 
@@ -169,6 +129,7 @@ pub fn cargo_packages(messages: &str, lock: Option<&Path>) -> Vec<Package> {
                 version,
                 source: lsource.or(Some(source)),
                 checksum,
+                license: None,
             }
         })
         .collect()
@@ -187,6 +148,7 @@ pub fn go_packages(buildinfo: &str) -> Vec<Package> {
                 version: f[2].to_string(),
                 source: None,
                 checksum: f.get(3).filter(|s| !s.is_empty()).map(|s| s.to_string()),
+                license: None,
             }),
             Some("=>") if f.len() >= 2 => {
                 if let Some(last) = out.last_mut() {
@@ -230,11 +192,303 @@ pub fn nuget_packages(assets: &str) -> Vec<Package> {
                 version: version.to_string(),
                 source: None,
                 checksum: lib["sha512"].as_str().map(|s| format!("sha512-{s}")),
+                license: None,
             })
         })
         .collect();
     out.sort();
     out
+}
+
+/// `(name, version)` -> the `license` field of `cargo metadata`'s packages.
+pub fn cargo_licenses(metadata: &str) -> BTreeMap<(String, String), String> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(metadata) else {
+        return BTreeMap::new();
+    };
+    v["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            Some((
+                (
+                    p["name"].as_str()?.to_string(),
+                    p["version"].as_str()?.to_string(),
+                ),
+                p["license"].as_str().filter(|l| !l.is_empty())?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Sets each package's license from `licenses` (by name and version).
+pub fn apply_licenses(packages: &mut [Package], licenses: &BTreeMap<(String, String), String>) {
+    for p in packages {
+        if let Some(l) = licenses.get(&(p.name.clone(), p.version.clone())) {
+            p.license = Some(l.clone());
+        }
+    }
+}
+
+/// Name of the file holding the license lines of the nuspecs in the NuGet
+/// global packages folder (in OUT), as `grep -H` prints them.
+pub const NUSPEC_LICENSES_FILE: &str = "distroless-pack-nuspec-licenses.txt";
+
+/// The shell line that collects the license lines of every nuspec in the
+/// global packages folder (`$NUGET_PACKAGES`, else `~/.nuget/packages`),
+/// which the build may see at a path the host cannot read.
+pub fn nuspec_licenses_line(file: &str) -> String {
+    format!(
+        "grep -H '<license type=\"expression\"' \"${{NUGET_PACKAGES:-$HOME/.nuget/packages}}\"/*/*/*.nuspec > {} 2>/dev/null || true",
+        crate::shell::quote(file)
+    )
+}
+
+/// `(name, version)` (lowercase, as the packages folder names them) -> the
+/// license expression, from the lines [`nuspec_licenses_line`] wrote
+/// (`.../ID/VERSION/ID.nuspec:    <license type="expression">MIT</license>`).
+pub fn nuget_licenses(lines: &str) -> BTreeMap<(String, String), String> {
+    lines
+        .lines()
+        .filter_map(|l| {
+            let (path, rest) = l.split_once(".nuspec:")?;
+            let mut parts = path.rsplit('/');
+            let _file = parts.next()?;
+            let version = parts.next()?.to_lowercase();
+            let id = parts.next()?.to_lowercase();
+            Some(((id, version), nuspec_license(rest)?))
+        })
+        .collect()
+}
+
+/// Sets each NuGet package's license from [`nuget_licenses`] (ids and
+/// versions compared without case).
+pub fn apply_nuget_licenses(
+    packages: &mut [Package],
+    licenses: &BTreeMap<(String, String), String>,
+) {
+    for p in packages {
+        if let Some(l) = licenses.get(&(p.name.to_lowercase(), p.version.to_lowercase())) {
+            p.license = Some(l.clone());
+        }
+    }
+}
+
+/// The `<license type="expression">EXPR</license>` of a nuspec.
+pub fn nuspec_license(nuspec: &str) -> Option<String> {
+    let start = nuspec.find("<license")?;
+    let rest = &nuspec[start..];
+    let open_end = rest.find('>')?;
+    let open = &rest[..open_end];
+    if !open.contains("type=\"expression\"") || open.ends_with('/') {
+        return None;
+    }
+    let body = &rest[open_end + 1..];
+    let text = body[..body.find("</license>")?].trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+/// The runtime packs of a restore (`downloadDependencies` of each target
+/// framework in project.assets.json: the runtime and ILCompiler packs a
+/// self-contained or NativeAOT publish takes), sorted.
+pub fn runtime_packs(assets: &str) -> Vec<Package> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(assets) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Package> = v["project"]["frameworks"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(_, fw)| fw["downloadDependencies"].as_array().into_iter().flatten())
+        .filter_map(|d| {
+            let version = d["version"].as_str()?;
+            // `[8.0.11]` or `[8.0.11, 8.0.11]`: an exact version.
+            let version = version
+                .trim_matches(|c| c == '[' || c == ']')
+                .split(',')
+                .next()?
+                .trim();
+            Some(Package {
+                ecosystem: Ecosystem::Nuget,
+                name: d["name"].as_str()?.to_string(),
+                version: version.to_string(),
+                source: None,
+                checksum: None,
+                license: None,
+            })
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The SDK version of a restore, from the SDK's own path in
+/// project.assets.json (`.../sdk/VERSION/...`).
+pub fn dotnet_sdk_version(assets: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(assets).ok()?;
+    v["project"]["frameworks"]
+        .as_object()?
+        .values()
+        .find_map(|fw| {
+            let p = fw["runtimeIdentifierGraphPath"].as_str()?;
+            let after = p.split("/sdk/").nth(1)?;
+            Some(after.split('/').next()?.to_string())
+        })
+}
+
+/// Name of the file listing the static libraries of a C build (in OUT).
+pub const STATIC_LIBRARIES_FILE: &str = "distroless-pack-static-libraries.txt";
+
+/// Shell lines (run after a C build, where it ran) that list
+/// `PATH<TAB>SHA256` of the static libraries the link takes in: the C
+/// library and compiler runtime archives a `-static` link always uses
+/// (`$CC -print-file-name=libc.a`, `libgcc.a`, `libgcc_eh.a`; for C++
+/// also `$CXX`'s `libstdc++.a`), when the compiler names a file, and the
+/// `lib*.a` archives in the project tree (built or vendored by the
+/// project: what its Makefile or CMake links).
+pub fn static_library_lines(file: &str, src: &str, cxx: bool) -> Vec<String> {
+    let f = crate::shell::quote(file);
+    // musl-gcc is a wrapper adding `-specs DIR/musl-gcc.specs`; its C
+    // library is DIR/libc.a (`-print-file-name` would name glibc's).
+    let mut runtime = String::from(
+        "for l in libc.a libgcc.a libgcc_eh.a; do case \"$l:$CC\" in libc.a:*musl-gcc*) w=$(command -v musl-gcc) && s=$(sed -n 's/.*-specs \"*\\([^\" ]*\\)\"*.*/\\1/p' \"$w\" | head -n 1) && p=\"${s%/*}/libc.a\" ;; *) p=$($CC -print-file-name=$l 2>/dev/null) ;; esac; [ -f \"$p\" ] && printf '%s\\t%s\\n' \"$p\" \"$(sha256sum \"$p\" | cut -d' ' -f1)\"; done",
+    );
+    if cxx {
+        runtime.push_str("; if [ -n \"${CXX:-}\" ]; then p=$($CXX -print-file-name=libstdc++.a 2>/dev/null) && [ -f \"$p\" ] && printf '%s\\t%s\\n' \"$p\" \"$(sha256sum \"$p\" | cut -d' ' -f1)\"; fi");
+    }
+    vec![
+        format!("{{ {runtime}; }} > {f} 2>/dev/null || true"),
+        format!(
+            "find {} -name .git -prune -o -type f -name 'lib*.a' -print 2>/dev/null | while read -r p; do printf '%s\\t%s\\n' \"$p\" \"$(sha256sum \"$p\" | cut -d' ' -f1)\"; done >> {f} 2>/dev/null || true",
+            crate::shell::quote(src)
+        ),
+    ]
+}
+
+/// The static libraries [`static_library_lines`] listed, sorted; `src` is
+/// the project directory as the build saw it.
+pub fn static_libraries(text: &str, src: &str) -> Vec<StaticLibrary> {
+    let src = format!("{}/", src.trim_end_matches('/'));
+    let mut out: Vec<StaticLibrary> = text
+        .lines()
+        .filter_map(|l| {
+            let (path, hash) = l.split_once('\t')?;
+            let hash = hash.trim();
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            Some(StaticLibrary {
+                name: path.rsplit('/').next()?.to_string(),
+                path: path.to_string(),
+                sha256: format!("sha256:{hash}"),
+                in_project: path.starts_with(&src),
+            })
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Folders left out of the source tree digest when the project is not a
+/// git checkout: build outputs and tool state, not sources.
+const NOT_SOURCE: &[&str] = &[".git", "target", "obj", "bin", "build", "node_modules"];
+
+/// The project's source tree: a digest over its files and, in a git
+/// checkout, the commit. The files are those git lists (tracked, and
+/// untracked that are not ignored) in a checkout, else every file but
+/// those under [`NOT_SOURCE`] folders; the digest is the sha256 of the
+/// sorted lines `SHA256-OF-CONTENT  MODE  PATH` (mode 755 or 644, symlinks
+/// as their target), so it depends on the contents and names only.
+pub fn source_tree(dir: &Path) -> Option<SourceTree> {
+    use sha2::{Digest as _, Sha256};
+    let git = |args: &[&str]| -> Option<String> {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let in_git = git(&["rev-parse", "--show-prefix"]);
+    let commit = in_git
+        .as_ref()
+        .and_then(|_| git(&["rev-parse", "HEAD"]))
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty());
+    let mut files: Vec<String> = match &in_git {
+        Some(_) => git(&[
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+            ".",
+        ])?
+        .split('\0')
+        .filter(|f| !f.is_empty())
+        .map(str::to_string)
+        .collect(),
+        None => {
+            let mut list = Vec::new();
+            walk(dir, dir, &mut list);
+            list
+        }
+    };
+    files.sort();
+    files.dedup();
+    let mut lines = String::new();
+    for f in &files {
+        let path = dir.join(f);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue; // listed by git but deleted
+        };
+        let (content, mode) = if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&path).ok()?;
+            (target.to_string_lossy().into_owned().into_bytes(), "120000")
+        } else if meta.is_file() {
+            use std::os::unix::fs::PermissionsExt;
+            let exec = meta.permissions().mode() & 0o111 != 0;
+            (std::fs::read(&path).ok()?, if exec { "755" } else { "644" })
+        } else {
+            continue;
+        };
+        lines.push_str(&format!(
+            "{}  {mode}  {f}\n",
+            hex::encode(Sha256::digest(&content))
+        ));
+    }
+    let dirty = commit.is_some()
+        && git(&["status", "--porcelain", "--untracked-files=normal", "."])
+            .is_some_and(|s| !s.trim().is_empty());
+    Some(SourceTree {
+        digest: format!("sha256:{}", hex::encode(Sha256::digest(lines.as_bytes()))),
+        git_commit: commit,
+        git_dirty: dirty,
+    })
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let path = e.path();
+        let Ok(ft) = e.file_type() else { continue };
+        let name = e.file_name().to_string_lossy().into_owned();
+        if ft.is_dir() {
+            if !NOT_SOURCE.contains(&name.as_str()) {
+                walk(root, &path, out);
+            }
+        } else if let Ok(rel) = path.strip_prefix(root) {
+            out.push(rel.to_string_lossy().into_owned());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -322,5 +576,79 @@ mod tests {
         let t = read_toolchain("rustc\trustc 1.95.0\ncargo\t\n");
         assert_eq!(t.len(), 1);
         assert_eq!(t["rustc"], "rustc 1.95.0");
+    }
+    #[test]
+    fn cargo_metadata_licenses_are_applied_by_name_and_version() {
+        let meta = r#"{"packages":[{"name":"itoa","version":"1.0.11","license":"MIT OR Apache-2.0"},{"name":"app","version":"0.1.0","license":null}]}"#;
+        let l = cargo_licenses(meta);
+        assert_eq!(l.len(), 1);
+        let mut p = vec![Package {
+            ecosystem: Ecosystem::Cargo,
+            name: "itoa".into(),
+            version: "1.0.11".into(),
+            source: None,
+            checksum: None,
+            license: None,
+        }];
+        apply_licenses(&mut p, &l);
+        assert_eq!(p[0].license.as_deref(), Some("MIT OR Apache-2.0"));
+        assert!(cargo_licenses("not json").is_empty());
+    }
+
+    #[test]
+    fn nuget_license_from_the_nuspec_in_the_packages_folder() {
+        let assets = r#"{"version":3,"packageFolders":{"/root/.nuget/packages/":{}},
+          "libraries":{"Newtonsoft.Json/13.0.3":{"sha512":"x","type":"package","path":"newtonsoft.json/13.0.3"},
+                       "NoSpec/1.0.0":{"type":"package","path":"nospec/1.0.0"}},
+          "project":{"frameworks":{"net8.0":{
+            "downloadDependencies":[{"name":"Microsoft.NETCore.App.Runtime.linux-x64","version":"[8.0.11]"},
+                                    {"name":"runtime.linux-x64.Microsoft.DotNet.ILCompiler","version":"[8.0.11]"}],
+            "runtimeIdentifierGraphPath":"/usr/share/dotnet/sdk/8.0.404/PortableRuntimeIdentifierGraph.json"}}}}"#;
+        let lines = "/cache/nuget/newtonsoft.json/13.0.3/newtonsoft.json.nuspec:    <license type=\"expression\">MIT</license>\n/cache/nuget/x/1.0.0/x.nuspec:    <license type=\"file\">LICENSE</license>\n";
+        let l = nuget_licenses(lines);
+        assert_eq!(l.len(), 1, "{l:?}");
+        let mut p = nuget_packages(assets);
+        apply_nuget_licenses(&mut p, &l);
+        assert_eq!(p[0].name, "Newtonsoft.Json");
+        assert_eq!(p[0].license.as_deref(), Some("MIT"));
+        assert_eq!(p[1].license, None);
+        let packs = runtime_packs(assets);
+        assert_eq!(packs.len(), 2);
+        assert_eq!(packs[0].name, "Microsoft.NETCore.App.Runtime.linux-x64");
+        assert_eq!(packs[0].version, "8.0.11");
+        assert_eq!(dotnet_sdk_version(assets).as_deref(), Some("8.0.404"));
+        assert_eq!(
+            nuspec_license("<license type=\"file\">LICENSE.txt</license>"),
+            None
+        );
+    }
+
+    #[test]
+    fn static_libraries_listed_by_the_build_script_are_read() {
+        let h = "49f1f14873335454500d59611f1cf4a4b0f786f9ac11f4312a78e4cf2566695b";
+        let text =
+            format!("/usr/lib/musl/lib/libc.a\t{h}\n/src/libfoo.a\t{h}\n/src/bad.a\tnot-a-hash\n");
+        let l = static_libraries(&text, "/src");
+        assert_eq!(l.len(), 2, "{l:?}");
+        assert_eq!(l[0].name, "libc.a");
+        assert_eq!(l[1].name, "libfoo.a");
+        assert_eq!(l[0].sha256, format!("sha256:{h}"));
+        assert!(!l[0].in_project && l[1].in_project);
+        let lines = static_library_lines("/out/x.txt", "/src", true);
+        assert!(lines[0].contains("$CC -print-file-name=$l") && lines[0].contains("libstdc++.a"));
+        assert!(lines[1].starts_with("find /src "));
+    }
+
+    #[test]
+    fn source_tree_digest_follows_contents_and_leaves_build_outputs_out() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("main.c"), "int main(){}\n").unwrap();
+        let a = source_tree(t.path()).unwrap();
+        std::fs::create_dir_all(t.path().join("target")).unwrap();
+        std::fs::write(t.path().join("target/out.o"), "x").unwrap();
+        assert_eq!(source_tree(t.path()).unwrap().digest, a.digest);
+        std::fs::write(t.path().join("main.c"), "int main(){return 1;}\n").unwrap();
+        assert_ne!(source_tree(t.path()).unwrap().digest, a.digest);
+        assert!(a.digest.starts_with("sha256:") && a.git_commit.is_none());
     }
 }

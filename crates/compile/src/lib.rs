@@ -412,6 +412,8 @@ pub fn build(req: &Request) -> Result<Built, BuildError> {
             std::fs::remove_dir_all(&host).map_err(BuildError::io(&host))?;
         }
     }
+    // Before the build, which writes into the project (target/, obj/).
+    let source = inputs::source_tree(&dir);
     let script = plan.script(cfg.pre_build.as_deref());
     let log_path = workdir.path().join("build.log");
     let status = runner.run(&script, &dir, &out, &log_path, req.stream_output)?;
@@ -535,7 +537,7 @@ pub fn build(req: &Request) -> Result<Built, BuildError> {
     };
     drop(bytes);
 
-    let inputs = pinned_inputs(kind, &dir, cfg, &plan, &runner, &out, &map);
+    let inputs = pinned_inputs(kind, &dir, cfg, &plan, &runner, &out, &map, source);
 
     Ok(Built {
         binary: kept,
@@ -571,6 +573,7 @@ fn failed_step(plan: &Plan, pre_build: Option<&str>, log: &str) -> String {
 
 /// What the build used, from the files the script left in OUT and the
 /// project's lock files.
+#[allow(clippy::too_many_arguments)]
 fn pinned_inputs(
     kind: Kind,
     dir: &Path,
@@ -579,13 +582,15 @@ fn pinned_inputs(
     runner: &Runner,
     out: &Path,
     map: &dyn Fn(&str) -> PathBuf,
+    source: Option<inputs::SourceTree>,
 ) -> PinnedInputs {
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
     let mut inputs = PinnedInputs {
         toolchain: inputs::read_toolchain(&read(&out.join(inputs::TOOLCHAIN_FILE))),
         builder_image: runner.image_identity(),
-        packages: Vec::new(),
+        ..PinnedInputs::default()
     };
+    inputs.source = source;
     match kind {
         Kind::Cargo => {
             if let Locate::CargoMessages(m) = &plan.locate {
@@ -594,6 +599,9 @@ fn pinned_inputs(
                     &read(&map(m)),
                     lock.is_file().then_some(lock.as_path()),
                 );
+                let licenses =
+                    inputs::cargo_licenses(&read(&out.join(inputs::CARGO_METADATA_FILE)));
+                inputs::apply_licenses(&mut inputs.packages, &licenses);
             }
         }
         Kind::Go => {
@@ -606,10 +614,36 @@ fn pinned_inputs(
         Kind::Dotnet => {
             let configured = cfg.dotnet.as_ref().and_then(|d| d.project.as_deref());
             if let Ok(project) = dotnet::project_file(dir, configured) {
-                inputs.packages = dotnet::restored_packages(&project);
+                let assets = read(&dotnet::assets_file(&project));
+                inputs.packages = inputs::nuget_packages(&assets);
+                let licenses =
+                    inputs::nuget_licenses(&read(&out.join(inputs::NUSPEC_LICENSES_FILE)));
+                inputs::apply_nuget_licenses(&mut inputs.packages, &licenses);
+                inputs.runtime_packs = inputs::runtime_packs(&assets);
+                inputs::apply_nuget_licenses(&mut inputs.runtime_packs, &licenses);
+                if let Some(v) = inputs::dotnet_sdk_version(&assets) {
+                    inputs.toolchain.insert("dotnet-sdk".into(), v);
+                }
+                if let Some(p) = inputs
+                    .packages
+                    .iter()
+                    .chain(&inputs.runtime_packs)
+                    .find(|p| p.name.ends_with("Microsoft.DotNet.ILCompiler"))
+                {
+                    inputs
+                        .toolchain
+                        .insert("ilcompiler".into(), p.version.clone());
+                }
             }
         }
-        Kind::C => {}
+        Kind::C => {
+            let src = match runner {
+                Runner::Host => dir.display().to_string(),
+                Runner::Container(_) => runner::CONTAINER_SRC.to_string(),
+            };
+            inputs.static_libraries =
+                inputs::static_libraries(&read(&out.join(inputs::STATIC_LIBRARIES_FILE)), &src);
+        }
     }
     inputs
 }

@@ -8,8 +8,9 @@ use distroless_pack_compile::config::BuildConfig;
 use distroless_pack_compile::{self as compile, Built};
 use distroless_pack_image::{human_size, Platform};
 
+use crate::attest::BuiltWith;
 use crate::pack::{self, Outputs, Packed, Target};
-use crate::settings::{ImageSettings, Smoke};
+use crate::settings::{Attest, ImageSettings, Smoke};
 use crate::{Event, Observer, PipelineError, Stage};
 
 /// Everything `build` needs (settings already resolved).
@@ -28,6 +29,8 @@ pub struct Request {
     pub save_debug: Option<PathBuf>,
     pub smoke: Option<Smoke>,
     pub outputs: Outputs,
+    /// The SBOM and provenance of each image.
+    pub attest: Attest,
 }
 
 impl Request {
@@ -79,7 +82,29 @@ pub fn build(req: &Request, obs: &dyn Observer) -> std::result::Result<Result, P
     if let Some(dir) = &req.save_debug {
         save_debug(dir, &builds)?;
     }
-    let packed = pack::finish(packed, names, req.smoke.as_ref(), &req.outputs, obs)?;
+    let kinds: Vec<String> = builds.iter().map(|(_, b)| b.kind.to_string()).collect();
+    let built: Vec<Option<BuiltWith>> = builds
+        .iter()
+        .zip(&kinds)
+        .map(|((_, b), kind)| {
+            Some(BuiltWith {
+                inputs: &b.inputs,
+                kind,
+                runner: &b.runner,
+                command: &b.command,
+            })
+        })
+        .collect();
+    let packed = pack::finish(
+        packed,
+        names,
+        req.smoke.as_ref(),
+        &req.outputs,
+        &req.attest,
+        &built,
+        obs,
+    )?;
+    drop(built);
     Ok(Result { builds, packed })
 }
 

@@ -81,6 +81,21 @@ pub enum PipelineError {
         source: Box<distroless_pack_ship::ShipError>,
     },
 
+    /// The SBOM could not be made (the image's layers cannot be read).
+    #[error("sbom: {source}")]
+    Sbom {
+        #[source]
+        source: Box<distroless_pack_sbom::SbomError>,
+    },
+
+    /// Writing `--sbom-output`.
+    #[error("{}: writing the SBOM: {source}", path.display())]
+    SbomOutput {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// Copying a debug-symbols file (`--save-debug`).
     #[error("{}: {source}", path.display())]
     SaveDebug {
@@ -143,6 +158,8 @@ impl PipelineError {
             PipelineError::SmokeFailed { .. } => ErrorKind::Smoke,
             PipelineError::Ship { source, .. } => source.kind(),
             PipelineError::SaveDebug { .. } => ErrorKind::Output,
+            PipelineError::Sbom { source } => source.kind(),
+            PipelineError::SbomOutput { .. } => ErrorKind::Output,
         }
     }
 

@@ -7,10 +7,12 @@
 //! - [`pack`]: one binary per platform -> verify alongside assemble -> an
 //!   image, or an index of several -> the smoke run -> every output.
 //! - [`build`]: compile each platform's binary, then the same as `pack`.
+//! - [`attest`]: each image's SBOM and provenance documents.
 //!
 //! Nothing here prints: progress goes to an [`Observer`] (the CLI draws
 //! it), failures are a [`PipelineError`] with a [`PipelineError::kind`].
 
+pub mod attest;
 pub mod build;
 mod error;
 pub mod pack;

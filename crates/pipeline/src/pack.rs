@@ -12,7 +12,8 @@ use distroless_pack_ship::registry::PushOptions;
 use distroless_pack_ship::{Output, Shipped, Sink, WriteOptions};
 use distroless_pack_verify::{platform_of, verify_file, Report, Severity};
 
-use crate::settings::{ImageName, ImageSettings, Smoke};
+use crate::attest::{self, Attested, BuiltWith};
+use crate::settings::{Attest, ImageName, ImageSettings, Smoke};
 use crate::{Event, Observer, PipelineError, Stage};
 
 /// One binary to pack and the platform it is for.
@@ -78,6 +79,10 @@ pub struct Result {
     pub packed: Vec<Packed>,
     pub names: Vec<ImageName>,
     pub shipped: Vec<Shipped>,
+    /// Each image's SBOM and provenance, in the order of `packed`.
+    pub attested: Vec<Attested>,
+    /// The files `--sbom-output` wrote.
+    pub sbom_files: Vec<PathBuf>,
 }
 
 /// Everything `pack` needs.
@@ -88,6 +93,8 @@ pub struct Request {
     pub verify: bool,
     pub smoke: Option<Smoke>,
     pub outputs: Outputs,
+    /// The SBOM and provenance of each image.
+    pub attest: Attest,
 }
 
 /// The binary for each platform: `binaries` (PLATFORM=PATH), else `file`;
@@ -186,17 +193,29 @@ pub fn pack(req: &Request, obs: &dyn Observer) -> std::result::Result<Result, Pi
             }
         }
     }
-    finish(packed, names, req.smoke.as_ref(), &req.outputs, obs)
+    let built = vec![None; packed.len()];
+    finish(
+        packed,
+        names,
+        req.smoke.as_ref(),
+        &req.outputs,
+        &req.attest,
+        &built,
+        obs,
+    )
 }
 
-/// The image (one packed) or the index (several), the smoke run, then
-/// every output. Refuses, before the smoke run or anything written, an
-/// output that cannot take the artifact.
+/// The image (one packed) or the index (several), the smoke run, each
+/// image's documents, then every output. Refuses, before the smoke run or
+/// anything written, an output that cannot take the artifact. `built[i]`
+/// is what `build` knew of `packed[i]` (`None` for `pack`).
 pub fn finish(
     packed: Vec<Packed>,
     names: Vec<ImageName>,
     smoke: Option<&Smoke>,
     outputs: &Outputs,
+    attest: &Attest,
+    built: &[Option<BuiltWith<'_>>],
     obs: &dyn Observer,
 ) -> std::result::Result<Result, PipelineError> {
     let artifact = if packed.len() == 1 {
@@ -214,12 +233,29 @@ pub fn finish(
     if let Some(s) = smoke {
         smoke_run(&artifact, s, obs)?;
     }
+    let mut attested = Vec::new();
+    for (i, image) in artifact.images().iter().enumerate() {
+        let a = attest::documents(image, &names[0], built.get(i).copied().flatten(), attest)?;
+        for w in &a.warnings {
+            obs.event(Event::Warning(w.clone()));
+        }
+        attested.push(a);
+    }
+    // Referrers (issue #10, item 4): `attested[i].documents` are the OCI
+    // artifacts whose subject is `artifact.images()[i]`; the outputs that
+    // hold referrers (oci:, oci-archive:, --push) take them in `ship`.
     let shipped = ship(&artifact, &names, outputs, obs)?;
+    let sbom_files = match &attest.sbom_output {
+        Some(f) => attest::write_sbom_output(f, &attested)?,
+        None => Vec::new(),
+    };
     Ok(Result {
         artifact,
         packed,
         names,
         shipped,
+        attested,
+        sbom_files,
     })
 }
 

@@ -527,6 +527,91 @@ pub fn smoke(
     }))
 }
 
+/// `--sbom`, `--sbom-format`, `--provenance` and `--sbom-output` as given.
+#[derive(Clone, Debug, Default)]
+pub struct AttestFlags {
+    /// `--sbom=BOOL`.
+    pub sbom: Option<bool>,
+    /// `--sbom-format spdx|cyclonedx|both`.
+    pub sbom_format: Option<String>,
+    /// `--provenance=BOOL`.
+    pub provenance: Option<bool>,
+    /// `--sbom-output FILE`.
+    pub sbom_output: Option<PathBuf>,
+}
+
+/// The documents made for each image: the SBOM formats (none with
+/// `--sbom=false`), the provenance, where `--sbom-output` writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attest {
+    /// SPDX first when both.
+    pub formats: Vec<distroless_pack_sbom::Format>,
+    pub provenance: bool,
+    pub sbom_output: Option<PathBuf>,
+    /// `SOURCE_DATE_EPOCH`, else 0 (the documents' creation time).
+    pub created: u64,
+}
+
+impl Attest {
+    /// Nothing to make.
+    pub fn none() -> Attest {
+        Attest {
+            formats: Vec::new(),
+            provenance: false,
+            sbom_output: None,
+            created: 0,
+        }
+    }
+
+    /// Whether any document is made.
+    pub fn any(&self) -> bool {
+        !self.formats.is_empty() || self.provenance
+    }
+}
+
+/// `SOURCE_DATE_EPOCH`, else 0; a value that is not a number is a usage
+/// error.
+pub fn source_date_epoch() -> Result<u64, PipelineError> {
+    Ok(assemble::source_date_epoch()?)
+}
+
+/// Parses `spdx`, `cyclonedx` or `both`.
+pub fn sbom_formats(s: &str) -> Result<Vec<distroless_pack_sbom::Format>, String> {
+    use distroless_pack_sbom::Format;
+    match s {
+        "spdx" => Ok(vec![Format::Spdx]),
+        "cyclonedx" => Ok(vec![Format::CycloneDx]),
+        "both" => Ok(vec![Format::Spdx, Format::CycloneDx]),
+        _ => Err(format!(
+            "unknown SBOM format {s:?}: expected spdx, cyclonedx or both"
+        )),
+    }
+}
+
+/// Lays the attestation flags over the file's `[sbom]` and the defaults
+/// (an SPDX SBOM and the provenance, both on).
+pub fn attest(flags: &AttestFlags, file: Option<&Config>) -> Result<Attest, PipelineError> {
+    let x = file.and_then(|c| c.sbom.clone()).unwrap_or_default();
+    let enabled = flags.sbom.or(x.enabled).unwrap_or(true);
+    let format = flags
+        .sbom_format
+        .clone()
+        .or(x.format)
+        .unwrap_or_else(|| "spdx".to_string());
+    let formats = sbom_formats(&format).map_err(PipelineError::usage)?;
+    if !enabled && flags.sbom_output.is_some() {
+        return Err(PipelineError::usage(
+            "--sbom-output needs an SBOM: drop --sbom=false (or `enabled = false` under [sbom])",
+        ));
+    }
+    Ok(Attest {
+        formats: if enabled { formats } else { Vec::new() },
+        provenance: flags.provenance.or(x.provenance).unwrap_or(true),
+        sbom_output: flags.sbom_output.clone(),
+        created: assemble::source_date_epoch()?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -774,5 +859,48 @@ mod tests {
         let s = smoke(None, 1.0, true).unwrap().unwrap();
         assert!(s.strict && s.args.is_none());
         assert!(!smoke(Some(""), 1.0, false).unwrap().unwrap().strict);
+    }
+    #[test]
+    fn settings_precedence_sbom_flag_over_file_over_default() {
+        use distroless_pack_sbom::Format;
+        let d = attest(&AttestFlags::default(), None).unwrap();
+        assert_eq!(d.formats, [Format::Spdx]);
+        assert!(d.provenance && d.sbom_output.is_none());
+        let cfg = file("[sbom]\nformat = \"both\"\nprovenance = false\n");
+        let f = attest(&AttestFlags::default(), Some(&cfg)).unwrap();
+        assert_eq!(f.formats, [Format::Spdx, Format::CycloneDx]);
+        assert!(!f.provenance);
+        let flags = AttestFlags {
+            sbom_format: Some("cyclonedx".into()),
+            provenance: Some(true),
+            ..Default::default()
+        };
+        let g = attest(&flags, Some(&cfg)).unwrap();
+        assert_eq!(g.formats, [Format::CycloneDx]);
+        assert!(g.provenance);
+        let off = file("[sbom]\nenabled = false\n");
+        assert!(attest(&AttestFlags::default(), Some(&off))
+            .unwrap()
+            .formats
+            .is_empty());
+        let on = AttestFlags {
+            sbom: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(attest(&on, Some(&off)).unwrap().formats, [Format::Spdx]);
+        let bad = AttestFlags {
+            sbom_format: Some("xml".into()),
+            ..Default::default()
+        };
+        assert!(attest(&bad, None)
+            .unwrap_err()
+            .to_string()
+            .contains("spdx, cyclonedx or both"));
+        let conflict = AttestFlags {
+            sbom: Some(false),
+            sbom_output: Some("x.json".into()),
+            ..Default::default()
+        };
+        assert!(attest(&conflict, None).is_err());
     }
 }

@@ -1,0 +1,86 @@
+//! `distroless-pack sbom SOURCE|FILE [--format spdx|cyclonedx] [--platform P] [--output FILE]`:
+//! the SBOM of an image (any source `inspect` reads: the entrypoint binary
+//! and the files of its layers) or of a bare ELF binary, from what the
+//! binary records (docs/commands/sbom.md). Stdout gets the document (or
+//! `--output FILE`); warnings about build info that cannot be read go to
+//! stderr. Exit status: 0, 2 bad input, 8 output.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use distroless_pack_image::Platform;
+use distroless_pack_pipeline::attest::{self, Format};
+
+use crate::exit::{self, WithCode};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// An image (`oci:DIR[:TAG]`, `oci-archive:FILE`, `docker-archive:FILE`,
+    /// or a bare path to one) or an ELF executable.
+    #[arg(value_name = "SOURCE|FILE")]
+    pub source: String,
+
+    /// spdx (SPDX 2.3 JSON, default) or cyclonedx (CycloneDX 1.6 JSON).
+    #[arg(long, value_name = "FORMAT", default_value = "spdx", value_parser = ["spdx", "cyclonedx"])]
+    pub format: String,
+
+    /// For an index: the platform's image (default: the only one, else
+    /// this machine's).
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<Platform>,
+
+    /// Write the document to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+fn is_elf(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut magic = [0u8; 4];
+    path.is_file()
+        && std::fs::File::open(path)
+            .and_then(|mut f| f.read_exact(&mut magic))
+            .is_ok()
+        && magic == *b"\x7fELF"
+}
+
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let format: Format = args
+        .format
+        .parse()
+        .map_err(|e: String| exit::fail(&e, distroless_pack_image::ErrorKind::Usage))?;
+    let created =
+        distroless_pack_pipeline::settings::source_date_epoch().map_err(crate::report::pipeline)?;
+    let path = Path::new(&args.source);
+    let sbom = if is_elf(path) {
+        attest::binary_sbom(path, created).map_err(crate::report::pipeline)?
+    } else {
+        let source = distroless_pack_ship::parse_source(&args.source)
+            .map_err(|e| exit::fail(&e, e.kind()))?;
+        let artifact =
+            distroless_pack_ship::read(&source).map_err(|e| exit::reading(&source, e))?;
+        let image = artifact
+            .image_for(args.platform.as_ref())
+            .map_err(|e| anyhow::anyhow!("{source}: {e}"))
+            .code(exit::USAGE)?;
+        attest::image_sbom(image, &args.source, created).map_err(crate::report::pipeline)?
+    };
+    for w in &sbom.warnings {
+        eprintln!("distroless-pack: warning: {w}");
+    }
+    let mut bytes = format.write(&sbom);
+    match &args.output {
+        Some(f) => {
+            distroless_pack_pipeline::attest::write_file(f, &bytes)
+                .map_err(crate::report::pipeline)?;
+        }
+        None => {
+            bytes.push(b'\n');
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)
+                .and_then(|_| out.flush())
+                .code(exit::OUTPUT)?;
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,260 @@
+//! The documents of each platform image: its SBOM (SPDX and/or CycloneDX)
+//! and its provenance, from the image's own layers and, after `build`, the
+//! build record. [`documents`] is the one call; [`write_sbom_output`]
+//! writes `--sbom-output`.
+
+use std::path::{Path, PathBuf};
+
+use distroless_pack_image::{Digest, Image, PinnedInputs, Platform};
+use distroless_pack_sbom::{self as sbom, BuildParameters, Document};
+
+use crate::settings::{Attest, ImageName};
+use crate::PipelineError;
+
+pub use distroless_pack_sbom::{Format, Sbom};
+
+/// What `build` knew about one platform's binary.
+#[derive(Clone, Copy, Debug)]
+pub struct BuiltWith<'a> {
+    pub inputs: &'a PinnedInputs,
+    /// `cargo`, `go`, ...
+    pub kind: &'a str,
+    /// `host`, `docker:IMAGE`.
+    pub runner: &'a str,
+    /// The main build command.
+    pub command: &'a str,
+}
+
+/// One image's documents.
+#[derive(Clone, Debug)]
+pub struct Attested {
+    /// The image they describe (their OCI `subject`).
+    pub digest: Digest,
+    pub platform: Platform,
+    pub documents: Vec<Document>,
+    /// Build info that could not be read (the SBOM is made without it).
+    pub warnings: Vec<String>,
+}
+
+/// The compiler target in a build command: cargo's `--target=T`, dotnet's
+/// `-r RID`, or GOOS/GOARCH for go.
+fn target_of(command: &str, kind: &str, platform: &Platform) -> Option<String> {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    for (i, w) in words.iter().enumerate() {
+        if let Some(t) = w.strip_prefix("--target=") {
+            return Some(t.to_string());
+        }
+        if (*w == "-r" || *w == "--runtime") && i + 1 < words.len() {
+            return Some(words[i + 1].to_string());
+        }
+    }
+    (kind == "go").then(|| format!("{}/{}", platform.os, platform.architecture))
+}
+
+/// The documents for `image` (named `name`), as `settings` asks.
+pub fn documents(
+    image: &Image,
+    name: &ImageName,
+    built: Option<BuiltWith<'_>>,
+    settings: &Attest,
+) -> Result<Attested, PipelineError> {
+    let mut out = Attested {
+        digest: image.digest().clone(),
+        platform: image.platform.clone(),
+        documents: Vec::new(),
+        warnings: Vec::new(),
+    };
+    if !settings.any() {
+        return Ok(out);
+    }
+    let s = sbom::describe_image(
+        image,
+        &name.full(),
+        built.map(|b| b.inputs),
+        settings.created,
+    )
+    .map_err(|source| PipelineError::Sbom {
+        source: Box::new(source),
+    })?;
+    out.warnings = s.warnings.clone();
+    for f in &settings.formats {
+        out.documents.push(Document::sbom(*f, &s));
+    }
+    if settings.provenance {
+        let params = match built {
+            Some(b) => BuildParameters {
+                command: "build".into(),
+                kind: Some(b.kind.to_string()),
+                runner: Some(b.runner.to_string()),
+                build_command: Some(b.command.to_string()),
+                target: target_of(b.command, b.kind, &image.platform),
+                settings: Default::default(),
+            },
+            None => BuildParameters {
+                command: "pack".into(),
+                ..Default::default()
+            },
+        };
+        out.documents.push(Document::provenance(&s, &params));
+    }
+    Ok(out)
+}
+
+/// The file `--sbom-output FILE` gets for one document: FILE itself, with
+/// `-OS-ARCH[-VARIANT]` before its extension when the artifact is an index,
+/// and `.spdx` / `.cdx` before it when both formats are made.
+pub fn sbom_output_path(
+    file: &Path,
+    platform: &Platform,
+    index: bool,
+    format: &str,
+    both: bool,
+) -> PathBuf {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "sbom.json".into());
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 => (name[..i].to_string(), name[i..].to_string()),
+        _ => (name.clone(), String::new()),
+    };
+    let mut stem = stem;
+    if index {
+        stem.push('-');
+        stem.push_str(&platform.to_string().replace('/', "-"));
+    }
+    if both {
+        stem.push_str(if format == "spdx" { ".spdx" } else { ".cdx" });
+    }
+    file.with_file_name(format!("{stem}{ext}"))
+}
+
+/// Writes the SBOMs of every image to `--sbom-output` (each to a temp file
+/// in the same directory, then renamed). Returns the files written.
+pub fn write_sbom_output(
+    file: &Path,
+    attested: &[Attested],
+) -> Result<Vec<PathBuf>, PipelineError> {
+    let index = attested.len() > 1;
+    let mut written = Vec::new();
+    for a in attested {
+        let sboms: Vec<&Document> = a
+            .documents
+            .iter()
+            .filter(|d| d.format != "provenance")
+            .collect();
+        let both = sboms.len() > 1;
+        for d in sboms {
+            let path = sbom_output_path(file, &a.platform, index, d.format, both);
+            write_file(&path, &d.bytes)?;
+            written.push(path);
+        }
+    }
+    Ok(written)
+}
+
+/// Writes `bytes` to `path` through a temp file in the same directory,
+/// renamed at the end (nothing half-written on failure).
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), PipelineError> {
+    let io = |source| PipelineError::SbomOutput {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".distroless-pack-sbom-")
+        .tempfile_in(&dir)
+        .map_err(io)?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+/// The SBOM of one image read back from a source (`distroless-pack sbom
+/// SOURCE`): the entrypoint binary and the files of its layers.
+pub fn image_sbom(image: &Image, name: &str, created: u64) -> Result<Sbom, PipelineError> {
+    sbom::describe_image(image, name, None, created).map_err(|source| PipelineError::Sbom {
+        source: Box::new(source),
+    })
+}
+
+/// The SBOM of a bare binary (`distroless-pack sbom FILE`): the subject is
+/// the file itself (its sha256 as the digest, its ELF platform).
+pub fn binary_sbom(path: &Path, created: u64) -> Result<Sbom, PipelineError> {
+    let platform = distroless_pack_verify::header_platform(path)?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| PipelineError::Usage(format!("{}: {e}", path.display())))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "app".into());
+    let input = sbom::Input {
+        binary: &bytes,
+        binary_path: format!("/{name}"),
+        subject: sbom::Subject {
+            name: name.clone(),
+            digest: Digest::sha256_of(&bytes),
+            platform,
+            is_image: false,
+        },
+        files: Vec::new(),
+        built: None,
+        created,
+    };
+    Ok(sbom::describe(&input))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sbom_output_names_per_platform_and_format() {
+        let amd = Platform::linux("amd64");
+        let f = Path::new("out/app.sbom.json");
+        assert_eq!(sbom_output_path(f, &amd, false, "spdx", false), f);
+        assert_eq!(
+            sbom_output_path(f, &amd, true, "spdx", false),
+            Path::new("out/app.sbom-linux-amd64.json")
+        );
+        assert_eq!(
+            sbom_output_path(f, &amd, true, "cyclonedx", true),
+            Path::new("out/app.sbom-linux-amd64.cdx.json")
+        );
+        assert_eq!(
+            sbom_output_path(Path::new("sbom"), &amd, false, "spdx", true),
+            Path::new("sbom.spdx")
+        );
+    }
+
+    #[test]
+    fn build_targets_from_the_build_command() {
+        let p = Platform::linux("arm64");
+        assert_eq!(
+            target_of(
+                "cargo build --target=aarch64-unknown-linux-musl",
+                "cargo",
+                &p
+            )
+            .as_deref(),
+            Some("aarch64-unknown-linux-musl")
+        );
+        assert_eq!(
+            target_of(
+                "dotnet publish -c Release -r linux-musl-arm64",
+                "dotnet",
+                &p
+            )
+            .as_deref(),
+            Some("linux-musl-arm64")
+        );
+        assert_eq!(
+            target_of("go build -o x .", "go", &p).as_deref(),
+            Some("linux/arm64")
+        );
+        assert_eq!(target_of("make -B", "c", &p), None);
+    }
+}

@@ -1,0 +1,617 @@
+//! SBOMs (issue #10): what `pack`, `build` and `sbom` write, checked by the
+//! real validators (spdx-tools' `pyspdxtools`, `ntia-checker`,
+//! cyclonedx-python-lib's JSON schema validation) and against what the
+//! toolchains themselves say (`go version -m`, `cargo metadata`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::util::{both, dp, repo_root, require_tool, run, run_ok, tmp};
+
+const PIP_HINT: &str = "python3 -m pip install -r scripts/python-requirements.txt";
+
+fn copy_fixture(name: &str, into: &Path) -> PathBuf {
+    let dest = into.join(name);
+    run_ok(
+        Command::new("cp")
+            .arg("-r")
+            .arg(repo_root().join("tests/fixtures").join(name))
+            .arg(&dest),
+    );
+    dest
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// pyspdxtools and the NTIA minimum elements check, both real.
+#[track_caller]
+fn validate_spdx(file: &Path) {
+    let spdx = require_tool("pyspdxtools", PIP_HINT);
+    run_ok(Command::new(spdx).arg("-i").arg(file));
+    let ntia = require_tool("ntia-checker", PIP_HINT);
+    let out = run(Command::new(ntia).args(["-c", "ntia"]).arg(file));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("Conformant: True"),
+        "NTIA minimum elements: {}",
+        both(&out)
+    );
+}
+
+/// cyclonedx-python-lib's strict JSON schema validation for 1.6.
+#[track_caller]
+fn validate_cyclonedx(file: &Path) {
+    require_tool("python3", "apt-get install -y python3");
+    let script = "import sys\nfrom cyclonedx.validation.json import JsonStrictValidator\nfrom cyclonedx.schema import SchemaVersion\nerr = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())\nif err:\n    print(err)\n    sys.exit(1)\n";
+    let out = run(Command::new("python3").args(["-c", script]).arg(file));
+    assert!(
+        out.status.success(),
+        "CycloneDX 1.6 schema ({PIP_HINT}): {}",
+        both(&out)
+    );
+}
+
+/// The SPDX packages as (name, version, purl).
+fn spdx_packages(doc: &Value) -> Vec<(String, String, String)> {
+    doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or("").to_string(),
+                p["versionInfo"].as_str().unwrap_or("").to_string(),
+                p["externalRefs"][0]["referenceLocator"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A Go binary with a dependency, built offline from the vendored fixture.
+fn go_binary(t: &Path) -> PathBuf {
+    let go = require_tool("go", "apt-get install -y golang-go");
+    let dir = copy_fixture("go-vendored", t);
+    let out = dir.join("app");
+    run_ok(
+        Command::new(go)
+            .args(["build", "-trimpath", "-ldflags=-s -w", "-o"])
+            .arg(&out)
+            .arg(".")
+            .current_dir(&dir)
+            .env("CGO_ENABLED", "0")
+            .env("GOFLAGS", "-mod=vendor")
+            .env("GOPROXY", "off")
+            .env("GOTOOLCHAIN", "local"),
+    );
+    out
+}
+
+/// `(path, version)` of every `dep` line `go version -m` prints.
+fn go_deps(bin: &Path) -> Vec<(String, String)> {
+    let text = run_ok(Command::new("go").args(["version", "-m"]).arg(bin));
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.trim().split('\t').collect();
+            (f[0] == "dep").then(|| (f[1].to_string(), f[2].to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn go_binary_sbom_has_every_dep_go_version_m_prints_with_its_purl() {
+    let t = tmp();
+    let bin = go_binary(t.path());
+    let deps = go_deps(&bin);
+    assert!(!deps.is_empty(), "the fixture has a dependency");
+    let out = t.path().join("sbom.json");
+    run_ok(
+        dp().args([
+            "pack",
+            "--no-verify",
+            "--tag",
+            "go-app:1",
+            "--sbom-format",
+            "both",
+        ])
+        .arg(&bin)
+        .arg("--output")
+        .arg(format!("oci:{}", t.path().join("layout").display()))
+        .arg("--sbom-output")
+        .arg(&out),
+    );
+    let spdx_file = t.path().join("sbom.spdx.json");
+    let cdx_file = t.path().join("sbom.cdx.json");
+    let spdx = read_json(&spdx_file);
+    let cdx = read_json(&cdx_file);
+    let pkgs = spdx_packages(&spdx);
+    for (path, version) in &deps {
+        let purl = format!("pkg:golang/{path}@{version}");
+        assert!(
+            pkgs.iter()
+                .any(|(n, v, p)| n == path && v == version && *p == purl),
+            "SPDX lacks {purl}: {pkgs:?}"
+        );
+        assert!(
+            cdx["components"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["purl"] == purl.as_str() && c["version"] == version.as_str()),
+            "CycloneDX lacks {purl}"
+        );
+    }
+    assert!(
+        pkgs.iter()
+            .any(|(n, v, _)| n == "stdlib" && v.starts_with("go1.")),
+        "{pkgs:?}"
+    );
+    validate_spdx(&spdx_file);
+    validate_cyclonedx(&cdx_file);
+}
+
+#[test]
+fn two_pack_runs_give_byte_identical_sboms_and_the_time_is_source_date_epoch() {
+    let t = tmp();
+    let bin = go_binary(t.path());
+    let pack = |n: &str, epoch: Option<&str>| {
+        let out = t.path().join(format!("{n}.json"));
+        let mut c = dp();
+        c.args(["pack", "--no-verify", "--ca-certs", "--passwd", "--output"])
+            .arg(format!("oci:{}", t.path().join(n).display()))
+            .arg("--sbom-output")
+            .arg(&out)
+            .arg(&bin);
+        if let Some(e) = epoch {
+            c.env("SOURCE_DATE_EPOCH", e);
+        }
+        run_ok(&mut c);
+        std::fs::read(out).unwrap()
+    };
+    let a = pack("a", None);
+    let b = pack("b", None);
+    assert_eq!(a, b, "two runs, the same bytes");
+    let doc: Value = serde_json::from_slice(&a).unwrap();
+    assert_eq!(doc["creationInfo"]["created"], "1970-01-01T00:00:00Z");
+    let files: Vec<&str> = doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["fileName"].as_str().unwrap())
+        .collect();
+    for f in [
+        "./app/app",
+        "./etc/ssl/certs/ca-certificates.crt",
+        "./etc/passwd",
+        "./etc/group",
+    ] {
+        assert!(files.contains(&f), "{f} in {files:?}");
+    }
+    let c = pack("c", Some("1700000000"));
+    let doc: Value = serde_json::from_slice(&c).unwrap();
+    assert_eq!(doc["creationInfo"]["created"], "2023-11-14T22:13:20Z");
+    validate_spdx(&t.path().join("a.json"));
+}
+
+#[test]
+fn cargo_build_sbom_has_every_crate_of_the_graph_with_its_license() {
+    let cargo = require_tool("cargo", "install Rust with rustup (https://rustup.rs)");
+    let t = tmp();
+    let dir = copy_fixture("cargo-itoa", t.path());
+    run_ok(Command::new(&cargo).arg("fetch").current_dir(&dir));
+    // The graph, as cargo resolves it: every non-path package.
+    let meta: Value = serde_json::from_str(&run_ok(
+        Command::new(&cargo)
+            .args(["metadata", "--format-version=1", "--offline", "--locked"])
+            .current_dir(&dir),
+    ))
+    .unwrap();
+    let graph: Vec<(String, String)> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| !p["source"].is_null())
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["version"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(!graph.is_empty());
+    let out = t.path().join("sbom.json");
+    run_ok(
+        dp().arg("build")
+            .arg(&dir)
+            .args([
+                "--runner",
+                "host",
+                "--offline",
+                "--sbom-format",
+                "both",
+                "--output",
+            ])
+            .arg(format!("oci:{}", t.path().join("layout").display()))
+            .arg("--sbom-output")
+            .arg(&out),
+    );
+    let spdx_file = t.path().join("sbom.spdx.json");
+    let spdx = read_json(&spdx_file);
+    for (name, version) in &graph {
+        let purl = format!("pkg:cargo/{name}@{version}");
+        let p = spdx["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["externalRefs"][0]["referenceLocator"] == purl.as_str())
+            .unwrap_or_else(|| panic!("SPDX lacks {purl}"));
+        assert_eq!(p["versionInfo"], version.as_str());
+        assert_eq!(p["licenseDeclared"], "MIT OR Apache-2.0", "{p}");
+        assert_eq!(p["checksums"][0]["algorithm"], "SHA256", "{p}");
+    }
+    validate_spdx(&spdx_file);
+    validate_cyclonedx(&t.path().join("sbom.cdx.json"));
+}
+
+/// The cargo-itoa fixture built with `cargo auditable` (the `.dep-v0`
+/// section), for the host.
+fn auditable_binary(t: &Path) -> PathBuf {
+    let cargo = require_tool("cargo", "install Rust with rustup (https://rustup.rs)");
+    require_tool(
+        "cargo-auditable",
+        "cargo install --locked --version 0.7.7 cargo-auditable (scripts/install-deps.sh)",
+    );
+    let dir = copy_fixture("cargo-itoa", t);
+    run_ok(Command::new(&cargo).arg("fetch").current_dir(&dir));
+    run_ok(
+        Command::new(&cargo)
+            .args(["auditable", "build", "--release", "--offline", "--locked"])
+            .current_dir(&dir),
+    );
+    dir.join("target/release/cargo-itoa")
+}
+
+#[test]
+fn cargo_auditable_section_lists_the_crates_of_a_binary_nobody_built_here() {
+    let t = tmp();
+    let bin = auditable_binary(t.path());
+    let out = t.path().join("cdx.json");
+    run_ok(
+        dp().arg("sbom")
+            .arg(&bin)
+            .args(["--format", "cyclonedx", "--output"])
+            .arg(&out),
+    );
+    let doc = read_json(&out);
+    let itoa = doc["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["purl"] == "pkg:cargo/itoa@1.0.11")
+        .unwrap_or_else(|| panic!("no itoa: {doc}"));
+    assert!(
+        itoa["properties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["value"] == "cargo-auditable"),
+        "{itoa}"
+    );
+    validate_cyclonedx(&out);
+    let spdx = t.path().join("spdx.json");
+    run_ok(dp().arg("sbom").arg(&bin).arg("--output").arg(&spdx));
+    validate_spdx(&spdx);
+}
+
+/// Replaces section `name` of `bin` with `f(contents)`, with objcopy.
+fn mutate_section(bin: &Path, name: &str, f: impl Fn(&mut Vec<u8>)) -> PathBuf {
+    let objcopy = require_tool("objcopy", "apt-get install -y binutils");
+    let dir = bin.parent().unwrap();
+    let sec = dir.join("section.bin");
+    run_ok(
+        Command::new(&objcopy)
+            .arg(format!("--dump-section={name}={}", sec.display()))
+            .arg(bin)
+            .arg(dir.join("unused.out")),
+    );
+    let mut bytes = std::fs::read(&sec).unwrap();
+    f(&mut bytes);
+    std::fs::write(&sec, &bytes).unwrap();
+    let out = dir.join("mutated");
+    run_ok(
+        Command::new(&objcopy)
+            .arg(format!("--update-section={name}={}", sec.display()))
+            .arg(bin)
+            .arg(&out),
+    );
+    out
+}
+
+#[track_caller]
+fn sbom_with_warning(bin: &Path, section: &str) -> Value {
+    let out = run(dp().arg("sbom").arg(bin));
+    assert!(
+        out.status.success(),
+        "a warning, not a failure: {}",
+        both(&out)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning") && err.contains(section),
+        "{}",
+        both(&out)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn corrupt_dep_v0_section_gives_a_warning_and_an_sbom_without_its_crates() {
+    let t = tmp();
+    let bin = auditable_binary(t.path());
+    for (what, f) in [
+        (
+            "truncated",
+            (|b: &mut Vec<u8>| b.truncate(b.len() / 2)) as fn(&mut Vec<u8>),
+        ),
+        ("mutated", |b: &mut Vec<u8>| {
+            for x in b.iter_mut().skip(2).step_by(7) {
+                *x ^= 0x5a;
+            }
+        }),
+    ] {
+        let bad = mutate_section(&bin, ".dep-v0", f);
+        let doc = sbom_with_warning(&bad, ".dep-v0");
+        assert!(
+            !spdx_packages(&doc)
+                .iter()
+                .any(|(_, _, p)| p.starts_with("pkg:cargo/itoa")),
+            "{what}: no crates from a broken section"
+        );
+        let file = t.path().join(format!("{what}.json"));
+        std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
+        validate_spdx(&file);
+    }
+}
+
+#[test]
+fn corrupt_go_build_info_gives_a_warning_and_an_sbom_without_its_modules() {
+    let t = tmp();
+    let bin = go_binary(t.path());
+    for (what, f) in [
+        // The version string's length becomes larger than the section.
+        (
+            "mutated",
+            (|b: &mut Vec<u8>| {
+                b[32] = 0xff;
+                b[33] = 0xff;
+                b[34] = 0x7f;
+            }) as fn(&mut Vec<u8>),
+        ),
+        ("truncated", |b: &mut Vec<u8>| {
+            let n = b.len();
+            for x in &mut b[40.min(n)..] {
+                *x = 0;
+            }
+        }),
+    ] {
+        let bad = mutate_section(&bin, ".go.buildinfo", f);
+        let doc = sbom_with_warning(&bad, "Go build info");
+        assert!(
+            !spdx_packages(&doc)
+                .iter()
+                .any(|(_, _, p)| p.starts_with("pkg:golang/")),
+            "{what}: no modules from a broken build info: {doc}"
+        );
+    }
+}
+
+#[test]
+fn sbom_off_and_a_bad_format_are_refused_or_honoured() {
+    let t = tmp();
+    let bin = go_binary(t.path());
+    let out = run(dp()
+        .args([
+            "pack",
+            "--no-verify",
+            "--sbom=false",
+            "--sbom-output",
+            "x.json",
+        ])
+        .arg(&bin));
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let out = run(dp()
+        .args(["pack", "--no-verify", "--sbom-format", "xml"])
+        .arg(&bin));
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let out = run(dp().arg("sbom").arg(t.path().join("missing")));
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("missing"),
+        "{}",
+        both(&out)
+    );
+}
+
+#[test]
+fn c_build_sbom_lists_the_static_libraries_linked_with_their_sha256() {
+    require_tool("musl-gcc", "apt-get install -y musl-tools");
+    let t = tmp();
+    run_ok(
+        Command::new("cp")
+            .arg("-r")
+            .arg(repo_root().join("images/c-libfoo"))
+            .arg(t.path()),
+    );
+    let dir = t.path().join("c-libfoo");
+    let out = t.path().join("sbom.json");
+    run_ok(
+        dp().arg("build")
+            .arg(&dir)
+            .args(["--runner", "host", "--output"])
+            .arg(format!("oci:{}", t.path().join("layout").display()))
+            .arg("--sbom-output")
+            .arg(&out),
+    );
+    let doc = read_json(&out);
+    let lib = |name: &str| -> Value {
+        doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {doc}"))
+            .clone()
+    };
+    // The project's own archive and musl's C library, by their bytes.
+    let sha = |p: &Path| {
+        let out = run_ok(Command::new("sha256sum").arg(p));
+        out.split_whitespace().next().unwrap().to_string()
+    };
+    let foo = lib("libfoo.a");
+    assert_eq!(
+        foo["checksums"][0]["checksumValue"],
+        sha(&dir.join("libfoo.a")).as_str()
+    );
+    let libc = lib("libc.a");
+    let path = libc["comment"]
+        .as_str()
+        .unwrap()
+        .rsplit("static-library:path: ")
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        path.contains("musl"),
+        "musl-gcc links musl's libc.a, not glibc's: {path}"
+    );
+    assert_eq!(
+        libc["checksums"][0]["checksumValue"],
+        sha(Path::new(&path)).as_str()
+    );
+    validate_spdx(&out);
+}
+
+#[test]
+fn the_image_digest_is_the_same_with_and_without_documents() {
+    let t = tmp();
+    let bin = go_binary(t.path());
+    let digest = |extra: &[&str]| {
+        run_ok(dp().args(["pack", "--no-verify"]).args(extra).arg(&bin))
+            .trim()
+            .to_string()
+    };
+    let with = digest(&["--sbom-format", "both"]);
+    let without = digest(&["--sbom=false", "--provenance=false"]);
+    assert!(with.starts_with("sha256:"), "{with}");
+    assert_eq!(with, without);
+}
+
+#[test]
+fn index_sbom_output_writes_one_file_per_platform_and_sbom_reads_each_image_back() {
+    let t = tmp();
+    let amd = go_binary(t.path());
+    let arm = t.path().join("go-vendored/app-arm64");
+    run_ok(
+        Command::new("go")
+            .args(["build", "-trimpath", "-o"])
+            .arg(&arm)
+            .arg(".")
+            .current_dir(t.path().join("go-vendored"))
+            .env("CGO_ENABLED", "0")
+            .env("GOARCH", "arm64")
+            .env("GOFLAGS", "-mod=vendor")
+            .env("GOPROXY", "off")
+            .env("GOTOOLCHAIN", "local"),
+    );
+    let layout = t.path().join("layout");
+    let out = t.path().join("sbom.json");
+    run_ok(
+        dp().args(["pack", "--platform", "linux/amd64,linux/arm64", "--binary"])
+            .arg(format!("linux/amd64={}", amd.display()))
+            .arg("--binary")
+            .arg(format!("linux/arm64={}", arm.display()))
+            .arg("--output")
+            .arg(format!("oci:{}:multi", layout.display()))
+            .arg("--sbom-output")
+            .arg(&out),
+    );
+    for arch in ["amd64", "arm64"] {
+        let file = t.path().join(format!("sbom-linux-{arch}.json"));
+        let doc = read_json(&file);
+        let image = doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["SPDXID"] == "SPDXRef-Image")
+            .unwrap();
+        assert!(
+            image["externalRefs"][0]["referenceLocator"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("arch={arch}")),
+            "{image}"
+        );
+        validate_spdx(&file);
+        // `sbom SOURCE` finds the entrypoint in that platform's layer.
+        let back: Value = serde_json::from_str(&run_ok(
+            dp().arg("sbom")
+                .arg(format!("oci:{}:multi", layout.display()))
+                .args(["--platform", &format!("linux/{arch}")]),
+        ))
+        .unwrap();
+        assert!(
+            spdx_packages(&back)
+                .iter()
+                .any(|(_, v, p)| p == "pkg:golang/example.com/dp/greet@v0.1.0" && v == "v0.1.0"),
+            "{back}"
+        );
+        assert_eq!(
+            back["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["fileName"] == "./app/app")
+                .map(|f| f["checksums"][1]["checksumValue"].clone()),
+            doc["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["fileName"] == "./app/app")
+                .map(|f| f["checksums"][1]["checksumValue"].clone()),
+            "the same binary, read back from the layer"
+        );
+    }
+}
+
+#[test]
+fn nativeaot_binary_sbom_names_the_dotnet_runtime_it_was_compiled_with() {
+    let t = tmp();
+    let bin = repo_root().join("tests/fixtures/dotnet/console-static/console-static");
+    let out = t.path().join("spdx.json");
+    run_ok(dp().arg("sbom").arg(&bin).arg("--output").arg(&out));
+    let doc = read_json(&out);
+    assert!(
+        spdx_packages(&doc)
+            .iter()
+            .any(|(n, v, p)| n == "Microsoft.DotNet.ILCompiler"
+                && v == "10.0.12"
+                && p == "pkg:nuget/Microsoft.DotNet.ILCompiler@10.0.12"),
+        "{doc}"
+    );
+    validate_spdx(&out);
+    let cdx = t.path().join("cdx.json");
+    run_ok(
+        dp().arg("sbom")
+            .arg(&bin)
+            .args(["--format", "cyclonedx", "-o"])
+            .arg(&cdx),
+    );
+    validate_cyclonedx(&cdx);
+}
