@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use distroless_pack_image::{Digest, Image, PinnedInputs, Platform};
+use distroless_pack_image::{Blob, Digest, Image, PinnedInputs, Platform, Referrer, Subject};
 use distroless_pack_sbom::{self as sbom, BuildParameters, Document};
 
 use crate::settings::{Attest, ImageName};
@@ -98,6 +98,30 @@ pub fn documents(
         out.documents.push(Document::provenance(&s, &params));
     }
     Ok(out)
+}
+
+/// `attested`'s documents as OCI 1.1 artifacts whose subject is `image`,
+/// each payload titled with the file name `oras pull` would give it.
+pub fn referrers(image: &Image, attested: &Attested) -> Result<Vec<Referrer>, PipelineError> {
+    attested
+        .documents
+        .iter()
+        .map(|d| {
+            let title = match d.format {
+                "spdx" => "sbom.spdx.json",
+                "cyclonedx" => "sbom.cdx.json",
+                _ => "provenance.intoto.json",
+            };
+            let payload = Blob::from_bytes(d.media_type, d.bytes.clone());
+            Ok(Referrer::for_subject(
+                Subject::of(image),
+                d.artifact_type,
+                payload,
+                Some(title),
+                &d.annotations,
+            )?)
+        })
+        .collect()
 }
 
 /// The file `--sbom-output FILE` gets for one document: FILE itself, with

@@ -218,7 +218,7 @@ pub fn finish(
     built: &[Option<BuiltWith<'_>>],
     obs: &dyn Observer,
 ) -> std::result::Result<Result, PipelineError> {
-    let artifact = if packed.len() == 1 {
+    let mut artifact = if packed.len() == 1 {
         Artifact::Image(packed[0].image.clone())
     } else {
         let images = packed.iter().map(|p| p.image.clone()).collect();
@@ -241,9 +241,14 @@ pub fn finish(
         }
         attested.push(a);
     }
-    // Referrers (issue #10, item 4): `attested[i].documents` are the OCI
-    // artifacts whose subject is `artifact.images()[i]`; the outputs that
-    // hold referrers (oci:, oci-archive:, --push) take them in `ship`.
+    // each image's documents become OCI 1.1 artifacts whose subject is that
+    // image; the outputs that hold referrers (oci:, oci-archive:, --push)
+    // take them in `ship` (no digest of the image or index changes)
+    for (image, a) in artifact.images_mut().iter_mut().zip(&attested) {
+        for r in attest::referrers(image, a)? {
+            image.attach(r)?;
+        }
+    }
     let shipped = ship(&artifact, &names, outputs, obs)?;
     let sbom_files = match &attest.sbom_output {
         Some(f) => attest::write_sbom_output(f, &attested)?,
