@@ -28,11 +28,14 @@ fn dpc(home: &Path) -> Command {
     c
 }
 
-/// Packs the corpus's static hello into `oci:DIR:TAG`; gives its digest.
+/// Packs the corpus's static hello into `oci:DIR:TAG` without the SBOM
+/// and provenance `pack` attaches by default (so the only referrers are
+/// the test's own); gives its digest.
 fn pack_layout(layout: &Path, tag: &str) -> String {
     let out = run_ok(
         dp().arg("pack")
             .arg(corpus::musl_static_hello())
+            .args(["--sbom=false", "--provenance=false"])
             .args(["--tag", &format!("hello:{tag}")])
             .arg("--output")
             .arg(format!("oci:{}:{tag}", layout.display())),
@@ -265,6 +268,7 @@ fn an_oci_archive_takes_referrers_and_skopeo_reads_its_image_unchanged() {
     let out = run_ok(
         dp().arg("pack")
             .arg(corpus::musl_static_hello())
+            .args(["--sbom=false", "--provenance=false"])
             .args(["--tag", "hello:1", "--output"])
             .arg(format!("oci-archive:{}", archive.display())),
     );
@@ -781,4 +785,100 @@ fn attach_and_inspect_reach_a_registry_that_wants_a_token() {
         serde_json::from_str(&run_ok(i.args(["inspect", "--json", &reference]))).unwrap();
     assert_eq!(doc["digest"], digest.as_str());
     assert_eq!(doc["images"][0]["referrers"][0]["digest"], r.as_str());
+}
+
+/// `pack --push` attaches the image's SBOM and provenance by default: the
+/// registry's referrers tag schema lists both, each artifact's subject is
+/// the pushed image, oras-py pulls the SPDX document back byte for byte as
+/// the same run wrote it into its layout, and the image digest is the one
+/// `--sbom=false --provenance=false` gives.
+#[test]
+fn pack_push_attaches_the_sbom_and_provenance_found_by_the_tag_schema_and_oras() {
+    let t = tmp();
+    let reg = Registry::start(Auth::None);
+    let reference = reg.reference("attest/app:1");
+    let hello = corpus::musl_static_hello();
+    let layout = t.path().join("lay");
+    let out = run_ok(
+        dpc(t.path())
+            .arg("pack")
+            .arg(&hello)
+            .args(["--tag", "app:1", "--push"])
+            .arg(&reference)
+            .arg("--output")
+            .arg(format!("oci:{}:1", layout.display()))
+            .env("SOURCE_DATE_EPOCH", "1700000000"),
+    );
+    let digest = out.trim().lines().next().unwrap().to_string();
+    assert!(digest.starts_with("sha256:"), "pack printed {out:?}");
+    let bare = run_ok(
+        dp().arg("pack")
+            .arg(&hello)
+            .args(["--tag", "app:1", "--sbom=false", "--provenance=false"])
+            .arg("--output")
+            .arg(format!("oci:{}:1", t.path().join("bare").display()))
+            .env("SOURCE_DATE_EPOCH", "1700000000"),
+    );
+    assert_eq!(
+        bare.trim().lines().last().unwrap(),
+        digest,
+        "attaching changes no digest"
+    );
+
+    let tag = format!("sha256-{}", &digest["sha256:".len()..]);
+    let index: Value =
+        serde_json::from_slice(&reg.raw_manifest(&reg.reference(&format!("attest/app:{tag}"))))
+            .unwrap();
+    let mut types: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["artifactType"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        ["application/spdx+json", "application/vnd.in-toto+json"],
+        "{index}"
+    );
+    let mut spdx_layer = String::new();
+    let mut spdx_digest = String::new();
+    for m in index["manifests"].as_array().unwrap() {
+        let d = m["digest"].as_str().unwrap();
+        let raw = reg.raw_manifest(&reg.reference(&format!("attest/app@{d}")));
+        assert_eq!(
+            raw,
+            blob(&layout, d),
+            "the registry has the layout's artifact manifest"
+        );
+        let manifest: Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(manifest["subject"]["digest"], digest.as_str());
+        if m["artifactType"] == "application/spdx+json" {
+            spdx_digest = d.to_string();
+            spdx_layer = manifest["layers"][0]["digest"]
+                .as_str()
+                .unwrap()
+                .to_string();
+        }
+    }
+
+    let host = reference.split('/').next().unwrap();
+    let pulled = oras_py(
+        host,
+        "attest/app",
+        &digest,
+        &spdx_digest,
+        &t.path().join("pulled"),
+    );
+    let spdx = pulled["files"]["sbom.spdx.json"]
+        .as_str()
+        .unwrap_or_else(|| panic!("oras pulled {pulled}"));
+    assert_eq!(spdx.as_bytes(), blob(&layout, &spdx_layer));
+    let doc: Value = serde_json::from_str(spdx).unwrap();
+    assert_eq!(doc["spdxVersion"], "SPDX-2.3");
+    let binary_sha = sha256(&std::fs::read(&hello).unwrap());
+    assert!(
+        spdx.contains(&binary_sha["sha256:".len()..]),
+        "the SBOM names the binary's sha256 {binary_sha}"
+    );
 }
