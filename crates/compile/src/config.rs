@@ -70,6 +70,8 @@ pub struct Config {
     pub annotations: Option<BTreeMap<String, String>>,
     /// Opt-in files beside the binary.
     pub extras: Option<Extras>,
+    /// `[cache]`: the layer cache (docs/commands/cache.md).
+    pub cache: Option<CacheConfig>,
 
     // --- per kind ---
     pub dotnet: Option<DotnetConfig>,
@@ -129,6 +131,23 @@ pub struct Extras {
     pub passwd: Option<bool>,
     /// An ICU `.dat` file to ship (the dotnet `icu-file` mode sets this itself).
     pub icu_data: Option<PathBuf>,
+}
+
+/// `[cache]`: `enabled = false` turns the layer cache off for the project;
+/// `max_size` bounds it (`"2GiB"`, `"500MB"`, or a number of bytes).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    pub enabled: Option<bool>,
+    pub max_size: Option<SizeValue>,
+}
+
+/// A size: a number of bytes, or a string with a unit.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum SizeValue {
+    Bytes(u64),
+    Text(String),
 }
 
 /// `true`/`false`, or a path.
