@@ -7,6 +7,7 @@
 
 mod args;
 mod cmd_build;
+mod cmd_cache;
 mod cmd_inspect;
 mod cmd_login;
 mod cmd_pack;
@@ -50,6 +51,8 @@ enum Command {
     Login(cmd_login::Args),
     /// Run an image's entrypoint without a container engine.
     Run(cmd_run::Args),
+    /// Show or prune the layer cache.
+    Cache(cmd_cache::Args),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Push(a) => cmd_push::run(a),
         Command::Login(a) => cmd_login::run(a),
         Command::Run(a) => cmd_run::run(a),
+        Command::Cache(a) => cmd_cache::run(a),
     };
     exit::finish(result)
 }
