@@ -303,6 +303,13 @@ impl LayerWriter {
     /// writes the layer into the cache.
     pub fn finish(self, dir: &Path) -> Result<Layer, AssembleError> {
         let plan = self.plan()?;
+        // Writing into the cache can fail where the temp dir would not (a
+        // full or read-only cache disk): then the layer is written again
+        // without it.
+        let uncached = self.cache.as_ref().map(|_| LayerWriter {
+            cache: None,
+            ..self.clone()
+        });
         let media_type = MEDIA_TYPE_LAYER_GZIP;
         let mut rebuilt = None;
         let mut keyed = None;
@@ -360,16 +367,30 @@ impl LayerWriter {
                 }
             }
         });
-        let (summary, writer): (GzipSummary, File) = match (failure, result) {
+        let written = match (failure, result) {
             // The tar side saw a broken pipe: the writing side failed
             // (disk full, ...) and its error is the cause.
             (Some(AssembleError::Write { source, .. }), Err(w))
                 if source.kind() == io::ErrorKind::BrokenPipe =>
             {
-                return Err(werr(w))
+                Err(werr(w))
             }
-            (Some(e), _) => return Err(e),
-            (None, r) => r.map_err(werr)?,
+            (Some(e), _) => Err(e),
+            (None, r) => r.map_err(werr),
+        };
+        let (summary, writer): (GzipSummary, File) = match (written, &pending, uncached) {
+            (Ok(w), _, _) => w,
+            (Err(AssembleError::Write { source, .. }), Some(_), Some(uncached)) => {
+                let reason = match &keyed {
+                    Some((c, _, _)) => format!("writing to {}: {source}", c.dir().display()),
+                    None => source.to_string(),
+                };
+                drop(pending);
+                let mut layer = uncached.finish(dir)?;
+                layer.cache = CacheUse::NotStored { reason };
+                return Ok(layer);
+            }
+            (Err(e), _, _) => return Err(e),
         };
         drop(writer);
         let digest: Digest = format!("sha256:{}", summary.compressed_sha256)
