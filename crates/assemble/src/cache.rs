@@ -310,6 +310,12 @@ impl Cache {
 
     /// Every entry, least recently used first.
     pub fn list(&self) -> Result<Vec<CachedLayer>, CacheError> {
+        self.scan(true)
+    }
+
+    /// The entries, least recently used first; their digests (one read of
+    /// each trailer) only when `digests`.
+    fn scan(&self, digests: bool) -> Result<Vec<CachedLayer>, CacheError> {
         let dir = self.layers();
         let err = |source| CacheError {
             path: dir.clone(),
@@ -332,8 +338,9 @@ impl Cache {
                 continue;
             }
             let path = de.path();
-            let digest = File::open(&path)
-                .ok()
+            let digest = digests
+                .then(|| File::open(&path).ok())
+                .flatten()
                 .and_then(|mut f| read_record(&mut f).ok())
                 .map(|(r, _)| r.digest);
             out.push(CachedLayer {
@@ -352,7 +359,7 @@ impl Cache {
     /// `max_size` bytes (0 removes all), and temp files left by killed runs.
     pub fn prune(&self, max_size: u64) -> Result<Pruned, CacheError> {
         self.remove_stale_tmp();
-        let entries = self.list()?;
+        let entries = self.scan(false)?;
         let mut total: u64 = entries.iter().map(|e| e.size).sum();
         let mut pruned = Pruned::default();
         for e in &entries {
@@ -425,13 +432,8 @@ impl Pending {
 
     /// Appends the trailer and renames the entry into place; returns the
     /// blob, read through the entry held open. On failure the blob is
-    /// still returned (read from the temp file), with the error.
-    pub(crate) fn commit(
-        self,
-        cache: &Cache,
-        key: &Key,
-        meta: Meta,
-    ) -> Result<Found, (io::Error, Found)> {
+    /// still returned (read from the temp file), with the error beside it.
+    pub(crate) fn commit(self, cache: &Cache, key: &Key, meta: Meta) -> (Found, Option<io::Error>) {
         let record = Record {
             key: key.as_str().to_string(),
             media_type: meta.media_type.clone(),
@@ -441,7 +443,7 @@ impl Pending {
             uncompressed_size: meta.uncompressed_size,
         };
         if let Err(e) = write_trailer(self.tmp.as_file(), meta.size, &record) {
-            return Err((e, self.abandon(meta)));
+            return (self.abandon(meta), Some(e));
         }
         let final_path = self.final_path.clone();
         let file = match self.tmp.persist(&final_path) {
@@ -451,7 +453,7 @@ impl Pending {
                     tmp: e.file,
                     final_path,
                 };
-                return Err((e.error, pending.abandon(meta)));
+                return (pending.abandon(meta), Some(e.error));
             }
         };
         let (read_path, keep) = held_open(file, &final_path);
@@ -470,7 +472,7 @@ impl Pending {
         // Keep the bound; the entry just written is held open, so even its
         // own eviction (a bound smaller than one layer) is harmless.
         let _ = cache.prune(cache.max_size);
-        Ok(found)
+        (found, None)
     }
 }
 

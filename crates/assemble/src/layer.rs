@@ -413,14 +413,14 @@ impl LayerWriter {
                     (p.abandon(meta), CacheUse::NotStored { reason })
                 } else {
                     match p.commit(c, &key, meta) {
-                        Ok(found) => (
+                        (found, None) => (
                             found,
                             match rebuilt {
                                 Some(reason) => CacheUse::Rebuilt { reason },
                                 None => CacheUse::Stored,
                             },
                         ),
-                        Err((e, found)) => (
+                        (found, Some(e)) => (
                             found,
                             CacheUse::NotStored {
                                 reason: format!("{}: {e}", c.dir().display()),
