@@ -454,3 +454,30 @@ fn a_full_cache_disk_still_packs_with_a_warning_and_the_same_digest() {
         "no temp file left in the cache"
     );
 }
+
+#[test]
+fn cache_enabled_false_in_the_project_file_turns_the_cache_off_for_build() {
+    require_tool("musl-gcc", "apt-get install -y musl-tools");
+    require_tool("make", "apt-get install -y make");
+    let t = tmp();
+    let dir = t.path().join("c-hello");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["Makefile", "hello.c", "distroless-pack.toml"] {
+        std::fs::copy(repo_root().join("images/c-hello").join(f), dir.join(f)).unwrap();
+    }
+    let toml = std::fs::read_to_string(dir.join("distroless-pack.toml")).unwrap();
+    std::fs::write(
+        dir.join("distroless-pack.toml"),
+        format!("{toml}\n[cache]\nenabled = false\n"),
+    )
+    .unwrap();
+    let home = t.path().join("xdg");
+    let out = run(dp()
+        .env("XDG_CACHE_HOME", &home)
+        .arg("build")
+        .arg(&dir)
+        .args(["--runner", "host"]));
+    assert!(out.status.success(), "{}", both(&out));
+    assert!(!mentions_cache(&stderr(&out)), "{}", both(&out));
+    assert!(!home.exists(), "the cache was written: {}", home.display());
+}
