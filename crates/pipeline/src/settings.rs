@@ -396,16 +396,16 @@ pub fn cache_location(
 }
 
 /// The layer cache for `pack`/`build`: off with `--no-cache` (over the
-/// file's `[cache] enabled`, over the default: on), else where
+/// file's `cache = false` or `[cache] enabled`, over the default: on), else where
 /// [`cache_location`] says.
 pub fn cache_settings(
     no_cache: bool,
     file: Option<&Config>,
     env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
 ) -> Result<Option<Cache>, PipelineError> {
-    let table = file.and_then(|c| c.cache.as_ref());
-    let enabled = !no_cache && table.and_then(|t| t.enabled).unwrap_or(true);
-    let location = cache_location(table.and_then(|t| t.max_size.as_ref()), env)?;
+    let setting = file.and_then(|c| c.cache.as_ref());
+    let enabled = !no_cache && setting.and_then(|c| c.enabled()).unwrap_or(true);
+    let location = cache_location(setting.and_then(|c| c.max_size()), env)?;
     Ok(location.filter(|_| enabled))
 }
 
@@ -872,6 +872,10 @@ mod tests {
         assert_eq!(on.max_size(), assemble::cache::DEFAULT_MAX_SIZE);
         let off = file("[cache]\nenabled = false\n");
         assert!(cache_settings(false, Some(&off), &env).unwrap().is_none());
+        let off = file("cache = false\n");
+        assert!(cache_settings(false, Some(&off), &env).unwrap().is_none());
+        let on = file("cache = true\n");
+        assert!(cache_settings(false, Some(&on), &env).unwrap().is_some());
         let on_file = file("[cache]\nenabled = true\n");
         assert!(
             cache_settings(true, Some(&on_file), &env)
