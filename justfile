@@ -49,7 +49,7 @@ offline-check MIRROR:
 services *ARGS:
     bash scripts/services.sh {{ARGS}}
 
-# Benchmark pack against umoci and tar|gzip on a ~100 MB static binary.
+# Benchmark pack (gzip, zstd, cached) against docker/podman build+save, umoci and tar|pigz on a ~100 MB static binary; exits 1 on a missed target.
 bench-pack:
     bash scripts/bench-pack.sh
 

@@ -7,6 +7,7 @@ mod support;
 mod util;
 
 mod build;
+mod cache;
 mod cli;
 mod depcheck;
 mod dotnet;

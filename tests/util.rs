@@ -16,11 +16,43 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A command for the binary under test.
+/// A command for the binary under test. Its layer cache is this test
+/// run's own ([`test_cache_home`]), never the user's ~/.cache; a test that
+/// looks at the cache gives its own `XDG_CACHE_HOME`.
 pub fn dp() -> Command {
     let mut c = Command::new(bin());
     c.env_remove("SOURCE_DATE_EPOCH");
+    c.env_remove("DISTROLESS_PACK_CACHE_DIR");
+    c.env_remove("DISTROLESS_PACK_CACHE_MAX_SIZE");
+    c.env("XDG_CACHE_HOME", test_cache_home());
     c
+}
+
+/// The `XDG_CACHE_HOME` of this test process: a directory under
+/// target/tmp named by the process id, emptied when first used (so no
+/// entry survives from an earlier run, made by other code); those of
+/// earlier runs whose process is gone are removed.
+pub fn test_cache_home() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache");
+        if let Ok(rd) = std::fs::read_dir(&base) {
+            for e in rd.flatten() {
+                let alive = e
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                if !alive {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = base.join(std::process::id().to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the tests' cache home");
+        dir
+    })
 }
 
 /// A fresh temporary directory, removed when dropped.

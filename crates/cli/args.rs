@@ -200,6 +200,12 @@ pub struct ImageArgs {
     #[arg(long, help_heading = "Extras (off by default)")]
     pub no_runtime_defaults: bool,
 
+    /// Neither read nor write the layer cache ($DISTROLESS_PACK_CACHE_DIR,
+    /// else $XDG_CACHE_HOME/distroless-pack, else ~/.cache/distroless-pack;
+    /// see `distroless-pack cache`). The bytes are the same either way.
+    #[arg(long)]
+    pub no_cache: bool,
+
     /// Arguments given to the entrypoint (the config's Cmd), after `--`.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
@@ -222,6 +228,7 @@ impl ImageArgs {
             tzdata: self.tzdata.clone(),
             passwd: self.passwd,
             no_runtime_defaults: self.no_runtime_defaults,
+            no_cache: self.no_cache,
             args: self.args.clone(),
         }
     }

@@ -8,6 +8,7 @@
 mod args;
 mod cmd_attach;
 mod cmd_build;
+mod cmd_cache;
 mod cmd_inspect;
 mod cmd_login;
 mod cmd_pack;
@@ -56,6 +57,8 @@ enum Command {
     Attach(cmd_attach::Args),
     /// Print the SBOM of an image or of a bare executable.
     Sbom(cmd_sbom::Args),
+    /// Show or prune the layer cache.
+    Cache(cmd_cache::Args),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd_run::run(a),
         Command::Attach(a) => cmd_attach::run(a),
         Command::Sbom(a) => cmd_sbom::run(a),
+        Command::Cache(a) => cmd_cache::run(a),
     };
     exit::finish(result)
 }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use distroless_pack_image::{Blob, Digest, KeepAlive, MEDIA_TYPE_LAYER_GZIP};
 use tar::{EntryType, Header};
 
+use crate::cache::{self, Cache, CacheUse, Lookup, Meta};
 use crate::gzip::{self, GzipOptions, GzipSummary};
 use crate::AssembleError;
 
@@ -63,6 +64,8 @@ pub struct Layer {
     pub diff_id: Digest,
     /// Size of the uncompressed tar.
     pub uncompressed_size: u64,
+    /// Whether it came from the layer cache, was stored in it, or neither.
+    pub cache: CacheUse,
 }
 
 /// Collects entries, then writes them as one reproducible layer.
@@ -71,6 +74,8 @@ pub struct LayerWriter {
     entries: BTreeMap<PathBuf, Entry>,
     mtime: u64,
     gzip: GzipOptions,
+    /// The layer cache and the format id of the compression (part of the key).
+    cache: Option<(Cache, String)>,
 }
 
 impl LayerWriter {
@@ -81,7 +86,18 @@ impl LayerWriter {
             entries: BTreeMap::new(),
             mtime,
             gzip: GzipOptions::default(),
+            cache: None,
         }
+    }
+
+    /// Looks the layer up in `cache` before compressing, and stores it
+    /// there after (see [`crate::cache`]). `format_id` names everything
+    /// about the compression that changes the bytes (today
+    /// [`cache::gzip_format_id`]); it is part of the key. `None`: no cache.
+    pub fn with_cache(mut self, cache: Option<Cache>, format_id: impl Into<String>) -> LayerWriter {
+        let format_id = format_id.into();
+        self.cache = cache.map(|c| (c, format_id));
+        self
     }
 
     /// Changes the compression settings (level and chunk size change the
@@ -282,15 +298,68 @@ impl LayerWriter {
         Ok(all.into_iter().collect())
     }
 
-    /// Writes the layer to a temp file in `dir` and returns it.
+    /// Writes the layer to a temp file in `dir` and returns it; with a
+    /// cache, returns the cached layer when there is a good one, else
+    /// writes the layer into the cache.
     pub fn finish(self, dir: &Path) -> Result<Layer, AssembleError> {
         let plan = self.plan()?;
-        let (writer, path, keep) = temp_file(dir)?;
+        // Writing into the cache can fail where the temp dir would not (a
+        // full or read-only cache disk): then the layer is written again
+        // without it.
+        let uncached = self.cache.as_ref().map(|_| LayerWriter {
+            cache: None,
+            ..self.clone()
+        });
+        let media_type = MEDIA_TYPE_LAYER_GZIP;
+        let mut rebuilt = None;
+        let mut keyed = None;
+        if let Some((c, format_id)) = &self.cache {
+            let (key, hashes) = cache::layer_key(&plan, self.mtime, format_id)?;
+            match c.lookup(&key, media_type) {
+                Lookup::Hit(found) => {
+                    return Ok(Layer {
+                        blob: found.blob,
+                        diff_id: found.diff_id,
+                        uncompressed_size: found.uncompressed_size,
+                        cache: CacheUse::Hit,
+                    })
+                }
+                Lookup::Miss => {}
+                Lookup::Bad(reason) => rebuilt = Some(reason),
+            }
+            keyed = Some((c, key, hashes));
+        }
+
+        // Into the cache when there is one (no copy afterwards), else a
+        // temp file in `dir` that has no name.
+        let mut not_stored = None;
+        let pending = match &keyed {
+            Some((c, key, _)) => match c.begin(key) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    not_stored = Some(format!("{}: {e}", c.dir().display()));
+                    None
+                }
+            },
+            None => None,
+        };
+        let werr = |source: io::Error| AssembleError::Write {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let (writer, plain) = match &pending {
+            Some(p) => (p.writer().map_err(werr)?, None),
+            None => {
+                let (writer, path, keep) = temp_file(dir)?;
+                (writer, Some((path, keep)))
+            }
+        };
 
         let mtime = self.mtime;
+        let mut seen = keyed.as_ref().map(|_| Vec::new());
         let mut failure: Option<AssembleError> = None;
         let result = gzip::compress(writer, self.gzip, |w| {
-            match write_tar(w, &plan, mtime, dir) {
+            match write_tar(w, &plan, mtime, dir, seen.as_mut()) {
                 Ok(()) => Ok(()),
                 Err(e) => {
                     failure = Some(e);
@@ -298,20 +367,30 @@ impl LayerWriter {
                 }
             }
         });
-        let werr = |source: io::Error| AssembleError::Write {
-            path: dir.to_path_buf(),
-            source,
-        };
-        let (summary, writer): (GzipSummary, File) = match (failure, result) {
+        let written = match (failure, result) {
             // The tar side saw a broken pipe: the writing side failed
             // (disk full, ...) and its error is the cause.
             (Some(AssembleError::Write { source, .. }), Err(w))
                 if source.kind() == io::ErrorKind::BrokenPipe =>
             {
-                return Err(werr(w))
+                Err(werr(w))
             }
-            (Some(e), _) => return Err(e),
-            (None, r) => r.map_err(werr)?,
+            (Some(e), _) => Err(e),
+            (None, r) => r.map_err(werr),
+        };
+        let (summary, writer): (GzipSummary, File) = match (written, &pending, uncached) {
+            (Ok(w), _, _) => w,
+            (Err(AssembleError::Write { source, .. }), Some(_), Some(uncached)) => {
+                let reason = match &keyed {
+                    Some((c, _, _)) => format!("writing to {}: {source}", c.dir().display()),
+                    None => source.to_string(),
+                };
+                drop(pending);
+                let mut layer = uncached.finish(dir)?;
+                layer.cache = CacheUse::NotStored { reason };
+                return Ok(layer);
+            }
+            (Err(e), _, _) => return Err(e),
         };
         drop(writer);
         let digest: Digest = format!("sha256:{}", summary.compressed_sha256)
@@ -320,18 +399,55 @@ impl LayerWriter {
         let diff_id: Digest = format!("sha256:{}", summary.uncompressed_sha256)
             .parse()
             .expect("hex digest");
-        let blob = Blob::from_file(
-            MEDIA_TYPE_LAYER_GZIP,
+        let meta = Meta {
+            media_type: media_type.to_string(),
             digest,
-            summary.compressed_size,
-            path,
-            0,
-            Some(keep),
-        );
-        Ok(Layer {
-            blob,
+            size: summary.compressed_size,
             diff_id,
             uncompressed_size: summary.uncompressed_size,
+        };
+        let (found, used) = match (pending, plain, keyed) {
+            (Some(p), _, Some((c, key, hashes))) => {
+                if seen.as_ref() != Some(&hashes) {
+                    let reason = "an input file changed while the layer was written".to_string();
+                    (p.abandon(meta), CacheUse::NotStored { reason })
+                } else {
+                    match p.commit(c, &key, meta) {
+                        (found, None) => (
+                            found,
+                            match rebuilt {
+                                Some(reason) => CacheUse::Rebuilt { reason },
+                                None => CacheUse::Stored,
+                            },
+                        ),
+                        (found, Some(e)) => (
+                            found,
+                            CacheUse::NotStored {
+                                reason: format!("{}: {e}", c.dir().display()),
+                            },
+                        ),
+                    }
+                }
+            }
+            (_, Some((path, keep)), keyed) => {
+                let used = match (keyed, not_stored) {
+                    (Some(_), Some(reason)) => CacheUse::NotStored { reason },
+                    _ => CacheUse::Off,
+                };
+                let found = cache::Found {
+                    blob: Blob::from_file(media_type, meta.digest, meta.size, path, 0, Some(keep)),
+                    diff_id: meta.diff_id,
+                    uncompressed_size: meta.uncompressed_size,
+                };
+                (found, used)
+            }
+            _ => unreachable!("a layer goes to the cache or to a temp file"),
+        };
+        Ok(Layer {
+            blob: found.blob,
+            diff_id: found.diff_id,
+            uncompressed_size: found.uncompressed_size,
+            cache: used,
         })
     }
 }
@@ -393,6 +509,7 @@ fn write_tar(
     plan: &[(PathBuf, Entry)],
     mtime: u64,
     dir: &Path,
+    mut seen: Option<&mut Vec<blake3::Hash>>,
 ) -> Result<(), AssembleError> {
     let werr = |e: io::Error| AssembleError::Write {
         path: dir.to_path_buf(),
@@ -445,6 +562,8 @@ fn write_tar(
                 let size = meta.len();
                 let h = header(name, EntryType::Regular, entry, size, mtime, None)?;
                 w.write_all(h.as_bytes()).map_err(werr)?;
+                // With a cache: the content's hash, to check it is what was keyed.
+                let mut hasher = seen.is_some().then(blake3::Hasher::new);
                 let mut left = size;
                 while left > 0 {
                     let want = (buf.len() as u64).min(left) as usize;
@@ -456,7 +575,13 @@ fn write_tar(
                         });
                     }
                     w.write_all(&buf[..n]).map_err(werr)?;
+                    if let Some(h) = hasher.as_mut() {
+                        h.update(&buf[..n]);
+                    }
                     left -= n as u64;
+                }
+                if let (Some(list), Some(h)) = (seen.as_deref_mut(), hasher) {
+                    list.push(h.finalize());
                 }
                 pad(w, size).map_err(werr)?;
             }

@@ -14,6 +14,7 @@
 //! Nothing here reads the clock, the umask, or the input files' metadata
 //! other than their size and type: the same inputs give the same digests.
 
+pub mod cache;
 pub mod gzip;
 pub mod layer;
 
@@ -26,6 +27,7 @@ use distroless_pack_image::spec::{
 };
 use distroless_pack_image::{Image, ImageError, Platform};
 
+pub use cache::{Cache, CacheUse};
 pub use gzip::GzipOptions;
 pub use layer::{Layer, LayerWriter, MODE_DIR, MODE_EXEC, MODE_FILE, MODE_TMP};
 
@@ -208,6 +210,8 @@ pub struct ImageSpec {
     /// Seconds since the epoch for `created`, history and tar mtimes.
     pub created: u64,
     pub gzip: GzipOptions,
+    /// The layer cache (`None`: every layer is written afresh).
+    pub cache: Option<Cache>,
     /// Where the layer temp files go (the output's directory, so the final
     /// rename or copy stays on one file system).
     pub temp_dir: PathBuf,
@@ -234,6 +238,7 @@ impl ImageSpec {
             platform: Platform::host(),
             created: 0,
             gzip: GzipOptions::default(),
+            cache: None,
             temp_dir: std::env::temp_dir(),
         }
     }
@@ -321,8 +326,29 @@ nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n";
 /// The group file `--passwd` writes.
 pub const GROUP: &str = "root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n";
 
+/// An image and what the layer cache did for each of its layers.
+#[derive(Clone, Debug)]
+pub struct Assembled {
+    pub image: Image,
+    /// One per layer, in the image's order.
+    pub cache: Vec<CacheUse>,
+}
+
+/// A layer writer with the spec's compression and cache. The compression's
+/// format id (part of the cache key) is named here and only here.
+fn layer_writer(spec: &ImageSpec) -> LayerWriter {
+    LayerWriter::new(spec.created)
+        .with_gzip(spec.gzip)
+        .with_cache(spec.cache.clone(), cache::gzip_format_id(&spec.gzip))
+}
+
 /// Builds the image: extras layer (if any), binary layer, config, manifest.
 pub fn assemble(spec: &ImageSpec) -> Result<Image, AssembleError> {
+    assemble_reporting(spec).map(|a| a.image)
+}
+
+/// [`assemble`], also saying which layers came from the cache.
+pub fn assemble_reporting(spec: &ImageSpec) -> Result<Assembled, AssembleError> {
     let path = check_abs("path in image", &spec.path)?;
     let workdir = match spec.workdir.as_deref() {
         Some(w) => check_abs("working directory", w)?,
@@ -367,7 +393,7 @@ pub fn assemble(spec: &ImageSpec) -> Result<Image, AssembleError> {
     let mut history = Vec::new();
 
     if !extras.is_empty() {
-        let mut w = LayerWriter::new(spec.created).with_gzip(spec.gzip);
+        let mut w = layer_writer(spec);
         let mut what = add_extras(&mut w, &extras)?;
         if spec.runtime == RuntimeDefaults::NativeAot {
             what.push("(NativeAOT defaults)");
@@ -382,7 +408,7 @@ pub fn assemble(spec: &ImageSpec) -> Result<Image, AssembleError> {
         );
     }
 
-    let mut w = LayerWriter::new(spec.created).with_gzip(spec.gzip);
+    let mut w = layer_writer(spec);
     w.add_file(&path, &spec.binary, MODE_EXEC)?;
     layers.push(w.finish(&spec.temp_dir)?);
     history.push(
@@ -451,12 +477,13 @@ pub fn assemble(spec: &ImageSpec) -> Result<Image, AssembleError> {
     if let Some(v) = &spec.platform.variant {
         config.set_variant(Some(v.clone()));
     }
+    let cache = layers.iter().map(|l| l.cache.clone()).collect();
     let image = Image::new(
         &config,
         layers.into_iter().map(|l| l.blob).collect(),
         &spec.annotations,
     )?;
-    Ok(image)
+    Ok(Assembled { image, cache })
 }
 
 fn add_extras(w: &mut LayerWriter, extras: &Extras) -> Result<Vec<&'static str>, AssembleError> {

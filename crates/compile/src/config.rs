@@ -72,6 +72,9 @@ pub struct Config {
     pub extras: Option<Extras>,
     /// The SBOM and provenance attached to the image.
     pub sbom: Option<SbomConfig>,
+    /// `cache = false`, or a `[cache]` table: the layer cache
+    /// (docs/commands/cache.md).
+    pub cache: Option<CacheSetting>,
 
     // --- per kind ---
     pub dotnet: Option<DotnetConfig>,
@@ -144,6 +147,73 @@ pub struct SbomConfig {
     pub format: Option<String>,
     /// Attach the provenance statement (default true).
     pub provenance: Option<bool>,
+}
+
+/// `[cache]`: `enabled = false` turns the layer cache off for the project;
+/// `max_size` bounds it (`"2GiB"`, `"500MB"`, or a number of bytes).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    pub enabled: Option<bool>,
+    pub max_size: Option<SizeValue>,
+}
+
+/// `cache = true|false`, or the `[cache]` table.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CacheSetting {
+    Enabled(bool),
+    Table(CacheConfig),
+}
+
+/// By hand rather than `untagged`, so a typo inside `[cache]` is reported
+/// as the unknown key it is.
+impl<'de> Deserialize<'de> for CacheSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CacheSetting;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false or a [cache] table")
+            }
+            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<CacheSetting, E> {
+                Ok(CacheSetting::Enabled(b))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                m: A,
+            ) -> Result<CacheSetting, A::Error> {
+                CacheConfig::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+                    .map(CacheSetting::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl CacheSetting {
+    /// Whether the file turns the cache on or off (`None`: it does not say).
+    pub fn enabled(&self) -> Option<bool> {
+        match self {
+            CacheSetting::Enabled(b) => Some(*b),
+            CacheSetting::Table(t) => t.enabled,
+        }
+    }
+
+    /// The bound the file gives, if any.
+    pub fn max_size(&self) -> Option<&SizeValue> {
+        match self {
+            CacheSetting::Enabled(_) => None,
+            CacheSetting::Table(t) => t.max_size.as_ref(),
+        }
+    }
+}
+
+/// A size: a number of bytes, or a string with a unit.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum SizeValue {
+    Bytes(u64),
+    Text(String),
 }
 
 /// `true`/`false`, or a path.
@@ -401,6 +471,25 @@ package = "./cmd/srv"
         assert!(e.contains("line 3"), "{e}");
         assert!(e.contains("globalisation"), "{e}");
         assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn cache_is_a_bool_or_a_table_and_a_typo_in_it_is_named() {
+        let off = Config::parse("cache = false\n").unwrap();
+        assert_eq!(off.cache, Some(CacheSetting::Enabled(false)));
+        let t = Config::parse("[cache]\nenabled = true\nmax_size = \"1GiB\"\n").unwrap();
+        let t = t.cache.unwrap();
+        assert_eq!(t.enabled(), Some(true));
+        assert_eq!(t.max_size(), Some(&SizeValue::Text("1GiB".into())));
+        let n = Config::parse("[cache]\nmax_size = 4096\n").unwrap();
+        assert_eq!(n.cache.unwrap().max_size(), Some(&SizeValue::Bytes(4096)));
+        let e = Config::parse("[cache]\nenable = false\n").unwrap_err();
+        assert!(
+            e.contains("line 2") && e.contains("unknown field `enable`"),
+            "{e}"
+        );
+        let e = Config::parse("cache = \"no\"\n").unwrap_err();
+        assert!(e.contains("true, false or a [cache] table"), "{e}");
     }
 
     #[test]

@@ -22,6 +22,10 @@ use std::time::Duration;
 
 pub use error::{BuiltFrom, PipelineError, Refusal};
 
+/// The layer cache, for the `cache` command (it lives in assemble, whose
+/// layer writer uses it).
+pub use distroless_pack_assemble::cache;
+
 use distroless_pack_image::Platform;
 use distroless_pack_ship::registry::PushEvent;
 use distroless_pack_verify::Report;

@@ -456,7 +456,7 @@ pub fn pack_one(
     let started = Instant::now();
     let (verified, packed) = std::thread::scope(|s| {
         let verifier = s.spawn(|| verify_file(&t.binary, &t.platform));
-        let packed = concurrent.then(|| assemble::assemble(&spec));
+        let packed = concurrent.then(|| assemble::assemble_reporting(&spec));
         let verified = verifier
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
@@ -498,18 +498,19 @@ pub fn pack_one(
     let img = match packed {
         Some(result) if runtime == spec.runtime => {
             // Packed while verify ran: report it now, with the time both took.
-            let img = result?;
+            let assembled = result?;
             obs.event(Event::Start {
                 stage: "pack",
                 what: pack_what(t, &spec),
             });
+            cache_warnings(&assembled, obs);
             obs.event(Event::Done {
                 stage: "pack",
-                result: summary(&img),
+                result: summary(&assembled),
                 took: pack_time,
                 alongside: true,
             });
-            img
+            assembled.image
         }
         _ => {
             let platform = keep_variant(platform_of(&report), &t.platform);
@@ -552,18 +553,49 @@ fn assemble_staged(
     obs: &dyn Observer,
 ) -> std::result::Result<Image, PipelineError> {
     let stage = Stage::start(obs, "pack", pack_what(t, spec));
-    let img = assemble::assemble(spec)?;
-    stage.done(summary(&img));
-    Ok(img)
+    let assembled = assemble::assemble_reporting(spec)?;
+    cache_warnings(&assembled, obs);
+    stage.done(summary(&assembled));
+    Ok(assembled.image)
 }
 
-/// `sha256:... (N layers, SIZE)`.
-fn summary(img: &Image) -> String {
+/// A warning for each layer whose cache entry was bad or could not be stored.
+fn cache_warnings(a: &assemble::Assembled, obs: &dyn Observer) {
+    for w in a.cache.iter().filter_map(assemble::CacheUse::warning) {
+        obs.event(Event::Warning(w));
+    }
+}
+
+/// `sha256:... (N layers, SIZE; layer: cached)`: the digest, the size, and
+/// what the layer cache did (`cached`: read from it; `stored`: written and
+/// stored; nothing without a cache).
+fn summary(a: &assemble::Assembled) -> String {
+    use assemble::CacheUse;
+    let img = &a.image;
+    let n = img.layers.len();
+    let cached = a.cache.iter().filter(|c| **c == CacheUse::Hit).count();
+    let stored = a
+        .cache
+        .iter()
+        .filter(|c| matches!(c, CacheUse::Stored | CacheUse::Rebuilt { .. }))
+        .count();
+    let cache = if a.cache.iter().all(|c| *c == CacheUse::Off) {
+        String::new()
+    } else if cached == n {
+        format!("; {}: cached", if n == 1 { "layer" } else { "layers" })
+    } else if stored == n {
+        format!(
+            "; {}: stored in the cache",
+            if n == 1 { "layer" } else { "layers" }
+        )
+    } else {
+        format!("; layers: {cached} cached, {stored} stored")
+    };
     format!(
-        "{} ({} layer{}, {})",
+        "{} ({} layer{}, {}{cache})",
         img.digest(),
-        img.layers.len(),
-        if img.layers.len() == 1 { "" } else { "s" },
+        n,
+        if n == 1 { "" } else { "s" },
         human_size(image_size(img))
     )
 }

@@ -12,8 +12,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use distroless_pack_assemble::Cache;
 use distroless_pack_assemble::{self as assemble, Extras, ImageSpec};
-use distroless_pack_compile::config::{Config, Globalization, OpenSsl, PathOrBool};
+use distroless_pack_compile::config::{Config, Globalization, OpenSsl, PathOrBool, SizeValue};
 use distroless_pack_compile::{BuildError, Kind, RunnerChoice};
 use distroless_pack_image::Platform;
 
@@ -44,6 +45,8 @@ pub struct ImageFlags {
     pub passwd: bool,
     /// `--no-runtime-defaults`.
     pub no_runtime_defaults: bool,
+    /// `--no-cache`: neither read nor write the layer cache.
+    pub no_cache: bool,
     pub args: Vec<String>,
 }
 
@@ -210,6 +213,9 @@ pub struct ImageSettings {
     pub created: u64,
     /// Where layer temp files go.
     pub temp_dir: PathBuf,
+    /// The layer cache; `None` with `--no-cache`, `[cache] enabled = false`,
+    /// or no directory to put it in.
+    pub cache: Option<Cache>,
 }
 
 impl ImageSettings {
@@ -241,6 +247,7 @@ impl ImageSettings {
         spec.platform = platform.clone();
         spec.created = self.created;
         spec.temp_dir = self.temp_dir.clone();
+        spec.cache = self.cache.clone();
         spec
     }
 }
@@ -342,7 +349,98 @@ pub fn image_settings(
         runtime_defaults: !flags.no_runtime_defaults,
         created: assemble::source_date_epoch()?,
         temp_dir: std::env::temp_dir(),
+        cache: cache_settings(flags.no_cache, file.map(|(c, _)| c), &process_env)?,
     })
+}
+
+/// Names the layer cache's directory, overriding `$XDG_CACHE_HOME`.
+pub const CACHE_DIR_ENV: &str = "DISTROLESS_PACK_CACHE_DIR";
+/// Bounds the layer cache's size, over `[cache] max_size`.
+pub const CACHE_MAX_SIZE_ENV: &str = "DISTROLESS_PACK_CACHE_MAX_SIZE";
+
+/// The process's environment, for [`cache_settings`] and [`cache_location`].
+pub fn process_env(name: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(name)
+}
+
+/// Where the layer cache is and its bound, without a project:
+/// `DISTROLESS_PACK_CACHE_DIR`, else `$XDG_CACHE_HOME/distroless-pack`,
+/// else `~/.cache/distroless-pack`; the bound from
+/// `DISTROLESS_PACK_CACHE_MAX_SIZE`, else `file_max` (the project's
+/// `[cache] max_size`), else [`assemble::cache::DEFAULT_MAX_SIZE`].
+/// `Ok(None)` when there is no directory to use (no HOME).
+pub fn cache_location(
+    file_max: Option<&SizeValue>,
+    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<Option<Cache>, PipelineError> {
+    let dir = match env(CACHE_DIR_ENV).filter(|d| !d.is_empty()) {
+        Some(d) => Some(std::path::absolute(PathBuf::from(&d)).unwrap_or_else(|_| d.into())),
+        None => Cache::default_dir(env("XDG_CACHE_HOME"), env("HOME")),
+    };
+    let max = match env(CACHE_MAX_SIZE_ENV).filter(|v| !v.is_empty()) {
+        Some(v) => {
+            let v = v.to_string_lossy();
+            parse_size(&v).map_err(|why| {
+                PipelineError::usage(format!("invalid {CACHE_MAX_SIZE_ENV} {v:?}: {why}"))
+            })?
+        }
+        None => match file_max {
+            Some(SizeValue::Bytes(n)) => *n,
+            Some(SizeValue::Text(t)) => parse_size(t).map_err(|why| {
+                PipelineError::usage(format!("invalid [cache] max_size {t:?}: {why}"))
+            })?,
+            None => assemble::cache::DEFAULT_MAX_SIZE,
+        },
+    };
+    Ok(dir.map(|d| Cache::new(d, max)))
+}
+
+/// The layer cache for `pack`/`build`: off with `--no-cache` (over the
+/// file's `cache = false` or `[cache] enabled`, over the default: on), else where
+/// [`cache_location`] says.
+pub fn cache_settings(
+    no_cache: bool,
+    file: Option<&Config>,
+    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<Option<Cache>, PipelineError> {
+    let setting = file.and_then(|c| c.cache.as_ref());
+    let enabled = !no_cache && setting.and_then(|c| c.enabled()).unwrap_or(true);
+    let location = cache_location(setting.and_then(|c| c.max_size()), env)?;
+    Ok(location.filter(|_| enabled))
+}
+
+/// `2GiB`, `500MB`, `1.5G`, `1048576`: a size in bytes. `K`/`M`/`G`/`T`
+/// alone and the `iB` units are powers of 1024; `KB`/`MB`/`GB`/`TB` of 1000.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| "expected a size such as 2GiB, 500MB or 1048576".to_string())?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tib" => 1024f64.powi(4),
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} (use B, KiB, MiB, GiB, KB, MB, GB)"
+            ))
+        }
+    };
+    let bytes = n * mult;
+    if !bytes.is_finite() || bytes > u64::MAX as f64 {
+        return Err("too large".into());
+    }
+    Ok(bytes as u64)
 }
 
 /// The names `--passwd`'s /etc/passwd and /etc/group hold.
@@ -843,6 +941,101 @@ mod tests {
             .to_string()
             .contains("at most one ':'"));
         assert!(with("1:").is_err());
+    }
+
+    fn env_of(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> impl Fn(&str) -> Option<std::ffi::OsString> {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.into())
+    }
+
+    #[test]
+    fn settings_precedence_cache_flag_over_file_over_default() {
+        let env = env_of(&[("HOME", "/home/u")]);
+        let on = cache_settings(false, None, &env).unwrap().unwrap();
+        assert_eq!(on.dir(), Path::new("/home/u/.cache/distroless-pack"));
+        assert_eq!(on.max_size(), assemble::cache::DEFAULT_MAX_SIZE);
+        let off = file("[cache]\nenabled = false\n");
+        assert!(cache_settings(false, Some(&off), &env).unwrap().is_none());
+        let off = file("cache = false\n");
+        assert!(cache_settings(false, Some(&off), &env).unwrap().is_none());
+        let on = file("cache = true\n");
+        assert!(cache_settings(false, Some(&on), &env).unwrap().is_some());
+        let on_file = file("[cache]\nenabled = true\n");
+        assert!(
+            cache_settings(true, Some(&on_file), &env)
+                .unwrap()
+                .is_none(),
+            "--no-cache wins"
+        );
+        assert!(cache_settings(true, None, &env).unwrap().is_none());
+        assert!(
+            cache_settings(false, None, &env_of(&[])).unwrap().is_none(),
+            "no HOME: no cache"
+        );
+    }
+
+    #[test]
+    fn settings_precedence_cache_dir_env_over_xdg_over_home() {
+        let c = |env| cache_settings(false, None, &env).unwrap().unwrap();
+        assert_eq!(
+            c(env_of(&[("HOME", "/h"), ("XDG_CACHE_HOME", "/x")])).dir(),
+            Path::new("/x/distroless-pack")
+        );
+        assert_eq!(
+            c(env_of(&[
+                ("HOME", "/h"),
+                ("XDG_CACHE_HOME", "/x"),
+                ("DISTROLESS_PACK_CACHE_DIR", "/d")
+            ]))
+            .dir(),
+            Path::new("/d")
+        );
+    }
+
+    #[test]
+    fn settings_precedence_cache_max_size_env_over_file_over_default() {
+        let home = env_of(&[("HOME", "/h")]);
+        let f = file("[cache]\nmax_size = \"500MB\"\n");
+        assert_eq!(
+            cache_settings(false, Some(&f), &home)
+                .unwrap()
+                .unwrap()
+                .max_size(),
+            500_000_000
+        );
+        let n = file("[cache]\nmax_size = 4096\n");
+        assert_eq!(
+            cache_settings(false, Some(&n), &home)
+                .unwrap()
+                .unwrap()
+                .max_size(),
+            4096
+        );
+        let env = env_of(&[("HOME", "/h"), ("DISTROLESS_PACK_CACHE_MAX_SIZE", "1GiB")]);
+        assert_eq!(
+            cache_settings(false, Some(&f), &env)
+                .unwrap()
+                .unwrap()
+                .max_size(),
+            1 << 30
+        );
+        let bad = file("[cache]\nmax_size = \"lots\"\n");
+        let e = cache_settings(false, Some(&bad), &home)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[cache] max_size"), "{e}");
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert_eq!(parse_size("500MB").unwrap(), 500_000_000);
+        assert_eq!(parse_size("1.5 KiB").unwrap(), 1536);
+        assert_eq!(parse_size("0").unwrap(), 0);
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("").is_err());
     }
 
     #[test]
