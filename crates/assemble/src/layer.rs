@@ -1,11 +1,13 @@
-//! `LayerWriter`: a reproducible tar+gzip layer, streamed in one pass.
+//! `LayerWriter`: a reproducible tar+gzip (or tar+zstd) layer, streamed in
+//! one pass.
 //!
 //! Entries are collected first (paths, modes and where the bytes come
 //! from; never the bytes of a file), then written in sorted order with
 //! every parent directory, as ustar headers with uid/gid 0 (unless asked),
 //! empty user/group names, fixed modes and one mtime. The tar stream is
-//! hashed (the `diff_id`) and compressed by [`crate::gzip`] while it is
-//! produced; the gzip stream is hashed and written to a temp file in the
+//! hashed (the `diff_id`) and compressed by [`crate::gzip`] (or
+//! [`crate::zstd`], as [`Compression`] says) while it is produced; the
+//! compressed stream is hashed and written to a temp file in the
 //! directory given to [`LayerWriter::finish`]. Files are read through a
 //! fixed buffer, so memory does not grow with their size.
 
@@ -15,11 +17,12 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use distroless_pack_image::{Blob, Digest, KeepAlive, MEDIA_TYPE_LAYER_GZIP};
+use distroless_pack_image::{Blob, Digest, KeepAlive};
 use tar::{EntryType, Header};
 
-use crate::gzip::{self, GzipOptions, GzipSummary};
-use crate::AssembleError;
+use crate::gzip::{self, GzipOptions};
+use crate::zstd::{self, ZstdOptions};
+use crate::{AssembleError, Compression};
 
 /// Mode of executables.
 pub const MODE_EXEC: u32 = 0o755;
@@ -71,6 +74,7 @@ pub struct LayerWriter {
     entries: BTreeMap<PathBuf, Entry>,
     mtime: u64,
     gzip: GzipOptions,
+    compression: Compression,
 }
 
 impl LayerWriter {
@@ -81,6 +85,7 @@ impl LayerWriter {
             entries: BTreeMap::new(),
             mtime,
             gzip: GzipOptions::default(),
+            compression: Compression::default(),
         }
     }
 
@@ -88,6 +93,13 @@ impl LayerWriter {
     /// bytes; the thread count does not).
     pub fn with_gzip(mut self, gzip: GzipOptions) -> LayerWriter {
         self.gzip = gzip;
+        self
+    }
+
+    /// Chooses the compressor and its level (gzip by default); for gzip the
+    /// level given here wins over [`GzipOptions::level`].
+    pub fn with_compression(mut self, compression: Compression) -> LayerWriter {
+        self.compression = compression;
         self
     }
 
@@ -289,20 +301,39 @@ impl LayerWriter {
 
         let mtime = self.mtime;
         let mut failure: Option<AssembleError> = None;
-        let result = gzip::compress(writer, self.gzip, |w| {
-            match write_tar(w, &plan, mtime, dir) {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    failure = Some(e);
-                    Err(io::Error::other("tar stream failed"))
-                }
+        let mut tar = |mut w: &mut dyn Write| match write_tar(&mut w, &plan, mtime, dir) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                failure = Some(e);
+                Err(io::Error::other("tar stream failed"))
             }
-        });
+        };
+        // The one choice of compressor: both hash the tar and their own
+        // output in the same pass.
+        let result = match self.compression {
+            Compression::Gzip { level } => {
+                let opts = GzipOptions { level, ..self.gzip };
+                gzip::compress(writer, opts, |w| tar(w)).map(|(s, w)| {
+                    let sums = (s.uncompressed_sha256, s.uncompressed_size);
+                    (sums, (s.compressed_sha256, s.compressed_size), w)
+                })
+            }
+            Compression::Zstd { level } => {
+                let opts = ZstdOptions {
+                    level,
+                    ..ZstdOptions::default()
+                };
+                zstd::compress(writer, opts, |w| tar(w)).map(|(s, w)| {
+                    let sums = (s.uncompressed_sha256, s.uncompressed_size);
+                    (sums, (s.compressed_sha256, s.compressed_size), w)
+                })
+            }
+        };
         let werr = |source: io::Error| AssembleError::Write {
             path: dir.to_path_buf(),
             source,
         };
-        let (summary, writer): (GzipSummary, File) = match (failure, result) {
+        let ((tar_sha256, tar_size), (sha256, size), writer) = match (failure, result) {
             // The tar side saw a broken pipe: the writing side failed
             // (disk full, ...) and its error is the cause.
             (Some(AssembleError::Write { source, .. }), Err(w))
@@ -314,16 +345,12 @@ impl LayerWriter {
             (None, r) => r.map_err(werr)?,
         };
         drop(writer);
-        let digest: Digest = format!("sha256:{}", summary.compressed_sha256)
-            .parse()
-            .expect("hex digest");
-        let diff_id: Digest = format!("sha256:{}", summary.uncompressed_sha256)
-            .parse()
-            .expect("hex digest");
+        let digest: Digest = format!("sha256:{sha256}").parse().expect("hex digest");
+        let diff_id: Digest = format!("sha256:{tar_sha256}").parse().expect("hex digest");
         let blob = Blob::from_file(
-            MEDIA_TYPE_LAYER_GZIP,
+            self.compression.media_type(),
             digest,
-            summary.compressed_size,
+            size,
             path,
             0,
             Some(keep),
@@ -331,7 +358,7 @@ impl LayerWriter {
         Ok(Layer {
             blob,
             diff_id,
-            uncompressed_size: summary.uncompressed_size,
+            uncompressed_size: tar_size,
         })
     }
 }
@@ -674,6 +701,56 @@ mod tests {
         drop(layer);
         copy.verify().unwrap();
         assert!(copy.read_all().unwrap().len() > 10);
+    }
+
+    #[test]
+    fn zstd_layer_has_the_zstd_media_type_and_the_tar_of_gzip() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..9_000_000u32)
+            .map(|i| (i % 251 ^ i >> 13) as u8)
+            .collect();
+        let bin = dir.path().join("big");
+        std::fs::write(&bin, &data).unwrap();
+        let pack = |c: Compression, threads: usize| {
+            let mut w = LayerWriter::new(0)
+                .with_gzip(GzipOptions {
+                    threads,
+                    ..GzipOptions::default()
+                })
+                .with_compression(c);
+            w.add_file("/app/big", &bin, MODE_EXEC).unwrap();
+            w.finish(dir.path()).unwrap()
+        };
+        let z = pack(Compression::Zstd { level: 3 }, 1);
+        let g = pack(Compression::default(), 2);
+        assert_eq!(
+            z.blob.media_type,
+            distroless_pack_image::MEDIA_TYPE_LAYER_ZSTD
+        );
+        assert_eq!(
+            g.blob.media_type,
+            distroless_pack_image::MEDIA_TYPE_LAYER_GZIP
+        );
+        // The same tar under either compressor.
+        assert_eq!(z.diff_id, g.diff_id);
+        assert_eq!(z.uncompressed_size, g.uncompressed_size);
+        let bytes = z.blob.read_all().unwrap();
+        assert_eq!(bytes[..4], distroless_pack_image::ZSTD_MAGIC);
+        assert_eq!(Digest::sha256_of(&bytes), z.blob.digest);
+        let mut tar_bytes = Vec::new();
+        ::zstd::stream::read::Decoder::new(&bytes[..])
+            .unwrap()
+            .read_to_end(&mut tar_bytes)
+            .unwrap();
+        assert_eq!(Digest::sha256_of(&tar_bytes), z.diff_id);
+        assert_eq!(
+            pack(Compression::Zstd { level: 3 }, 2).blob.digest,
+            z.blob.digest
+        );
+        assert_ne!(
+            pack(Compression::Zstd { level: 1 }, 2).blob.digest,
+            z.blob.digest
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! a reproducible FROM-scratch OCI [`Image`].
 //!
 //! - [`layer::LayerWriter`] streams a sorted, normalised tar through a
-//!   deterministic parallel gzip ([`gzip`]) into a temp file, hashing both
+//!   deterministic parallel gzip ([`gzip`]) or multithreaded zstd
+//!   ([`zstd`], as [`Compression`] says) into a temp file, hashing both
 //!   streams in the same pass.
 //! - [`ImageSpec`] + [`assemble`] build the image: an optional layer of
 //!   extras ([`Extras`]: CA bundle, tzdata, ICU data, passwd/group, /tmp;
@@ -14,8 +15,10 @@
 //! Nothing here reads the clock, the umask, or the input files' metadata
 //! other than their size and type: the same inputs give the same digests.
 
+pub mod compression;
 pub mod gzip;
 pub mod layer;
+pub mod zstd;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -26,6 +29,7 @@ use distroless_pack_image::spec::{
 };
 use distroless_pack_image::{Image, ImageError, Platform};
 
+pub use compression::{Compression, CompressionParseError};
 pub use gzip::GzipOptions;
 pub use layer::{Layer, LayerWriter, MODE_DIR, MODE_EXEC, MODE_FILE, MODE_TMP};
 
@@ -208,6 +212,9 @@ pub struct ImageSpec {
     /// Seconds since the epoch for `created`, history and tar mtimes.
     pub created: u64,
     pub gzip: GzipOptions,
+    /// The layers' compressor and level (gzip by default; its level wins
+    /// over [`GzipOptions::level`]).
+    pub compression: Compression,
     /// Where the layer temp files go (the output's directory, so the final
     /// rename or copy stays on one file system).
     pub temp_dir: PathBuf,
@@ -234,6 +241,7 @@ impl ImageSpec {
             platform: Platform::host(),
             created: 0,
             gzip: GzipOptions::default(),
+            compression: Compression::default(),
             temp_dir: std::env::temp_dir(),
         }
     }
@@ -367,7 +375,9 @@ pub fn assemble(spec: &ImageSpec) -> Result<Image, AssembleError> {
     let mut history = Vec::new();
 
     if !extras.is_empty() {
-        let mut w = LayerWriter::new(spec.created).with_gzip(spec.gzip);
+        let mut w = LayerWriter::new(spec.created)
+            .with_gzip(spec.gzip)
+            .with_compression(spec.compression);
         let mut what = add_extras(&mut w, &extras)?;
         if spec.runtime == RuntimeDefaults::NativeAot {
             what.push("(NativeAOT defaults)");
@@ -382,7 +392,9 @@ pub fn assemble(spec: &ImageSpec) -> Result<Image, AssembleError> {
         );
     }
 
-    let mut w = LayerWriter::new(spec.created).with_gzip(spec.gzip);
+    let mut w = LayerWriter::new(spec.created)
+        .with_gzip(spec.gzip)
+        .with_compression(spec.compression);
     w.add_file(&path, &spec.binary, MODE_EXEC)?;
     layers.push(w.finish(&spec.temp_dir)?);
     history.push(
