@@ -70,6 +70,9 @@ pub struct Config {
     pub annotations: Option<BTreeMap<String, String>>,
     /// Opt-in files beside the binary.
     pub extras: Option<Extras>,
+    /// Layer compression, `gzip[:LEVEL]` (default) or `zstd[:LEVEL]`
+    /// (checked by the pipeline's settings).
+    pub compression: Option<String>,
 
     // --- per kind ---
     pub dotnet: Option<DotnetConfig>,
