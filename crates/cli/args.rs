@@ -200,6 +200,13 @@ pub struct ImageArgs {
     #[arg(long, help_heading = "Extras (off by default)")]
     pub no_runtime_defaults: bool,
 
+    /// Layer compression: `gzip[:LEVEL]` (1-9; the default, gzip:5, which
+    /// every engine reads) or `zstd[:LEVEL]` (1-19, default zstd:3: faster
+    /// and smaller; docker before 23.0 cannot read it, so `--load` to such
+    /// a docker and `docker-archive:` outputs refuse it).
+    #[arg(long, value_name = "KIND[:LEVEL]", help_heading = "Image")]
+    pub compression: Option<settings::Compression>,
+
     /// Arguments given to the entrypoint (the config's Cmd), after `--`.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
@@ -222,6 +229,7 @@ impl ImageArgs {
             tzdata: self.tzdata.clone(),
             passwd: self.passwd,
             no_runtime_defaults: self.no_runtime_defaults,
+            compression: self.compression,
             args: self.args.clone(),
         }
     }
