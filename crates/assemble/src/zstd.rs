@@ -328,3 +328,30 @@ mod tests {
         assert!(err.to_string().contains("input vanished"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod golden {
+    use super::*;
+
+    /// The compressed bytes are part of every zstd layer digest: this pins
+    /// them. If it fails after a dependency update (zstd, zstd-sys: the
+    /// libzstd version) or a change of a parameter here, the digest of
+    /// every zstd image changes: say so in the release notes.
+    #[test]
+    fn compressed_digest_is_pinned() {
+        // Over two jobs, so the multithreaded framing is pinned too.
+        let data: Vec<u8> = (0..9_000_000u32)
+            .map(|i| ((i / 3) ^ (i >> 7)).wrapping_mul(2654435761) as u8 % 64)
+            .collect();
+        assert_eq!(library_version(), "1.5.7");
+        for threads in [1, 2] {
+            let opts = ZstdOptions { level: 3, threads };
+            let (sum, _) = compress(std::io::sink(), opts, |w| w.write_all(&data)).unwrap();
+            assert_eq!(
+                sum.compressed_sha256,
+                "670a840461d14997107a7aaa13ea378f53145af5cbe667bdc319f6f479d8976a",
+                "threads={threads}"
+            );
+        }
+    }
+}

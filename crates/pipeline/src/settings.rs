@@ -12,9 +12,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use distroless_pack_assemble::{self as assemble, Extras, ImageSpec};
 /// The layer compression (`--compression`), for the CLI's flag.
 pub use distroless_pack_assemble::Compression;
+use distroless_pack_assemble::{self as assemble, Extras, ImageSpec};
 use distroless_pack_compile::config::{Config, Globalization, OpenSsl, PathOrBool};
 use distroless_pack_compile::{BuildError, Kind, RunnerChoice};
 use distroless_pack_image::Platform;
@@ -333,7 +333,8 @@ pub fn image_settings(
         (None, Some(text)) => text.parse::<Compression>().map_err(|e| {
             PipelineError::usage(format!(
                 "{}: compression: {e}",
-                dir.join(distroless_pack_compile::config::FILE_NAME).display()
+                dir.join(distroless_pack_compile::config::FILE_NAME)
+                    .display()
             ))
         })?,
         (None, None) => Compression::default(),

@@ -269,7 +269,10 @@ mod tests {
             "config": {}
         }))
         .unwrap();
-        let layer = distroless_pack_image::Blob::from_bytes(MEDIA_TYPE_LAYER_ZSTD, vec![0x28, 0xb5, 0x2f, 0xfd]);
+        let layer = distroless_pack_image::Blob::from_bytes(
+            MEDIA_TYPE_LAYER_ZSTD,
+            vec![0x28, 0xb5, 0x2f, 0xfd],
+        );
         let img = Artifact::Image(Image::new(&config, vec![layer], &Default::default()).unwrap());
         assert!(has_zstd_layers(&img));
         let archive = d.path().join("d.tar");
@@ -286,7 +289,10 @@ mod tests {
         assert!(matches!(e, ShipError::ZstdNotSupported { .. }), "{e}");
         assert_eq!(e.kind(), distroless_pack_image::ErrorKind::Usage);
         let msg = e.to_string();
-        assert!(msg.contains("docker-archive:") && msg.contains("zstd"), "{msg}");
+        assert!(
+            msg.contains("docker-archive:") && msg.contains("zstd"),
+            "{msg}"
+        );
         assert!(!msg.contains('\n'), "{msg}");
         assert!(!archive.exists());
         // An OCI archive takes it, and a gzip image goes anywhere.
