@@ -16,3 +16,4 @@ mod push;
 mod run;
 mod sinks;
 mod verify;
+mod zstd;
