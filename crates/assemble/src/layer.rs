@@ -707,7 +707,7 @@ mod tests {
     fn zstd_layer_has_the_zstd_media_type_and_the_tar_of_gzip() {
         let dir = tempfile::tempdir().unwrap();
         let data: Vec<u8> = (0..9_000_000u32)
-            .map(|i| (i % 251 ^ i >> 13) as u8)
+            .map(|i| ((i % 251) ^ (i >> 13)) as u8)
             .collect();
         let bin = dir.path().join("big");
         std::fs::write(&bin, &data).unwrap();
