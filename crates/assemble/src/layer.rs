@@ -60,7 +60,7 @@ pub struct Entry {
 /// A finished layer.
 #[derive(Clone, Debug)]
 pub struct Layer {
-    /// The gzip blob, backed by a temp file that lives as long as the blob.
+    /// The compressed blob, backed by a temp file that lives as long as the blob.
     pub blob: Blob,
     /// sha256 of the uncompressed tar (the config's `rootfs.diff_ids`).
     pub diff_id: Digest,
