@@ -19,3 +19,4 @@ mod run;
 mod sbom;
 mod sinks;
 mod verify;
+mod zstd;

@@ -205,6 +205,12 @@ pub struct ImageArgs {
     /// see `distroless-pack cache`). The bytes are the same either way.
     #[arg(long)]
     pub no_cache: bool,
+    /// Layer compression: `gzip[:LEVEL]` (1-9; the default, gzip:5, which
+    /// every engine reads) or `zstd[:LEVEL]` (1-19, default zstd:3: faster
+    /// and smaller; docker before 23.0 cannot read it, so `--load` to such
+    /// a docker and `docker-archive:` outputs refuse it).
+    #[arg(long, value_name = "KIND[:LEVEL]", help_heading = "Image")]
+    pub compression: Option<settings::Compression>,
 
     /// Arguments given to the entrypoint (the config's Cmd), after `--`.
     #[arg(last = true, value_name = "ARGS")]
@@ -229,6 +235,7 @@ impl ImageArgs {
             passwd: self.passwd,
             no_runtime_defaults: self.no_runtime_defaults,
             no_cache: self.no_cache,
+            compression: self.compression,
             args: self.args.clone(),
         }
     }

@@ -156,7 +156,15 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             &loaded,
             &distroless_pack_run::interrupted,
         )
-        .map_err(|e| exit::fail(format!("loading the image: {e}"), ErrorKind::Engine));
+        .map_err(|e| {
+            // An engine that cannot read the image (zstd into docker 20.10)
+            // is bad input; the rest is the engine's failure.
+            let kind = match e.kind() {
+                ErrorKind::Usage => ErrorKind::Usage,
+                _ => ErrorKind::Engine,
+            };
+            exit::fail(format!("loading the image: {e}"), kind)
+        });
     }
     let opts = RunOptions {
         args: cmd_args,

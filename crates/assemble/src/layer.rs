@@ -15,12 +15,13 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use distroless_pack_image::{Blob, Digest, KeepAlive, MEDIA_TYPE_LAYER_GZIP};
+use distroless_pack_image::{Blob, Digest, KeepAlive};
 use tar::{EntryType, Header};
 
 use crate::cache::{self, Cache, CacheUse, Lookup, Meta};
-use crate::gzip::{self, GzipOptions, GzipSummary};
-use crate::AssembleError;
+use crate::gzip::{self, GzipOptions};
+use crate::zstd::{self, ZstdOptions};
+use crate::{AssembleError, Compression};
 
 /// Mode of executables.
 pub const MODE_EXEC: u32 = 0o755;
@@ -68,12 +69,21 @@ pub struct Layer {
     pub cache: CacheUse,
 }
 
+/// What the compressor measured: both digests (hex) and sizes.
+struct Sums {
+    tar_sha256: String,
+    tar_size: u64,
+    sha256: String,
+    size: u64,
+}
+
 /// Collects entries, then writes them as one reproducible layer.
 #[derive(Clone, Debug)]
 pub struct LayerWriter {
     entries: BTreeMap<PathBuf, Entry>,
     mtime: u64,
     gzip: GzipOptions,
+    compression: Compression,
     /// The layer cache and the format id of the compression (part of the key).
     cache: Option<(Cache, String)>,
 }
@@ -86,6 +96,7 @@ impl LayerWriter {
             entries: BTreeMap::new(),
             mtime,
             gzip: GzipOptions::default(),
+            compression: Compression::default(),
             cache: None,
         }
     }
@@ -104,6 +115,13 @@ impl LayerWriter {
     /// bytes; the thread count does not).
     pub fn with_gzip(mut self, gzip: GzipOptions) -> LayerWriter {
         self.gzip = gzip;
+        self
+    }
+
+    /// Chooses the compressor and its level (gzip by default); for gzip the
+    /// level given here wins over [`GzipOptions::level`].
+    pub fn with_compression(mut self, compression: Compression) -> LayerWriter {
+        self.compression = compression;
         self
     }
 
@@ -310,7 +328,7 @@ impl LayerWriter {
             cache: None,
             ..self.clone()
         });
-        let media_type = MEDIA_TYPE_LAYER_GZIP;
+        let media_type = self.compression.media_type();
         let mut rebuilt = None;
         let mut keyed = None;
         if let Some((c, format_id)) = &self.cache {
@@ -358,15 +376,44 @@ impl LayerWriter {
         let mtime = self.mtime;
         let mut seen = keyed.as_ref().map(|_| Vec::new());
         let mut failure: Option<AssembleError> = None;
-        let result = gzip::compress(writer, self.gzip, |w| {
-            match write_tar(w, &plan, mtime, dir, seen.as_mut()) {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    failure = Some(e);
-                    Err(io::Error::other("tar stream failed"))
-                }
+        let mut tar = |mut w: &mut dyn Write| match write_tar(&mut w, &plan, mtime, dir, seen.as_mut()) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                failure = Some(e);
+                Err(io::Error::other("tar stream failed"))
             }
-        });
+        };
+        // The one choice of compressor: both hash the tar and their own
+        // output in the same pass.
+        let result = match self.compression {
+            Compression::Gzip { level } => {
+                let opts = GzipOptions { level, ..self.gzip };
+                gzip::compress(writer, opts, |w| tar(w)).map(|(s, w)| {
+                    let sums = Sums {
+                        tar_sha256: s.uncompressed_sha256,
+                        tar_size: s.uncompressed_size,
+                        sha256: s.compressed_sha256,
+                        size: s.compressed_size,
+                    };
+                    (sums, w)
+                })
+            }
+            Compression::Zstd { level } => {
+                let opts = ZstdOptions {
+                    level,
+                    ..ZstdOptions::default()
+                };
+                zstd::compress(writer, opts, |w| tar(w)).map(|(s, w)| {
+                    let sums = Sums {
+                        tar_sha256: s.uncompressed_sha256,
+                        tar_size: s.uncompressed_size,
+                        sha256: s.compressed_sha256,
+                        size: s.compressed_size,
+                    };
+                    (sums, w)
+                })
+            }
+        };
         let written = match (failure, result) {
             // The tar side saw a broken pipe: the writing side failed
             // (disk full, ...) and its error is the cause.
@@ -378,7 +425,7 @@ impl LayerWriter {
             (Some(e), _) => Err(e),
             (None, r) => r.map_err(werr),
         };
-        let (summary, writer): (GzipSummary, File) = match (written, &pending, uncached) {
+        let (summary, writer): (Sums, File) = match (written, &pending, uncached) {
             (Ok(w), _, _) => w,
             (Err(AssembleError::Write { source, .. }), Some(_), Some(uncached)) => {
                 let reason = match &keyed {
@@ -393,18 +440,18 @@ impl LayerWriter {
             (Err(e), _, _) => return Err(e),
         };
         drop(writer);
-        let digest: Digest = format!("sha256:{}", summary.compressed_sha256)
+        let digest: Digest = format!("sha256:{}", summary.sha256)
             .parse()
             .expect("hex digest");
-        let diff_id: Digest = format!("sha256:{}", summary.uncompressed_sha256)
+        let diff_id: Digest = format!("sha256:{}", summary.tar_sha256)
             .parse()
             .expect("hex digest");
         let meta = Meta {
             media_type: media_type.to_string(),
             digest,
-            size: summary.compressed_size,
+            size: summary.size,
             diff_id,
-            uncompressed_size: summary.uncompressed_size,
+            uncompressed_size: summary.tar_size,
         };
         let (found, used) = match (pending, plain, keyed) {
             (Some(p), _, Some((c, key, hashes))) => {
@@ -799,6 +846,56 @@ mod tests {
         drop(layer);
         copy.verify().unwrap();
         assert!(copy.read_all().unwrap().len() > 10);
+    }
+
+    #[test]
+    fn zstd_layer_has_the_zstd_media_type_and_the_tar_of_gzip() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..9_000_000u32)
+            .map(|i| ((i % 251) ^ (i >> 13)) as u8)
+            .collect();
+        let bin = dir.path().join("big");
+        std::fs::write(&bin, &data).unwrap();
+        let pack = |c: Compression, threads: usize| {
+            let mut w = LayerWriter::new(0)
+                .with_gzip(GzipOptions {
+                    threads,
+                    ..GzipOptions::default()
+                })
+                .with_compression(c);
+            w.add_file("/app/big", &bin, MODE_EXEC).unwrap();
+            w.finish(dir.path()).unwrap()
+        };
+        let z = pack(Compression::Zstd { level: 3 }, 1);
+        let g = pack(Compression::default(), 2);
+        assert_eq!(
+            z.blob.media_type,
+            distroless_pack_image::MEDIA_TYPE_LAYER_ZSTD
+        );
+        assert_eq!(
+            g.blob.media_type,
+            distroless_pack_image::MEDIA_TYPE_LAYER_GZIP
+        );
+        // The same tar under either compressor.
+        assert_eq!(z.diff_id, g.diff_id);
+        assert_eq!(z.uncompressed_size, g.uncompressed_size);
+        let bytes = z.blob.read_all().unwrap();
+        assert_eq!(bytes[..4], distroless_pack_image::ZSTD_MAGIC);
+        assert_eq!(Digest::sha256_of(&bytes), z.blob.digest);
+        let mut tar_bytes = Vec::new();
+        ::zstd::stream::read::Decoder::new(&bytes[..])
+            .unwrap()
+            .read_to_end(&mut tar_bytes)
+            .unwrap();
+        assert_eq!(Digest::sha256_of(&tar_bytes), z.diff_id);
+        assert_eq!(
+            pack(Compression::Zstd { level: 3 }, 2).blob.digest,
+            z.blob.digest
+        );
+        assert_ne!(
+            pack(Compression::Zstd { level: 1 }, 2).blob.digest,
+            z.blob.digest
+        );
     }
 
     #[test]

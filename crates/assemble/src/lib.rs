@@ -2,7 +2,8 @@
 //! a reproducible FROM-scratch OCI [`Image`].
 //!
 //! - [`layer::LayerWriter`] streams a sorted, normalised tar through a
-//!   deterministic parallel gzip ([`gzip`]) into a temp file, hashing both
+//!   deterministic parallel gzip ([`gzip`]) or multithreaded zstd
+//!   ([`zstd`], as [`Compression`] says) into a temp file, hashing both
 //!   streams in the same pass.
 //! - [`ImageSpec`] + [`assemble`] build the image: an optional layer of
 //!   extras ([`Extras`]: CA bundle, tzdata, ICU data, passwd/group, /tmp;
@@ -15,8 +16,10 @@
 //! other than their size and type: the same inputs give the same digests.
 
 pub mod cache;
+pub mod compression;
 pub mod gzip;
 pub mod layer;
+pub mod zstd;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -28,6 +31,7 @@ use distroless_pack_image::spec::{
 use distroless_pack_image::{Image, ImageError, Platform};
 
 pub use cache::{Cache, CacheUse};
+pub use compression::{Compression, CompressionParseError};
 pub use gzip::GzipOptions;
 pub use layer::{Layer, LayerWriter, MODE_DIR, MODE_EXEC, MODE_FILE, MODE_TMP};
 
@@ -212,6 +216,9 @@ pub struct ImageSpec {
     pub gzip: GzipOptions,
     /// The layer cache (`None`: every layer is written afresh).
     pub cache: Option<Cache>,
+    /// The layers' compressor and level (gzip by default; its level wins
+    /// over [`GzipOptions::level`]).
+    pub compression: Compression,
     /// Where the layer temp files go (the output's directory, so the final
     /// rename or copy stays on one file system).
     pub temp_dir: PathBuf,
@@ -239,6 +246,7 @@ impl ImageSpec {
             created: 0,
             gzip: GzipOptions::default(),
             cache: None,
+            compression: Compression::default(),
             temp_dir: std::env::temp_dir(),
         }
     }
@@ -339,7 +347,8 @@ pub struct Assembled {
 fn layer_writer(spec: &ImageSpec) -> LayerWriter {
     LayerWriter::new(spec.created)
         .with_gzip(spec.gzip)
-        .with_cache(spec.cache.clone(), cache::gzip_format_id(&spec.gzip))
+        .with_compression(spec.compression)
+        .with_cache(spec.cache.clone(), spec.compression.layer_format_id())
 }
 
 /// Builds the image: extras layer (if any), binary layer, config, manifest.

@@ -75,6 +75,9 @@ pub struct Config {
     /// `cache = false`, or a `[cache]` table: the layer cache
     /// (docs/commands/cache.md).
     pub cache: Option<CacheSetting>,
+    /// Layer compression, `gzip[:LEVEL]` (default) or `zstd[:LEVEL]`
+    /// (checked by the pipeline's settings).
+    pub compression: Option<String>,
 
     // --- per kind ---
     pub dotnet: Option<DotnetConfig>,

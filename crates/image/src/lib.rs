@@ -52,6 +52,12 @@ pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const MEDIA_TYPE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 /// Media type of a gzip-compressed OCI layer.
 pub const MEDIA_TYPE_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// Media type of a zstd-compressed OCI layer (image-spec 1.1; `pack
+/// --compression zstd`).
+pub const MEDIA_TYPE_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+/// The first four bytes of every zstd frame (RFC 8878), how readers tell a
+/// zstd layer from a gzip (`1f 8b`) or plain tar one.
+pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// Docker schema 2 manifest (accepted when reading foreign images).
 pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// Docker manifest list (accepted when reading foreign images).

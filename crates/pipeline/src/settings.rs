@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use distroless_pack_assemble::Cache;
+/// The layer compression (`--compression`), for the CLI's flag.
+pub use distroless_pack_assemble::Compression;
 use distroless_pack_assemble::{self as assemble, Extras, ImageSpec};
 use distroless_pack_compile::config::{Config, Globalization, OpenSsl, PathOrBool, SizeValue};
 use distroless_pack_compile::{BuildError, Kind, RunnerChoice};
@@ -47,6 +49,8 @@ pub struct ImageFlags {
     pub no_runtime_defaults: bool,
     /// `--no-cache`: neither read nor write the layer cache.
     pub no_cache: bool,
+    /// `--compression gzip[:LEVEL]|zstd[:LEVEL]`.
+    pub compression: Option<Compression>,
     pub args: Vec<String>,
 }
 
@@ -211,6 +215,9 @@ pub struct ImageSettings {
     pub runtime_defaults: bool,
     /// `SOURCE_DATE_EPOCH`, else 0.
     pub created: u64,
+    /// The layers' compression: `--compression`, else the file's
+    /// `compression`, else gzip.
+    pub compression: Compression,
     /// Where layer temp files go.
     pub temp_dir: PathBuf,
     /// The layer cache; `None` with `--no-cache`, `[cache] enabled = false`,
@@ -246,6 +253,7 @@ impl ImageSettings {
         spec.extras = self.extras.clone();
         spec.platform = platform.clone();
         spec.created = self.created;
+        spec.compression = self.compression;
         spec.temp_dir = self.temp_dir.clone();
         spec.cache = self.cache.clone();
         spec
@@ -327,6 +335,17 @@ pub fn image_settings(
     let env = merge_env(cfg.env.as_ref(), &flags.env);
     let labels = merge_pairs("--label", cfg.labels.as_ref(), &flags.labels)?;
     let annotations = merge_pairs("--annotation", cfg.annotations.as_ref(), &flags.annotations)?;
+    let compression = match (flags.compression, &cfg.compression) {
+        (Some(c), _) => c,
+        (None, Some(text)) => text.parse::<Compression>().map_err(|e| {
+            PipelineError::usage(format!(
+                "{}: compression: {e}",
+                dir.join(distroless_pack_compile::config::FILE_NAME)
+                    .display()
+            ))
+        })?,
+        (None, None) => Compression::default(),
+    };
     Ok(ImageSettings {
         names,
         path: flags.path.clone().or_else(|| cfg.path.clone()),
@@ -348,6 +367,7 @@ pub fn image_settings(
         extras,
         runtime_defaults: !flags.no_runtime_defaults,
         created: assemble::source_date_epoch()?,
+        compression,
         temp_dir: std::env::temp_dir(),
         cache: cache_settings(flags.no_cache, file.map(|(c, _)| c), &process_env)?,
     })
@@ -890,6 +910,46 @@ mod tests {
         assert_eq!(cfg.binary.as_deref(), Some("b"));
         assert_eq!(cfg.go.unwrap().package.as_deref(), Some("./cmd/b"));
         assert_eq!(cfg.dotnet.unwrap().pie, Some(false));
+    }
+
+    #[test]
+    fn settings_precedence_compression_flag_over_file_over_default() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = file("compression = \"zstd:7\"\n");
+        let at = Some((&cfg, d.path()));
+        let s = image_settings(&ImageFlags::default(), at).unwrap();
+        assert_eq!(s.compression, Compression::Zstd { level: 7 });
+        let flags = ImageFlags {
+            compression: Some(Compression::Gzip { level: 9 }),
+            ..Default::default()
+        };
+        let s = image_settings(&flags, at).unwrap();
+        assert_eq!(s.compression, Compression::Gzip { level: 9 });
+        let spec = s.spec(
+            Path::new("app"),
+            &Platform::host(),
+            &default_name(Path::new("app")),
+        );
+        assert_eq!(spec.compression, Compression::Gzip { level: 9 });
+        let s = image_settings(&ImageFlags::default(), None).unwrap();
+        assert_eq!(s.compression, Compression::default());
+        assert_eq!(s.compression.kind(), "gzip");
+        // A bare kind takes its default level.
+        let cfg = file("compression = \"zstd\"\n");
+        let s = image_settings(&ImageFlags::default(), Some((&cfg, d.path()))).unwrap();
+        assert_eq!(s.compression, Compression::Zstd { level: 3 });
+    }
+
+    #[test]
+    fn bad_compression_in_the_file_names_the_file_and_the_value() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = file("compression = \"xz:3\"\n");
+        let e = image_settings(&ImageFlags::default(), Some((&cfg, d.path())))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("distroless-pack.toml"), "{e}");
+        assert!(e.contains("\"xz:3\""), "{e}");
+        assert!(!e.contains('\n'), "{e}");
     }
 
     #[test]

@@ -62,13 +62,6 @@ fn unpack_one(
     dir_modes: &mut Vec<(PathBuf, u32)>,
     interrupted: &dyn Fn() -> bool,
 ) -> Result<(), RunError> {
-    let mt = layer.media_type.as_str();
-    if mt.contains("zstd") {
-        return Err(layer_err(
-            layer,
-            format!("media type {mt} (zstd) is not supported; use gzip or uncompressed layers"),
-        ));
-    }
     let raw = layer
         .open_verified()
         .map_err(|e| layer_err(layer, format!("cannot open: {e}")))?;
@@ -105,15 +98,25 @@ fn unpack_entries(
     dir_modes: &mut Vec<(PathBuf, u32)>,
     interrupted: &dyn Fn() -> bool,
 ) -> Result<(), RunError> {
-    let gz = {
+    // gzip, zstd or a plain tar, told by the first bytes (as containerd
+    // does), whatever the media type says.
+    let (gz, zst) = {
         let head = hashing
             .fill_buf()
             .map_err(|e| layer_err(layer, format!("cannot read: {e}")))?;
-        head.starts_with(&[0x1f, 0x8b])
+        (
+            head.starts_with(&[0x1f, 0x8b]),
+            head.starts_with(&distroless_pack_image::ZSTD_MAGIC),
+        )
     };
     let mut seen: HashSet<PathBuf> = HashSet::new();
     let reader: Box<dyn Read + '_> = if gz {
         Box::new(flate2::bufread::MultiGzDecoder::new(hashing))
+    } else if zst {
+        Box::new(
+            zstd::stream::read::Decoder::with_buffer(hashing)
+                .map_err(|e| layer_err(layer, format!("cannot start zstd: {e}")))?,
+        )
     } else {
         Box::new(hashing)
     };

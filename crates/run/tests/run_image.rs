@@ -2,7 +2,7 @@
 //! (musl-gcc) packed into an in-memory image with hand-made layers.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -487,4 +487,35 @@ fn traced_runs_in_parallel_threads_keep_their_own_children() {
         assert_eq!(o.trace.is_some(), i % 2 == 0);
         assert!(String::from_utf8_lossy(&o.stdout).contains("hello uid="));
     }
+}
+
+/// `layer`'s tar recompressed as zstd (what `pack --compression zstd` writes).
+fn zstd_layer(entries: &[E<'_>]) -> Blob {
+    let gz = layer(entries).read_all().unwrap();
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut tar)
+        .unwrap();
+    let zst = zstd::stream::encode_all(&tar[..], 3).unwrap();
+    Blob::from_bytes(distroless_pack_image::MEDIA_TYPE_LAYER_ZSTD, zst)
+}
+
+#[test]
+fn a_zstd_layer_is_unpacked_and_its_program_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let bin = hello(d.path(), true);
+    let data = std::fs::read(&bin).unwrap();
+    let img = image(
+        vec![
+            zstd_layer(&[E::Dir("etc", 0o755), E::File("etc/x", 0o644, b"x".to_vec())]),
+            zstd_layer(&[E::Dir("app", 0o755), E::File("app/hello", 0o755, data)]),
+        ],
+        serde_json::json!({"Entrypoint": ["/app/hello"], "Cmd": ["default"]}),
+    );
+    let temp = d.path().join("temp");
+    std::fs::create_dir(&temp).unwrap();
+    let out = run(&img, &captured(Isolation::Chroot, None, &temp)).unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status, Status::Exited(0), "{text}");
+    assert!(text.contains("arg=default\n"), "{text}");
 }

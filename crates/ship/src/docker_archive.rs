@@ -193,12 +193,13 @@ fn from_docker_save(store: &TarStore, entry: &Value) -> Result<Image, ShipError>
                 format!("manifest.json names {rel}, which is not in the archive"),
             )
         })?;
-        // Hash the layer where it is, and look at its first bytes for gzip.
+        // Hash the layer where it is, and look at its first bytes for gzip
+        // or zstd.
         let mut r = open_region(&file, offset, size).map_err(ShipError::io("reading", path))?;
         let mut w = DigestWriter::new(std::io::sink());
-        let mut head = [0u8; 2];
+        let mut head = [0u8; 4];
         let mut got = 0;
-        while got < 2 {
+        while got < head.len() {
             let n = std::io::Read::read(&mut r, &mut head[got..])
                 .map_err(ShipError::io("reading", path))?;
             if n == 0 {
@@ -212,8 +213,10 @@ fn from_docker_save(store: &TarStore, entry: &Value) -> Result<Image, ShipError>
         if n != size {
             return Err(ShipError::invalid(path, format!("{rel} is truncated")));
         }
-        let mt = if got == 2 && head == [0x1f, 0x8b] {
+        let mt = if got >= 2 && head[..2] == [0x1f, 0x8b] {
             distroless_pack_image::MEDIA_TYPE_LAYER_GZIP
+        } else if got == 4 && head == distroless_pack_image::ZSTD_MAGIC {
+            distroless_pack_image::MEDIA_TYPE_LAYER_ZSTD
         } else {
             MEDIA_TYPE_LAYER_TAR
         };

@@ -84,6 +84,51 @@ pub fn resolve(engine: Option<Engine>) -> Result<Engine, ShipError> {
     }
 }
 
+/// The first docker release that reads zstd layers (moby 23.0, pull and
+/// load alike).
+pub const DOCKER_ZSTD_SINCE: u32 = 23;
+
+/// The docker daemon's version (`20.10.24+dfsg1`), `None` when it does
+/// not answer.
+pub fn docker_server_version() -> Option<String> {
+    let o = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let v = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    (o.status.success() && !v.is_empty()).then_some(v)
+}
+
+/// Whether docker `version` reads zstd layers: its major number is at least
+/// [`DOCKER_ZSTD_SINCE`] (an unparsable version is taken as too old).
+pub fn docker_reads_zstd(version: &str) -> bool {
+    version
+        .split(['.', '-', '+'])
+        .next()
+        .and_then(|m| m.parse::<u32>().ok())
+        .is_some_and(|major| major >= DOCKER_ZSTD_SINCE)
+}
+
+/// Refuses `--load` of zstd layers into a docker older than 23.0 (`engine`
+/// as for [`load`]: `None` is the one [`resolve`] picks). podman reads them.
+pub fn check_reads_zstd(engine: Option<Engine>) -> Result<(), ShipError> {
+    if resolve(engine)? != Engine::Docker {
+        return Ok(());
+    }
+    match docker_server_version() {
+        Some(v) if !docker_reads_zstd(&v) => Err(ShipError::ZstdNotSupported {
+            output: "--load".into(),
+            reason: format!(
+                "docker {v} cannot read zstd layers (docker {DOCKER_ZSTD_SINCE}.0 or later can); \
+                 use --load=podman, or pack with --compression gzip"
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Loads `artifact` (the image `opts.platform` picks, else the host's from
 /// an index) into docker or podman (`None`: whichever answers, see
 /// [`resolve`]), returning the name it reported.
@@ -93,6 +138,10 @@ pub fn load(
     opts: &WriteOptions,
 ) -> Result<Loaded, ShipError> {
     let engine = resolve(engine)?;
+    if crate::output::has_zstd_layers(artifact) {
+        // Also for `run --engine docker`, which loads without `check`.
+        check_reads_zstd(Some(engine))?;
+    }
     let tool = engine.program();
     let label = Path::new(tool);
     let mut opts = opts.clone();
@@ -151,4 +200,19 @@ pub fn load(
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|| stdout.trim().to_string());
     Ok(Loaded { engine, name })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_reads_zstd_from_23_on() {
+        assert!(!docker_reads_zstd("20.10.24+dfsg1"));
+        assert!(!docker_reads_zstd("22.06.0-beta.0"));
+        assert!(docker_reads_zstd("23.0.0"));
+        assert!(docker_reads_zstd("28.2.2"));
+        assert!(!docker_reads_zstd("dev"));
+        assert!(!docker_reads_zstd(""));
+    }
 }

@@ -70,6 +70,11 @@ pub enum ShipError {
         platforms: Vec<String>,
     },
 
+    /// An output whose reader may not read zstd layers, given an image
+    /// that has them: names the output and why.
+    #[error("{output}: cannot take an image with zstd layers: {reason}")]
+    ZstdNotSupported { output: String, reason: String },
+
     /// docker/podman is not installed or not running.
     #[error("{0}")]
     EngineMissing(String),
@@ -163,6 +168,7 @@ impl ShipError {
                 | ShipError::BadSink { .. }
                 | ShipError::IndexNotSupported { .. }
                 | ShipError::PlatformNotFound { .. }
+                | ShipError::ZstdNotSupported { .. }
         )
     }
 }

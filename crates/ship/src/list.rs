@@ -42,7 +42,7 @@ fn kind(t: tar::EntryType) -> &'static str {
     }
 }
 
-/// Lists the entries of a layer blob (gzip-compressed or plain tar,
+/// Lists the entries of a layer blob (gzip- or zstd-compressed, or a plain tar,
 /// told apart by the first bytes).
 pub fn list_layer(blob: &Blob) -> Result<Vec<LayerEntry>, ShipError> {
     let label = std::path::PathBuf::from(format!("layer {}", blob.digest));
@@ -78,11 +78,11 @@ fn list_entries(r: &mut dyn Read, label: &std::path::Path) -> Result<Vec<LayerEn
     let chained = std::io::Cursor::new(head[..got].to_vec()).chain(r);
     let input: Box<dyn Read> = if got >= 2 && head[..2] == [0x1f, 0x8b] {
         Box::new(flate2::read::MultiGzDecoder::new(chained))
-    } else if got >= 4 && head == [0x28, 0xb5, 0x2f, 0xfd] {
-        return Err(ShipError::invalid(
-            label,
-            "zstd-compressed layers cannot be listed",
-        ));
+    } else if got >= 4 && head == distroless_pack_image::ZSTD_MAGIC {
+        Box::new(
+            zstd::stream::read::Decoder::new(chained)
+                .map_err(|e| ShipError::invalid(label, format!("cannot start zstd: {e}")))?,
+        )
     } else {
         Box::new(chained)
     };

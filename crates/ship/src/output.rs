@@ -5,7 +5,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use distroless_pack_image::{Artifact, Platform};
+use distroless_pack_image::{Artifact, Platform, MEDIA_TYPE_LAYER_ZSTD};
 
 use crate::engine;
 use crate::registry::{self, PushEvent, PushOptions, RegistryTarget};
@@ -77,9 +77,11 @@ pub struct Shipped {
 }
 
 /// Refuses, before anything is written, an output that cannot take
-/// `artifact`: an index to a docker archive (one platform), or `--load` of
-/// an index without this host's platform.
+/// `artifact`: an index to a docker archive (one platform), `--load` of
+/// an index without this host's platform, or zstd layers to a docker
+/// archive or to a docker older than 23.0 (see [`check_zstd`]).
 pub fn check(artifact: &Artifact, outputs: &[Output]) -> Result<(), ShipError> {
+    check_zstd(artifact, outputs)?;
     let Artifact::Index(index) = artifact else {
         return Ok(());
     };
@@ -104,6 +106,42 @@ pub fn check(artifact: &Artifact, outputs: &[Output]) -> Result<(), ShipError> {
                     platforms,
                 });
             }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Whether any layer of `artifact` is zstd-compressed.
+pub fn has_zstd_layers(artifact: &Artifact) -> bool {
+    artifact
+        .images()
+        .iter()
+        .flat_map(|i| &i.layers)
+        .any(|l| l.media_type == MEDIA_TYPE_LAYER_ZSTD)
+}
+
+/// zstd layers go only where they will be read: never into a
+/// `docker-archive:` file (made for `docker load`, and docker before 23.0
+/// cannot read zstd; which docker will load the file is unknown), and to
+/// `--load` only when the engine is podman or docker 23.0 or later (asked
+/// with `docker version`). Registries, OCI layouts and OCI archives take
+/// them.
+pub fn check_zstd(artifact: &Artifact, outputs: &[Output]) -> Result<(), ShipError> {
+    if !has_zstd_layers(artifact) {
+        return Ok(());
+    }
+    for o in outputs {
+        match o {
+            Output::File(s @ Sink::DockerArchive { .. }) => {
+                return Err(ShipError::ZstdNotSupported {
+                    output: s.to_string(),
+                    reason: "a docker archive is for `docker load`, and docker before 23.0 cannot read zstd; \
+                             write oci-archive:FILE instead (podman, skopeo and containerd read it), or pack with --compression gzip"
+                        .into(),
+                });
+            }
+            Output::Load(engine) => engine::check_reads_zstd(*engine)?,
             _ => {}
         }
     }
@@ -220,6 +258,47 @@ mod tests {
         assert!(!archive.exists() && !d.path().join("lay").exists());
         // One image is fine anywhere.
         check(&Artifact::Image(image("amd64")), &outputs).unwrap();
+    }
+
+    #[test]
+    fn zstd_image_to_docker_archive_is_refused_before_writing() {
+        let d = tempfile::tempdir().unwrap();
+        let config: ImageConfiguration = serde_json::from_value(serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:0000000000000000000000000000000000000000000000000000000000000000"]},
+            "config": {}
+        }))
+        .unwrap();
+        let layer = distroless_pack_image::Blob::from_bytes(
+            MEDIA_TYPE_LAYER_ZSTD,
+            vec![0x28, 0xb5, 0x2f, 0xfd],
+        );
+        let img = Artifact::Image(Image::new(&config, vec![layer], &Default::default()).unwrap());
+        assert!(has_zstd_layers(&img));
+        let archive = d.path().join("d.tar");
+        let docker = Output::File(Sink::DockerArchive {
+            path: archive.clone(),
+            reference: None,
+        });
+        let oci = Output::File(
+            format!("oci-archive:{}", d.path().join("o.tar").display())
+                .parse()
+                .unwrap(),
+        );
+        let e = check(&img, &[oci.clone(), docker.clone()]).unwrap_err();
+        assert!(matches!(e, ShipError::ZstdNotSupported { .. }), "{e}");
+        assert_eq!(e.kind(), distroless_pack_image::ErrorKind::Usage);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("docker-archive:") && msg.contains("zstd"),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'), "{msg}");
+        assert!(!archive.exists());
+        // An OCI archive takes it, and a gzip image goes anywhere.
+        check(&img, &[oci]).unwrap();
+        assert!(!has_zstd_layers(&Artifact::Image(image("amd64"))));
+        check(&Artifact::Image(image("amd64")), &[docker]).unwrap();
     }
 
     #[test]

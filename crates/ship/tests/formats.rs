@@ -453,6 +453,76 @@ fn lists_layer_entries() {
 }
 
 #[test]
+fn zstd_layers_are_listed_kept_through_every_sink_and_typed_in_docker_save_tars() {
+    let d = tempfile::tempdir().unwrap();
+    let mut lt = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(5);
+    h.set_mode(0o755);
+    h.set_entry_type(tar::EntryType::Regular);
+    lt.append_data(&mut h, "app/hello", &b"12345"[..]).unwrap();
+    let raw = lt.into_inner().unwrap();
+    let zst = zstd::stream::encode_all(&raw[..], 3).unwrap();
+    let l = Blob::from_bytes(distroless_pack_image::MEDIA_TYPE_LAYER_ZSTD, zst.clone());
+    let e = list_layer(&l).unwrap();
+    assert_eq!(
+        (e[0].path.as_str(), e[0].mode, e[0].size),
+        ("/app/hello", 0o755, 5)
+    );
+    // An OCI layout and archive keep the layer and its media type.
+    let config: ImageConfiguration = serde_json::from_value(serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [distroless_pack_image::Digest::sha256_of(&raw).as_str()]},
+    }))
+    .unwrap();
+    let a = Artifact::Image(Image::new(&config, vec![l], &BTreeMap::new()).unwrap());
+    for s in ["oci:{}/lay", "oci-archive:{}/a.tar"] {
+        let s = sink(s.replace("{}", d.path().to_str().unwrap()));
+        write_sink(&a, &s, &opts("z:1")).unwrap();
+        let back = read(&s).unwrap();
+        same(&a, &back);
+        assert_eq!(
+            back.images()[0].layers[0].media_type,
+            distroless_pack_image::MEDIA_TYPE_LAYER_ZSTD
+        );
+    }
+    // A docker-save style tar (manifest.json only) with a zstd layer file:
+    // the layer is typed by its magic bytes.
+    let p = d.path().join("save.tar");
+    let cfg = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": []}
+    }))
+    .unwrap();
+    let cdig = distroless_pack_image::Digest::sha256_of(&cfg);
+    let manifest = serde_json::to_vec(&serde_json::json!([{
+        "Config": format!("{}.json", cdig.hex()), "RepoTags": ["z:1"], "Layers": ["abc/layer.tar"]
+    }]))
+    .unwrap();
+    let mut t = tar::Builder::new(std::fs::File::create(&p).unwrap());
+    for (name, data) in [
+        ("manifest.json", &manifest[..]),
+        (&format!("{}.json", cdig.hex())[..], &cfg[..]),
+        ("abc/layer.tar", &zst[..]),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        t.append_data(&mut h, name, data).unwrap();
+    }
+    t.finish().unwrap();
+    drop(t);
+    let a = read(&sink(format!("docker-archive:{}", p.display()))).unwrap();
+    let layer = &a.images()[0].layers[0];
+    assert_eq!(
+        layer.media_type,
+        distroless_pack_image::MEDIA_TYPE_LAYER_ZSTD
+    );
+    assert_eq!(list_layer(layer).unwrap()[0].path, "/app/hello");
+}
+
+#[test]
 fn bad_sources_give_one_line_errors() {
     let d = tempfile::tempdir().unwrap();
     let junk = d.path().join("junk.tar");
