@@ -669,7 +669,7 @@ mod tests {
     fn layer_entries(img: &Image, i: usize) -> Vec<(String, u32, u64, u64, Vec<u8>)> {
         let gz = img.layers[i].read_all().unwrap();
         let mut tar_bytes = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..])
+        flate2::read::MultiGzDecoder::new(&gz[..])
             .read_to_end(&mut tar_bytes)
             .unwrap();
         tar::Archive::new(&tar_bytes[..])
