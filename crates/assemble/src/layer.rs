@@ -542,7 +542,7 @@ mod tests {
         })
         .unwrap();
         let mut tar_bytes = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..])
+        flate2::read::MultiGzDecoder::new(&gz[..])
             .read_to_end(&mut tar_bytes)
             .unwrap();
         assert_eq!(Digest::sha256_of(&tar_bytes), layer.diff_id);
