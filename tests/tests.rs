@@ -10,6 +10,7 @@ mod build;
 mod cli;
 mod depcheck;
 mod dotnet;
+mod gzip_members;
 mod inspect;
 mod pack;
 mod push;
