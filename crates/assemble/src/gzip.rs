@@ -184,9 +184,8 @@ where
 {
     let threads = opts.threads.max(1);
     let chunk_size = opts.chunk_size.clamp(MIN_CHUNK_SIZE, MAX_CHUNK_SIZE);
-    let level = CompressionLvl::new(opts.level.min(12) as i32).map_err(|_| {
-        io::Error::new(io::ErrorKind::InvalidInput, "gzip level is not 0-12")
-    })?;
+    let level = CompressionLvl::new(opts.level.min(12) as i32)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "gzip level is not 0-12"))?;
     let slots = max_in_flight(threads);
     // One token per chunk alive; the chunk being filled holds none.
     let tokens = slots - 1;
@@ -399,7 +398,11 @@ mod tests {
             for (i, m) in ms.iter().enumerate() {
                 assert_eq!(m.crc, libdeflater::crc32(&m.data), "n={n} member {i}");
                 assert_eq!(m.isize as usize, m.data.len(), "n={n} member {i}");
-                let want = if i + 1 < ms.len() { chunk } else { n - i * chunk };
+                let want = if i + 1 < ms.len() {
+                    chunk
+                } else {
+                    n - i * chunk
+                };
                 assert_eq!(m.data.len(), want, "n={n} member {i}");
                 joined.extend_from_slice(&m.data);
             }
