@@ -79,10 +79,12 @@ impl Default for GzipOptions {
 }
 
 /// The most chunks alive at once (read but not yet written out) for
-/// `threads` workers: one being filled by the producer, one queued or being
-/// compressed per worker, and as many finished ones waiting for their turn
-/// to be written. Peak buffer memory is about this many times twice the
-/// chunk size, independent of the input size.
+/// `threads` workers: one being filled by the producer, and `2 * threads`
+/// handed over (queued, being compressed, or compressed and waiting for
+/// their turn to be written). Peak buffer memory is at most this many
+/// chunks, plus `threads + 1` spare input buffers, `threads + 1` spare
+/// member buffers, and one compressor and one worst-case scratch buffer
+/// per worker: independent of the input size.
 pub fn max_in_flight(threads: usize) -> usize {
     2 * threads.max(1) + 1
 }
@@ -121,8 +123,9 @@ pub struct ChunkWriter<'a> {
     total: u64,
     jobs: &'a SyncSender<Job>,
     tokens: &'a Receiver<()>,
-    /// Chunk buffers handed back by the writer once written, reused so the
-    /// allocator is not asked for a megabyte per chunk.
+    /// Input buffers handed back by the workers once compressed (at most
+    /// `threads + 1` wait here), reused so that the allocator is not asked
+    /// for a fresh megabyte per chunk.
     spare: &'a Receiver<Vec<u8>>,
 }
 
@@ -195,6 +198,9 @@ where
     let (done_tx, done_rx) = sync_channel::<io::Result<Done>>(tokens);
     let (tok_tx, tok_rx) = sync_channel::<()>(tokens);
     let (spare_tx, spare_rx) = sync_channel::<Vec<u8>>(threads + 1);
+    // Written members' buffers, back from the writer to the workers.
+    let (used_tx, used_rx) = sync_channel::<Vec<u8>>(threads + 1);
+    let used_rx = Arc::new(Mutex::new(used_rx));
     for _ in 0..tokens {
         tok_tx.send(()).expect("fresh channel has room");
     }
@@ -204,14 +210,22 @@ where
             let job_rx = Arc::clone(&job_rx);
             let done_tx = done_tx.clone();
             let spare_tx = spare_tx.clone();
+            let used_rx = Arc::clone(&used_rx);
             s.spawn(move || {
                 let mut compressor = Compressor::new(level);
+                let mut scratch = Vec::new();
                 loop {
                     let job = match job_rx.lock().map(|r| r.recv()) {
                         Ok(Ok(job)) => job,
                         _ => return,
                     };
-                    let r = compress_member(&mut compressor, job.seq, &job.input);
+                    let member = used_rx
+                        .lock()
+                        .ok()
+                        .and_then(|r| r.try_recv().ok())
+                        .unwrap_or_default();
+                    let r =
+                        compress_member(&mut compressor, &mut scratch, member, job.seq, &job.input);
                     // The input buffer goes back to the producer for reuse.
                     let _ = spare_tx.try_send(job.input);
                     if done_tx.send(r).is_err() {
@@ -240,6 +254,7 @@ where
                     hasher.update(&d.member);
                     size += d.member.len() as u64;
                     next += 1;
+                    let _ = used_tx.try_send(d.member);
                     // A slot is free again; the producer may have finished.
                     let _ = tok_tx.send(());
                 }
@@ -296,15 +311,27 @@ where
 }
 
 /// One whole gzip member of `input`: header, deflate stream, CRC-32, size.
-fn compress_member(c: &mut Compressor, seq: u64, input: &[u8]) -> io::Result<Done> {
+/// The deflate stream is made in the worker's `scratch` (sized once for
+/// the worst case) and copied into `member` (a buffer the writer gave
+/// back, or a new one), so no chunk pays for zeroing a worst-case buffer.
+fn compress_member(
+    c: &mut Compressor,
+    scratch: &mut Vec<u8>,
+    mut member: Vec<u8>,
+    seq: u64,
+    input: &[u8],
+) -> io::Result<Done> {
     let bound = c.deflate_compress_bound(input.len());
-    let mut member = vec![0u8; GZIP_HEADER.len() + bound + 8];
-    member[..GZIP_HEADER.len()].copy_from_slice(&GZIP_HEADER);
+    if scratch.len() < bound {
+        scratch.resize(bound, 0);
+    }
     let n = c
-        .deflate_compress(input, &mut member[GZIP_HEADER.len()..][..bound])
+        .deflate_compress(input, &mut scratch[..bound])
         .map_err(io::Error::other)?;
-    let end = GZIP_HEADER.len() + n;
-    member.truncate(end);
+    member.clear();
+    member.reserve(GZIP_HEADER.len() + n + 8);
+    member.extend_from_slice(&GZIP_HEADER);
+    member.extend_from_slice(&scratch[..n]);
     member.extend_from_slice(&libdeflater::crc32(input).to_le_bytes());
     // ISIZE is the size modulo 2^32; chunks are far smaller.
     member.extend_from_slice(&(input.len() as u32).to_le_bytes());
