@@ -11,6 +11,7 @@ mod cache;
 mod cli;
 mod depcheck;
 mod dotnet;
+mod gzip_members;
 mod inspect;
 mod pack;
 mod push;

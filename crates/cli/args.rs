@@ -205,7 +205,7 @@ pub struct ImageArgs {
     /// see `distroless-pack cache`). The bytes are the same either way.
     #[arg(long)]
     pub no_cache: bool,
-    /// Layer compression: `gzip[:LEVEL]` (1-9; the default, gzip:5, which
+    /// Layer compression: `gzip[:LEVEL]` (1-9; the default, gzip:2, which
     /// every engine reads) or `zstd[:LEVEL]` (1-19, default zstd:3: faster
     /// and smaller; docker before 23.0 cannot read it, so `--load` to such
     /// a docker and `docker-archive:` outputs refuse it).

@@ -18,7 +18,7 @@
 //!    same plan);
 //! 2. the **format id**: a string naming everything about compression that
 //!    changes the bytes (kind, level, chunk size, library and its version;
-//!    today [`gzip_format_id`]);
+//!    [`crate::Compression::layer_format_id`]);
 //! 3. the **mtime** every entry is stamped with (`SOURCE_DATE_EPOCH`, else 0);
 //! 4. every entry of the layer in tar order, parent directories included
 //!    (the writer's [`plan`](crate::LayerWriter::plan)): its path, kind,
@@ -54,7 +54,6 @@ use distroless_pack_image::{Blob, Digest, KeepAlive};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::gzip::{GzipOptions, DICT_SIZE};
 use crate::layer::{Content, Entry};
 use crate::AssembleError;
 
@@ -65,10 +64,6 @@ pub const DEFAULT_MAX_SIZE: u64 = 2 << 30;
 /// key, so changing it retires every entry at once.
 pub const KEY_VERSION: &str = "distroless-pack layer cache key v1; tar ustar r1";
 
-/// The deflate implementation behind [`crate::gzip`] and its version, as
-/// pinned by Cargo.lock (a unit test keeps the two in step).
-pub const DEFLATE_LIBRARY: &str = "zlib-rs 0.6.8; flate2 1.1.11";
-
 const LAYERS: &str = "layers-v1";
 const TMP: &str = "tmp";
 const MAGIC: &[u8; 8] = b"DPLCACH1";
@@ -76,19 +71,6 @@ const MAGIC: &[u8; 8] = b"DPLCACH1";
 const TAIL: u64 = 32 + 8 + 8;
 /// A temp file older than this was left by a killed run.
 const STALE_TMP: Duration = Duration::from_secs(3600);
-
-/// The format id of a gzip layer written with `opts` (the thread count
-/// does not change the bytes, so it is not in it).
-pub fn gzip_format_id(opts: &GzipOptions) -> String {
-    format!(
-        "gzip; level {}; chunk {}; dictionary {}; {}; distroless-pack-assemble {}",
-        opts.level.min(9),
-        opts.chunk_size.max(DICT_SIZE),
-        DICT_SIZE,
-        DEFLATE_LIBRARY,
-        env!("CARGO_PKG_VERSION")
-    )
-}
 
 /// A layer cache in a directory, with a bound on its total size.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -698,12 +680,12 @@ mod tests {
         let lock =
             std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.lock"))
                 .unwrap();
-        for part in DEFLATE_LIBRARY.split("; ") {
+        for part in crate::gzip::LIBRARY.split("; ") {
             let (name, version) = part.split_once(' ').unwrap();
             let entry = format!("name = \"{name}\"\nversion = \"{version}\"\n");
             assert!(
                 lock.contains(&entry),
-                "Cargo.lock has no {name} {version}: update cache::DEFLATE_LIBRARY (it is part of every layer cache key)"
+                "Cargo.lock has no {name} {version}: update gzip::LIBRARY (it is part of every layer cache key)"
             );
         }
     }
@@ -811,22 +793,21 @@ mod tests {
             threads: o.threads + 3,
             ..o
         };
+        let gz = |level| Compression::Gzip { level }.layer_format_id(&o);
         assert_eq!(
-            gzip_format_id(&o),
-            gzip_format_id(&more),
+            gz(2),
+            Compression::Gzip { level: 2 }.layer_format_id(&more),
             "threads do not change bytes"
         );
+        assert_ne!(gz(2), gz(6));
         assert_ne!(
-            gzip_format_id(&o),
-            gzip_format_id(&GzipOptions { level: 6, ..o })
-        );
-        assert_ne!(
-            gzip_format_id(&o),
-            gzip_format_id(&GzipOptions {
+            gz(2),
+            Compression::Gzip { level: 2 }.layer_format_id(&GzipOptions {
                 chunk_size: 1 << 21,
                 ..o
             })
         );
+        assert_ne!(gz(3), Compression::Zstd { level: 3 }.layer_format_id(&o));
     }
 
     #[test]

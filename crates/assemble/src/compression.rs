@@ -58,15 +58,15 @@ impl Compression {
     /// chunking (plus this crate's version, which pins the rest). Two runs
     /// with the same id and the same tar give the same layer digest, so it
     /// is a cache key; the thread count is not in it, since it changes
-    /// nothing.
-    pub fn layer_format_id(&self) -> String {
+    /// nothing. `gzip` gives the chunk size gzip layers are cut at.
+    pub fn layer_format_id(&self, gzip: &gzip::GzipOptions) -> String {
         let assemble = env!("CARGO_PKG_VERSION");
         match self {
             // The gzip writer's own parameters: keep in step with gzip.rs.
             Compression::Gzip { level } => format!(
-                "gzip:{level};deflate=zlib-rs;chunk={};dict={};members=1;assemble={assemble}",
-                gzip::CHUNK_SIZE,
-                gzip::DICT_SIZE,
+                "gzip:{level};deflate={};chunk={};members=independent;assemble={assemble}",
+                gzip::LIBRARY,
+                gzip::clamp_chunk_size(gzip.chunk_size),
             ),
             Compression::Zstd { level } => format!(
                 "zstd:{level};libzstd={};mt;job={};overlap={};checksum={};assemble={assemble}",

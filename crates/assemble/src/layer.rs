@@ -103,8 +103,8 @@ impl LayerWriter {
 
     /// Looks the layer up in `cache` before compressing, and stores it
     /// there after (see [`crate::cache`]). `format_id` names everything
-    /// about the compression that changes the bytes (today
-    /// [`cache::gzip_format_id`]); it is part of the key. `None`: no cache.
+    /// about the compression that changes the bytes
+    /// ([`crate::Compression::layer_format_id`]); it is part of the key. `None`: no cache.
     pub fn with_cache(mut self, cache: Option<Cache>, format_id: impl Into<String>) -> LayerWriter {
         let format_id = format_id.into();
         self.cache = cache.map(|c| (c, format_id));
@@ -714,7 +714,7 @@ mod tests {
         })
         .unwrap();
         let mut tar_bytes = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..])
+        flate2::read::MultiGzDecoder::new(&gz[..])
             .read_to_end(&mut tar_bytes)
             .unwrap();
         assert_eq!(Digest::sha256_of(&tar_bytes), layer.diff_id);

@@ -348,7 +348,10 @@ fn layer_writer(spec: &ImageSpec) -> LayerWriter {
     LayerWriter::new(spec.created)
         .with_gzip(spec.gzip)
         .with_compression(spec.compression)
-        .with_cache(spec.cache.clone(), spec.compression.layer_format_id())
+        .with_cache(
+            spec.cache.clone(),
+            spec.compression.layer_format_id(&spec.gzip),
+        )
 }
 
 /// Builds the image: extras layer (if any), binary layer, config, manifest.
@@ -705,7 +708,7 @@ mod tests {
     fn layer_entries(img: &Image, i: usize) -> Vec<(String, u32, u64, u64, Vec<u8>)> {
         let gz = img.layers[i].read_all().unwrap();
         let mut tar_bytes = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..])
+        flate2::read::MultiGzDecoder::new(&gz[..])
             .read_to_end(&mut tar_bytes)
             .unwrap();
         tar::Archive::new(&tar_bytes[..])
