@@ -714,7 +714,8 @@ mod tests {
         assert!(c.list().unwrap().is_empty());
     }
 
-    use crate::{LayerWriter, MODE_EXEC, MODE_FILE};
+    use crate::gzip::GzipOptions;
+    use crate::{Compression, LayerWriter, MODE_EXEC, MODE_FILE};
 
     fn data(n: usize, seed: u32) -> Vec<u8> {
         (0..n as u32)

@@ -167,15 +167,17 @@ mod tests {
 
     #[test]
     fn layer_format_id_names_kind_level_library_and_chunking() {
-        let z = Compression::Zstd { level: 3 }.layer_format_id();
+        let o = gzip::GzipOptions::default();
+        let z = Compression::Zstd { level: 3 }.layer_format_id(&o);
         assert!(z.starts_with("zstd:3;libzstd=1."), "{z}");
         assert!(z.contains(&format!("job={}", zstd::JOB_SIZE)), "{z}");
-        let g = Compression::Gzip { level: 5 }.layer_format_id();
+        let g = Compression::Gzip { level: 5 }.layer_format_id(&o);
         assert!(g.starts_with("gzip:5;"), "{g}");
         assert!(g.contains(&format!("chunk={}", gzip::CHUNK_SIZE)), "{g}");
+        assert!(g.contains(gzip::LIBRARY), "{g}");
         // Every setting that changes the bytes changes the id.
-        assert_ne!(z, Compression::Zstd { level: 4 }.layer_format_id());
-        assert_ne!(g, Compression::Gzip { level: 6 }.layer_format_id());
-        assert_eq!(z, Compression::Zstd { level: 3 }.layer_format_id());
+        assert_ne!(z, Compression::Zstd { level: 4 }.layer_format_id(&o));
+        assert_ne!(g, Compression::Gzip { level: 6 }.layer_format_id(&o));
+        assert_eq!(z, Compression::Zstd { level: 3 }.layer_format_id(&o));
     }
 }
