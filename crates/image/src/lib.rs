@@ -19,6 +19,7 @@ mod digest;
 mod engine;
 pub mod inputs;
 mod kind;
+mod layer_reader;
 pub mod platform;
 mod referrer;
 mod severity;
@@ -30,6 +31,7 @@ pub use digest::{Digest, DigestError, DigestWriter};
 pub use engine::Engine;
 pub use inputs::{BuilderImage, Ecosystem, Package, PinnedInputs, SourceTree, StaticLibrary};
 pub use kind::ErrorKind;
+pub use layer_reader::uncompressed;
 pub use oci_spec::image as spec;
 pub use platform::{Platform, PlatformError};
 pub use referrer::{

@@ -10,7 +10,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -98,28 +98,9 @@ fn unpack_entries(
     dir_modes: &mut Vec<(PathBuf, u32)>,
     interrupted: &dyn Fn() -> bool,
 ) -> Result<(), RunError> {
-    // gzip, zstd or a plain tar, told by the first bytes (as containerd
-    // does), whatever the media type says.
-    let (gz, zst) = {
-        let head = hashing
-            .fill_buf()
-            .map_err(|e| layer_err(layer, format!("cannot read: {e}")))?;
-        (
-            head.starts_with(&[0x1f, 0x8b]),
-            head.starts_with(&distroless_pack_image::ZSTD_MAGIC),
-        )
-    };
     let mut seen: HashSet<PathBuf> = HashSet::new();
-    let reader: Box<dyn Read + '_> = if gz {
-        Box::new(flate2::bufread::MultiGzDecoder::new(hashing))
-    } else if zst {
-        Box::new(
-            zstd::stream::read::Decoder::with_buffer(hashing)
-                .map_err(|e| layer_err(layer, format!("cannot start zstd: {e}")))?,
-        )
-    } else {
-        Box::new(hashing)
-    };
+    let reader = distroless_pack_image::uncompressed(hashing)
+        .map_err(|e| layer_err(layer, format!("cannot read: {e}")))?;
     let mut archive = tar::Archive::new(reader);
     let entries = archive
         .entries()

@@ -80,16 +80,8 @@ pub fn from_image(image: &Image) -> Result<ImageContents, SbomError> {
             SbomError::Image(format!("layer {i} ({}): {e}", layer.digest))
         };
         let raw = layer.open().map_err(|e| what(&e))?;
-        let reader: Box<dyn Read> = if layer.media_type.ends_with("gzip") {
-            Box::new(flate2::read::GzDecoder::new(raw))
-        } else if layer.media_type.ends_with(".tar") || layer.media_type.ends_with("tar") {
-            raw
-        } else {
-            return Err(what(&format!(
-                "layers of type {} cannot be read",
-                layer.media_type
-            )));
-        };
+        let reader = distroless_pack_image::uncompressed(std::io::BufReader::new(raw))
+            .map_err(|e| what(&e))?;
         let mut ar = tar::Archive::new(reader);
         for entry in ar.entries().map_err(|e| what(&e))? {
             let mut entry = entry.map_err(|e| what(&e))?;

@@ -64,28 +64,8 @@ pub fn list_layer(blob: &Blob) -> Result<Vec<LayerEntry>, ShipError> {
 fn list_entries(r: &mut dyn Read, label: &std::path::Path) -> Result<Vec<LayerEntry>, ShipError> {
     let bad =
         |e: std::io::Error| ShipError::invalid(label, format!("cannot read it as a tar: {e}"));
-    let mut head = [0u8; 4];
-    let mut got = 0;
-    while got < head.len() {
-        let n = r
-            .read(&mut head[got..])
-            .map_err(ShipError::io("reading", label))?;
-        if n == 0 {
-            break;
-        }
-        got += n;
-    }
-    let chained = std::io::Cursor::new(head[..got].to_vec()).chain(r);
-    let input: Box<dyn Read> = if got >= 2 && head[..2] == [0x1f, 0x8b] {
-        Box::new(flate2::read::MultiGzDecoder::new(chained))
-    } else if got >= 4 && head == distroless_pack_image::ZSTD_MAGIC {
-        Box::new(
-            zstd::stream::read::Decoder::new(chained)
-                .map_err(|e| ShipError::invalid(label, format!("cannot start zstd: {e}")))?,
-        )
-    } else {
-        Box::new(chained)
-    };
+    let input = distroless_pack_image::uncompressed(std::io::BufReader::new(r))
+        .map_err(ShipError::io("reading", label))?;
     let mut archive = tar::Archive::new(input);
     let mut out = Vec::new();
     for entry in archive.entries().map_err(bad)? {
