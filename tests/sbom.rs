@@ -615,3 +615,64 @@ fn nativeaot_binary_sbom_names_the_dotnet_runtime_it_was_compiled_with() {
     );
     validate_cyclonedx(&cdx);
 }
+
+/// `sbom` of an image reads its binary out of the layer, whichever way the
+/// layer is compressed: a gzip layer of several members (the Go binary is
+/// over one 1 MiB chunk) and a zstd layer give the same components, the
+/// same as `go version -m` prints, and the binary's real sha256.
+#[test]
+fn sbom_of_a_packed_image_reads_multi_member_gzip_and_zstd_layers() {
+    let t = tmp();
+    let bin = go_binary(t.path());
+    assert!(
+        std::fs::metadata(&bin).unwrap().len() > 1 << 20,
+        "more than one gzip member"
+    );
+    let deps = go_deps(&bin);
+    let sha = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(std::fs::read(&bin).unwrap()))
+    };
+    let mut seen = Vec::new();
+    for compression in ["gzip", "zstd"] {
+        let layout = t.path().join(format!("layout-{compression}"));
+        run_ok(
+            dp().args([
+                "pack",
+                "--no-verify",
+                "--tag",
+                "go-app:1",
+                "--compression",
+                compression,
+            ])
+            .arg(&bin)
+            .arg("--output")
+            .arg(format!("oci:{}:1", layout.display())),
+        );
+        let out = run_ok(dp().arg("sbom").arg(format!("oci:{}:1", layout.display())));
+        let doc: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        let pkgs = spdx_packages(&doc);
+        for (path, version) in &deps {
+            assert!(
+                pkgs.iter().any(|(n, v, _)| n == path && v == version),
+                "{compression}: the SBOM lacks {path}@{version}: {pkgs:?}"
+            );
+        }
+        assert!(
+            out.contains(&sha),
+            "{compression}: the SBOM names the binary's sha256 {sha}"
+        );
+        // every package but the image itself (named by the source, with its digest)
+        let mut names: Vec<String> = pkgs
+            .into_iter()
+            .filter(|(n, _, _)| !n.starts_with("oci:"))
+            .map(|(n, v, _)| format!("{n}@{v}"))
+            .collect();
+        names.sort();
+        seen.push(names);
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "gzip and zstd images give the same components"
+    );
+}
