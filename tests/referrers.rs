@@ -882,3 +882,56 @@ fn pack_push_attaches_the_sbom_and_provenance_found_by_the_tag_schema_and_oras()
         "the SBOM names the binary's sha256 {binary_sha}"
     );
 }
+
+/// A registry whose HEAD says it has every blob (having none) gets the
+/// blobs of the attached SBOM and provenance uploaded when it refuses
+/// their manifests (MANIFEST_BLOB_UNKNOWN), as the image's own are: the
+/// push succeeds and the tag schema lists both artifacts.
+#[test]
+fn a_lying_head_is_healed_for_the_attached_documents_too() {
+    use crate::support::registry::{Fault, FaultProxy, ProxyRequest};
+    let t = tmp();
+    let reg = Registry::start(Auth::None);
+    let layout = t.path().join("lay");
+    let out = run_ok(
+        dp().arg("pack")
+            .arg(corpus::musl_static_hello())
+            .args(["--tag", "hello:1", "--output"])
+            .arg(format!("oci:{}:1", layout.display())),
+    );
+    let digest = out.trim().lines().last().unwrap().to_string();
+    let proxy = FaultProxy::start(&reg.host, |r: &ProxyRequest| {
+        if r.method == "HEAD" && r.path().starts_with("/v2/liar/app/blobs/") {
+            Fault::Answer {
+                status: 200,
+                body: String::new(),
+            }
+        } else {
+            Fault::Forward
+        }
+    });
+    let out = run(dpc(t.path())
+        .arg("push")
+        .arg(format!("oci:{}:1", layout.display()))
+        .arg(proxy.reference("liar/app:1"))
+        .arg("--json"));
+    assert!(out.status.success(), "{}\n{}", both(&out), proxy.log_text());
+    let report: Value = serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert_eq!(
+        report["referrers"].as_array().unwrap().len(),
+        2,
+        "{report:#}"
+    );
+    let tag = format!("sha256-{}", &digest["sha256:".len()..]);
+    let index: Value =
+        serde_json::from_slice(&reg.raw_manifest(&reg.reference(&format!("liar/app:{tag}"))))
+            .unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
+    for m in index["manifests"].as_array().unwrap() {
+        let d = m["digest"].as_str().unwrap();
+        assert_eq!(
+            reg.raw_manifest(&reg.reference(&format!("liar/app@{d}"))),
+            blob(&layout, d)
+        );
+    }
+}

@@ -401,6 +401,10 @@ const NOT_SOURCE: &[&str] = &[".git", "target", "obj", "bin", "build", "node_mod
 /// those under [`NOT_SOURCE`] folders; the digest is the sha256 of the
 /// sorted lines `SHA256-OF-CONTENT  MODE  PATH` (mode 755 or 644, symlinks
 /// as their target), so it depends on the contents and names only.
+/// Compiled files (ELF executables and objects, `ar` archives) are not
+/// sources: an in-tree build (`make` writing `./app` and `*.o` beside the
+/// sources) must not change the digest of the next build of the same
+/// sources, and the static libraries linked are recorded on their own.
 pub fn source_tree(dir: &Path) -> Option<SourceTree> {
     use sha2::{Digest as _, Sha256};
     let git = |args: &[&str]| -> Option<String> {
@@ -454,7 +458,11 @@ pub fn source_tree(dir: &Path) -> Option<SourceTree> {
         } else if meta.is_file() {
             use std::os::unix::fs::PermissionsExt;
             let exec = meta.permissions().mode() & 0o111 != 0;
-            (std::fs::read(&path).ok()?, if exec { "755" } else { "644" })
+            let content = std::fs::read(&path).ok()?;
+            if is_compiled(&content) {
+                continue;
+            }
+            (content, if exec { "755" } else { "644" })
         } else {
             continue;
         };
@@ -471,6 +479,11 @@ pub fn source_tree(dir: &Path) -> Option<SourceTree> {
         git_commit: commit,
         git_dirty: dirty,
     })
+}
+
+/// An ELF file (executable, shared or object) or an `ar` archive.
+fn is_compiled(content: &[u8]) -> bool {
+    content.starts_with(b"\x7fELF") || content.starts_with(b"!<arch>\n")
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
@@ -646,6 +659,11 @@ mod tests {
         let a = source_tree(t.path()).unwrap();
         std::fs::create_dir_all(t.path().join("target")).unwrap();
         std::fs::write(t.path().join("target/out.o"), "x").unwrap();
+        assert_eq!(source_tree(t.path()).unwrap().digest, a.digest);
+        // an in-tree build's executable, object and archive are not sources
+        std::fs::write(t.path().join("app"), b"\x7fELF\x02\x01\x01rest").unwrap();
+        std::fs::write(t.path().join("main.o"), b"\x7fELF\x02\x01\x01obj").unwrap();
+        std::fs::write(t.path().join("libx.a"), b"!<arch>\nmembers").unwrap();
         assert_eq!(source_tree(t.path()).unwrap().digest, a.digest);
         std::fs::write(t.path().join("main.c"), "int main(){return 1;}\n").unwrap();
         assert_ne!(source_tree(t.path()).unwrap().digest, a.digest);

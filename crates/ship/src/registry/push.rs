@@ -193,12 +193,14 @@ pub fn push_with(
     }
     let client = transport::client(opts)?;
 
-    // every blob once: configs and layers of every platform, then the extra
+    // every blob once, in one parallel batch: configs and layers of every
+    // platform, the blobs of the artifacts attached to them, then the extra
     let mut seen = HashSet::new();
     let blobs: Vec<&Blob> = artifact
         .images()
         .iter()
         .flat_map(|i| i.blobs())
+        .chain(artifact.referrers().flat_map(|r| r.blobs()))
         .chain(extra.blobs.iter())
         .filter(|b| seen.insert(b.digest.clone()))
         .collect();
@@ -308,8 +310,15 @@ pub fn push_with(
                 });
             }
             // the artifacts attached to the images, once these are in
+            // (their blobs went up with the image's)
             referrers.extend(super::referrers::push_referrers(
-                &session, &name, repo, artifact, &known, opts, progress,
+                &session,
+                &name,
+                repo,
+                artifact,
+                &mut blob_reports,
+                opts,
+                progress,
             )?);
             if let Some(after) = extra.after_top {
                 after(&Repo {
@@ -1000,27 +1009,27 @@ fn media_type_of(blob: &Blob) -> String {
 
 /// What a manifest PUT can repair: the blobs of the push and their
 /// report for this repository.
-struct Heal<'a, 'b> {
-    blobs: &'a [&'a Blob],
-    reports: &'a mut Vec<BlobReport>,
-    name: &'a str,
-    progress: ProgressFn<'b>,
+pub(super) struct Heal<'a, 'b> {
+    pub(super) blobs: &'a [&'a Blob],
+    pub(super) reports: &'a mut Vec<BlobReport>,
+    pub(super) name: &'a str,
+    pub(super) progress: ProgressFn<'b>,
 }
 
 /// Puts a manifest; when the registry refuses it because it lacks blobs
 /// (MANIFEST_BLOB_UNKNOWN: a HEAD answered 200 for a blob it did not
 /// have), uploads the blobs it names (or, when it names none of ours, every
 /// blob that was skipped) and tries the manifest once more.
-fn put_manifest_healing(
+pub(super) fn put_manifest_healing(
     session: &Session,
     repo: &str,
     at: &str,
     manifest: &Blob,
     opts: &PushOptions,
     heal: Heal,
-) -> Result<(), RegistryError> {
+) -> Result<ManifestPut, RegistryError> {
     let unknown = match put_manifest(session, repo, at, manifest, opts)? {
-        Ok(_) => return Ok(()),
+        Ok(put) => return Ok(put),
         Err(u) => u,
     };
     let named: Vec<&Blob> = heal
@@ -1068,10 +1077,7 @@ fn put_manifest_healing(
             r.from = None;
         }
     }
-    match put_manifest(session, repo, at, manifest, opts)? {
-        Ok(_) => Ok(()),
-        Err(u) => Err(u.error),
-    }
+    put_manifest(session, repo, at, manifest, opts)?.map_err(|u| u.error)
 }
 
 /// `PUT /v2/REPO/manifests/REFERENCE` (a tag or the manifest's digest)

@@ -26,8 +26,9 @@ use distroless_pack_image::{
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::{json, Value};
 
-use super::push::{push_blobs, ProgressFn};
+use super::push::{push_blobs, put_manifest_at, put_manifest_healing, Heal, ProgressFn};
 use super::transport::{self, Session};
+use super::BlobReport;
 use super::{PushEvent, PushOptions, Reference, RegistryError};
 
 /// How a registry learnt about a referrer.
@@ -60,22 +61,33 @@ pub fn referrers_tag(subject: &Digest) -> String {
     format!("{}-{}", subject.algorithm(), subject.hex())
 }
 
-/// Pushes every referrer of every image of `artifact` into `repo` (called
-/// by [`super::push`] once the image's manifests are in). Blobs already
-/// in the repository are skipped, as the image's are.
+/// Pushes the manifests of every referrer of every image of `artifact`
+/// into `repo` (called by [`super::push`] once the image's manifests are
+/// in; their blobs went up in the image's batch, whose `blob_reports`
+/// heal a manifest the registry refuses for a missing blob).
 pub(super) fn push_referrers(
     session: &Session,
     name: &str,
     repo: &str,
     artifact: &Artifact,
-    known: &HashMap<Digest, String>,
+    blob_reports: &mut Vec<BlobReport>,
     opts: &PushOptions,
     progress: ProgressFn,
 ) -> Result<Vec<ReferrerReport>, RegistryError> {
     let referrers: Vec<&Referrer> = artifact.referrers().collect();
-    push_referrer_list(session, name, repo, &referrers, known, opts, progress)
+    put_referrer_manifests(
+        session,
+        name,
+        repo,
+        &referrers,
+        blob_reports,
+        opts,
+        progress,
+    )
 }
 
+/// Uploads the blobs of `referrers` (skipping those `repo` has), then
+/// puts their manifests.
 fn push_referrer_list(
     session: &Session,
     name: &str,
@@ -94,12 +106,51 @@ fn push_referrer_list(
         .flat_map(|r| r.blobs())
         .filter(|b| seen.insert(b.digest.clone()))
         .collect();
-    push_blobs(session, name, repo, &blobs, known, opts, progress)?;
+    let mut blob_reports = push_blobs(session, name, repo, &blobs, known, opts, progress)?;
+    put_referrer_manifests(
+        session,
+        name,
+        repo,
+        referrers,
+        &mut blob_reports,
+        opts,
+        progress,
+    )
+}
+
+/// Puts each referrer's manifest (its blobs are in `repo`), then, for the
+/// subjects whose registry did not answer `OCI-Subject`, the referrers tag
+/// schema's index.
+fn put_referrer_manifests(
+    session: &Session,
+    name: &str,
+    repo: &str,
+    referrers: &[&Referrer],
+    blob_reports: &mut Vec<BlobReport>,
+    opts: &PushOptions,
+    progress: ProgressFn,
+) -> Result<Vec<ReferrerReport>, RegistryError> {
+    if referrers.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut reports = Vec::new();
     // per subject, the referrers the registry did not index itself
     let mut by_tag: BTreeMap<Digest, Vec<&Referrer>> = BTreeMap::new();
     for r in referrers {
-        let indexed = put_referrer_manifest(session, repo, r, opts)?;
+        // healed as the image's manifests are: a registry whose HEAD said
+        // it had a blob it lacks gets the blob, then the manifest again
+        let rblobs: Vec<&Blob> = r.blobs().collect();
+        let heal = Heal {
+            blobs: &rblobs,
+            reports: blob_reports,
+            name,
+            progress,
+        };
+        let put =
+            put_manifest_healing(session, repo, r.digest().as_str(), &r.manifest, opts, heal)?;
+        // the registry keeps the referrers list itself when it answers
+        // `OCI-Subject` with the subject
+        let indexed = put.subject.as_deref() == Some(r.subject.digest.as_str());
         progress(&PushEvent::ManifestPushed {
             reference: &format!("{name}@{}", r.digest()),
             digest: r.digest(),
@@ -137,7 +188,7 @@ fn push_referrer_list(
             d(a).cmp(&d(b))
         });
         let index = tag_index(entries);
-        put_manifest_bytes(session, repo, &tag, &index, opts)?;
+        put_manifest_at(session, repo, &tag, &index, opts)?;
         progress(&PushEvent::ManifestPushed {
             reference: &format!("{name}:{tag}"),
             digest: &index.digest,
@@ -171,61 +222,6 @@ fn index_entries(session: &Session, what: &str, bytes: &[u8]) -> Result<Vec<Valu
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default())
-}
-
-/// `PUT` of a referrer's manifest by digest. `true` when the registry
-/// answered `OCI-Subject` with the subject (it keeps the referrers list).
-fn put_referrer_manifest(
-    session: &Session,
-    repo: &str,
-    r: &Referrer,
-    opts: &PushOptions,
-) -> Result<bool, RegistryError> {
-    let resp = put_manifest_bytes(session, repo, r.digest().as_str(), &r.manifest, opts)?;
-    Ok(resp.as_deref() == Some(r.subject.digest.as_str()))
-}
-
-/// `PUT /v2/REPO/manifests/AT`; gives back the `OCI-Subject` header.
-/// (push.rs's `put_manifest` heals missing blobs but drops the answer's
-/// headers, which the referrers need.)
-fn put_manifest_bytes(
-    session: &Session,
-    repo: &str,
-    at: &str,
-    manifest: &Blob,
-    opts: &PushOptions,
-) -> Result<Option<String>, RegistryError> {
-    let bytes = manifest.read_all().map_err(|e| {
-        RegistryError::Invalid(format!("reading manifest {}: {e}", manifest.digest))
-    })?;
-    let url = session.url(&format!("/v2/{repo}/manifests/{at}"));
-    let what = format!("PUT manifest {repo}:{at}");
-    let resp = session.send(&what, opts.attempts, &|c| {
-        Ok(c.put(&url)
-            .header(CONTENT_TYPE, manifest.media_type.as_str())
-            .body(bytes.clone())
-            .timeout(session.stall))
-    })?;
-    if !resp.status().is_success() {
-        return Err(session.http_error(&what, resp));
-    }
-    let header = |k: &str| {
-        resp.headers()
-            .get(k)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    if let Some(got) = header("Docker-Content-Digest") {
-        if got != manifest.digest.as_str() {
-            return Err(RegistryError::DigestMismatch {
-                registry: session.registry.clone(),
-                what,
-                expected: manifest.digest.to_string(),
-                got,
-            });
-        }
-    }
-    Ok(header("OCI-Subject"))
 }
 
 const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
