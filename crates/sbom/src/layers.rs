@@ -80,8 +80,11 @@ pub fn from_image(image: &Image) -> Result<ImageContents, SbomError> {
             SbomError::Image(format!("layer {i} ({}): {e}", layer.digest))
         };
         let raw = layer.open().map_err(|e| what(&e))?;
+        // Every member: our gzip layers are one gzip member per chunk.
         let reader: Box<dyn Read> = if layer.media_type.ends_with("gzip") {
-            Box::new(flate2::read::GzDecoder::new(raw))
+            Box::new(flate2::read::MultiGzDecoder::new(raw))
+        } else if layer.media_type.ends_with("zstd") {
+            Box::new(zstd::stream::read::Decoder::new(raw).map_err(|e| what(&e))?)
         } else if layer.media_type.ends_with(".tar") || layer.media_type.ends_with("tar") {
             raw
         } else {
