@@ -3,7 +3,9 @@
 //! Writing never damages an existing layout: blobs go to temp files inside
 //! the layout (`.distroless-pack-tmp-<pid>-*`, mode `0666 & ~umask`, removed
 //! on SIGINT/SIGTERM, and by the next writer once their process is gone)
-//! and are renamed into `blobs/sha256/` once their digest checks;
+//! and are renamed into `blobs/sha256/` once complete (and, for a blob read
+//! from an input, once its digest checks); a layer made in this run is
+//! hard-linked or kernel-copied instead of copied ([`write_blob`]);
 //! `index.json` is written last, through a temp file and a rename, so the
 //! layout names the new image only once everything it needs is in place. An
 //! interrupted run leaves at most an unreferenced blob. Other images in the
