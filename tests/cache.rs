@@ -549,7 +549,9 @@ fn layouts_from_a_cached_and_a_fresh_layer_hold_identical_blobs_read_by_skopeo_a
     assert_eq!(stdout(&first), digest);
     assert_eq!(stdout(&cached), digest);
     let blobs = blobs_of(&out("fresh"));
-    assert_eq!(blobs.len(), 3, "layer, config, manifest");
+    let layer = layer_of(&out("fresh"));
+    assert!(blobs.contains_key(&sha256_hex(&layer)));
+    assert!(layer.len() > 4096, "a layer of the 24 KiB program");
     assert_eq!(blobs_of(&out("first")), blobs);
     assert_eq!(blobs_of(&out("cached")), blobs);
     for n in ["fresh", "first", "cached"] {
@@ -561,10 +563,7 @@ fn layouts_from_a_cached_and_a_fresh_layer_hold_identical_blobs_read_by_skopeo_a
     let entry = entries(&home);
     assert_eq!(entry.len(), 1);
     let before = std::fs::read(&entry[0]).unwrap();
-    let layer = layer_of(&out("cached"));
-    let layer_path = out("cached")
-        .join("blobs/sha256")
-        .join(sha256_hex(&layer));
+    let layer_path = out("cached").join("blobs/sha256").join(sha256_hex(&layer));
     {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new()

@@ -376,13 +376,14 @@ impl LayerWriter {
         let mtime = self.mtime;
         let mut seen = keyed.as_ref().map(|_| Vec::new());
         let mut failure: Option<AssembleError> = None;
-        let mut tar = |mut w: &mut dyn Write| match write_tar(&mut w, &plan, mtime, dir, seen.as_mut()) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                failure = Some(e);
-                Err(io::Error::other("tar stream failed"))
-            }
-        };
+        let mut tar =
+            |mut w: &mut dyn Write| match write_tar(&mut w, &plan, mtime, dir, seen.as_mut()) {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    failure = Some(e);
+                    Err(io::Error::other("tar stream failed"))
+                }
+            };
         // The one choice of compressor: both hash the tar and their own
         // output in the same pass.
         let result = match self.compression {

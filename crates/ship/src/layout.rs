@@ -465,7 +465,10 @@ mod tests {
         // copy_file_range from it.
         assert_eq!(how_a, Placed::Copied);
         assert_eq!(how_b, Placed::Copied);
-        let (pa, pb) = (a.join(blob_path(&fresh.digest)), b.join(blob_path(&cached.digest)));
+        let (pa, pb) = (
+            a.join(blob_path(&fresh.digest)),
+            b.join(blob_path(&cached.digest)),
+        );
         assert_eq!(std::fs::read(&pa).unwrap(), content);
         assert_eq!(std::fs::read(&pb).unwrap(), content);
         assert_eq!(
