@@ -481,3 +481,144 @@ fn cache_enabled_false_in_the_project_file_turns_the_cache_off_for_build() {
     assert!(!mentions_cache(&stderr(&out)), "{}", both(&out));
     assert!(!home.exists(), "the cache was written: {}", home.display());
 }
+
+/// Every blob of the layout `dir`, by name, checked against its name.
+fn blobs_of(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(dir.join("blobs/sha256")).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        let bytes = std::fs::read(e.path()).unwrap();
+        assert_eq!(sha256_hex(&bytes), name, "{}", e.path().display());
+        out.insert(name, bytes);
+    }
+    out
+}
+
+/// skopeo sees `digest` in the layout `dir` (tag 1), and umoci unpacks the
+/// program `hello` (its bytes) from it.
+fn consumers_read(dir: &Path, digest: &str, hello: &Path) {
+    let skopeo = require_tool("skopeo", "apt-get install -y skopeo");
+    let info = run_ok(
+        Command::new(skopeo)
+            .arg("inspect")
+            .arg(format!("oci:{}:1", dir.display())),
+    );
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["Digest"], digest, "{}", dir.display());
+    let umoci = require_tool("umoci", "apt-get install -y umoci");
+    let bundle = dir.with_extension("bundle");
+    run_ok(
+        Command::new(umoci)
+            .args(["unpack", "--image"])
+            .arg(format!("{}:1", dir.display()))
+            .arg(&bundle),
+    );
+    let name = hello.file_name().unwrap();
+    assert_eq!(
+        std::fs::read(bundle.join("rootfs/app").join(name)).unwrap(),
+        std::fs::read(hello).unwrap(),
+        "{}",
+        dir.display()
+    );
+}
+
+#[test]
+fn layouts_from_a_cached_and_a_fresh_layer_hold_identical_blobs_read_by_skopeo_and_umoci() {
+    let (hello, _) = fixtures();
+    let t = tmp();
+    let home = t.path().join("xdg");
+    let out = |n: &str| t.path().join(n);
+    let to = |p: &Path| format!("oci:{}:1", p.display());
+    // A fresh layer (a temp file: linked into the layout), the first pack
+    // (the layer written into the cache: the entry's region copied), the
+    // re-pack (a hit: copied again from the entry).
+    let fresh = pack(
+        &home,
+        &[s(hello), "--no-cache", "--output", &to(&out("fresh"))],
+        &[],
+    );
+    let first = pack(&home, &[s(hello), "--output", &to(&out("first"))], &[]);
+    let cached = pack(&home, &[s(hello), "--output", &to(&out("cached"))], &[]);
+    assert!(
+        stderr(&cached).contains("layer: cached"),
+        "{}",
+        both(&cached)
+    );
+    let digest = stdout(&fresh);
+    assert_eq!(stdout(&first), digest);
+    assert_eq!(stdout(&cached), digest);
+    let blobs = blobs_of(&out("fresh"));
+    let layer = layer_of(&out("fresh"));
+    assert!(blobs.contains_key(&sha256_hex(&layer)));
+    assert!(layer.len() > 4096, "a layer of the 24 KiB program");
+    assert_eq!(blobs_of(&out("first")), blobs);
+    assert_eq!(blobs_of(&out("cached")), blobs);
+    for n in ["fresh", "first", "cached"] {
+        consumers_read(&out(n), &digest, hello);
+    }
+
+    // The layout's layer is not the cache entry: writing over it in place
+    // leaves the entry whole, and the next pack still hits it.
+    let entry = entries(&home);
+    assert_eq!(entry.len(), 1);
+    let before = std::fs::read(&entry[0]).unwrap();
+    let layer_path = out("cached").join("blobs/sha256").join(sha256_hex(&layer));
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&layer_path)
+            .unwrap();
+        f.write_all(&vec![0u8; layer.len().min(4096)]).unwrap();
+    }
+    assert_eq!(std::fs::read(&entry[0]).unwrap(), before);
+    let again = pack(&home, &[s(hello), "--output", &to(&out("again"))], &[]);
+    assert!(stderr(&again).contains("layer: cached"), "{}", both(&again));
+    assert!(!stderr(&again).contains("warning"), "{}", both(&again));
+    assert_eq!(blobs_of(&out("again")), blobs);
+}
+
+#[test]
+fn a_layout_on_another_filesystem_gets_the_same_bytes_from_a_fresh_and_a_cached_layer() {
+    // /dev/shm is tmpfs: the temp layer and the cache (on the test's temp
+    // dir) cannot be linked or kernel-copied there, so the copy fallback
+    // writes it.
+    assert!(
+        Path::new("/dev/shm").is_dir(),
+        "/dev/shm (tmpfs) is needed: mount a tmpfs there"
+    );
+    let (hello, _) = fixtures();
+    let t = tmp();
+    let home = t.path().join("xdg");
+    let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+    let to = |p: &Path| format!("oci:{}:1", p.display());
+    let here = t.path().join("here");
+    let (fresh, cold, cached) = (
+        shm.path().join("fresh"),
+        shm.path().join("cold"),
+        shm.path().join("cached"),
+    );
+    let d0 = stdout(&pack(
+        &home,
+        &[s(hello), "--no-cache", "--output", &to(&here)],
+        &[],
+    ));
+    let d1 = stdout(&pack(
+        &home,
+        &[s(hello), "--no-cache", "--output", &to(&fresh)],
+        &[],
+    ));
+    let d2 = stdout(&pack(&home, &[s(hello), "--output", &to(&cold)], &[]));
+    let o3 = pack(&home, &[s(hello), "--output", &to(&cached)], &[]);
+    assert!(stderr(&o3).contains("layer: cached"), "{}", both(&o3));
+    assert_eq!(d1, d0);
+    assert_eq!(d2, d0);
+    assert_eq!(stdout(&o3), d0);
+    let blobs = blobs_of(&here);
+    for dir in [&fresh, &cold, &cached] {
+        assert_eq!(blobs_of(dir), blobs, "{}", dir.display());
+    }
+    consumers_read(&cached, &d0, hello);
+    consumers_read(&fresh, &d0, hello);
+}

@@ -263,7 +263,9 @@ impl Cache {
                         read_path,
                         0,
                         Some(keep),
-                    ),
+                    )
+                    // check_entry just hashed these bytes in full.
+                    .made_here(),
                     diff_id,
                     uncompressed_size: record.uncompressed_size,
                 })
@@ -406,7 +408,8 @@ impl Pending {
                 path,
                 0,
                 Some(Arc::new(self.tmp)),
-            ),
+            )
+            .made_here(),
             diff_id: meta.diff_id,
             uncompressed_size: meta.uncompressed_size,
         }
@@ -447,7 +450,8 @@ impl Pending {
                 read_path,
                 0,
                 Some(keep),
-            ),
+            )
+            .made_here(),
             diff_id: meta.diff_id,
             uncompressed_size: meta.uncompressed_size,
         };

@@ -483,7 +483,8 @@ impl LayerWriter {
                     _ => CacheUse::Off,
                 };
                 let found = cache::Found {
-                    blob: Blob::from_file(media_type, meta.digest, meta.size, path, 0, Some(keep)),
+                    blob: Blob::from_file(media_type, meta.digest, meta.size, path, 0, Some(keep))
+                        .made_here(),
                     diff_id: meta.diff_id,
                     uncompressed_size: meta.uncompressed_size,
                 };

@@ -44,6 +44,12 @@ pub struct Blob {
     pub digest: Digest,
     pub size: u64,
     pub data: BlobData,
+    /// Whether `digest` and `size` were computed from these very bytes by
+    /// this process (a layer assemble just wrote, hashing it in the same
+    /// pass, or a cache entry whose sha256 it just checked), so writers may
+    /// skip hashing them again. Never set for bytes read from an image we
+    /// were given. See [`Blob::made_here`].
+    made_here: bool,
 }
 
 impl Blob {
@@ -55,6 +61,7 @@ impl Blob {
             digest,
             size: bytes.len() as u64,
             data: BlobData::Bytes(bytes.into()),
+            made_here: false,
         }
     }
 
@@ -74,6 +81,42 @@ impl Blob {
             digest,
             size,
             data: BlobData::File { path, offset, keep },
+            made_here: false,
+        }
+    }
+
+    /// Marks the blob as made by this process: its digest and size were
+    /// computed from the bytes now in its file, in this run, and the file
+    /// is not written again. Writers then copy it without hashing it a
+    /// second time (`Blob::open_verified` still checks, for whoever asks).
+    /// Only for a file this process wrote and hashed in one pass, or
+    /// checked in full just now; never for an input.
+    pub fn made_here(mut self) -> Blob {
+        self.made_here = true;
+        self
+    }
+
+    /// Whether [`Blob::made_here`] marked it.
+    pub fn is_made_here(&self) -> bool {
+        self.made_here
+    }
+
+    /// The file and offset holding the bytes, for a blob in a file.
+    pub fn file_region(&self) -> Option<(&std::path::Path, u64)> {
+        match &self.data {
+            BlobData::File { path, offset, .. } => Some((path.as_path(), *offset)),
+            BlobData::Bytes(_) => None,
+        }
+    }
+
+    /// A reader over the bytes for a writer: checked against the digest as
+    /// it is read ([`Blob::open_verified`]) unless the blob was
+    /// [`made_here`](Blob::made_here).
+    pub fn open_for_copy(&self) -> io::Result<Box<dyn Read + Send>> {
+        if self.made_here {
+            self.open()
+        } else {
+            Ok(Box::new(self.open_verified()?))
         }
     }
 

@@ -330,6 +330,10 @@ impl Index {
 }
 
 /// What a command produces or reads: one image, or an index of several.
+// An Image is a few hundred bytes (its blobs' descriptors); a run holds one
+// or two artifacts and moves them rarely, so boxing it would only churn
+// every constructor and match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Artifact {
     Image(Image),

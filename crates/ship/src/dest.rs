@@ -215,6 +215,9 @@ fn resolve_links(path: &Path) -> Result<PathBuf, ShipError> {
 /// and removed if dropped uncommitted.
 pub struct AtomicFile {
     dest: PathBuf,
+    /// Whether a file was at `dest` when this began (its bytes are what a
+    /// crash must not lose: fsync before the rename over it).
+    replaces: bool,
     tmp: Option<tempfile::NamedTempFile>,
     _live: TempGuard,
 }
@@ -237,6 +240,7 @@ impl AtomicFile {
         let (tmp, live) = temp_file_in(&dir, dest)?;
         Ok(AtomicFile {
             dest: dest.to_path_buf(),
+            replaces: fs::symlink_metadata(dest).is_ok(),
             tmp: Some(tmp),
             _live: live,
         })
@@ -247,12 +251,18 @@ impl AtomicFile {
         self.tmp.as_mut().expect("not committed").as_file_mut()
     }
 
-    /// Syncs the temp file and renames it over the destination.
+    /// Renames the temp file over the destination; syncs it first when it
+    /// replaces a file, so a power loss leaves the old file or the new
+    /// one, never an empty one in its place. A new name is not synced (as
+    /// umoci and skopeo do not): a crash can then lose it, not anything
+    /// the user had. See docs/design.md ("Writing blobs into a layout").
     pub fn commit(mut self) -> Result<(), ShipError> {
         let tmp = self.tmp.take().expect("not committed");
-        tmp.as_file()
-            .sync_all()
-            .map_err(ShipError::io("writing", &self.dest))?;
+        if self.replaces {
+            tmp.as_file()
+                .sync_all()
+                .map_err(ShipError::io("writing", &self.dest))?;
+        }
         tmp.persist(&self.dest)
             .map_err(|e| ShipError::io("renaming into", &self.dest)(e.error))?;
         Ok(())

@@ -16,6 +16,7 @@
 //! renamed into place).
 
 pub mod attach;
+mod blobcopy;
 mod error;
 mod store;
 mod tarw;

@@ -50,11 +50,11 @@ pub(crate) fn write_tar<W: Write>(
                     h.set_entry_type(tar::EntryType::Regular);
                     h.set_mode(0o644);
                     h.set_size(blob.size);
-                    // Checked while copied: an archive never holds a blob
-                    // that does not match its digest.
-                    let mut r = blob.open_verified()?;
+                    // Checked while copied (an archive never holds a blob
+                    // that does not match its digest), unless this run
+                    // made it and hashed it as it wrote it.
+                    let mut r = blob.open_for_copy()?;
                     tar.append_data(&mut h, path, &mut r)?;
-                    r.finish()?;
                 }
             }
         }
