@@ -577,15 +577,11 @@ fn check_entry(file: &mut File, key: &Key, media_type: &str) -> Result<Record, S
         hasher.update(&buf[..n]);
         left -= n as u64;
     }
-    let got = format!("sha256:{}", hex_of(&hasher.finalize()));
+    let got = format!("sha256:{}", hex::encode(hasher.finalize()));
     if got != digest.to_string() {
         return Err(format!("its content is {got}, not {digest}"));
     }
     Ok(record)
-}
-
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Feeds one length-prefixed string to the key.

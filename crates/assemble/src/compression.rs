@@ -28,6 +28,20 @@ impl Default for Compression {
     }
 }
 
+/// What a layer compressor ([`gzip::compress`], [`zstd::compress`])
+/// measured in its one pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// sha256 of the uncompressed stream (hex).
+    pub uncompressed_sha256: String,
+    /// Uncompressed size.
+    pub uncompressed_size: u64,
+    /// sha256 of the compressed stream written to `out` (hex).
+    pub compressed_sha256: String,
+    /// Size of the compressed stream.
+    pub compressed_size: u64,
+}
+
 /// Why a `--compression` value was refused (one line).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid compression {value:?}: {reason}")]

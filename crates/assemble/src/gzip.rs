@@ -28,6 +28,8 @@ use std::sync::{Arc, Mutex};
 use libdeflater::{CompressionLvl, Compressor};
 use sha2::{Digest as _, Sha256};
 
+use crate::Summary;
+
 /// Uncompressed bytes per gzip member. Part of the output format: changing
 /// it changes every layer digest.
 pub const CHUNK_SIZE: usize = 1 << 20;
@@ -98,19 +100,6 @@ impl Default for GzipOptions {
 /// per worker: independent of the input size.
 pub fn max_in_flight(threads: usize) -> usize {
     2 * threads.max(1) + 1
-}
-
-/// What [`compress`] measured.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GzipSummary {
-    /// sha256 of the uncompressed stream (hex).
-    pub uncompressed_sha256: String,
-    /// Uncompressed size.
-    pub uncompressed_size: u64,
-    /// sha256 of the gzip stream written to `out` (hex).
-    pub compressed_sha256: String,
-    /// Size of the gzip stream.
-    pub compressed_size: u64,
 }
 
 struct Job {
@@ -191,7 +180,7 @@ impl Write for ChunkWriter<'_> {
 /// and returns the sha256 and sizes of both the uncompressed and compressed
 /// streams. `out` sees the gzip bytes in order; the calling thread runs
 /// `produce`.
-pub fn compress<W, F>(out: W, opts: GzipOptions, produce: F) -> io::Result<(GzipSummary, W)>
+pub fn compress<W, F>(out: W, opts: GzipOptions, produce: F) -> io::Result<(Summary, W)>
 where
     W: Write + Send,
     F: FnOnce(&mut ChunkWriter<'_>) -> io::Result<()>,
@@ -274,7 +263,7 @@ where
                 return Err(broken());
             }
             out.flush()?;
-            Ok((hex(hasher.finalize().as_slice()), size, out))
+            Ok((hex::encode(hasher.finalize()), size, out))
         });
 
         let mut cw = ChunkWriter {
@@ -296,7 +285,7 @@ where
             }
         });
         let (uncompressed_sha256, uncompressed_size) =
-            (hex(cw.hasher.clone().finalize().as_slice()), cw.total);
+            (hex::encode(cw.hasher.clone().finalize()), cw.total);
         drop(cw);
         drop(job_tx);
         drop(tok_rx);
@@ -310,7 +299,7 @@ where
             (Err(p), _) => return Err(p),
         };
         Ok((
-            GzipSummary {
+            Summary {
                 uncompressed_sha256,
                 uncompressed_size,
                 compressed_sha256,
@@ -349,16 +338,6 @@ fn compress_member(
     Ok(Done { seq, member })
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,7 +359,7 @@ mod tests {
             .collect()
     }
 
-    fn gz(data: &[u8], threads: usize, chunk: usize) -> (GzipSummary, Vec<u8>) {
+    fn gz(data: &[u8], threads: usize, chunk: usize) -> (Summary, Vec<u8>) {
         let opts = GzipOptions {
             level: DEFAULT_LEVEL,
             threads,

@@ -21,7 +21,7 @@ use tar::{EntryType, Header};
 use crate::cache::{self, Cache, CacheUse, Lookup, Meta};
 use crate::gzip::{self, GzipOptions};
 use crate::zstd::{self, ZstdOptions};
-use crate::{AssembleError, Compression};
+use crate::{AssembleError, Compression, Summary};
 
 /// Mode of executables.
 pub const MODE_EXEC: u32 = 0o755;
@@ -67,14 +67,6 @@ pub struct Layer {
     pub uncompressed_size: u64,
     /// Whether it came from the layer cache, was stored in it, or neither.
     pub cache: CacheUse,
-}
-
-/// What the compressor measured: both digests (hex) and sizes.
-struct Sums {
-    tar_sha256: String,
-    tar_size: u64,
-    sha256: String,
-    size: u64,
 }
 
 /// Collects entries, then writes them as one reproducible layer.
@@ -389,30 +381,14 @@ impl LayerWriter {
         let result = match self.compression {
             Compression::Gzip { level } => {
                 let opts = GzipOptions { level, ..self.gzip };
-                gzip::compress(writer, opts, |w| tar(w)).map(|(s, w)| {
-                    let sums = Sums {
-                        tar_sha256: s.uncompressed_sha256,
-                        tar_size: s.uncompressed_size,
-                        sha256: s.compressed_sha256,
-                        size: s.compressed_size,
-                    };
-                    (sums, w)
-                })
+                gzip::compress(writer, opts, |w| tar(w))
             }
             Compression::Zstd { level } => {
                 let opts = ZstdOptions {
                     level,
                     ..ZstdOptions::default()
                 };
-                zstd::compress(writer, opts, |w| tar(w)).map(|(s, w)| {
-                    let sums = Sums {
-                        tar_sha256: s.uncompressed_sha256,
-                        tar_size: s.uncompressed_size,
-                        sha256: s.compressed_sha256,
-                        size: s.compressed_size,
-                    };
-                    (sums, w)
-                })
+                zstd::compress(writer, opts, |w| tar(w))
             }
         };
         let written = match (failure, result) {
@@ -426,7 +402,7 @@ impl LayerWriter {
             (Some(e), _) => Err(e),
             (None, r) => r.map_err(werr),
         };
-        let (summary, writer): (Sums, File) = match (written, &pending, uncached) {
+        let (summary, writer): (Summary, File) = match (written, &pending, uncached) {
             (Ok(w), _, _) => w,
             (Err(AssembleError::Write { source, .. }), Some(_), Some(uncached)) => {
                 let reason = match &keyed {
@@ -441,18 +417,18 @@ impl LayerWriter {
             (Err(e), _, _) => return Err(e),
         };
         drop(writer);
-        let digest: Digest = format!("sha256:{}", summary.sha256)
+        let digest: Digest = format!("sha256:{}", summary.compressed_sha256)
             .parse()
             .expect("hex digest");
-        let diff_id: Digest = format!("sha256:{}", summary.tar_sha256)
+        let diff_id: Digest = format!("sha256:{}", summary.uncompressed_sha256)
             .parse()
             .expect("hex digest");
         let meta = Meta {
             media_type: media_type.to_string(),
             digest,
-            size: summary.size,
+            size: summary.compressed_size,
             diff_id,
-            uncompressed_size: summary.tar_size,
+            uncompressed_size: summary.uncompressed_size,
         };
         let (found, used) = match (pending, plain, keyed) {
             (Some(p), _, Some((c, key, hashes))) => {

@@ -31,7 +31,7 @@ use distroless_pack_image::spec::{
 use distroless_pack_image::{Image, ImageError, Platform};
 
 pub use cache::{Cache, CacheUse};
-pub use compression::{Compression, CompressionParseError};
+pub use compression::{Compression, CompressionParseError, Summary};
 pub use gzip::GzipOptions;
 pub use layer::{Layer, LayerWriter, MODE_DIR, MODE_EXEC, MODE_FILE, MODE_TMP};
 

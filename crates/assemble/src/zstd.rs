@@ -24,6 +24,8 @@ use std::io::{self, Write};
 use ::zstd::stream::raw::{CParameter, Encoder, InBuffer, Operation, OutBuffer};
 use sha2::{Digest as _, Sha256};
 
+use crate::Summary;
+
 /// Default zstd level of `--compression zstd` (zstd's own default).
 pub const DEFAULT_LEVEL: i32 = 3;
 /// Highest level accepted: above it (zstd's `--ultra` levels 20-22) the
@@ -62,19 +64,6 @@ impl Default for ZstdOptions {
             threads,
         }
     }
-}
-
-/// What [`compress`] measured.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ZstdSummary {
-    /// sha256 of the uncompressed stream (hex).
-    pub uncompressed_sha256: String,
-    /// Uncompressed size.
-    pub uncompressed_size: u64,
-    /// sha256 of the zstd stream written to `out` (hex).
-    pub compressed_sha256: String,
-    /// Size of the zstd stream.
-    pub compressed_size: u64,
 }
 
 /// The libzstd version the layers are written with (`1.5.7`).
@@ -120,7 +109,7 @@ impl<W: Write> ZstdWriter<'_, W> {
     }
 
     /// Ends the frame; returns what was written.
-    fn finish(mut self) -> io::Result<(ZstdSummary, W)> {
+    fn finish(mut self) -> io::Result<(Summary, W)> {
         self.check()?;
         loop {
             let mut ob = OutBuffer::around(&mut self.buf[..]);
@@ -133,7 +122,7 @@ impl<W: Write> ZstdWriter<'_, W> {
         }
         self.out.flush()?;
         Ok((
-            ZstdSummary {
+            Summary {
                 uncompressed_sha256: format!("{:x}", self.in_hasher.finalize()),
                 uncompressed_size: self.in_size,
                 compressed_sha256: format!("{:x}", self.out_hasher.finalize()),
@@ -182,7 +171,7 @@ fn encoder(opts: ZstdOptions) -> io::Result<Encoder<'static>> {
 /// `out`, with `opts.threads` libzstd workers, and returns the sha256 and
 /// sizes of both the uncompressed and compressed streams. The calling
 /// thread runs `produce` and writes `out`.
-pub fn compress<W, F>(out: W, opts: ZstdOptions, produce: F) -> io::Result<(ZstdSummary, W)>
+pub fn compress<W, F>(out: W, opts: ZstdOptions, produce: F) -> io::Result<(Summary, W)>
 where
     W: Write,
     F: FnOnce(&mut ZstdWriter<'_, W>) -> io::Result<()>,
@@ -221,7 +210,7 @@ mod tests {
             .collect()
     }
 
-    fn zst(data: &[u8], threads: usize, piece: usize) -> (ZstdSummary, Vec<u8>) {
+    fn zst(data: &[u8], threads: usize, piece: usize) -> (Summary, Vec<u8>) {
         let opts = ZstdOptions { level: 3, threads };
         compress(Vec::new(), opts, |w| {
             for p in data.chunks(piece.max(1)) {
