@@ -590,6 +590,79 @@ fn index_sbom_output_writes_one_file_per_platform_and_sbom_reads_each_image_back
     }
 }
 
+/// `pack` describes the files where it read them (the binary streamed,
+/// never held in memory, and no layer inflated again); `sbom SOURCE` reads
+/// the layers. Both must say the same of every file and component.
+#[test]
+fn sbom_made_at_pack_time_matches_the_one_read_back_from_the_layers() {
+    let t = tmp();
+    let bin = go_binary(t.path());
+    let zones = t.path().join("zoneinfo");
+    std::fs::create_dir_all(zones.join("Europe")).unwrap();
+    std::fs::write(zones.join("UTC"), b"TZif2 utc").unwrap();
+    std::fs::write(zones.join("Europe/Paris"), b"TZif2 paris").unwrap();
+    let layout = t.path().join("layout");
+    let at_pack = t.path().join("pack.spdx.json");
+    run_ok(
+        dp().args(["pack", "--tag", "app:1", "--passwd"])
+            .arg(format!("--tzdata={}", zones.display()))
+            .arg("--sbom-output")
+            .arg(&at_pack)
+            .arg("--output")
+            .arg(format!("oci:{}:1", layout.display()))
+            .arg(&bin),
+    );
+    let back_file = t.path().join("back.spdx.json");
+    run_ok(
+        dp().arg("sbom")
+            .arg(format!("oci:{}:1", layout.display()))
+            .arg("--output")
+            .arg(&back_file),
+    );
+    let (pack, back) = (read_json(&at_pack), read_json(&back_file));
+    let names = |d: &Value| -> Vec<String> {
+        d["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["fileName"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for f in [
+        "./app/app",
+        "./etc/passwd",
+        "./etc/group",
+        "./usr/share/zoneinfo/Europe/Paris",
+    ] {
+        assert!(
+            names(&pack).iter().any(|n| n == f),
+            "{f} missing: {:?}",
+            names(&pack)
+        );
+    }
+    assert_eq!(pack["files"], back["files"], "the files, with their hashes");
+    // Every package but the image's own; the application's supplier is
+    // named after the image too (`app`, or the source given to `sbom`).
+    let packages = |d: &Value| -> Vec<Value> {
+        d["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["SPDXID"] != "SPDXRef-Image")
+            .map(|p| {
+                let mut p = p.clone();
+                if p["SPDXID"] == "SPDXRef-Application" {
+                    p.as_object_mut().unwrap().remove("supplier");
+                }
+                p
+            })
+            .collect()
+    };
+    assert!(packages(&pack).len() > 2, "{pack}");
+    assert_eq!(packages(&pack), packages(&back), "the components");
+    assert_eq!(pack["relationships"], back["relationships"]);
+}
+
 #[test]
 fn nativeaot_binary_sbom_names_the_dotnet_runtime_it_was_compiled_with() {
     let t = tmp();

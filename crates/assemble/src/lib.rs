@@ -340,6 +340,10 @@ pub struct Assembled {
     pub image: Image,
     /// One per layer, in the image's order.
     pub cache: Vec<CacheUse>,
+    /// Every regular file of the image (path in the image and where its
+    /// bytes came from), sorted by path; a later layer's file replaces an
+    /// earlier one's.
+    pub files: Vec<(String, layer::Content)>,
 }
 
 /// A layer writer with the spec's compression and cache. The compression's
@@ -403,6 +407,7 @@ pub fn assemble_reporting(spec: &ImageSpec) -> Result<Assembled, AssembleError> 
     let created = rfc3339(spec.created);
     let mut layers = Vec::new();
     let mut history = Vec::new();
+    let mut files = std::collections::BTreeMap::new();
 
     if !extras.is_empty() {
         let mut w = layer_writer(spec);
@@ -410,6 +415,7 @@ pub fn assemble_reporting(spec: &ImageSpec) -> Result<Assembled, AssembleError> 
         if spec.runtime == RuntimeDefaults::NativeAot {
             what.push("(NativeAOT defaults)");
         }
+        files.extend(w.files());
         layers.push(w.finish(&spec.temp_dir)?);
         history.push(
             HistoryBuilder::default()
@@ -422,6 +428,7 @@ pub fn assemble_reporting(spec: &ImageSpec) -> Result<Assembled, AssembleError> 
 
     let mut w = layer_writer(spec);
     w.add_file(&path, &spec.binary, MODE_EXEC)?;
+    files.extend(w.files());
     layers.push(w.finish(&spec.temp_dir)?);
     history.push(
         HistoryBuilder::default()
@@ -495,7 +502,11 @@ pub fn assemble_reporting(spec: &ImageSpec) -> Result<Assembled, AssembleError> 
         layers.into_iter().map(|l| l.blob).collect(),
         &spec.annotations,
     )?;
-    Ok(Assembled { image, cache })
+    Ok(Assembled {
+        image,
+        cache,
+        files: files.into_iter().collect(),
+    })
 }
 
 fn add_extras(w: &mut LayerWriter, extras: &Extras) -> Result<Vec<&'static str>, AssembleError> {

@@ -4,6 +4,7 @@
 //! writes `--sbom-output`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use distroless_pack_image::{Blob, Digest, Image, PinnedInputs, Platform, Referrer, Subject};
 use distroless_pack_sbom::{self as sbom, BuildParameters, Document};
@@ -51,9 +52,19 @@ fn target_of(command: &str, kind: &str, platform: &Platform) -> Option<String> {
     (kind == "go").then(|| format!("{}/{}", platform.os, platform.architecture))
 }
 
-/// The documents for `image` (named `name`), as `settings` asks.
+/// An image's regular files where assemble read them, and its binary
+/// when it was scanned already (while the layer was written).
+#[derive(Clone, Copy, Debug)]
+pub struct SourceFiles<'a> {
+    pub files: &'a [(String, sbom::FileSource)],
+    pub binary: Option<&'a Arc<sbom::Binary>>,
+}
+
+/// The documents for `image` (named `name`), as `settings` asks, of
+/// `files` (`pack`, `build`); without them the image's layers are read.
 pub fn documents(
     image: &Image,
+    files: Option<SourceFiles<'_>>,
     name: &ImageName,
     built: Option<BuiltWith<'_>>,
     settings: &Attest,
@@ -67,15 +78,20 @@ pub fn documents(
     if !settings.any() {
         return Ok(out);
     }
-    let s = sbom::describe_image(
-        image,
+    let sbom_error = |source| PipelineError::Sbom {
+        source: Box::new(source),
+    };
+    let contents = match files {
+        Some(f) => sbom::from_files(&entrypoint(image)?, f.files, f.binary.cloned()),
+        None => sbom::from_image(image),
+    }
+    .map_err(sbom_error)?;
+    let s = sbom::describe(&contents.input(
         &name.full(),
+        image,
         built.map(|b| b.inputs),
         settings.created,
-    )
-    .map_err(|source| PipelineError::Sbom {
-        source: Box::new(source),
-    })?;
+    ));
     out.warnings = s.warnings.clone();
     for f in &settings.formats {
         out.documents.push(Document::sbom(*f, &s));
@@ -98,6 +114,24 @@ pub fn documents(
         out.documents.push(Document::provenance(&s, &params));
     }
     Ok(out)
+}
+
+/// The entrypoint of an image distroless-pack assembled (always absolute).
+fn entrypoint(image: &Image) -> Result<String, PipelineError> {
+    let config = image.config_json().map_err(|e| PipelineError::Sbom {
+        source: Box::new(sbom::SbomError::Image(format!("the image config: {e}"))),
+    })?;
+    config
+        .config()
+        .as_ref()
+        .and_then(|c| c.entrypoint().as_ref())
+        .and_then(|e| e.first().cloned())
+        .ok_or_else(|| PipelineError::Sbom {
+            source: Box::new(sbom::SbomError::NoBinary(format!(
+                "image {}: the config has no entrypoint",
+                image.digest()
+            ))),
+        })
 }
 
 /// `attested`'s documents as OCI 1.1 artifacts whose subject is `image`,
@@ -209,18 +243,21 @@ pub fn image_sbom(image: &Image, name: &str, created: u64) -> Result<Sbom, Pipel
 /// the file itself (its sha256 as the digest, its ELF platform).
 pub fn binary_sbom(path: &Path, created: u64) -> Result<Sbom, PipelineError> {
     let platform = distroless_pack_verify::header_platform(path)?;
-    let bytes = std::fs::read(path)
+    let binary = sbom::Binary::open(path)
         .map_err(|e| PipelineError::Usage(format!("{}: {e}", path.display())))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "app".into());
+    let digest = format!("sha256:{}", binary.scan().sha256)
+        .parse::<Digest>()
+        .map_err(|e| PipelineError::Usage(format!("{}: {e}", path.display())))?;
     let input = sbom::Input {
-        binary: &bytes,
+        binary: &binary,
         binary_path: format!("/{name}"),
         subject: sbom::Subject {
             name: name.clone(),
-            digest: Digest::sha256_of(&bytes),
+            digest,
             platform,
             is_image: false,
         },

@@ -76,7 +76,13 @@ pub fn build(req: &Request, obs: &dyn Observer) -> std::result::Result<Result, P
             hint: b.hint.clone(),
         });
         packed.push(pack::pack_one(
-            &t, &image, &names[0], req.verify, built, obs,
+            &t,
+            &image,
+            &names[0],
+            req.verify,
+            req.attest.any(),
+            built,
+            obs,
         )?);
     }
     if let Some(dir) = &req.save_debug {

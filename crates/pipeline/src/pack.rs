@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use distroless_pack_assemble::{self as assemble, ImageSpec};
 use distroless_pack_image::{human_size, Artifact, Image, Index, Platform};
+use distroless_pack_sbom as sbom;
 use distroless_pack_ship::registry::PushOptions;
 use distroless_pack_ship::{Output, Shipped, Sink, WriteOptions};
 use distroless_pack_verify::{platform_of, verify_file, Report, Severity};
@@ -28,6 +29,27 @@ pub struct Target {
 pub struct Packed {
     pub image: Image,
     pub report: Option<Report>,
+    /// The image's regular files and where their bytes came from (what
+    /// its SBOM describes, read there rather than from the layers).
+    pub files: Vec<(String, sbom::FileSource)>,
+    /// The binary, scanned for its SBOM while the layer was written (when
+    /// documents are made).
+    pub scanned: Option<std::sync::Arc<sbom::Binary>>,
+}
+
+/// The files assemble put in the image, as the SBOM reads them.
+fn files_of(a: &assemble::Assembled) -> Vec<(String, sbom::FileSource)> {
+    a.files
+        .iter()
+        .filter_map(|(path, content)| {
+            let source = match content {
+                assemble::layer::Content::File(p) => sbom::FileSource::Host(p.clone()),
+                assemble::layer::Content::Bytes(b) => sbom::FileSource::Bytes(b.clone()),
+                _ => return None,
+            };
+            Some((path.clone(), source))
+        })
+        .collect()
 }
 
 /// Where the image goes.
@@ -177,7 +199,15 @@ pub fn pack(req: &Request, obs: &dyn Observer) -> std::result::Result<Result, Pi
     }
     let mut packed = Vec::new();
     for t in &req.targets {
-        packed.push(pack_one(t, &image, &names[0], req.verify, None, obs)?);
+        packed.push(pack_one(
+            t,
+            &image,
+            &names[0],
+            req.verify,
+            req.attest.any(),
+            None,
+            obs,
+        )?);
     }
     if req.targets.len() > 1 {
         // Only --no-verify gets here with a binary of the wrong platform.
@@ -235,7 +265,16 @@ pub fn finish(
     }
     let mut attested = Vec::new();
     for (i, image) in artifact.images().iter().enumerate() {
-        let a = attest::documents(image, &names[0], built.get(i).copied().flatten(), attest)?;
+        let a = attest::documents(
+            image,
+            Some(attest::SourceFiles {
+                files: &packed[i].files,
+                binary: packed[i].scanned.as_ref(),
+            }),
+            &names[0],
+            built.get(i).copied().flatten(),
+            attest,
+        )?;
         for w in &a.warnings {
             obs.event(Event::Warning(w.clone()));
         }
@@ -409,13 +448,43 @@ pub fn push_done(shipped: &[Shipped], took: std::time::Duration, obs: &dyn Obser
     });
 }
 
-/// Verifies (when `verify`) and assembles one target, named `name`.
-/// `built` names the project for `build`'s messages.
+/// Verifies (when `verify`) and assembles one target, named `name`; with
+/// `scan`, also scans the binary for its SBOM. `built` names the project
+/// for `build`'s messages.
 ///
-/// Verify and the layer writer both read the whole binary, so they run at
-/// the same time: the image is assembled while the verifier reads, and is
-/// dropped (its temp files with it) if the verdict is a refusal.
+/// Verify, the layer writer and the SBOM's scan each read the whole
+/// binary, so they run at the same time: the image is assembled while the
+/// others read, and is dropped (its temp files with it) if the verdict is
+/// a refusal.
 pub fn pack_one(
+    t: &Target,
+    image: &ImageSettings,
+    name: &ImageName,
+    verify: bool,
+    scan: bool,
+    built: Option<crate::error::BuiltFrom>,
+    obs: &dyn Observer,
+) -> std::result::Result<Packed, PipelineError> {
+    std::thread::scope(|s| {
+        let scanner = scan.then(|| s.spawn(|| sbom::Binary::open(&t.binary)));
+        let mut packed = verify_and_assemble(t, image, name, verify, built, obs)?;
+        if let Some(scanner) = scanner {
+            let binary = scanner
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+                .map_err(|e| PipelineError::Sbom {
+                    source: Box::new(sbom::SbomError::Image(format!(
+                        "{}: {e}",
+                        t.binary.display()
+                    ))),
+                })?;
+            packed.scanned = Some(std::sync::Arc::new(binary));
+        }
+        Ok(packed)
+    })
+}
+
+fn verify_and_assemble(
     t: &Target,
     image: &ImageSettings,
     name: &ImageName,
@@ -435,9 +504,11 @@ pub fn pack_one(
             &t.platform,
         );
         let spec = image.spec(&t.binary, &platform, name);
-        let img = assemble_staged(t, &spec, obs)?;
+        let assembled = assemble_staged(t, &spec, obs)?;
         return Ok(Packed {
-            image: img,
+            files: files_of(&assembled),
+            scanned: None,
+            image: assembled.image,
             report: None,
         });
     }
@@ -495,7 +566,7 @@ pub fn pack_one(
     // The one decision where verify and assemble meet: what the kind of
     // program needs besides the binary (docs/dotnet.md).
     let runtime = runtime_defaults(&report, image);
-    let img = match packed {
+    let assembled = match packed {
         Some(result) if runtime == spec.runtime => {
             // Packed while verify ran: report it now, with the time both took.
             let assembled = result?;
@@ -510,7 +581,7 @@ pub fn pack_one(
                 took: pack_time,
                 alongside: true,
             });
-            assembled.image
+            assembled
         }
         _ => {
             let platform = keep_variant(platform_of(&report), &t.platform);
@@ -521,7 +592,9 @@ pub fn pack_one(
         }
     };
     Ok(Packed {
-        image: img,
+        files: files_of(&assembled),
+        scanned: None,
+        image: assembled.image,
         report: Some(report),
     })
 }
@@ -551,12 +624,12 @@ fn assemble_staged(
     t: &Target,
     spec: &ImageSpec,
     obs: &dyn Observer,
-) -> std::result::Result<Image, PipelineError> {
+) -> std::result::Result<assemble::Assembled, PipelineError> {
     let stage = Stage::start(obs, "pack", pack_what(t, spec));
     let assembled = assemble::assemble_reporting(spec)?;
     cache_warnings(&assembled, obs);
     stage.done(summary(&assembled));
-    Ok(assembled.image)
+    Ok(assembled)
 }
 
 /// A warning for each layer whose cache entry was bad or could not be stored.

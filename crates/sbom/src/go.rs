@@ -41,6 +41,30 @@ pub struct BuildInfo {
     pub settings: Vec<(String, String)>,
 }
 
+/// Bytes of a binary read by file offset: the whole binary in memory, or
+/// a file read piece by piece (`crate::binary::Binary`).
+pub trait ReadAt {
+    /// The binary's length.
+    fn size(&self) -> u64;
+    /// `len` bytes at `offset`; `None` past the end or on a read error.
+    fn read_at(&self, offset: u64, len: u64) -> Option<Vec<u8>>;
+}
+
+impl ReadAt for [u8] {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+    fn read_at(&self, offset: u64, len: u64) -> Option<Vec<u8>> {
+        let start = usize::try_from(offset).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        self.get(start..end).map(<[u8]>::to_vec)
+    }
+}
+
+/// The longest string the build info may hold (the version or the module
+/// information): more is a corrupt length, not a reason to allocate it.
+pub const MAX_STRING: u64 = 16 << 20;
+
 /// The build info of `elf`: `Ok(None)` when there is none (not a Go
 /// binary), `Err` with the reason when there is a header but what it
 /// points at cannot be read.
@@ -48,34 +72,47 @@ pub fn read(elf: &[u8]) -> Result<Option<BuildInfo>, String> {
     let Some(at) = find_header(elf) else {
         return Ok(None);
     };
-    let header = &elf[at..];
+    read_header_at(elf, at as u64, || load_segments(elf)).map(Some)
+}
+
+/// The build info whose header is at file offset `at` of `elf` (found by
+/// [`crate::binary::Scanner`]); `loads` gives the PT_LOAD segments as
+/// `(vaddr, filesz, offset)`, needed only by the pre-1.18 pointer layout.
+pub fn read_header_at<R: ReadAt + ?Sized>(
+    elf: &R,
+    at: u64,
+    loads: impl FnOnce() -> Result<Vec<(u64, u64, u64)>, String>,
+) -> Result<BuildInfo, String> {
+    let header = elf
+        .read_at(at, 32.min(elf.size().saturating_sub(at)))
+        .unwrap_or_default();
     if header.len() < 32 {
         return Err("the header is cut short".into());
     }
     let ptr_size = header[14] as usize;
     let flags = header[15];
     let (version, modinfo) = if flags & 2 != 0 {
-        let mut rest = &header[32..];
-        let v = varint_string(&mut rest).ok_or("the Go version string is cut short")?;
-        let m = varint_string(&mut rest).ok_or("the module information is cut short")?;
-        (v.to_vec(), m.to_vec())
+        let (v, next) =
+            varint_string_at(elf, at + 32).ok_or("the Go version string is cut short")?;
+        let (m, _) = varint_string_at(elf, next).ok_or("the module information is cut short")?;
+        (v, m)
     } else {
         if ptr_size != 4 && ptr_size != 8 {
             return Err(format!("pointer size {ptr_size} in the header"));
         }
         let big = flags & 1 != 0;
-        let loads = load_segments(elf)?;
+        let loads = loads()?;
         let ptr = |b: &[u8]| read_uint(b, ptr_size, big);
         let v_addr = ptr(&header[16..]).ok_or("the header is cut short")?;
         let m_addr = ptr(&header[16 + ptr_size..]).ok_or("the header is cut short")?;
         let string_at = |addr: u64| -> Option<Vec<u8>> {
-            let hdr = read_at(elf, &loads, addr, 2 * ptr_size as u64)?;
-            let data = ptr(hdr)?;
+            let hdr = read_mapped(elf, &loads, addr, 2 * ptr_size as u64)?;
+            let data = ptr(&hdr)?;
             let len = ptr(&hdr[ptr_size..])?;
-            if len > elf.len() as u64 {
+            if len > elf.size() || len > MAX_STRING {
                 return None;
             }
-            Some(read_at(elf, &loads, data, len)?.to_vec())
+            read_mapped(elf, &loads, data, len)
         };
         (
             string_at(v_addr).ok_or("the Go version string points outside the file")?,
@@ -98,7 +135,7 @@ pub fn read(elf: &[u8]) -> Result<Option<BuildInfo>, String> {
     let text = std::str::from_utf8(modinfo).map_err(|_| "the module information is not UTF-8")?;
     let mut info = parse_modinfo(text)?;
     info.go_version = go_version;
-    Ok(Some(info))
+    Ok(info)
 }
 
 /// Parses the module information text (the lines of `go version -m`
@@ -156,12 +193,15 @@ fn find_header(elf: &[u8]) -> Option<usize> {
     memchr::memmem::find_iter(elf, MAGIC).find(|at| at % 16 == 0)
 }
 
-fn varint_string<'a>(b: &mut &'a [u8]) -> Option<&'a [u8]> {
+/// The string at `at`: an unsigned varint length, then the bytes; and
+/// the offset after it.
+fn varint_string_at<R: ReadAt + ?Sized>(elf: &R, at: u64) -> Option<(Vec<u8>, u64)> {
+    let head = elf.read_at(at, 10.min(elf.size().saturating_sub(at)))?;
     let mut n: u64 = 0;
     let mut shift = 0;
     let mut i = 0;
     loop {
-        let byte = *b.get(i)?;
+        let byte = *head.get(i)?;
         i += 1;
         if shift >= 64 {
             return None;
@@ -172,11 +212,12 @@ fn varint_string<'a>(b: &mut &'a [u8]) -> Option<&'a [u8]> {
         }
         shift += 7;
     }
-    let len = usize::try_from(n).ok()?;
-    let end = i.checked_add(len)?;
-    let s = b.get(i..end)?;
-    *b = &b[end..];
-    Some(s)
+    if n > MAX_STRING {
+        return None;
+    }
+    let start = at.checked_add(i as u64)?;
+    let s = elf.read_at(start, n)?;
+    Some((s, start + n))
 }
 
 fn read_uint(b: &[u8], size: usize, big: bool) -> Option<u64> {
@@ -204,7 +245,13 @@ fn load_segments(elf: &[u8]) -> Result<Vec<(u64, u64, u64)>, String> {
         .collect())
 }
 
-fn read_at<'a>(elf: &'a [u8], loads: &[(u64, u64, u64)], addr: u64, len: u64) -> Option<&'a [u8]> {
+/// `len` bytes at virtual address `addr`, through the PT_LOAD segments.
+fn read_mapped<R: ReadAt + ?Sized>(
+    elf: &R,
+    loads: &[(u64, u64, u64)],
+    addr: u64,
+    len: u64,
+) -> Option<Vec<u8>> {
     let (vaddr, filesz, offset) = loads
         .iter()
         .find(|(v, s, _)| addr >= *v && addr - *v < *s)?;
@@ -212,13 +259,11 @@ fn read_at<'a>(elf: &'a [u8], loads: &[(u64, u64, u64)], addr: u64, len: u64) ->
     if len > filesz - within {
         return None;
     }
-    let start = usize::try_from(offset.checked_add(within)?).ok()?;
-    let end = start.checked_add(usize::try_from(len).ok()?)?;
-    elf.get(start..end)
+    elf.read_at(offset.checked_add(within)?, len)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A Go 1.18+ header with its inline strings, as the linker writes it.

@@ -3,19 +3,19 @@
 //! each hashed as the image holds it. Later layers win; whiteouts remove.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-
-use sha1::Sha1;
-use sha2::{Digest as _, Sha256};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use distroless_pack_image::{Image, PinnedInputs};
 
+use crate::binary::{Binary, Scan, Scanner};
 use crate::{FileRole, ImageFile, Input, SbomError, Subject};
 
 /// What an image holds, for [`crate::describe`].
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct ImageContents {
-    pub binary: Vec<u8>,
+    pub binary: Arc<Binary>,
     pub binary_path: String,
     pub files: Vec<ImageFile>,
 }
@@ -45,12 +45,130 @@ impl ImageContents {
     }
 }
 
+/// A regular file of an image, as [`from_files`] reads it: from the host
+/// (the file the layer was written from) or bytes made for the image.
+#[derive(Clone, Debug)]
+pub enum FileSource {
+    Host(PathBuf),
+    Bytes(Arc<[u8]>),
+}
+
+/// The contents of an image whose layers were just written from these
+/// files (`pack`, `build`): the same bytes, read from where the layers
+/// took them, so no layer is inflated again. `entrypoint` is the
+/// binary's path in the image; `files` are every regular file of the
+/// image, the binary included, by absolute path. `scanned` is the
+/// entrypoint's file already scanned (while its layer was written).
+pub fn from_files(
+    entrypoint: &str,
+    files: &[(String, FileSource)],
+    scanned: Option<Arc<Binary>>,
+) -> Result<ImageContents, SbomError> {
+    let mut binary = None;
+    let mut listed = Vec::new();
+    for (path, source) in files {
+        let read = |e: std::io::Error| SbomError::Image(format!("{path}: {e}"));
+        if path == entrypoint {
+            binary = Some(match (source, scanned.clone()) {
+                (FileSource::Host(_), Some(b)) => b,
+                (FileSource::Host(p), None) => Arc::new(Binary::open(p).map_err(read)?),
+                (FileSource::Bytes(b), _) => Arc::new(Binary::from_bytes(b.to_vec())),
+            });
+            continue;
+        }
+        let mut s = Scanner::new();
+        match source {
+            FileSource::Host(p) => {
+                let mut f = std::fs::File::open(p).map_err(read)?;
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let n = f.read(&mut buf).map_err(read)?;
+                    if n == 0 {
+                        break;
+                    }
+                    s.update(&buf[..n]);
+                }
+            }
+            FileSource::Bytes(b) => s.update(b),
+        }
+        listed.push(image_file(path.clone(), s.finish()));
+    }
+    let binary = binary.ok_or_else(|| {
+        SbomError::NoBinary(format!(
+            "the entrypoint {entrypoint} is not a file of the image"
+        ))
+    })?;
+    Ok(ImageContents {
+        binary,
+        binary_path: entrypoint.to_string(),
+        files: listed,
+    })
+}
+
+fn image_file(path: String, scan: Scan) -> ImageFile {
+    ImageFile {
+        role: FileRole::of_path(&path),
+        sha256: scan.sha256,
+        sha1: scan.sha1,
+        size: scan.size,
+        path,
+    }
+}
+
 enum Entry {
-    File(Vec<u8>),
+    /// A regular file: its scan and, for an ELF file or the entrypoint,
+    /// its bytes spooled to an unnamed temp file (so that memory stays
+    /// flat; which file the entrypoint is may be known only once every
+    /// symlink is read).
+    File(Scan, Option<std::fs::File>),
     Link(String),
 }
 
-/// Reads the image's layers.
+/// Streams one regular tar entry through a [`Scanner`], spooling it to a
+/// temp file when `keep` says so (given the first bytes).
+fn read_entry(
+    entry: &mut impl Read,
+    keep: impl Fn(&[u8]) -> bool,
+) -> std::io::Result<(Scan, Option<std::fs::File>)> {
+    let mut s = Scanner::new();
+    let mut spool: Option<std::fs::File> = None;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut first = true;
+    loop {
+        // Fill the buffer (the tar reader hands out small reads).
+        let mut n = 0;
+        while n < buf.len() {
+            let m = entry.read(&mut buf[n..])?;
+            if m == 0 {
+                break;
+            }
+            n += m;
+        }
+        if n == 0 {
+            break;
+        }
+        if first {
+            first = false;
+            if keep(&buf[..n]) {
+                spool = Some(tempfile::tempfile()?);
+            }
+        }
+        if let Some(f) = spool.as_mut() {
+            f.write_all(&buf[..n])?;
+        }
+        s.update(&buf[..n]);
+        if n < buf.len() {
+            break;
+        }
+    }
+    if first && keep(&[]) {
+        spool = Some(tempfile::tempfile()?);
+    }
+    Ok((s.finish(), spool))
+}
+
+/// Reads the image's layers, streaming: each file is hashed as it goes by,
+/// and only ELF files (and the entrypoint) are kept, in temp files.
 pub fn from_image(image: &Image) -> Result<ImageContents, SbomError> {
     let config = image
         .config_json()
@@ -100,9 +218,11 @@ pub fn from_image(image: &Image) -> Result<ImageContents, SbomError> {
             }
             let kind = entry.header().entry_type();
             if kind.is_file() {
-                let mut bytes = Vec::new();
-                entry.read_to_end(&mut bytes).map_err(|e| what(&e))?;
-                entries.insert(path, Entry::File(bytes));
+                let is_exe = path == exe;
+                let (scan, spool) =
+                    read_entry(&mut entry, |head| is_exe || head.starts_with(b"\x7fELF"))
+                        .map_err(|e| what(&e))?;
+                entries.insert(path, Entry::File(scan, spool));
             } else if kind.is_symlink() {
                 if let Ok(Some(t)) = entry.link_name() {
                     entries.insert(path, Entry::Link(t.to_string_lossy().into_owned()));
@@ -126,25 +246,27 @@ pub fn from_image(image: &Image) -> Result<ImageContents, SbomError> {
             _ => break,
         }
     }
-    let binary = match entries.remove(&path) {
-        Some(Entry::File(b)) => b,
+    let binary = Arc::new(match entries.remove(&path) {
+        Some(Entry::File(scan, Some(file))) => Binary::from_scanned(file, scan),
+        // Not ELF, reached through a symlink: described by its hashes only.
+        Some(Entry::File(scan, None)) => Binary::from_scanned(
+            tempfile::tempfile().map_err(|e| SbomError::Image(format!("a temp file: {e}")))?,
+            Scan {
+                go_header: None,
+                ..scan
+            },
+        ),
         _ => {
             return Err(SbomError::NoBinary(format!(
                 "image {}: the entrypoint {exe} is not a file in its layers",
                 image.digest()
             )))
         }
-    };
+    });
     let files = entries
         .into_iter()
         .filter_map(|(p, e)| match e {
-            Entry::File(b) => Some(ImageFile {
-                role: FileRole::of_path(&p),
-                sha256: hex::encode(Sha256::digest(&b)),
-                sha1: hex::encode(Sha1::digest(&b)),
-                size: b.len() as u64,
-                path: p,
-            }),
+            Entry::File(scan, _) => Some(image_file(p, scan)),
             Entry::Link(_) => None,
         })
         .collect();

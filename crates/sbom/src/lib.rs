@@ -34,7 +34,8 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use distroless_pack_image::{Digest, Ecosystem, Image, PinnedInputs, Platform};
 
-pub use layers::{from_image, ImageContents};
+pub use binary::{Binary, Scan, Scanner};
+pub use layers::{from_files, from_image, FileSource, ImageContents};
 pub use provenance::BuildParameters;
 
 /// This tool, as the documents name it.
@@ -221,7 +222,7 @@ pub struct Subject {
 /// Everything [`describe`] reads.
 #[derive(Clone, Debug)]
 pub struct Input<'a> {
-    pub binary: &'a [u8],
+    pub binary: &'a Binary,
     /// The binary's path in the image (`/app/hello`).
     pub binary_path: String,
     pub subject: Subject,
@@ -394,7 +395,7 @@ pub fn describe(input: &Input) -> Sbom {
         .filter(|n| !n.is_empty())
         .unwrap_or("app")
         .to_string();
-    let facts = binary::facts(input.binary, &input.binary_path);
+    let facts = input.binary.facts(&input.binary_path);
     let mut by_key: BTreeMap<String, Component> = BTreeMap::new();
     let mut add = |c: Component| match by_key.get_mut(&c.key()) {
         Some(have) => {
@@ -727,10 +728,10 @@ mod tests {
         assert_eq!(FileRole::of_path("/etc/group"), FileRole::Passwd);
         assert_eq!(FileRole::of_path("/app/x"), FileRole::Other);
     }
-    fn sample() -> (Vec<u8>, PinnedInputs) {
+    fn sample() -> (Binary, PinnedInputs) {
         let root =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/dotnet");
-        let bin = std::fs::read(root.join("console-static/console-static")).unwrap();
+        let bin = Binary::open(&root.join("console-static/console-static")).unwrap();
         let built = PinnedInputs {
             toolchain: [("dotnet".to_string(), "10.0.401".to_string())].into(),
             packages: vec![distroless_pack_image::Package {
@@ -751,7 +752,7 @@ mod tests {
         (bin, built)
     }
 
-    fn input<'a>(bin: &'a [u8], built: &'a PinnedInputs) -> Input<'a> {
+    fn input<'a>(bin: &'a Binary, built: &'a PinnedInputs) -> Input<'a> {
         Input {
             binary: bin,
             binary_path: "/app/console-static".into(),
