@@ -663,6 +663,80 @@ fn sbom_made_at_pack_time_matches_the_one_read_back_from_the_layers() {
     assert_eq!(pack["relationships"], back["relationships"]);
 }
 
+/// The provenance attached in an OCI layout: the artifact manifest whose
+/// artifactType is in-toto's, and its one layer.
+fn provenance_in(layout: &Path) -> Value {
+    for e in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let bytes = std::fs::read(e.unwrap().path()).unwrap();
+        let Ok(m) = serde_json::from_slice::<Value>(&bytes) else {
+            continue;
+        };
+        if m["artifactType"] == "application/vnd.in-toto+json" {
+            let layer = m["layers"][0]["digest"].as_str().unwrap();
+            let hex = layer.strip_prefix("sha256:").unwrap();
+            return read_json(&layout.join("blobs/sha256").join(hex));
+        }
+    }
+    panic!("no provenance in {}", layout.display());
+}
+
+#[test]
+fn provenance_records_the_image_settings_as_the_image_applies_them() {
+    let t = tmp();
+    let bin = go_binary(t.path());
+    let layout = t.path().join("layout");
+    run_ok(
+        dp().args([
+            "pack",
+            "--tag",
+            "app:1",
+            "--passwd",
+            "--compression",
+            "zstd",
+        ])
+        .args([
+            "--env",
+            "GREETING=hi",
+            "--user",
+            "65532:65532",
+            "--port",
+            "8080",
+        ])
+        .args([
+            "--label",
+            "team=core",
+            "--annotation",
+            "org.example.ticket=42",
+        ])
+        .arg("--output")
+        .arg(format!("oci:{}:1", layout.display()))
+        .arg(&bin),
+    );
+    let p = provenance_in(&layout);
+    let def = &p["predicate"]["buildDefinition"];
+    assert_eq!(
+        def["buildType"],
+        "https://distroless-pack.dev/buildtypes/pack/v1"
+    );
+    let s = &def["externalParameters"]["settings"];
+    assert_eq!(s["entrypoint"], serde_json::json!(["/app/app"]), "{s}");
+    assert!(
+        s["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "GREETING=hi"),
+        "{s}"
+    );
+    assert_eq!(s["user"], "65532:65532");
+    assert_eq!(s["workingDir"], "/app");
+    assert_eq!(s["exposedPorts"], serde_json::json!(["8080/tcp"]));
+    assert_eq!(s["labels"]["team"], "core");
+    assert_eq!(s["annotations"]["org.example.ticket"], "42");
+    assert_eq!(s["extras"], serde_json::json!(["passwd"]));
+    assert_eq!(s["compression"], "zstd");
+}
+
 #[test]
 fn nativeaot_binary_sbom_names_the_dotnet_runtime_it_was_compiled_with() {
     let t = tmp();

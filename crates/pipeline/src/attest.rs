@@ -97,6 +97,7 @@ pub fn documents(
         out.documents.push(Document::sbom(*f, &s));
     }
     if settings.provenance {
+        let image_settings = image_settings(image, &s)?;
         let params = match built {
             Some(b) => BuildParameters {
                 command: "build".into(),
@@ -104,15 +105,90 @@ pub fn documents(
                 runner: Some(b.runner.to_string()),
                 build_command: Some(b.command.to_string()),
                 target: target_of(b.command, b.kind, &image.platform),
-                settings: Default::default(),
+                settings: image_settings,
             },
             None => BuildParameters {
                 command: "pack".into(),
+                settings: image_settings,
                 ..Default::default()
             },
         };
         out.documents.push(Document::provenance(&s, &params));
     }
+    Ok(out)
+}
+
+/// The image settings as the image applies them, for the provenance's
+/// `externalParameters.settings`: the config's entrypoint, arguments,
+/// environment, user, working directory, ports and labels, the manifest's
+/// annotations, the opt-in files (by role) and the layer compression.
+/// Read from the image rather than from the flags, so the record is what
+/// was made (defaults included) whichever way it was asked for.
+fn image_settings(
+    image: &Image,
+    sbom: &Sbom,
+) -> Result<std::collections::BTreeMap<String, serde_json::Value>, PipelineError> {
+    use serde_json::json;
+    let bad = |e: distroless_pack_image::ImageError| PipelineError::Sbom {
+        source: Box::new(sbom::SbomError::Image(format!("the image: {e}"))),
+    };
+    let config = image.config_json().map_err(bad)?;
+    let manifest = image.manifest_json().map_err(bad)?;
+    let mut out = std::collections::BTreeMap::new();
+    if let Some(c) = config.config() {
+        let mut put = |k: &str, v: serde_json::Value| {
+            out.insert(k.to_string(), v);
+        };
+        if let Some(v) = c.entrypoint() {
+            put("entrypoint", json!(v));
+        }
+        if let Some(v) = c.cmd() {
+            put("cmd", json!(v));
+        }
+        if let Some(v) = c.env() {
+            put("env", json!(v));
+        }
+        if let Some(v) = c.user() {
+            put("user", json!(v));
+        }
+        if let Some(v) = c.working_dir() {
+            put("workingDir", json!(v));
+        }
+        if let Some(v) = c.exposed_ports() {
+            let mut ports = v.clone();
+            ports.sort();
+            put("exposedPorts", json!(ports));
+        }
+        if let Some(v) = c.labels() {
+            let sorted: std::collections::BTreeMap<_, _> = v.iter().collect();
+            put("labels", json!(sorted));
+        }
+    }
+    if let Some(a) = manifest.annotations() {
+        let sorted: std::collections::BTreeMap<_, _> = a.iter().collect();
+        out.insert("annotations".into(), json!(sorted));
+    }
+    let mut extras: Vec<&str> = sbom
+        .files
+        .iter()
+        .map(|f| f.role)
+        .filter(|r| !matches!(r, sbom::FileRole::Binary | sbom::FileRole::Other))
+        .map(sbom::FileRole::name)
+        .collect();
+    extras.sort();
+    extras.dedup();
+    out.insert("extras".into(), json!(extras));
+    let mut compression: Vec<&str> = image
+        .layers
+        .iter()
+        .map(|l| match l.media_type.as_str() {
+            t if t.ends_with("+zstd") => "zstd",
+            t if t.ends_with("+gzip") || t.ends_with(".tar.gzip") => "gzip",
+            _ => "none",
+        })
+        .collect();
+    compression.dedup();
+    out.insert("compression".into(), json!(compression.join(",")));
     Ok(out)
 }
 

@@ -49,8 +49,9 @@ pub struct BuildParameters {
     pub build_command: Option<String>,
     /// The compiler target (`x86_64-unknown-linux-musl`, `linux-musl-x64`).
     pub target: Option<String>,
-    /// The rest of the resolved settings (image settings, build keys), by
-    /// name.
+    /// The image settings as the image applies them (entrypoint, env,
+    /// user, ports, labels, annotations, extras, compression: see
+    /// `pipeline::attest`), by name.
     pub settings: BTreeMap<String, Value>,
 }
 
