@@ -140,6 +140,23 @@ impl FromStr for Compression {
     }
 }
 
+/// Test data for the compressors (gzip.rs, zstd.rs): compressible but not
+/// trivial, a text-ish pseudo-random stream.
+#[cfg(test)]
+pub(crate) fn sample(n: usize) -> Vec<u8> {
+    let mut x: u32 = 12345;
+    (0..n)
+        .map(|i| {
+            x = x.wrapping_mul(1103515245).wrapping_add(12345);
+            if i % 7 == 0 {
+                b"abcdefgh"[(x >> 29) as usize]
+            } else {
+                (x >> 24) as u8 % 16 + b'a'
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -344,20 +344,7 @@ mod tests {
     use std::io::Read;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    fn sample(n: usize) -> Vec<u8> {
-        // Compressible but not trivial: a text-ish pseudo-random stream.
-        let mut x: u32 = 12345;
-        (0..n)
-            .map(|i| {
-                x = x.wrapping_mul(1103515245).wrapping_add(12345);
-                if i % 7 == 0 {
-                    b"abcdefgh"[(x >> 29) as usize]
-                } else {
-                    (x >> 24) as u8 % 16 + b'a'
-                }
-            })
-            .collect()
-    }
+    use crate::compression::sample;
 
     fn gz(data: &[u8], threads: usize, chunk: usize) -> (Summary, Vec<u8>) {
         let opts = GzipOptions {

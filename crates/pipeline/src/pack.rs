@@ -11,7 +11,7 @@ use distroless_pack_image::{human_size, Artifact, Image, Index, Platform};
 use distroless_pack_sbom as sbom;
 use distroless_pack_ship::registry::PushOptions;
 use distroless_pack_ship::{Output, Shipped, Sink, WriteOptions};
-use distroless_pack_verify::{platform_of, verify_file, Report, Severity};
+use distroless_pack_verify::{platform_of, verify_file, verify_file_tapped, Report, Severity};
 
 use crate::attest::{self, Attested, BuiltWith};
 use crate::settings::{Attest, ImageName, ImageSettings, Smoke};
@@ -452,10 +452,10 @@ pub fn push_done(shipped: &[Shipped], took: std::time::Duration, obs: &dyn Obser
 /// `scan`, also scans the binary for its SBOM. `built` names the project
 /// for `build`'s messages.
 ///
-/// Verify, the layer writer and the SBOM's scan each read the whole
-/// binary, so they run at the same time: the image is assembled while the
-/// others read, and is dropped (its temp files with it) if the verdict is
-/// a refusal.
+/// Verify and the layer writer both read the whole binary, so they run at
+/// the same time: the image is assembled while the verifier reads, and is
+/// dropped (its temp files with it) if the verdict is a refusal. The
+/// SBOM's scan (hashes, the Go header) is fed by verify's read.
 pub fn pack_one(
     t: &Target,
     image: &ImageSettings,
@@ -466,32 +466,45 @@ pub fn pack_one(
     obs: &dyn Observer,
 ) -> std::result::Result<Packed, PipelineError> {
     std::thread::scope(|s| {
-        let scanner = scan.then(|| s.spawn(|| sbom::Binary::open(&t.binary)));
-        let mut packed = verify_and_assemble(t, image, name, verify, built, obs)?;
-        if let Some(scanner) = scanner {
-            let binary = scanner
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p))
-                .map_err(|e| PipelineError::Sbom {
-                    source: Box::new(sbom::SbomError::Image(format!(
-                        "{}: {e}",
-                        t.binary.display()
-                    ))),
-                })?;
-            packed.scanned = Some(std::sync::Arc::new(binary));
-        }
+        // With verify, its read of the file feeds the SBOM's scan; without,
+        // a thread of its own reads it while the layer is written.
+        let own = (scan && !verify).then(|| s.spawn(|| sbom::Binary::open(&t.binary)));
+        let (mut packed, tapped) = verify_and_assemble(t, image, name, verify, scan, built, obs)?;
+        let scan_error = |e: std::io::Error| PipelineError::Sbom {
+            source: Box::new(sbom::SbomError::Image(format!(
+                "{}: {e}",
+                t.binary.display()
+            ))),
+        };
+        let binary = match (own, tapped) {
+            (Some(thread), _) => Some(
+                thread
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+                    .map_err(scan_error)?,
+            ),
+            (None, Some(scan)) => Some(sbom::Binary::from_scanned(
+                std::fs::File::open(&t.binary).map_err(scan_error)?,
+                scan,
+            )),
+            (None, None) => None,
+        };
+        packed.scanned = binary.map(std::sync::Arc::new);
         Ok(packed)
     })
 }
 
+/// Verifies and assembles; with `scan`, verify's read of the binary also
+/// makes its SBOM scan (returned beside the image).
 fn verify_and_assemble(
     t: &Target,
     image: &ImageSettings,
     name: &ImageName,
     verify: bool,
+    scan: bool,
     built: Option<crate::error::BuiltFrom>,
     obs: &dyn Observer,
-) -> std::result::Result<Packed, PipelineError> {
+) -> std::result::Result<(Packed, Option<sbom::Scan>), PipelineError> {
     if !verify {
         let elf_platform = elf_header_platform(&t.binary)?;
         obs.event(Event::Warning(format!(
@@ -505,12 +518,13 @@ fn verify_and_assemble(
         );
         let spec = image.spec(&t.binary, &platform, name);
         let assembled = assemble_staged(t, &spec, obs)?;
-        return Ok(Packed {
+        let packed = Packed {
             files: files_of(&assembled),
             scanned: None,
             image: assembled.image,
             report: None,
-        });
+        };
+        return Ok((packed, None));
     }
 
     // Assemble alongside verify only when the ELF header already says the
@@ -526,7 +540,14 @@ fn verify_and_assemble(
     );
     let started = Instant::now();
     let (verified, packed) = std::thread::scope(|s| {
-        let verifier = s.spawn(|| verify_file(&t.binary, &t.platform));
+        let verifier = s.spawn(|| {
+            if !scan {
+                return (verify_file(&t.binary, &t.platform), None);
+            }
+            let mut scanner = sbom::Scanner::new();
+            let r = verify_file_tapped(&t.binary, &t.platform, &mut |b| scanner.update(b));
+            (r, Some(scanner.finish()))
+        });
         let packed = concurrent.then(|| assemble::assemble_reporting(&spec));
         let verified = verifier
             .join()
@@ -535,6 +556,7 @@ fn verify_and_assemble(
     });
     let pack_time = started.elapsed();
 
+    let (verified, scanned) = verified;
     let report = verified?;
     if report.has_errors() {
         obs.event(Event::Findings(&report));
@@ -591,12 +613,13 @@ fn verify_and_assemble(
             assemble_staged(t, &spec, obs)?
         }
     };
-    Ok(Packed {
+    let packed = Packed {
         files: files_of(&assembled),
         scanned: None,
         image: assembled.image,
         report: Some(report),
-    })
+    };
+    Ok((packed, scanned))
 }
 
 /// The runtime defaults for the binary verify described: a NativeAOT

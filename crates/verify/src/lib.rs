@@ -52,7 +52,20 @@ pub const MAX_FILE_SIZE: u64 = 4 << 30;
 
 /// Reads and verifies the file at `path` for `platform`.
 pub fn verify_file(path: &Path, platform: &Platform) -> Result<Report, VerifyError> {
-    verify_file_paged(path, platform, sparse::PAGE)
+    verify_file_paged(path, platform, sparse::PAGE, &mut |_| {})
+}
+
+/// [`verify_file`], handing every byte of the file to `tap`, in order and
+/// each once, as the string scan streams it: a caller that needs another
+/// pass over the bytes (the SBOM's hashes) gets it without reading the
+/// file again. When verify fails before the scan (not a regular file, not
+/// ELF), `tap` may have seen none or part of it.
+pub fn verify_file_tapped(
+    path: &Path,
+    platform: &Platform,
+    tap: &mut dyn FnMut(&[u8]),
+) -> Result<Report, VerifyError> {
+    verify_file_paged(path, platform, sparse::PAGE, tap)
 }
 
 /// The platform an ELF file's header names (`linux` and the OCI
@@ -120,7 +133,12 @@ fn regular_file(path: &Path, name: &str) -> Result<fs::Metadata, VerifyError> {
 }
 
 /// [`verify_file`], loading the file `page` bytes at a time.
-fn verify_file_paged(path: &Path, platform: &Platform, page: u64) -> Result<Report, VerifyError> {
+fn verify_file_paged(
+    path: &Path,
+    platform: &Platform,
+    page: u64,
+    tap: &mut dyn FnMut(&[u8]),
+) -> Result<Report, VerifyError> {
     let name = error::display(path);
     let meta = regular_file(path, &name)?;
     let io = |source| VerifyError::Io {
@@ -130,7 +148,7 @@ fn verify_file_paged(path: &Path, platform: &Platform, page: u64) -> Result<Repo
     // The file is streamed once for the string scan; then only the parts
     // parsing and the checks read are loaded (sparse.rs).
     let mut file = SparseFile::new(File::open(path).map_err(io)?, meta.len(), page).map_err(io)?;
-    let strings = file.scan().map_err(io)?;
+    let strings = file.scan(tap).map_err(io)?;
     sparse::load(&mut file, &strings).map_err(io)?;
     let mut ev = parse::parse(file.bytes()).map_err(|p| p.at(&name))?;
     ev.loaded = file.loaded();
@@ -182,6 +200,21 @@ mod tests {
             "not an ELF file (starts with #! \u{2014} a script?)"
         );
         assert_eq!(e.path(), "app");
+    }
+
+    #[test]
+    fn the_tap_sees_every_byte_once_in_order_and_the_report_is_unchanged() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/dotnet/console-static/console-static");
+        let platform = Platform::linux("amd64");
+        let mut seen = Vec::new();
+        let tapped =
+            verify_file_tapped(&path, &platform, &mut |b| seen.extend_from_slice(b)).unwrap();
+        assert_eq!(seen, std::fs::read(&path).unwrap());
+        assert_eq!(
+            format!("{tapped:?}"),
+            format!("{:?}", verify_file(&path, &platform).unwrap())
+        );
     }
 
     #[test]
@@ -339,7 +372,7 @@ mod tests {
                         "{name}: test needs a dynamic program"
                     );
                     for page in [1, 7, 4096] {
-                        let sparse = verify_file_paged(path, &platform, page).unwrap();
+                        let sparse = verify_file_paged(path, &platform, page, &mut |_| {}).unwrap();
                         assert_eq!(sparse, full, "{name}, {page}-byte pages");
                         checked += 1;
                     }
@@ -381,7 +414,7 @@ mod tests {
             }
             fs::write(&path, &b).unwrap();
             let full = verify_bytes("f", &b, &platform).map_err(|e| e.to_string());
-            let sparse = verify_file_paged(&path, &platform, 1)
+            let sparse = verify_file_paged(&path, &platform, 1, &mut |_| {})
                 .map(|mut r| {
                     r.path = "f".into();
                     r

@@ -209,8 +209,8 @@ impl SparseFile {
     }
 
     /// Streams the whole file through a small buffer, once, for the string
-    /// scan; nothing is kept.
-    pub fn scan(&mut self) -> io::Result<Strings> {
+    /// scan; nothing is kept. Each byte read goes to `tap` once, in order.
+    pub fn scan(&mut self, tap: &mut dyn FnMut(&[u8])) -> io::Result<Strings> {
         let mut strings = Strings::default();
         let overlap = Strings::OVERLAP;
         // No bigger than the file: a small file does not pay for zeroing
@@ -224,6 +224,7 @@ impl SparseFile {
             if n == 0 {
                 break;
             }
+            tap(&window[have..have + n]);
             have += n;
             if have < window.len() {
                 continue; // fill the window before scanning it
