@@ -18,9 +18,12 @@
 //! 3. Manifests are `PUT` with their own media type (per-platform manifests
 //!    by digest first for an index), and the `Docker-Content-Digest` the
 //!    registry answers is checked against ours.
-//! 4. The images' referrers (attached SBOM, provenance) follow: their blobs
-//!    and manifests, and the referrers tag schema's index where the
-//!    registry has no referrers API ([`referrers`]).
+//! 4. The images' referrers (attached SBOM, provenance): their blobs go up
+//!    in the batch of step 2; their manifests, and the referrers tag
+//!    schema's index where the registry has no referrers API
+//!    ([`referrers`]), go up on a thread of their own beside step 3 (a
+//!    referrer may reach the registry before its subject, as OCI 1.1
+//!    allows).
 //!
 //! Why not `oci-client`: see `docs/design.md` ("Registry client").
 

@@ -4,8 +4,10 @@
 //! most `jobs` worker threads, largest first: `HEAD`, then a mount or a
 //! streamed upload. Only when all of them are in do the manifests go up:
 //! each platform's manifest by digest, then the top-level manifest (or
-//! index) for every tag, then the caller's after-top step (referrers). A
-//! blob that fails stops the batch and no manifest is put.
+//! index) for every tag, and, on a second thread at the same time, the
+//! attached artifacts' manifests and referrers tag indexes; then the
+//! caller's after-top step. A blob that fails stops the batch and no
+//! manifest is put.
 //!
 //! The primitives a sibling module needs (push one blob if absent, put one
 //! manifest by reference and read the answer's headers) are [`Repo`]'s
@@ -239,87 +241,105 @@ pub fn push_with(
                     .entry(b.digest.clone())
                     .or_insert_with(|| repo.to_string());
             }
-            if let Artifact::Index(x) = artifact {
-                for img in &x.images {
-                    let at = img.digest().as_str();
-                    let heal = Heal {
-                        blobs: &blobs,
-                        reports: &mut blob_reports,
-                        name: &name,
+            // The image's manifests, and beside them the manifests of the
+            // artifacts attached to it (whose blobs went up in the same
+            // batch): a referrer may be put before its subject (OCI 1.1),
+            // and neither waits for the other's round trips. A blob that
+            // failed above stopped everything before any manifest.
+            let mut referrer_reports = blob_reports.clone();
+            let (images_put, referrers_put) = std::thread::scope(|s| {
+                let attached = s.spawn(|| {
+                    super::referrers::push_referrers(
+                        &session,
+                        &name,
+                        repo,
+                        artifact,
+                        &mut referrer_reports,
+                        opts,
                         progress,
-                    };
-                    put_manifest_healing(&session, repo, at, &img.manifest, opts, heal)?;
-                    progress(&PushEvent::ManifestPushed {
-                        reference: &format!("{name}@{}", img.digest()),
-                        digest: img.digest(),
-                    });
-                }
-            }
-            let mut first = true;
-            for &i in idx
-                .iter()
-                .filter(|&&i| targets[i].reference.repository == repo)
-            {
-                let r = &targets[i].reference;
-                let (at, shown) = match r.push_tag() {
-                    Some(tag) => (tag.to_string(), format!("{name}:{tag}")),
-                    None => (top.digest.to_string(), format!("{name}@{}", top.digest)),
-                };
-                let heal = Heal {
-                    blobs: &blobs,
-                    reports: &mut blob_reports,
-                    name: &name,
-                    progress,
-                };
-                put_manifest_healing(&session, repo, &at, top, opts, heal)?;
-                progress(&PushEvent::ManifestPushed {
-                    reference: &shown,
-                    digest: &top.digest,
+                    )
                 });
-                let blobs_here: Vec<BlobReport> = if first {
-                    blob_reports.clone()
-                } else {
-                    blob_reports
+                let images_put = (|| -> Result<(), RegistryError> {
+                    if let Artifact::Index(x) = artifact {
+                        for img in &x.images {
+                            let at = img.digest().as_str();
+                            let heal = Heal {
+                                blobs: &blobs,
+                                reports: &mut blob_reports,
+                                name: &name,
+                                progress,
+                            };
+                            put_manifest_healing(&session, repo, at, &img.manifest, opts, heal)?;
+                            progress(&PushEvent::ManifestPushed {
+                                reference: &format!("{name}@{}", img.digest()),
+                                digest: img.digest(),
+                            });
+                        }
+                    }
+                    let mut first = true;
+                    for &i in idx
                         .iter()
-                        .map(|b| BlobReport {
-                            action: BlobAction::Skipped,
-                            from: None,
-                            ..b.clone()
-                        })
-                        .collect()
-                };
-                first = false;
-                let count = |a: BlobAction| blobs_here.iter().filter(|b| b.action == a).count();
-                let mut normalised = r.clone();
-                if normalised.tag.is_none() && normalised.digest.is_none() {
-                    normalised.tag = Some("latest".into());
-                }
-                reports[i] = Some(TargetReport {
-                    reference: normalised.to_string(),
-                    pushed: format!("{name}@{}", top.digest),
-                    digest: top.digest.to_string(),
-                    uploaded: count(BlobAction::Uploaded),
-                    mounted: count(BlobAction::Mounted),
-                    skipped: count(BlobAction::Skipped),
-                    bytes_uploaded: blobs_here
-                        .iter()
-                        .filter(|b| b.action == BlobAction::Uploaded)
-                        .map(|b| b.size)
-                        .sum(),
-                    blobs: blobs_here,
-                });
-            }
-            // the artifacts attached to the images, once these are in
-            // (their blobs went up with the image's)
-            referrers.extend(super::referrers::push_referrers(
-                &session,
-                &name,
-                repo,
-                artifact,
-                &mut blob_reports,
-                opts,
-                progress,
-            )?);
+                        .filter(|&&i| targets[i].reference.repository == repo)
+                    {
+                        let r = &targets[i].reference;
+                        let (at, shown) = match r.push_tag() {
+                            Some(tag) => (tag.to_string(), format!("{name}:{tag}")),
+                            None => (top.digest.to_string(), format!("{name}@{}", top.digest)),
+                        };
+                        let heal = Heal {
+                            blobs: &blobs,
+                            reports: &mut blob_reports,
+                            name: &name,
+                            progress,
+                        };
+                        put_manifest_healing(&session, repo, &at, top, opts, heal)?;
+                        progress(&PushEvent::ManifestPushed {
+                            reference: &shown,
+                            digest: &top.digest,
+                        });
+                        let blobs_here: Vec<BlobReport> = if first {
+                            blob_reports.clone()
+                        } else {
+                            blob_reports
+                                .iter()
+                                .map(|b| BlobReport {
+                                    action: BlobAction::Skipped,
+                                    from: None,
+                                    ..b.clone()
+                                })
+                                .collect()
+                        };
+                        first = false;
+                        let count =
+                            |a: BlobAction| blobs_here.iter().filter(|b| b.action == a).count();
+                        let mut normalised = r.clone();
+                        if normalised.tag.is_none() && normalised.digest.is_none() {
+                            normalised.tag = Some("latest".into());
+                        }
+                        reports[i] = Some(TargetReport {
+                            reference: normalised.to_string(),
+                            pushed: format!("{name}@{}", top.digest),
+                            digest: top.digest.to_string(),
+                            uploaded: count(BlobAction::Uploaded),
+                            mounted: count(BlobAction::Mounted),
+                            skipped: count(BlobAction::Skipped),
+                            bytes_uploaded: blobs_here
+                                .iter()
+                                .filter(|b| b.action == BlobAction::Uploaded)
+                                .map(|b| b.size)
+                                .sum(),
+                            blobs: blobs_here,
+                        });
+                    }
+                    Ok(())
+                })();
+                let referrers_put = attached
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                (images_put, referrers_put)
+            });
+            images_put?;
+            referrers.extend(referrers_put?);
             if let Some(after) = extra.after_top {
                 after(&Repo {
                     session: &session,
