@@ -737,6 +737,105 @@ fn provenance_records_the_image_settings_as_the_image_applies_them() {
     assert_eq!(s["compression"], "zstd");
 }
 
+/// An OCI layout of one uncompressed layer made from `root` by GNU tar,
+/// whose config's entrypoint is `entrypoint`.
+fn layout_of_tree(root: &Path, entrypoint: &str, layout: &Path) {
+    use sha2::{Digest as _, Sha256};
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let tar = layout.join("layer.tar");
+    run_ok(
+        Command::new("tar")
+            .args([
+                "--sort=name",
+                "--mtime=@0",
+                "--owner=0",
+                "--group=0",
+                "--numeric-owner",
+                "-C",
+            ])
+            .arg(root)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("."),
+    );
+    let put = |bytes: &[u8]| -> (String, usize) {
+        let hex = hex::encode(Sha256::digest(bytes));
+        std::fs::write(blobs.join(&hex), bytes).unwrap();
+        (format!("sha256:{hex}"), bytes.len())
+    };
+    let layer = std::fs::read(&tar).unwrap();
+    std::fs::remove_file(&tar).unwrap();
+    let (layer_digest, layer_size) = put(&layer);
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Entrypoint": [entrypoint]},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    });
+    let (config_digest, config_size) = put(config.to_string().as_bytes());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_size}],
+    });
+    let (manifest_digest, manifest_size) = put(manifest.to_string().as_bytes());
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest,
+            "size": manifest_size, "annotations": {"org.opencontainers.image.ref.name": "1"}}],
+    });
+    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+}
+
+/// `sbom SOURCE` keeps only the entrypoint's bytes (in a temp file), so an
+/// entrypoint that is a symlink to a file elsewhere in the layers is read
+/// in a second pass once the link is resolved.
+#[test]
+fn sbom_of_an_image_whose_entrypoint_is_a_symlink_describes_the_file_it_leads_to() {
+    let t = tmp();
+    let bin = go_binary(t.path());
+    let root = t.path().join("root");
+    std::fs::create_dir_all(root.join("opt/real")).unwrap();
+    std::fs::create_dir_all(root.join("app")).unwrap();
+    std::fs::copy(&bin, root.join("opt/real/app")).unwrap();
+    std::os::unix::fs::symlink("../opt/real/app", root.join("app/app")).unwrap();
+    std::fs::write(root.join("opt/real/notes.txt"), b"not the binary").unwrap();
+    let layout = t.path().join("layout");
+    layout_of_tree(&root, "/app/app", &layout);
+    let doc: Value = serde_json::from_str(&run_ok(
+        dp().arg("sbom").arg(format!("oci:{}:1", layout.display())),
+    ))
+    .unwrap();
+    let want = {
+        use sha2::{Digest as _, Sha256};
+        hex::encode(Sha256::digest(std::fs::read(&bin).unwrap()))
+    };
+    let files = doc["files"].as_array().unwrap();
+    let binary = files
+        .iter()
+        .find(|f| f["fileName"] == "./app/app")
+        .unwrap_or_else(|| panic!("no ./app/app in {doc}"));
+    assert_eq!(binary["checksums"][1]["checksumValue"], want.as_str());
+    assert!(
+        files
+            .iter()
+            .any(|f| f["fileName"] == "./opt/real/notes.txt"),
+        "the other files are listed: {files:?}"
+    );
+    assert!(
+        spdx_packages(&doc)
+            .iter()
+            .any(|(_, v, p)| p == "pkg:golang/example.com/dp/greet@v0.1.0" && v == "v0.1.0"),
+        "the Go modules of the file the link leads to: {doc}"
+    );
+}
+
 #[test]
 fn nativeaot_binary_sbom_names_the_dotnet_runtime_it_was_compiled_with() {
     let t = tmp();

@@ -105,6 +105,22 @@ pub fn from_files(
     })
 }
 
+/// An absolute path with `.` and `..` resolved as the kernel resolves them
+/// in a root (`..` of `/` is `/`).
+fn normalise(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
 fn image_file(path: String, scan: Scan) -> ImageFile {
     ImageFile {
         role: FileRole::of_path(&path),
@@ -116,24 +132,22 @@ fn image_file(path: String, scan: Scan) -> ImageFile {
 }
 
 enum Entry {
-    /// A regular file: its scan and, for an ELF file or the entrypoint,
-    /// its bytes spooled to an unnamed temp file (so that memory stays
-    /// flat; which file the entrypoint is may be known only once every
-    /// symlink is read).
+    /// A regular file: its scan and, for the entrypoint, its bytes
+    /// spooled to an unnamed temp file (so that memory stays flat).
     File(Scan, Option<std::fs::File>),
     Link(String),
 }
 
-/// Streams one regular tar entry through a [`Scanner`], spooling it to a
-/// temp file when `keep` says so (given the first bytes).
-fn read_entry(
-    entry: &mut impl Read,
-    keep: impl Fn(&[u8]) -> bool,
-) -> std::io::Result<(Scan, Option<std::fs::File>)> {
+/// Streams one regular tar entry through a [`Scanner`], spooling it to an
+/// unnamed temp file when `keep`.
+fn read_entry(entry: &mut impl Read, keep: bool) -> std::io::Result<(Scan, Option<std::fs::File>)> {
     let mut s = Scanner::new();
-    let mut spool: Option<std::fs::File> = None;
+    let mut spool = if keep {
+        Some(tempfile::tempfile()?)
+    } else {
+        None
+    };
     let mut buf = vec![0u8; 1 << 20];
-    let mut first = true;
     loop {
         // Fill the buffer (the tar reader hands out small reads).
         let mut n = 0;
@@ -147,12 +161,6 @@ fn read_entry(
         if n == 0 {
             break;
         }
-        if first {
-            first = false;
-            if keep(&buf[..n]) {
-                spool = Some(tempfile::tempfile()?);
-            }
-        }
         if let Some(f) = spool.as_mut() {
             f.write_all(&buf[..n])?;
         }
@@ -161,37 +169,13 @@ fn read_entry(
             break;
         }
     }
-    if first && keep(&[]) {
-        spool = Some(tempfile::tempfile()?);
-    }
     Ok((s.finish(), spool))
 }
 
-/// Reads the image's layers, streaming: each file is hashed as it goes by,
-/// and only ELF files (and the entrypoint) are kept, in temp files.
-pub fn from_image(image: &Image) -> Result<ImageContents, SbomError> {
-    let config = image
-        .config_json()
-        .map_err(|e| SbomError::Image(format!("the image config: {e}")))?;
-    let cfg = config.config().clone().unwrap_or_default();
-    let exe = cfg
-        .entrypoint()
-        .as_ref()
-        .and_then(|e| e.first().cloned())
-        .or_else(|| cfg.cmd().as_ref().and_then(|c| c.first().cloned()))
-        .ok_or_else(|| {
-            SbomError::NoBinary(format!(
-                "image {}: the config has no entrypoint or cmd",
-                image.digest()
-            ))
-        })?;
-    let exe = if exe.starts_with('/') {
-        exe
-    } else {
-        let wd = cfg.working_dir().clone().unwrap_or_else(|| "/".to_string());
-        format!("{}/{}", wd.trim_end_matches('/'), exe)
-    };
-
+/// Every regular file and symlink the layers leave (later layers win,
+/// whiteouts remove), each file scanned as it streams by; the file at
+/// `keep` is also spooled to an unnamed temp file.
+fn read_layers(image: &Image, keep: &str) -> Result<BTreeMap<String, Entry>, SbomError> {
     let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
     for (i, layer) in image.layers.iter().enumerate() {
         let what = |e: &dyn std::fmt::Display| {
@@ -218,10 +202,7 @@ pub fn from_image(image: &Image) -> Result<ImageContents, SbomError> {
             }
             let kind = entry.header().entry_type();
             if kind.is_file() {
-                let is_exe = path == exe;
-                let (scan, spool) =
-                    read_entry(&mut entry, |head| is_exe || head.starts_with(b"\x7fELF"))
-                        .map_err(|e| what(&e))?;
+                let (scan, spool) = read_entry(&mut entry, path == keep).map_err(|e| what(&e))?;
                 entries.insert(path, Entry::File(scan, spool));
             } else if kind.is_symlink() {
                 if let Ok(Some(t)) = entry.link_name() {
@@ -230,6 +211,37 @@ pub fn from_image(image: &Image) -> Result<ImageContents, SbomError> {
             }
         }
     }
+    Ok(entries)
+}
+
+/// Reads the image's layers, streaming: each file is hashed as it goes by,
+/// and only the entrypoint is kept, in a temp file. When the entrypoint is
+/// a symlink, the file it leads to is known only once every layer is read:
+/// the layers are then read once more for that file.
+pub fn from_image(image: &Image) -> Result<ImageContents, SbomError> {
+    let config = image
+        .config_json()
+        .map_err(|e| SbomError::Image(format!("the image config: {e}")))?;
+    let cfg = config.config().clone().unwrap_or_default();
+    let exe = cfg
+        .entrypoint()
+        .as_ref()
+        .and_then(|e| e.first().cloned())
+        .or_else(|| cfg.cmd().as_ref().and_then(|c| c.first().cloned()))
+        .ok_or_else(|| {
+            SbomError::NoBinary(format!(
+                "image {}: the config has no entrypoint or cmd",
+                image.digest()
+            ))
+        })?;
+    let exe = if exe.starts_with('/') {
+        exe
+    } else {
+        let wd = cfg.working_dir().clone().unwrap_or_else(|| "/".to_string());
+        format!("{}/{}", wd.trim_end_matches('/'), exe)
+    };
+
+    let mut entries = read_layers(image, &exe)?;
 
     // The entrypoint may be a symlink (resolved a few times, as exec would).
     let mut path = exe.clone();
@@ -237,32 +249,30 @@ pub fn from_image(image: &Image) -> Result<ImageContents, SbomError> {
         match entries.get(&path) {
             Some(Entry::Link(t)) => {
                 path = if t.starts_with('/') {
-                    t.clone()
+                    normalise(t)
                 } else {
                     let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-                    format!("{dir}/{t}")
+                    normalise(&format!("{dir}/{t}"))
                 };
             }
             _ => break,
         }
     }
-    let binary = Arc::new(match entries.remove(&path) {
+    let not_a_file = || {
+        SbomError::NoBinary(format!(
+            "image {}: the entrypoint {exe} is not a file in its layers",
+            image.digest()
+        ))
+    };
+    let binary = match entries.remove(&path) {
         Some(Entry::File(scan, Some(file))) => Binary::from_scanned(file, scan),
-        // Not ELF, reached through a symlink: described by its hashes only.
-        Some(Entry::File(scan, None)) => Binary::from_scanned(
-            tempfile::tempfile().map_err(|e| SbomError::Image(format!("a temp file: {e}")))?,
-            Scan {
-                go_header: None,
-                ..scan
-            },
-        ),
-        _ => {
-            return Err(SbomError::NoBinary(format!(
-                "image {}: the entrypoint {exe} is not a file in its layers",
-                image.digest()
-            )))
-        }
-    });
+        Some(Entry::File(..)) => match read_layers(image, &path)?.remove(&path) {
+            Some(Entry::File(scan, Some(file))) => Binary::from_scanned(file, scan),
+            _ => return Err(not_a_file()),
+        },
+        _ => return Err(not_a_file()),
+    };
+    let binary = Arc::new(binary);
     let files = entries
         .into_iter()
         .filter_map(|(p, e)| match e {
