@@ -40,7 +40,7 @@ pub use referrer::{
     MEDIA_TYPE_EMPTY,
 };
 pub use severity::Severity;
-pub use tools::{human_size, which};
+pub use tools::{clean_path, human_size, which};
 
 use std::collections::BTreeMap;
 

@@ -21,6 +21,23 @@ pub fn which(tool: &str) -> Option<PathBuf> {
         .find(|p| executable(p))
 }
 
+/// A path inside an image, lexically cleaned and absolute: `a/./b//c/../d`
+/// -> `/a/b/d`, and `..` of the root is the root, as the kernel resolves
+/// it in a container (symbolic links are not followed).
+pub fn clean_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
 /// A byte count for people: `512 B`, `3.4 KiB`, `12.0 MiB`, `1.2 GiB`.
 pub fn human_size(n: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
@@ -40,6 +57,15 @@ pub fn human_size(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_are_cleaned_lexically_and_made_absolute() {
+        assert_eq!(clean_path("/a/./b//c/../d"), "/a/b/d");
+        assert_eq!(clean_path("/../x"), "/x");
+        assert_eq!(clean_path("./app/app"), "/app/app");
+        assert_eq!(clean_path("/app/../opt/real/app"), "/opt/real/app");
+        assert_eq!(clean_path(""), "/");
+    }
 
     #[test]
     fn sizes_read_like_ls_h() {

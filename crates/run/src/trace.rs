@@ -566,7 +566,7 @@ fn decode_entry(pid: libc::pid_t, rootfs: &Path) -> Option<Lookup> {
         format!("{}/{}", base.trim_end_matches('/'), raw)
     };
     Some(Lookup {
-        path: normalize(&path),
+        path: distroless_pack_image::clean_path(&path),
         syscall: call.name,
         error: "",
         create,
@@ -579,22 +579,6 @@ fn inside(host: &Path, rootfs: &Path) -> String {
         Ok(rest) => format!("/{}", rest.display()),
         Err(_) => host.display().to_string(),
     }
-}
-
-/// `a/./b//c/../d` -> `/a/b/d` (lexically; symbolic links are the
-/// program's business).
-fn normalize(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for p in path.split('/') {
-        match p {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    format!("/{}", parts.join("/"))
 }
 
 fn read_bytes(pid: libc::pid_t, addr: u64, len: usize) -> Option<Vec<u8>> {
@@ -641,20 +625,6 @@ fn read_string(pid: libc::pid_t, addr: u64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_are_normalized_lexically() {
-        assert_eq!(normalize("/a/./b//c/../d"), "/a/b/d");
-        assert_eq!(normalize("/../x"), "/x");
-        assert_eq!(
-            inside(Path::new("/tmp/r/rootfs/app"), Path::new("/tmp/r/rootfs")),
-            "/app"
-        );
-        assert_eq!(
-            inside(Path::new("/app"), Path::new("/tmp/r/rootfs")),
-            "/app"
-        );
-    }
 
     #[test]
     fn the_filter_traces_the_listed_calls_only() {

@@ -105,22 +105,6 @@ pub fn from_files(
     })
 }
 
-/// An absolute path with `.` and `..` resolved as the kernel resolves them
-/// in a root (`..` of `/` is `/`).
-fn normalise(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for p in path.split('/') {
-        match p {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
-
 fn image_file(path: String, scan: Scan) -> ImageFile {
     ImageFile {
         role: FileRole::of_path(&path),
@@ -249,10 +233,10 @@ pub fn from_image(image: &Image) -> Result<ImageContents, SbomError> {
         match entries.get(&path) {
             Some(Entry::Link(t)) => {
                 path = if t.starts_with('/') {
-                    normalise(t)
+                    distroless_pack_image::clean_path(t)
                 } else {
                     let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-                    normalise(&format!("{dir}/{t}"))
+                    distroless_pack_image::clean_path(&format!("{dir}/{t}"))
                 };
             }
             _ => break,

@@ -153,18 +153,10 @@ pub(crate) struct TarStore {
     entries: HashMap<String, (u64, u64)>,
 }
 
+/// A tar entry's path as the index keys it: cleaned, without the leading
+/// slash.
 fn normalise(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    parts.join("/")
+    distroless_pack_image::clean_path(p)[1..].to_string()
 }
 
 impl TarStore {
