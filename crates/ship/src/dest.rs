@@ -495,7 +495,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("digest");
         write_digest_file(&p, "sha256:x").unwrap();
-        let umask = crate::tarw::umask();
+        let umask = crate::blobcopy::umask();
         assert_eq!(mode(&p), 0o666 & !umask);
     }
 }

@@ -85,16 +85,3 @@ pub(crate) fn write_tar_file(
         .map_err(|e| ShipError::io("writing", dest)(e.into_error()))?;
     out.commit()
 }
-
-#[cfg(test)]
-pub(crate) fn umask() -> u32 {
-    // Read it from /proc (no libc dependency); 022 when unknown.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Umask:").map(|v| v.trim().to_string()))
-        })
-        .and_then(|v| u32::from_str_radix(&v, 8).ok())
-        .unwrap_or(0o022)
-}
