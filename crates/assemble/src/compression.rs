@@ -157,6 +157,25 @@ pub(crate) fn sample(n: usize) -> Vec<u8> {
         .collect()
 }
 
+/// A writer whose disk is full (gzip.rs, zstd.rs): every write fails
+/// with `StorageFull`.
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct FullDisk;
+
+#[cfg(test)]
+impl std::io::Write for FullDisk {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "no space left on device",
+        ))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

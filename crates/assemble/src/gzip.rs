@@ -344,7 +344,7 @@ mod tests {
     use std::io::Read;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use crate::compression::sample;
+    use crate::compression::{sample, FullDisk};
 
     fn gz(data: &[u8], threads: usize, chunk: usize) -> (Summary, Vec<u8>) {
         let opts = GzipOptions {
@@ -536,20 +536,6 @@ mod tests {
             // The producer did run ahead as far as allowed: the bound is
             // what held it back, not the test's timing.
             assert_eq!(most_ahead, max_in_flight(threads) - 1, "{threads} threads");
-        }
-    }
-
-    #[derive(Debug)]
-    struct FullDisk;
-    impl Write for FullDisk {
-        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-            Err(io::Error::new(
-                io::ErrorKind::StorageFull,
-                "no space left on device",
-            ))
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
         }
     }
 

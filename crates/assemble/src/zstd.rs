@@ -197,7 +197,7 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    use crate::compression::sample;
+    use crate::compression::{sample, FullDisk};
 
     fn zst(data: &[u8], threads: usize, piece: usize) -> (Summary, Vec<u8>) {
         let opts = ZstdOptions { level: 3, threads };
@@ -271,20 +271,6 @@ mod tests {
         let (_, three) = zst(&data, 2, 1 << 20);
         assert_ne!(one, three);
         assert_eq!(unzstd(&one), data);
-    }
-
-    #[derive(Debug)]
-    struct FullDisk;
-    impl Write for FullDisk {
-        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-            Err(io::Error::new(
-                io::ErrorKind::StorageFull,
-                "no space left on device",
-            ))
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
     }
 
     #[test]
