@@ -109,22 +109,7 @@ make_big_binary "$WORK/app-amd64" "$BENCH_MB"
 
 echo "== building a ${BENCH_MB} MB static arm64 binary (Go, host libraries in reverse order)" >&2
 mkdir -p "$WORK/arm64"
-python3 - "/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)" "$WORK/arm64/payload" $((BENCH_MB * 1000 * 1000)) <<'EOF'
-import os, sys
-libdir, out, want = sys.argv[1], sys.argv[2], int(sys.argv[3])
-files = sorted((os.path.join(libdir, f) for f in os.listdir(libdir) if ".so" in f), reverse=True)
-files = [f for f in files if os.path.isfile(f) and not os.path.islink(f)]
-written = 0
-with open(out, "wb") as o:
-    while written < want:
-        for f in files:
-            with open(f, "rb") as i:
-                data = i.read(want - written)
-            o.write(data)
-            written += len(data)
-            if written >= want:
-                break
-EOF
+library_payload "$WORK/arm64/payload" $((BENCH_MB * 1000 * 1000)) reverse
 cat >"$WORK/arm64/main.go" <<'EOF'
 package main
 
