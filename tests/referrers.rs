@@ -106,6 +106,19 @@ fn blob(layout: &Path, digest: &str) -> Vec<u8> {
     std::fs::read(layout.join("blobs/sha256").join(&digest["sha256:".len()..])).unwrap()
 }
 
+/// `push SOURCE REFERENCE --json` (with its own docker config in `home`),
+/// which must succeed: its report.
+fn push_json(home: &Path, source: &str, reference: &str) -> Value {
+    let out = run_ok(
+        dpc(home)
+            .arg("push")
+            .arg(source)
+            .arg(reference)
+            .arg("--json"),
+    );
+    serde_json::from_str(&out).unwrap()
+}
+
 fn sbom(dir: &Path, text: &str) -> PathBuf {
     write_file(
         dir,
@@ -400,14 +413,7 @@ fn pushed_referrers_are_found_by_the_tag_schema_inspect_and_oras_and_a_second_at
     )
     .remove(0);
     let reference = reg.reference("ref/app:1");
-    let out = run_ok(
-        dpc(t.path())
-            .arg("push")
-            .arg(format!("oci:{}:1", layout.display()))
-            .arg(&reference)
-            .arg("--json"),
-    );
-    let report: Value = serde_json::from_str(&out).unwrap();
+    let report = push_json(t.path(), &format!("oci:{}:1", layout.display()), &reference);
     assert_eq!(report["digest"], digest.as_str());
     assert_eq!(report["referrers"][0]["digest"], first.as_str());
     assert_eq!(
@@ -603,14 +609,7 @@ fn a_registry_answering_oci_subject_keeps_the_list_itself_and_no_tag_is_written(
     )
     .remove(0);
     let reference = proxy.reference("api/app:1");
-    let out = run_ok(
-        dpc(t.path())
-            .arg("push")
-            .arg(format!("oci:{}:1", layout.display()))
-            .arg(&reference)
-            .arg("--json"),
-    );
-    let report: Value = serde_json::from_str(&out).unwrap();
+    let report = push_json(t.path(), &format!("oci:{}:1", layout.display()), &reference);
     assert_eq!(report["referrers"][0]["digest"], r.as_str());
     assert_eq!(report["referrers"][0]["via"], "api", "{}", proxy.log_text());
     assert!(report["referrers"][0].get("tag").is_none());
@@ -656,14 +655,7 @@ fn an_index_pushed_with_referrers_gets_one_tag_schema_index_per_platform_image()
     let refs = attach(t.path(), &src, &file, "application/spdx+json", &[]);
     assert_eq!(refs.len(), 2);
     let reference = reg.reference("multi/app:v1");
-    let out = run_ok(
-        dpc(t.path())
-            .arg("push")
-            .arg(&src)
-            .arg(&reference)
-            .arg("--json"),
-    );
-    let report: Value = serde_json::from_str(&out).unwrap();
+    let report = push_json(t.path(), &src, &reference);
     assert_eq!(report["digest"], index.digest().as_str());
     assert_eq!(report["referrers"].as_array().unwrap().len(), 2, "{report}");
     // the index in the registry is the same; each platform image has its own tag index
