@@ -42,7 +42,10 @@
 # Environment: BENCH_DIR (work dir, default a new temp dir, removed at the
 # end unless KEEP=1), BENCH_MB (default 100), BIG_MB (default 500), RUNS
 # (default 3, at least 3), DP (a distroless-pack binary to use instead of
-# building the release one), DP_ARGS (extra push arguments, e.g. "--jobs 1").
+# building the release one), DP_ARGS (extra push arguments, e.g. "--jobs 1"),
+# REGISTRY_DIR (where the registries keep their data, default BENCH_DIR;
+# e.g. a directory on /dev/shm to take the disk, which the registry fsyncs
+# every blob to, out of the measurement).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -69,6 +72,8 @@ need python3 python3
 
 WORK=${BENCH_DIR:-$(mktemp -d /var/tmp/bench-push.XXXXXX)}
 mkdir -p "$WORK"
+REG_ROOT=${REGISTRY_DIR:-$WORK}
+mkdir -p "$REG_ROOT"
 REG_PID=
 COUNT_RULE=()
 stop_registry() {
@@ -199,7 +204,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # start_registry NAME: an empty registry (the test suite's config); sets
 # PORT, and a counting rule for the bytes sent to it.
 start_registry() {
-    local dir="$WORK/reg-$1"
+    local dir="$REG_ROOT/reg-$1"
     rm -rf "$dir"
     mkdir -p "$dir"
     PORT=$(free_port)
@@ -278,7 +283,7 @@ for ((i = 1; i <= RUNS; i++)); do
             done
         fi
         stop_registry
-        rm -rf "$WORK/reg-$c"
+        rm -rf "$REG_ROOT/reg-$c"
     done
 done
 

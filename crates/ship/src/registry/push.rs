@@ -22,7 +22,7 @@ use std::time::Duration;
 use distroless_pack_image::{Artifact, Blob, Digest};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 
-use super::transport::{self, Session};
+use super::transport::{self, read_full, Answer, Session};
 use super::{
     BlobAction, BlobReport, PushEvent, PushOptions, PushReport, RegistryError, RegistryTarget,
     TargetReport, UploadMode, MAX_JOBS,
@@ -123,9 +123,9 @@ pub struct ManifestPut {
 }
 
 impl ManifestPut {
-    fn from(resp: &reqwest::blocking::Response) -> ManifestPut {
-        let headers: Vec<(String, String)> = resp
-            .headers()
+    fn from(answer: &Answer) -> ManifestPut {
+        let headers: Vec<(String, String)> = answer
+            .headers
             .iter()
             .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
             .collect();
@@ -136,7 +136,7 @@ impl ManifestPut {
                 .map(|(_, v)| v.clone())
         };
         ManifestPut {
-            status: resp.status().as_u16(),
+            status: answer.status,
             digest: get("Docker-Content-Digest"),
             subject: get("OCI-Subject"),
             headers,
@@ -595,7 +595,11 @@ fn push_one(
     });
     // Never send a blob that does not match its digest: hash it first (a
     // local file), so a corrupt layer is bad input, not a DIGEST_INVALID.
-    verify_local(blob)?;
+    // A blob this process just made and hashed (a layer from pack) is not
+    // hashed again.
+    if !blob.is_made_here() {
+        verify_local(blob)?;
+    }
     uploading();
     upload(session, repo, blob, location, opts, &track)?;
     finish(BlobAction::Uploaded);
@@ -700,9 +704,9 @@ enum Fail {
     Fatal(RegistryError),
 }
 
-fn classify(session: &Session, what: &str, resp: reqwest::blocking::Response) -> Fail {
-    let status = resp.status().as_u16();
-    let e = session.http_error(what, resp);
+fn classify(session: &Session, what: &str, answer: &Answer) -> Fail {
+    let status = answer.status;
+    let e = session.answer_error(what, answer);
     let detail = match &e {
         RegistryError::Http { detail, .. } => detail.clone(),
         _ => String::new(),
@@ -830,36 +834,30 @@ fn put_monolithic(
     // replay, so it is opened again from disk for the new location.
     for _ in 0..MAX_REDIRECTS {
         let target = url.clone();
-        let resp = send_once(session, &what, &|c| {
-            track.sent.store(0, Ordering::Relaxed);
-            let reader = blob.open().map_err(|source| RegistryError::Io {
-                digest: blob.digest.to_string(),
-                error: source,
-            })?;
-            let body = reqwest::blocking::Body::sized(
-                Counting {
+        let answer = session
+            .put_stream(&what, &target, blob.size, &|| {
+                track.sent.store(0, Ordering::Relaxed);
+                let reader = blob.open().map_err(|source| RegistryError::Io {
+                    digest: blob.digest.to_string(),
+                    error: source,
+                })?;
+                Ok(Box::new(Counting {
                     inner: reader,
                     track: track.clone(),
-                },
-                blob.size,
-            );
-            Ok(c.put(target.clone())
-                .header(CONTENT_TYPE, "application/octet-stream")
-                .body(body)
-                .timeout(session.timeout_for(blob.size)))
-        })
-        .map_err(|f| match f {
-            Fail::Transient(e) => Fail::Transient(with_progress(
-                e,
-                track.sent.load(Ordering::Relaxed),
-                blob.size,
-                session.stall,
-            )),
-            f => f,
-        })?;
-        match redirect_target(&target, &resp) {
+                }))
+            })
+            .map_err(|e| match e {
+                e @ RegistryError::Network { .. } => Fail::Transient(with_progress(
+                    e,
+                    track.sent.load(Ordering::Relaxed),
+                    blob.size,
+                    session.stall,
+                )),
+                e => Fail::Fatal(e),
+            })?;
+        match redirect_target(&target, &answer) {
             Some(next) => url = next,
-            None => return finish_upload(session, &what, resp, &blob.digest),
+            None => return finish_upload(session, &what, &answer, &blob.digest),
         }
     }
     Err(Fail::Fatal(RegistryError::Http {
@@ -894,43 +892,35 @@ const MAX_REDIRECTS: usize = 5;
 
 /// Where a 307/308 answer sends the request again (the same method and
 /// body), resolved against the URL it answered.
-fn redirect_target(
-    from: &reqwest::Url,
-    resp: &reqwest::blocking::Response,
-) -> Option<reqwest::Url> {
-    if !matches!(resp.status().as_u16(), 307 | 308) {
+fn redirect_target(from: &reqwest::Url, answer: &Answer) -> Option<reqwest::Url> {
+    if !matches!(answer.status, 307 | 308) {
         return None;
     }
-    let loc = resp.headers().get(LOCATION)?.to_str().ok()?;
-    from.join(loc).ok()
+    from.join(answer.header(LOCATION)?).ok()
 }
 
 fn finish_upload(
     session: &Session,
     what: &str,
-    resp: reqwest::blocking::Response,
+    answer: &Answer,
     digest: &Digest,
 ) -> Result<(), Fail> {
-    match resp.status().as_u16() {
+    match answer.status {
         200..=299 => {
-            check_digest(session, what, &resp, digest).map_err(Fail::Fatal)?;
+            check_digest(session, what, answer, digest).map_err(Fail::Fatal)?;
             Ok(())
         }
-        _ => Err(classify(session, what, resp)),
+        _ => Err(classify(session, what, answer)),
     }
 }
 
 fn check_digest(
     session: &Session,
     what: &str,
-    resp: &reqwest::blocking::Response,
+    answer: &Answer,
     expected: &Digest,
 ) -> Result<(), RegistryError> {
-    if let Some(got) = resp
-        .headers()
-        .get("Docker-Content-Digest")
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(got) = answer.header("Docker-Content-Digest") {
         if got != expected.as_str() {
             return Err(RegistryError::DigestMismatch {
                 registry: session.registry.clone(),
@@ -941,20 +931,6 @@ fn check_digest(
         }
     }
     Ok(())
-}
-
-/// Reads until `buf` is full or the input ends.
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 fn put_chunked(
@@ -992,13 +968,13 @@ fn put_chunked(
                 .body(data.to_vec())
                 .timeout(session.timeout_for(n as u64)))
         })?;
-        if !resp.status().is_success() {
-            return Err(classify(session, &what, resp));
+        let answer = Answer::read(resp);
+        if !(200..=299).contains(&answer.status) {
+            return Err(classify(session, &what, &answer));
         }
-        loc = match resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()) {
-            Some(l) => l.to_string(),
-            None => loc,
-        };
+        if let Some(l) = answer.header(LOCATION) {
+            loc = l.to_string();
+        }
         offset += n as u64;
         track.sent.store(offset, Ordering::Relaxed);
     }
@@ -1009,7 +985,7 @@ fn put_chunked(
             .header(CONTENT_LENGTH, 0)
             .timeout(session.stall))
     })?;
-    finish_upload(session, &what, resp, &blob.digest)
+    finish_upload(session, &what, &Answer::read(resp), &blob.digest)
 }
 
 fn media_type_of(blob: &Blob) -> String {
@@ -1159,23 +1135,24 @@ fn put_manifest(
             .body(bytes.clone())
             .timeout(session.stall))
     })?;
-    let status = resp.status().as_u16();
+    let answer = Answer::read(resp);
+    let status = answer.status;
     match status {
         200..=299 => {
-            check_digest(session, &what, &resp, &manifest.digest)?;
-            Ok(Ok(ManifestPut::from(&resp)))
+            check_digest(session, &what, &answer, &manifest.digest)?;
+            Ok(Ok(ManifestPut::from(&answer)))
         }
         400 => {
-            let body = resp.text().unwrap_or_default();
+            let body = &answer.body;
             let error = RegistryError::Http {
                 registry: session.registry.clone(),
                 what,
                 status,
-                detail: transport::error_detail(&body),
+                detail: transport::error_detail(body),
             };
             if body.contains("MANIFEST_BLOB_UNKNOWN") || body.contains("BLOB_UNKNOWN") {
                 Ok(Err(BlobsUnknown {
-                    digests: digests_in(&body),
+                    digests: digests_in(body),
                     error,
                 }))
             } else {
@@ -1183,7 +1160,7 @@ fn put_manifest(
             }
         }
         404 => {
-            let e = session.http_error(&what, resp);
+            let e = session.answer_error(&what, &answer);
             match e {
                 RegistryError::Http { detail, .. }
                     if detail.contains("NAME_UNKNOWN") || detail.is_empty() =>
@@ -1198,7 +1175,7 @@ fn put_manifest(
                 e => Err(e),
             }
         }
-        _ => Err(session.http_error(&what, resp)),
+        _ => Err(session.answer_error(&what, &answer)),
     }
 }
 
