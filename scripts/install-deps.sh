@@ -165,19 +165,25 @@ else
   warn "rustup not found: Rust examples fall back to a crt-static glibc build"
 fi
 
-# --- cargo-auditable (the tests' binaries with a .dep-v0 section) ------------
-# Built from crates.io (or the mirror's local registry) at the exact version,
-# with its own Cargo.lock: a source build, no downloaded binary. Into
-# ~/.cargo/bin (beside cargo, on PATH) even when DP_MIRROR moved CARGO_HOME.
+# --- tools built from crates.io (DP_CARGO_TOOLS, scripts/lib/mirror-env.sh) --
+# cargo-auditable (the tests' binaries with a .dep-v0 section) and
+# ferro-oci-server (a registry with the referrers API). Built from crates.io
+# (or the mirror's local registry) at the exact version, with the crate's
+# own Cargo.lock: a source build, no downloaded binary. Into ~/.cargo/bin
+# (beside cargo, on PATH) even when DP_MIRROR moved CARGO_HOME.
 cargo_root="${DP_CARGO_INSTALL_ROOT:-$HOME/.cargo}"
-if command -v cargo-auditable >/dev/null 2>&1 &&
-  cargo install --list --root "$cargo_root" 2>/dev/null | grep -qx "cargo-auditable v$DP_CARGO_AUDITABLE_VERSION:"; then
-  note "cargo-auditable: $DP_CARGO_AUDITABLE_VERSION already installed"
-elif logged cargo install --locked --root "$cargo_root" --version "$DP_CARGO_AUDITABLE_VERSION" cargo-auditable; then
-  note "cargo-auditable: installed $DP_CARGO_AUDITABLE_VERSION"
-else
-  fail "cargo install --locked --version $DP_CARGO_AUDITABLE_VERSION cargo-auditable failed"
-fi
+for tool in "${DP_CARGO_TOOLS[@]}"; do
+  name="${tool%@*}"
+  version="${tool#*@}"
+  if command -v "$name" >/dev/null 2>&1 &&
+    cargo install --list --root "$cargo_root" 2>/dev/null | grep -q "^$name v$version:"; then
+    note "$name: $version already installed"
+  elif logged cargo install --locked --root "$cargo_root" --version "$version" "$name"; then
+    note "$name: installed $version"
+  else
+    fail "cargo install --locked --version $version $name failed"
+  fi
+done
 
 # --- just (the justfile's runner; Debian 12 has no package) -------------------
 # From the rust-just wheel above (no `cargo install`: every tool comes pinned

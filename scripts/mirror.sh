@@ -100,29 +100,50 @@ for manifest in "${lockless[@]}"; do
   cp "$copy/Cargo.lock" "$work/locks/$dir/Cargo.lock"
   lock_paths+=("$work/locks/$dir/Cargo.lock")
 done
-# cargo-auditable (scripts/install-deps.sh: `cargo install --locked`) builds
-# from the Cargo.lock inside its own .crate: fetch the crate, then that lock.
-auditable="cargo-auditable-$DP_CARGO_AUDITABLE_VERSION"
-mkdir -p "$work/auditable/src"
-printf '[package]\nname = "dp-fetch-auditable"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\ncargo-auditable = "=%s"\n' \
-  "$DP_CARGO_AUDITABLE_VERSION" >"$work/auditable/Cargo.toml"
-: >"$work/auditable/src/lib.rs"
-echo "mirror.sh: cargo fetch $auditable (its own lock)" >&2
-(cd "$work/auditable" && cargo fetch --quiet) || {
-  echo "mirror.sh: cargo fetch failed for $auditable" >&2
-  exit 1
-}
-crate_file="$(find "$fetch_home/registry/cache" -name "$auditable.crate" | head -n 1)"
-[ -n "$crate_file" ] || {
-  echo "mirror.sh: $auditable.crate not in $fetch_home/registry/cache" >&2
-  exit 1
-}
-tar -xzf "$crate_file" -C "$work/auditable"
-(cd "$work/auditable/$auditable" && cargo fetch --locked --quiet) || {
-  echo "mirror.sh: cargo fetch --locked failed for $auditable" >&2
-  exit 1
-}
-lock_paths+=("$work/auditable/$auditable/Cargo.lock" "$work/auditable/Cargo.lock")
+# The crate-built tools (DP_CARGO_TOOLS; scripts/install-deps.sh: `cargo
+# install --locked`) build from the Cargo.lock inside their own .crate:
+# fetch each crate, then that lock.
+for tool in "${DP_CARGO_TOOLS[@]}"; do
+  name="${tool%@*}"
+  version="${tool#*@}"
+  tdir="$work/tools/$name"
+  mkdir -p "$tdir/src"
+  printf '[package]\nname = "dp-fetch-%s"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\n%s = "=%s"\n' \
+    "$name" "$name" "$version" >"$tdir/Cargo.toml"
+  : >"$tdir/src/lib.rs"
+  echo "mirror.sh: cargo fetch $name-$version (its own lock)" >&2
+  (cd "$tdir" && cargo fetch --quiet) || {
+    echo "mirror.sh: cargo fetch failed for $name-$version" >&2
+    exit 1
+  }
+  crate_file="$(find "$fetch_home/registry/cache" -name "$name-$version.crate" | head -n 1)"
+  [ -n "$crate_file" ] || {
+    echo "mirror.sh: $name-$version.crate not in $fetch_home/registry/cache" >&2
+    exit 1
+  }
+  tar -xzf "$crate_file" -C "$tdir"
+  [ -f "$tdir/$name-$version/Cargo.lock" ] || {
+    echo "mirror.sh: $name-$version.crate has no Cargo.lock: \`cargo install --locked\` could not use it" >&2
+    exit 1
+  }
+  (cd "$tdir/$name-$version" && cargo fetch --locked --quiet) || {
+    echo "mirror.sh: cargo fetch --locked failed for $name-$version" >&2
+    exit 1
+  }
+  # the tool's own crate: its entry alone from the fetch project's lock (the
+  # rest of that lock is a fresh resolution of the tool as a library, which
+  # `cargo install --locked` never uses)
+  python3 - "$tdir/Cargo.lock" "$name" "$version" >"$tdir/self.lock" <<'PY'
+import sys, tomllib
+lock, name, version = sys.argv[1:]
+with open(lock, "rb") as f:
+    pkg = next(p for p in tomllib.load(f)["package"] if p["name"] == name and p["version"] == version)
+print("version = 3\n\n[[package]]")
+for key in ("name", "version", "source", "checksum"):
+    print(f'{key} = "{pkg[key]}"')
+PY
+  lock_paths+=("$tdir/$name-$version/Cargo.lock" "$tdir/self.lock")
+done
 echo "mirror.sh: writing the local registry $out/crates" >&2
 python3 "$dp_mirror_py" crates "$out/crates" "$fetch_home" "${lock_paths[@]}"
 

@@ -2,9 +2,11 @@
 //! referrers that `push` carries, `inspect`'s list), against real
 //! consumers: skopeo and umoci read the image in a layout unchanged, the
 //! real registry (`docker-registry` 2.8, which has no referrers API, so
-//! the referrers tag schema) serves the artifact, and oras-py (PyPI
-//! `oras`, a third-party OCI client) reads the tag schema's index and
-//! pulls the artifact the way `oras discover`/`oras pull` do.
+//! the referrers tag schema) serves the artifact, oras-py (PyPI `oras`, a
+//! third-party OCI client) reads the tag schema's index and pulls the
+//! artifact the way `oras discover`/`oras pull` do, and a registry with
+//! the referrers API (`ferro-oci-server`, [`ReferrersRegistry`]) lists
+//! them itself.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,7 +15,7 @@ use distroless_pack_image::{Artifact, Index};
 use serde_json::Value;
 
 use crate::support::corpus;
-use crate::support::registry::{Auth, Registry};
+use crate::support::registry::{Auth, ReferrersRegistry, Registry};
 use crate::util::{both, dp, require_tool, run, run_ok, tmp, write_file};
 
 /// `distroless-pack` with an empty docker config, so the machine's own
@@ -539,13 +541,13 @@ fn pushed_referrers_are_found_by_the_tag_schema_inspect_and_oras_and_a_second_at
     );
 }
 
-/// No registry installable here speaks the referrers API (Debian's
-/// `docker-registry` is distribution 2.8; zot and distribution 3 are in
-/// none of Debian, PyPI or npm), so a [`FaultProxy`] in front of the real
-/// registry plays one: it answers a manifest `PUT` that has a `subject`
-/// with `OCI-Subject`, and `GET /v2/<name>/referrers/<digest>` with the
-/// index of what it saw, as distribution-spec 1.1 says a registry with the
-/// API does. The blobs and manifests still go to the real registry.
+/// A [`FaultProxy`] in front of the real registry plays one with the
+/// referrers API: it answers a manifest `PUT` that has a `subject` with
+/// `OCI-Subject`, and `GET /v2/<name>/referrers/<digest>` with the index
+/// of what it saw, as distribution-spec 1.1 says a registry with the API
+/// does. The blobs and manifests still go to the real registry. (The same
+/// path against a real registry with the API, ferro-oci-server:
+/// `a_registry_with_the_referrers_api_lists_what_pack_push_attached_and_no_tag_is_written`.)
 #[test]
 fn a_registry_answering_oci_subject_keeps_the_list_itself_and_no_tag_is_written() {
     use std::sync::{Arc, Mutex};
@@ -925,5 +927,193 @@ fn a_lying_head_is_healed_for_the_attached_documents_too() {
             reg.raw_manifest(&reg.reference(&format!("liar/app@{d}"))),
             blob(&layout, d)
         );
+    }
+}
+
+/// The artifactType of every entry of a referrers list, sorted.
+fn artifact_types(list: &Value) -> Vec<String> {
+    let mut types: Vec<String> = list["manifests"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not an image index: {list}"))
+        .iter()
+        .map(|m| m["artifactType"].as_str().unwrap_or_default().to_string())
+        .collect();
+    types.sort();
+    types
+}
+
+/// A real registry with the referrers API (ferro-oci-server): `pack
+/// --push` sends the SBOM and the provenance, the registry answers
+/// `OCI-Subject`, so no tag schema index is written, and its own `GET
+/// /v2/<name>/referrers/<digest>` lists both, each manifest byte for byte
+/// the layout's, subject the image. skopeo reads the image unchanged;
+/// `push` of the same layout says it used the API; an `attach` straight to
+/// the registry adds a third document; `inspect` lists all three from the
+/// API.
+#[test]
+fn a_registry_with_the_referrers_api_lists_what_pack_push_attached_and_no_tag_is_written() {
+    let t = tmp();
+    let reg = ReferrersRegistry::start();
+    let reference = reg.reference("api/app:1");
+    let layout = t.path().join("lay");
+    let out = run_ok(
+        dpc(t.path())
+            .arg("pack")
+            .arg(corpus::musl_static_hello())
+            .args(["--tag", "app:1", "--push"])
+            .arg(&reference)
+            .arg("--output")
+            .arg(format!("oci:{}:1", layout.display()))
+            .env("SOURCE_DATE_EPOCH", "1700000000"),
+    );
+    let digest = out.trim().lines().next().unwrap().to_string();
+    assert!(digest.starts_with("sha256:"), "pack printed {out:?}");
+
+    let list = reg.get_json(&format!("/v2/api/app/referrers/{digest}"));
+    assert_eq!(
+        artifact_types(&list),
+        ["application/spdx+json", "application/vnd.in-toto+json"],
+        "{list}"
+    );
+    for m in list["manifests"].as_array().unwrap() {
+        let d = m["digest"].as_str().unwrap();
+        let (status, raw) = reg.get(&format!("/v2/api/app/manifests/{d}"));
+        assert_eq!(status, 200);
+        assert_eq!(raw, blob(&layout, d), "the layout's artifact manifest");
+        let manifest: Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(manifest["subject"]["digest"], digest.as_str());
+    }
+    let tags = reg.get_json("/v2/api/app/tags/list");
+    assert_eq!(
+        tags["tags"],
+        serde_json::json!(["1"]),
+        "no sha256-* tag: {tags}"
+    );
+
+    // skopeo reads the image from this registry as the layout has it
+    let out = run(
+        Command::new(require_tool("skopeo", "apt-get install -y skopeo"))
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{reference}")),
+    );
+    assert!(out.status.success(), "skopeo inspect --raw: {}", both(&out));
+    let raw = out.stdout;
+    assert_eq!(sha256(&raw), digest);
+    assert_eq!(raw, blob(&layout, &digest));
+
+    // push of the same layout to another repository: through the API
+    let report = push_json(
+        t.path(),
+        &format!("oci:{}:1", layout.display()),
+        &reg.reference("again/app:1"),
+    );
+    let referrers = report["referrers"].as_array().unwrap();
+    assert_eq!(referrers.len(), 2, "{report}");
+    for r in referrers {
+        assert_eq!(r["via"], "api", "{report}");
+        assert!(r.get("tag").is_none(), "{report}");
+    }
+    assert_eq!(
+        artifact_types(&reg.get_json(&format!("/v2/again/app/referrers/{digest}"))).len(),
+        2
+    );
+
+    // a third document, attached straight to the registry image
+    let third = attach(
+        t.path(),
+        &reference,
+        &sbom(t.path(), "third"),
+        "application/vnd.example.report+json",
+        &[],
+    )
+    .remove(0);
+    let list = reg.get_json(&format!("/v2/api/app/referrers/{digest}"));
+    assert_eq!(
+        artifact_types(&list),
+        [
+            "application/spdx+json",
+            "application/vnd.example.report+json",
+            "application/vnd.in-toto+json"
+        ],
+        "{list}"
+    );
+    assert!(list.to_string().contains(&third), "{list}");
+    let tags = reg.get_json("/v2/api/app/tags/list");
+    assert_eq!(
+        tags["tags"],
+        serde_json::json!(["1"]),
+        "still no tag: {tags}"
+    );
+
+    let doc = inspect_json(t.path(), &reference);
+    let img = &doc["images"][0];
+    assert_eq!(img["referrersFrom"], "api", "{img}");
+    let mut listed: Vec<&str> = img["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["artifactType"].as_str().unwrap())
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            "application/spdx+json",
+            "application/vnd.example.report+json",
+            "application/vnd.in-toto+json"
+        ]
+    );
+}
+
+/// An index pushed to the referrers API registry: each platform image's
+/// own document is listed under that image's digest, and nowhere else.
+#[test]
+fn an_index_pushed_to_a_registry_with_the_referrers_api_lists_each_platform_image_its_own() {
+    let t = tmp();
+    let reg = ReferrersRegistry::start();
+    let layout = t.path().join("multi");
+    let index = index_layout(t.path(), &layout, "v1");
+    let src = format!("oci:{}:v1", layout.display());
+    let refs = attach(
+        t.path(),
+        &src,
+        &sbom(t.path(), "multi"),
+        "application/spdx+json",
+        &[],
+    );
+    assert_eq!(refs.len(), 2);
+    let reference = reg.reference("multi/app:v1");
+    let report = push_json(t.path(), &src, &reference);
+    assert_eq!(report["digest"], index.digest().as_str());
+    for r in report["referrers"].as_array().unwrap() {
+        assert_eq!(r["via"], "api", "{report}");
+    }
+    let (status, raw) = reg.get("/v2/multi/app/manifests/v1");
+    assert_eq!(status, 200);
+    assert_eq!(
+        sha256(&raw),
+        index.digest().as_str(),
+        "the index is unchanged"
+    );
+    for (img, r) in index.images.iter().zip(&refs) {
+        let list = reg.get_json(&format!("/v2/multi/app/referrers/{}", img.digest()));
+        let digests: Vec<&str> = list["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["digest"].as_str().unwrap())
+            .collect();
+        assert_eq!(digests, vec![r.as_str()], "{}: {list}", img.platform);
+    }
+    let tags = reg.get_json("/v2/multi/app/tags/list");
+    assert_eq!(
+        tags["tags"],
+        serde_json::json!(["v1"]),
+        "no sha256-* tag: {tags}"
+    );
+    let doc = inspect_json(t.path(), &reference);
+    for (img, r) in doc["images"].as_array().unwrap().iter().zip(&refs) {
+        assert_eq!(img["referrersFrom"], "api", "{img}");
+        assert_eq!(img["referrers"][0]["digest"], r.as_str(), "{img}");
     }
 }

@@ -1,6 +1,11 @@
-# cargo-auditable, installed by scripts/install-deps.sh and held by the
-# mirror (scripts/mirror.sh): the tests build binaries with its .dep-v0.
-DP_CARGO_AUDITABLE_VERSION=0.7.7
+# The tools the tests run that are built from crates.io, NAME@VERSION, each
+# with the Cargo.lock packaged in its crate: scripts/install-deps.sh builds
+# them with `cargo install --locked`, and the mirror (scripts/mirror.sh)
+# holds their crates.
+#   cargo-auditable   the tests build binaries with its .dep-v0 section
+#   ferro-oci-server  a registry that serves the OCI 1.1 referrers API
+#                     (tests/referrers.rs; docker-registry 2.8 has none)
+DP_CARGO_TOOLS=(cargo-auditable@0.7.7 ferro-oci-server@1.0.0)
 # Sourced by scripts/install-deps.sh, example.sh, test.sh, mirror.sh and
 # offline-check.sh (not run on its own). Needs $root (the repository).
 #

@@ -6,6 +6,8 @@
 //! a self-signed CA. [`FaultProxy`] puts a small HTTP/1.1 proxy in front of
 //! one, answering or rewriting chosen requests the way other registries
 //! (ECR, Harbor, registries behind size-limited gateways) do.
+//! [`ReferrersRegistry`] is a second real registry, one with the OCI 1.1
+//! referrers API.
 
 #![allow(dead_code)]
 
@@ -260,6 +262,146 @@ impl Drop for Registry {
             t.stop.store(true, Ordering::SeqCst);
             let _ = TcpStream::connect(&t.addr);
         }
+    }
+}
+
+/// A registry that serves the OCI 1.1 referrers API: `ferro-oci-server`
+/// 1.0.0 (crates.io; an axum registry that passes the distribution-spec
+/// 1.1 conformance suite, Content Discovery included), which
+/// scripts/install-deps.sh builds with `cargo install --locked`. On
+/// 127.0.0.1 with a random free port, blobs in a temp dir, no auth; killed
+/// on drop. Debian's `docker-registry` (distribution 2.8) has no
+/// referrers API, so [`Registry`] tests the tag schema and this one the API.
+pub struct ReferrersRegistry {
+    child: Child,
+    _dir: tempfile::TempDir,
+    /// `127.0.0.1:PORT`
+    pub host: String,
+    pub log: PathBuf,
+}
+
+impl ReferrersRegistry {
+    pub fn start() -> ReferrersRegistry {
+        let bin = util::require_tool(
+            "ferro-oci-server",
+            "cargo install --locked --version 1.0.0 ferro-oci-server",
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("dp-ferro-")
+            .tempdir()
+            .expect("temp dir");
+        let host = format!("127.0.0.1:{}", free_port());
+        let log = dir.path().join("log");
+        let out = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(bin)
+            .env("FERRO_OCI_LISTEN", &host)
+            .env("FERRO_OCI_STORAGE_DIR", dir.path().join("blobs"))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out)
+            .spawn()
+            .expect("start ferro-oci-server");
+        let mut reg = ReferrersRegistry {
+            child,
+            _dir: dir,
+            host,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = reg.child.try_wait() {
+                panic!("ferro-oci-server exited with {status}:\n{}", reg.log_text());
+            }
+            if matches!(reg.try_get("/v2/", ""), Ok((200, _))) {
+                return reg;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "ferro-oci-server did not answer GET /v2/ on {} in 20 s:\n{}",
+                    reg.host,
+                    reg.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `127.0.0.1:PORT/REPO`
+    pub fn reference(&self, repo: &str) -> String {
+        format!("{}/{repo}", self.host)
+    }
+
+    /// `GET path` on the registry's API (not through distroless-pack),
+    /// accepting OCI manifests and indexes: the status and the body.
+    pub fn get(&self, path: &str) -> (u16, Vec<u8>) {
+        self.try_get(
+            path,
+            "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
+        )
+        .unwrap_or_else(|e| panic!("GET {path} on {}: {e}\n{}", self.host, self.log_text()))
+    }
+
+    /// [`ReferrersRegistry::get`], for an answer that must be 200 and JSON.
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self.get(path);
+        assert_eq!(
+            status,
+            200,
+            "GET {path}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body:?}"))
+    }
+
+    fn try_get(&self, path: &str, accept: &str) -> Result<(u16, Vec<u8>), String> {
+        let mut c = TcpStream::connect(&self.host).map_err(|e| e.to_string())?;
+        c.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        let accept = if accept.is_empty() {
+            String::new()
+        } else {
+            format!("Accept: {accept}\r\n")
+        };
+        write!(
+            c,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\n{accept}Connection: close\r\n\r\n",
+            self.host
+        )
+        .map_err(|e| e.to_string())?;
+        let mut raw = Vec::new();
+        c.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or_else(|| format!("no HTTP answer: {:?}", String::from_utf8_lossy(&raw)))?;
+        let head = String::from_utf8_lossy(&raw[..split]).to_string();
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            return Err(format!(
+                "a chunked answer, which this reader does not decode: {head}"
+            ));
+        }
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| format!("bad status line: {head:?}"))?;
+        Ok((status, raw[split + 4..].to_vec()))
+    }
+}
+
+impl Drop for ReferrersRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
