@@ -197,7 +197,7 @@ fi
 # --- sanity: the tools the tests call ----------------------------------------
 for tool in musl-gcc go skopeo umoci podman runc docker-registry oci-image-tool \
   dockerd docker htpasswd qemu-aarch64-static update-binfmts debootstrap bwrap \
-  pigz zstd hyperfine jq curl openssl icupkg pyspdxtools ntia-checker cargo-auditable; do
+  pigz zstd hyperfine jq curl openssl icupkg pyspdxtools ntia-checker cargo-auditable ferro-oci-server; do
   command -v "$tool" >/dev/null 2>&1 || fail "tool $tool is still missing after installing packages"
 done
 

@@ -27,9 +27,10 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 # Integration tests, by name filter (cargo test: a test runs when its path
 # contains any filter and no skip): the modules for verify, pack, the sinks,
-# build (C, Go, Rust, cmake, .NET plans) and run, plus any test anywhere
-# about offline builds or pinned inputs.
-default_tests="verify:: pack:: inspect:: sinks:: build:: run:: offline pinned"
+# build (C, Go, Rust, cmake, .NET plans), run and referrers (the registry
+# with the referrers API is ferro-oci-server, built from the mirror), plus
+# any test anywhere about offline builds or pinned inputs.
+default_tests="verify:: pack:: inspect:: sinks:: build:: run:: referrers:: offline pinned"
 # The container runner's tests (container_runner_*, container_offline_*) make their builder rootfs with debootstrap
 # from Debian's archive at test time: reachable on the machines (Debian's
 # archive is), not from inside a namespace without network.
@@ -123,8 +124,20 @@ dp_mirror_setup
 echo "CARGO_HOME=$CARGO_HOME: $(ls -A "$CARGO_HOME" | tr '\n' ' ')"
 cat "$CARGO_HOME/config.toml"
 
-step "scripts/install-deps.sh (wheels from the mirror; Debian packages already there)"
+# The crate-built tools (DP_CARGO_TOOLS: cargo-auditable, ferro-oci-server)
+# into a root of our own, first on PATH, so they are built here from the
+# mirror even when the machine has them already.
+export DP_CARGO_INSTALL_ROOT="$DISTROLESS_PACK_TEST_DIR/cargo-tools"
+export PATH="$DP_CARGO_INSTALL_ROOT/bin:$PATH"
+
+step "scripts/install-deps.sh (wheels and crate-built tools from the mirror; Debian packages already there)"
 bash scripts/install-deps.sh
+for tool in "${DP_CARGO_TOOLS[@]}"; do
+  [ -x "$DP_CARGO_INSTALL_ROOT/bin/${tool%@*}" ] || {
+    echo "offline-check.sh: ${tool%@*} was not built into $DP_CARGO_INSTALL_ROOT from the mirror" >&2
+    exit 1
+  }
+done
 
 step "engines, started inside the namespace ($DISTROLESS_PACK_TEST_DIR)"
 bash scripts/services.sh binfmt
