@@ -350,8 +350,8 @@ pub fn check_login(registry: &str, opts: &PushOptions) -> Result<(), RegistryErr
             "{registry:?} is not a registry: give HOST[:PORT] or docker.io"
         ))
     })?;
-    let client = transport::client(opts)?;
-    let session = transport::Session::open(&reference, opts, client, Vec::new())?;
+    let clients = transport::clients(opts)?;
+    let session = transport::Session::open(&reference, opts, clients, Vec::new())?;
     let url = session.url("/v2/");
     let resp = session.send("GET /v2/", opts.attempts, &|c| {
         Ok(c.get(&url).timeout(session.stall))

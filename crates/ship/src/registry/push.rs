@@ -193,7 +193,7 @@ pub fn push_with(
             }
         }
     }
-    let client = transport::client(opts)?;
+    let clients = transport::clients(opts)?;
 
     // every blob once, in one parallel batch: configs and layers of every
     // platform, the blobs of the artifacts attached to them, then the extra
@@ -229,7 +229,7 @@ pub fn push_with(
             .iter()
             .map(|r| format!("repository:{r}:pull,push"))
             .collect();
-        let session = Session::open(&targets[idx[0]].reference, opts, client.clone(), scopes)?;
+        let session = Session::open(&targets[idx[0]].reference, opts, clients.clone(), scopes)?;
         // where each blob is known to be on this registry (for mounts)
         let mut known: HashMap<Digest, String> = HashMap::new();
         for repo in repos {

@@ -333,12 +333,12 @@ fn session_for(
     opts: &PushOptions,
     push: bool,
 ) -> Result<Session, RegistryError> {
-    let client = transport::client(opts)?;
+    let clients = transport::clients(opts)?;
     let scope = if push { "pull,push" } else { "pull" };
     Session::open(
         reference,
         opts,
-        client,
+        clients,
         vec![format!("repository:{}:{scope}", reference.repository)],
     )
 }

@@ -1,7 +1,9 @@
-//! HTTP transport: a rustls client (system roots plus `--ca-file`), the
-//! scheme choice (HTTPS; HTTP only for loopback hosts or `--insecure`), and
-//! one `send` that adds auth, retries with backoff on 408/429/5xx and
-//! dropped connections, and turns 401/403 into auth errors.
+//! HTTP transport: the rustls clients (system roots plus `--ca-file`):
+//! reqwest's blocking client for requests and a [`Streamer`] for upload
+//! bodies; the scheme choice (HTTPS; HTTP only for loopback hosts or
+//! `--insecure`); one `send` that adds auth, retries with backoff on
+//! 408/429/5xx and dropped connections, and turns 401/403 into auth
+//! errors; and `put_stream`, the same auth for one streamed `PUT`.
 
 use std::io::Read;
 use std::sync::{Arc, OnceLock};
@@ -75,7 +77,7 @@ macro_rules! configure {
 }
 
 /// Builds the HTTP clients (the streaming one on first use).
-pub fn client(opts: &PushOptions) -> Result<Clients, RegistryError> {
+pub fn clients(opts: &PushOptions) -> Result<Clients, RegistryError> {
     let mut roots = Vec::new();
     if let Some(ca) = &opts.ca_file {
         let pem = std::fs::read(ca)
