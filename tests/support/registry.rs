@@ -359,6 +359,11 @@ impl ReferrersRegistry {
             .unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body:?}"))
     }
 
+    /// The tags of `repo`, as the registry lists them.
+    pub fn tags(&self, repo: &str) -> serde_json::Value {
+        self.get_json(&format!("/v2/{repo}/tags/list"))["tags"].clone()
+    }
+
     fn try_get(&self, path: &str, accept: &str) -> Result<(u16, Vec<u8>), String> {
         let mut c = TcpStream::connect(&self.host).map_err(|e| e.to_string())?;
         c.set_read_timeout(Some(Duration::from_secs(10)))
