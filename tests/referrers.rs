@@ -129,6 +129,24 @@ fn sbom(dir: &Path, text: &str) -> PathBuf {
     )
 }
 
+/// `pack` of the corpus's static hello as `app:1`, with the SBOM and the
+/// provenance (the default), pushed to `reference` and written to
+/// `oci:LAYOUT:1`, at a fixed `SOURCE_DATE_EPOCH`: the image digest.
+fn pack_push(home: &Path, reference: &str, layout: &Path) -> String {
+    let out = run_ok(
+        dpc(home)
+            .arg("pack")
+            .arg(corpus::musl_static_hello())
+            .args(["--tag", "app:1", "--push", reference])
+            .arg("--output")
+            .arg(format!("oci:{}:1", layout.display()))
+            .env("SOURCE_DATE_EPOCH", "1700000000"),
+    );
+    let digest = out.trim().lines().next().unwrap().to_string();
+    assert!(digest.starts_with("sha256:"), "pack printed {out:?}");
+    digest
+}
+
 /// The `artifactType` of every descriptor in `list` (a referrers index's
 /// `manifests`, or an `inspect` image's `referrers`), sorted.
 fn artifact_types(list: &Value) -> Vec<String> {
@@ -801,18 +819,7 @@ fn pack_push_attaches_the_sbom_and_provenance_found_by_the_tag_schema_and_oras()
     let reference = reg.reference("attest/app:1");
     let hello = corpus::musl_static_hello();
     let layout = t.path().join("lay");
-    let out = run_ok(
-        dpc(t.path())
-            .arg("pack")
-            .arg(&hello)
-            .args(["--tag", "app:1", "--push"])
-            .arg(&reference)
-            .arg("--output")
-            .arg(format!("oci:{}:1", layout.display()))
-            .env("SOURCE_DATE_EPOCH", "1700000000"),
-    );
-    let digest = out.trim().lines().next().unwrap().to_string();
-    assert!(digest.starts_with("sha256:"), "pack printed {out:?}");
+    let digest = pack_push(t.path(), &reference, &layout);
     let bare = run_ok(
         dp().arg("pack")
             .arg(&hello)
@@ -945,18 +952,7 @@ fn a_registry_with_the_referrers_api_lists_what_pack_push_attached_and_no_tag_is
     let reg = ReferrersRegistry::start();
     let reference = reg.reference("api/app:1");
     let layout = t.path().join("lay");
-    let out = run_ok(
-        dpc(t.path())
-            .arg("pack")
-            .arg(corpus::musl_static_hello())
-            .args(["--tag", "app:1", "--push"])
-            .arg(&reference)
-            .arg("--output")
-            .arg(format!("oci:{}:1", layout.display()))
-            .env("SOURCE_DATE_EPOCH", "1700000000"),
-    );
-    let digest = out.trim().lines().next().unwrap().to_string();
-    assert!(digest.starts_with("sha256:"), "pack printed {out:?}");
+    let digest = pack_push(t.path(), &reference, &layout);
 
     let list = reg.get_json(&format!("/v2/api/app/referrers/{digest}"));
     assert_eq!(
