@@ -94,6 +94,34 @@ fn go_binary(t: &Path) -> PathBuf {
     out
 }
 
+/// The vendored Go fixture for linux/amd64 and linux/arm64, packed as one
+/// index into `oci:LAYOUT:multi` (with `extra` pack arguments).
+fn go_index(t: &Path, layout: &Path, extra: &[&str]) {
+    let amd = go_binary(t);
+    let arm = t.join("go-vendored/app-arm64");
+    run_ok(
+        Command::new("go")
+            .args(["build", "-trimpath", "-o"])
+            .arg(&arm)
+            .arg(".")
+            .current_dir(t.join("go-vendored"))
+            .env("CGO_ENABLED", "0")
+            .env("GOARCH", "arm64")
+            .env("GOFLAGS", "-mod=vendor")
+            .env("GOPROXY", "off")
+            .env("GOTOOLCHAIN", "local"),
+    );
+    run_ok(
+        dp().args(["pack", "--platform", "linux/amd64,linux/arm64", "--binary"])
+            .arg(format!("linux/amd64={}", amd.display()))
+            .arg("--binary")
+            .arg(format!("linux/arm64={}", arm.display()))
+            .arg("--output")
+            .arg(format!("oci:{}:multi", layout.display()))
+            .args(extra),
+    );
+}
+
 /// `(path, version)` of every `dep` line `go version -m` prints.
 fn go_deps(bin: &Path) -> Vec<(String, String)> {
     let text = run_ok(Command::new("go").args(["version", "-m"]).arg(bin));
@@ -516,32 +544,9 @@ fn the_image_digest_is_the_same_with_and_without_documents() {
 #[test]
 fn index_sbom_output_writes_one_file_per_platform_and_sbom_reads_each_image_back() {
     let t = tmp();
-    let amd = go_binary(t.path());
-    let arm = t.path().join("go-vendored/app-arm64");
-    run_ok(
-        Command::new("go")
-            .args(["build", "-trimpath", "-o"])
-            .arg(&arm)
-            .arg(".")
-            .current_dir(t.path().join("go-vendored"))
-            .env("CGO_ENABLED", "0")
-            .env("GOARCH", "arm64")
-            .env("GOFLAGS", "-mod=vendor")
-            .env("GOPROXY", "off")
-            .env("GOTOOLCHAIN", "local"),
-    );
     let layout = t.path().join("layout");
     let out = t.path().join("sbom.json");
-    run_ok(
-        dp().args(["pack", "--platform", "linux/amd64,linux/arm64", "--binary"])
-            .arg(format!("linux/amd64={}", amd.display()))
-            .arg("--binary")
-            .arg(format!("linux/arm64={}", arm.display()))
-            .arg("--output")
-            .arg(format!("oci:{}:multi", layout.display()))
-            .arg("--sbom-output")
-            .arg(&out),
-    );
+    go_index(t.path(), &layout, &["--sbom-output", out.to_str().unwrap()]);
     for arch in ["amd64", "arm64"] {
         let file = t.path().join(format!("sbom-linux-{arch}.json"));
         let doc = read_json(&file);
@@ -640,9 +645,16 @@ fn sbom_made_at_pack_time_matches_the_one_read_back_from_the_layers() {
             names(&pack)
         );
     }
-    assert_eq!(pack["files"], back["files"], "the files, with their hashes");
-    // Every package but the image's own; the application's supplier is
-    // named after the image too (`app`, or the source given to `sbom`).
+    assert_same_contents(&pack, &back);
+}
+
+/// Two SPDX documents of one image say the same of its contents: every
+/// file with its hashes, every package but the image's own (the
+/// application's supplier is named after the image too: `app` at pack
+/// time, the source given to `sbom`), every relationship.
+#[track_caller]
+fn assert_same_contents(a: &Value, b: &Value) {
+    assert_eq!(a["files"], b["files"], "the files, with their hashes");
     let packages = |d: &Value| -> Vec<Value> {
         d["packages"]
             .as_array()
@@ -658,9 +670,9 @@ fn sbom_made_at_pack_time_matches_the_one_read_back_from_the_layers() {
             })
             .collect()
     };
-    assert!(packages(&pack).len() > 2, "{pack}");
-    assert_eq!(packages(&pack), packages(&back), "the components");
-    assert_eq!(pack["relationships"], back["relationships"]);
+    assert!(packages(a).len() > 2, "{a}");
+    assert_eq!(packages(a), packages(b), "the components");
+    assert_eq!(a["relationships"], b["relationships"]);
 }
 
 /// The provenance attached in an OCI layout: the artifact manifest whose
@@ -921,4 +933,240 @@ fn sbom_of_a_packed_image_reads_multi_member_gzip_and_zstd_layers() {
         seen[0], seen[1],
         "gzip and zstd images give the same components"
     );
+}
+
+/// `distroless-pack` with an empty docker config, so the machine's own
+/// credentials never reach a test registry.
+fn dp_isolated(home: &Path) -> Command {
+    let mut c = dp();
+    c.env("DOCKER_CONFIG", home.join("docker"))
+        .env("REGISTRY_AUTH_FILE", home.join("auth.json"))
+        .env_remove("DISTROLESS_PACK_REGISTRY_USERNAME")
+        .env_remove("DISTROLESS_PACK_REGISTRY_PASSWORD");
+    c
+}
+
+/// `sbom SOURCE [args]`, which must succeed: the SPDX document, also
+/// written to `out` for the validators.
+fn sbom_of(home: &Path, source: &str, args: &[&str], out: &Path) -> Value {
+    run_ok(
+        dp_isolated(home)
+            .arg("sbom")
+            .arg(source)
+            .args(args)
+            .arg("--output")
+            .arg(out),
+    );
+    read_json(out)
+}
+
+/// The image package's digest in an SPDX document (its `pkg:oci` purl).
+fn described_image(doc: &Value) -> String {
+    let image = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["SPDXID"] == "SPDXRef-Image")
+        .unwrap_or_else(|| panic!("no image package: {doc}"));
+    let purl = image["externalRefs"][0]["referenceLocator"]
+        .as_str()
+        .unwrap();
+    let at = purl.find("@sha256%3A").unwrap_or_else(|| panic!("{purl}"));
+    format!(
+        "sha256:{}",
+        &purl[at + "@sha256%3A".len()..at + "@sha256%3A".len() + 64]
+    )
+}
+
+/// `sbom REGISTRY/REPO:TAG` pulls the image's layers (to a temp folder it
+/// removes) and says what `sbom oci:DIR` of the layout it was pushed from
+/// says; the application is named after the reference. Both formats pass
+/// their validators. A platform the image is not is bad input.
+#[test]
+fn sbom_of_a_registry_image_says_what_the_sbom_of_its_layout_says() {
+    use crate::support::registry::{Auth, Registry};
+    let t = tmp();
+    let bin = go_binary(t.path());
+    let layout = t.path().join("layout");
+    run_ok(
+        dp().args(["pack", "--tag", "app:1", "--passwd", "--output"])
+            .arg(format!("oci:{}:1", layout.display()))
+            .arg(&bin),
+    );
+    let reg = Registry::start(Auth::None);
+    let reference = reg.reference("sbom/app:1");
+    run_ok(
+        dp_isolated(t.path())
+            .arg("push")
+            .arg(format!("oci:{}:1", layout.display()))
+            .arg(&reference),
+    );
+    let pulls = t.path().join("tmp");
+    std::fs::create_dir_all(&pulls).unwrap();
+    let from_layout = sbom_of(
+        t.path(),
+        &format!("oci:{}:1", layout.display()),
+        &[],
+        &t.path().join("layout.spdx.json"),
+    );
+    let reg_file = t.path().join("registry.spdx.json");
+    let out = run(dp_isolated(t.path())
+        .env("TMPDIR", &pulls)
+        .args(["sbom", &reference, "--output"])
+        .arg(&reg_file));
+    assert!(out.status.success(), "{}", both(&out));
+    let from_registry = read_json(&reg_file);
+    assert_same_contents(&from_layout, &from_registry);
+    assert_eq!(
+        described_image(&from_registry),
+        described_image(&from_layout)
+    );
+    let app = from_registry["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["SPDXID"] == "SPDXRef-Application")
+        .unwrap();
+    assert_eq!(
+        app["supplier"],
+        format!("Organization: {}", reg.reference("sbom/app")).as_str()
+    );
+    validate_spdx(&reg_file);
+    assert_eq!(
+        std::fs::read_dir(&pulls).unwrap().count(),
+        0,
+        "the downloaded layers are removed"
+    );
+    let cdx = t.path().join("registry.cdx.json");
+    sbom_of(
+        t.path(),
+        &format!("docker://{reference}"),
+        &["--format", "cyclonedx"],
+        &cdx,
+    );
+    validate_cyclonedx(&cdx);
+
+    // a platform the image is not: bad input, naming what there is
+    let out = run(dp_isolated(t.path()).args(["sbom", &reference, "--platform", "linux/arm64"]));
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no linux/arm64 image; it has linux/amd64"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+/// For an index in a registry, `--platform` picks the image, as for a
+/// layout.
+#[test]
+fn sbom_of_a_registry_index_describes_the_platform_image_asked_for() {
+    use crate::support::registry::{Auth, Registry};
+    let t = tmp();
+    let layout = t.path().join("layout");
+    go_index(t.path(), &layout, &[]);
+    let reg = Registry::start(Auth::None);
+    let reference = reg.reference("sbom/multi:v1");
+    run_ok(
+        dp_isolated(t.path())
+            .arg("push")
+            .arg(format!("oci:{}:multi", layout.display()))
+            .arg(&reference),
+    );
+    let args = ["--platform", "linux/arm64"];
+    let from_layout = sbom_of(
+        t.path(),
+        &format!("oci:{}:multi", layout.display()),
+        &args,
+        &t.path().join("layout.json"),
+    );
+    let from_registry = sbom_of(t.path(), &reference, &args, &t.path().join("registry.json"));
+    assert_same_contents(&from_layout, &from_registry);
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let index_digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let index_json: Value = serde_json::from_slice(
+        &std::fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(&index_digest["sha256:".len()..]),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let arm = index_json["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["platform"]["architecture"] == "arm64")
+        .unwrap();
+    assert_eq!(
+        described_image(&from_registry),
+        arm["digest"].as_str().unwrap()
+    );
+}
+
+/// A registry that sends other bytes for a layer (the same size, another
+/// digest) gives an error naming both digests, exit 4, and no SBOM.
+#[test]
+fn a_layer_the_registry_sends_wrong_gives_no_sbom_and_names_both_digests() {
+    use crate::support::registry::{Auth, Fault, FaultProxy, Registry};
+    let t = tmp();
+    let layout = t.path().join("layout");
+    run_ok(
+        dp().args(["pack", "--tag", "app:1", "--output"])
+            .arg(format!("oci:{}:1", layout.display()))
+            .arg(crate::support::corpus::musl_static_hello()),
+    );
+    let reg = Registry::start(Auth::None);
+    run_ok(
+        dp_isolated(t.path())
+            .arg("push")
+            .arg(format!("oci:{}:1", layout.display()))
+            .arg(reg.reference("bad/app:1")),
+    );
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(&index["manifests"][0]["digest"].as_str().unwrap()["sha256:".len()..]),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let size = manifest["layers"][0]["size"].as_u64().unwrap() as usize;
+    let wanted = format!("/blobs/{layer}");
+    let proxy = FaultProxy::start(&reg.host, move |req| {
+        if req.method == "GET" && req.path().ends_with(&wanted) {
+            Fault::Answer {
+                status: 200,
+                body: "x".repeat(size),
+            }
+        } else {
+            Fault::Forward
+        }
+    });
+    let out = run(dp_isolated(t.path()).args(["sbom", &proxy.reference("bad/app:1")]));
+    assert_eq!(out.status.code(), Some(4), "{}", both(&out));
+    assert!(out.stdout.is_empty(), "no SBOM: {}", both(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("distroless-pack: error:"))
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    let other = {
+        use sha2::Digest as _;
+        format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest("x".repeat(size).as_bytes()))
+        )
+    };
+    assert!(line.contains(&layer) && line.contains(&other), "{line}");
+    assert!(line.contains("the registry sent"), "{line}");
 }

@@ -1,22 +1,28 @@
 //! `distroless-pack sbom SOURCE|FILE [--format spdx|cyclonedx] [--platform P] [--output FILE]`:
-//! the SBOM of an image (any source `inspect` reads: the entrypoint binary
-//! and the files of its layers) or of a bare ELF binary, from what the
-//! binary records (docs/commands/sbom.md). Stdout gets the document (or
-//! `--output FILE`); warnings about build info that cannot be read go to
-//! stderr. Exit status: 0, 2 bad input, 8 output.
+//! the SBOM of an image (any source `inspect` reads, a registry too: the
+//! entrypoint binary and the files of its layers) or of a bare ELF binary,
+//! from what the binary records (docs/commands/sbom.md). Stdout gets the
+//! document (or `--output FILE`); warnings about build info that cannot be
+//! read go to stderr. Exit status: 0, 2 bad input, 4 registry, 5 auth,
+//! 8 output.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use distroless_pack_image::Platform;
 use distroless_pack_pipeline::attest::{self, Format};
+use distroless_pack_ship::registry::pull;
+use distroless_pack_ship::Location;
 
+use crate::args::RegistryArgs;
 use crate::exit::{self, WithCode};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// An image (`oci:DIR[:TAG]`, `oci-archive:FILE`, `docker-archive:FILE`,
-    /// or a bare path to one) or an ELF executable.
+    /// a bare path to one, or a registry reference: `docker://REGISTRY/REPO[:TAG]`
+    /// or `REGISTRY/REPO[:TAG]` whose first part names a host) or an ELF
+    /// executable.
     #[arg(value_name = "SOURCE|FILE")]
     pub source: String,
 
@@ -32,6 +38,9 @@ pub struct Args {
     /// Write the document to FILE instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 fn is_elf(path: &Path) -> bool {
@@ -55,15 +64,28 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let sbom = if is_elf(path) {
         attest::binary_sbom(path, created).map_err(crate::report::pipeline)?
     } else {
-        let source = distroless_pack_ship::parse_source(&args.source)
-            .map_err(|e| exit::fail(&e, e.kind()))?;
-        let artifact =
-            distroless_pack_ship::read(&source).map_err(|e| exit::reading(&source, e))?;
-        let image = artifact
-            .image_for(args.platform.as_ref())
-            .map_err(|e| anyhow::anyhow!("{source}: {e}"))
-            .code(exit::USAGE)?;
-        attest::image_sbom(image, &args.source, created).map_err(crate::report::pipeline)?
+        match distroless_pack_ship::parse_location(&args.source)
+            .map_err(|e| exit::fail(&e, e.kind()))?
+        {
+            Location::File(source) => {
+                let artifact =
+                    distroless_pack_ship::read(&source).map_err(|e| exit::reading(&source, e))?;
+                let image = artifact
+                    .image_for(args.platform.as_ref())
+                    .map_err(|e| anyhow::anyhow!("{source}: {e}"))
+                    .code(exit::USAGE)?;
+                attest::image_sbom(image, &args.source, created).map_err(crate::report::pipeline)?
+            }
+            Location::Registry(reference) => {
+                // the layers, downloaded to a temp folder for as long as
+                // `image` lives
+                let opts = args.registry.push_options()?;
+                let image = pull::pull_image(&reference, args.platform.as_ref(), &opts)
+                    .map_err(|e| exit::fail(format!("reading {reference}: {e}"), e.kind()))?;
+                attest::image_sbom(&image, &reference.to_string(), created)
+                    .map_err(crate::report::pipeline)?
+            }
+        }
     };
     for w in &sbom.warnings {
         eprintln!("distroless-pack: warning: {w}");

@@ -29,6 +29,7 @@
 
 mod auth;
 pub mod credentials;
+pub mod pull;
 mod push;
 pub mod reference;
 pub mod referrers;
@@ -308,6 +309,14 @@ pub enum RegistryError {
         what: String,
         expected: String,
         got: String,
+    },
+    /// A blob the registry sent that is not the one asked for; `sent`
+    /// says what came and what was expected.
+    #[error("{registry}: {what}: the registry sent {sent}")]
+    WrongBlob {
+        registry: String,
+        what: String,
+        sent: String,
     },
 }
 

@@ -328,7 +328,7 @@ pub struct ReferrersList {
     pub referrers: Vec<ListedReferrer>,
 }
 
-fn session_for(
+pub(super) fn session_for(
     reference: &Reference,
     opts: &PushOptions,
     push: bool,
@@ -498,7 +498,7 @@ fn is_index(mt: &str) -> bool {
     mt == MEDIA_TYPE_INDEX || mt == MEDIA_TYPE_DOCKER_LIST
 }
 
-fn manifest_at(reference: &Reference) -> String {
+pub(super) fn manifest_at(reference: &Reference) -> String {
     match (&reference.digest, &reference.tag) {
         (Some(d), _) => d.to_string(),
         (None, Some(t)) => t.clone(),
@@ -507,7 +507,7 @@ fn manifest_at(reference: &Reference) -> String {
 }
 
 /// The manifest `at` names, required to be there and to match a digest.
-fn required_manifest(
+pub(super) fn required_manifest(
     session: &Session,
     reference: &Reference,
     at: &str,
@@ -577,30 +577,10 @@ fn platform_manifests(
 /// referrers. Layers are not fetched.
 pub fn fetch(reference: &Reference, opts: &PushOptions) -> Result<RemoteArtifact, RegistryError> {
     let session = session_for(reference, opts, false)?;
-    let repo = &reference.repository;
     let top = required_manifest(&session, reference, &manifest_at(reference), opts)?;
     let mut images = Vec::new();
-    for (manifest, platform) in platform_manifests(&session, reference, &top, opts)? {
-        let v: Value = serde_json::from_slice(&manifest.read_all().unwrap_or_default())
-            .map_err(|e| RegistryError::Invalid(format!("manifest {}: {e}", manifest.digest)))?;
-        let c = v.get("config").cloned().unwrap_or(Value::Null);
-        let cd: Digest = c
-            .get("digest")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .parse()
-            .map_err(|e| RegistryError::Invalid(format!("manifest {}: {e}", manifest.digest)))?;
-        let cmt = c.get("mediaType").and_then(Value::as_str).unwrap_or("");
-        let config = Blob::from_bytes(cmt, get_small_blob(&session, repo, &cd, opts)?);
-        let platform = match platform {
-            Some(p) => p,
-            None => serde_json::from_slice::<distroless_pack_image::spec::ImageConfiguration>(
-                &config.read_all().unwrap_or_default(),
-            )
-            .map(|c| Platform::from_config(&c))
-            .map_err(|e| RegistryError::Invalid(format!("config {cd}: {e}")))?,
-        };
-        let referrers = list_on(&session, repo, &manifest.digest, opts)?;
+    for (manifest, config, platform) in images_of(&session, reference, &top, opts)? {
+        let referrers = list_on(&session, &reference.repository, &manifest.digest, opts)?;
         images.push(RemoteImage {
             manifest,
             config,
@@ -613,6 +593,41 @@ pub fn fetch(reference: &Reference, opts: &PushOptions) -> Result<RemoteArtifact
         top,
         images,
     })
+}
+
+/// Each platform image of `top` (itself for an image): its manifest, its
+/// config and its platform (from the index, else from the config).
+pub(super) fn images_of(
+    session: &Session,
+    reference: &Reference,
+    top: &Blob,
+    opts: &PushOptions,
+) -> Result<Vec<(Blob, Blob, Platform)>, RegistryError> {
+    let repo = &reference.repository;
+    let mut out = Vec::new();
+    for (manifest, platform) in platform_manifests(session, reference, top, opts)? {
+        let v: Value = serde_json::from_slice(&manifest.read_all().unwrap_or_default())
+            .map_err(|e| RegistryError::Invalid(format!("manifest {}: {e}", manifest.digest)))?;
+        let c = v.get("config").cloned().unwrap_or(Value::Null);
+        let cd: Digest = c
+            .get("digest")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .parse()
+            .map_err(|e| RegistryError::Invalid(format!("manifest {}: {e}", manifest.digest)))?;
+        let cmt = c.get("mediaType").and_then(Value::as_str).unwrap_or("");
+        let config = Blob::from_bytes(cmt, get_small_blob(session, repo, &cd, opts)?);
+        let platform = match platform {
+            Some(p) => p,
+            None => serde_json::from_slice::<distroless_pack_image::spec::ImageConfiguration>(
+                &config.read_all().unwrap_or_default(),
+            )
+            .map(|c| Platform::from_config(&c))
+            .map_err(|e| RegistryError::Invalid(format!("config {cd}: {e}")))?,
+        };
+        out.push((manifest, config, platform));
+    }
+    Ok(out)
 }
 
 /// The image manifests `reference` names that `platform` picks (every
