@@ -68,13 +68,16 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             .map_err(|e| exit::fail(&e, e.kind()))?
         {
             Location::File(source) => {
-                let artifact =
-                    distroless_pack_ship::read(&source).map_err(|e| exit::reading(&source, e))?;
-                let image = artifact
+                let read = distroless_pack_ship::read_back(&source)
+                    .map_err(|e| exit::reading(&source, e))?;
+                let image = read
+                    .artifact
                     .image_for(args.platform.as_ref())
                     .map_err(|e| anyhow::anyhow!("{source}: {e}"))
                     .code(exit::USAGE)?;
-                attest::image_sbom(image, &args.source, created).map_err(crate::report::pipeline)?
+                // named as `pack --tag` named it, else after the source
+                let name = read.name.as_deref().unwrap_or(&args.source);
+                attest::image_sbom(image, name, created).map_err(crate::report::pipeline)?
             }
             Location::Registry(reference) => {
                 // the layers, downloaded to a temp folder for as long as

@@ -24,6 +24,7 @@ use crate::layout::{name_repository, name_tag, naming};
 use crate::oci_archive::layout_entries;
 use crate::store::{blob_path, open_region, read_layout_store, Store, TarStore};
 use crate::tarw::{write_tar, write_tar_file, Content};
+use crate::ReadBack;
 use crate::{ShipError, WriteOptions};
 
 /// Media type of an uncompressed OCI layer (what `docker save` layers are).
@@ -127,7 +128,7 @@ pub fn write_docker_archive_to<W: Write>(
 
 /// Reads a docker archive: ours (or docker 25+'s) through its OCI layout,
 /// an older `docker save` tar through its manifest.json.
-pub fn read_docker_archive(path: &Path) -> Result<Artifact, ShipError> {
+pub fn read_docker_archive(path: &Path) -> Result<ReadBack, ShipError> {
     let store = TarStore::open(path)?;
     if store.has("oci-layout") && store.has("index.json") {
         return read_layout_store(&store, None);
@@ -161,7 +162,13 @@ pub fn read_docker_archive(path: &Path) -> Result<Artifact, ShipError> {
             })
         }
     };
-    from_docker_save(&store, entry).map(Artifact::Image)
+    Ok(ReadBack {
+        artifact: Artifact::Image(from_docker_save(&store, entry)?),
+        name: entry
+            .pointer("/RepoTags/0")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
 }
 
 fn from_docker_save(store: &TarStore, entry: &Value) -> Result<Image, ShipError> {

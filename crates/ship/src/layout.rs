@@ -34,6 +34,7 @@ use serde_json::{json, Value};
 use crate::blobcopy;
 use crate::dest::temp_file_in;
 use crate::store::{blob_path, read_layout_store, DirStore};
+use crate::ReadBack;
 use crate::{ShipError, WriteOptions};
 
 /// The `oci-layout` file's content.
@@ -304,7 +305,7 @@ pub fn write_layout(
 
 /// Reads the image tagged `tag` from the layout at `dir`; with no tag, the
 /// only image in it (an error lists the tags when there are several).
-pub fn read_layout(dir: &Path, tag: Option<&str>) -> Result<Artifact, ShipError> {
+pub fn read_layout(dir: &Path, tag: Option<&str>) -> Result<ReadBack, ShipError> {
     if !dir.is_dir() {
         return Err(ShipError::invalid(
             dir,

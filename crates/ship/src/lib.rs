@@ -91,6 +91,21 @@ pub fn write_sink(artifact: &Artifact, sink: &Sink, opts: &WriteOptions) -> Resu
 
 /// Reads the image or index at `source` (same syntax as sinks).
 pub fn read(source: &Source) -> Result<Artifact, ShipError> {
+    read_back(source).map(|r| r.artifact)
+}
+
+/// An image or index read back from a file, with the name the file records
+/// for it, if any: the `io.containerd.image.name` of its `index.json`
+/// entry in an OCI layout or archive (what `pack --tag` wrote), a docker
+/// archive's first `RepoTags`.
+#[derive(Debug)]
+pub struct ReadBack {
+    pub artifact: Artifact,
+    pub name: Option<String>,
+}
+
+/// [`read`], with the name the file records.
+pub fn read_back(source: &Source) -> Result<ReadBack, ShipError> {
     match source {
         Sink::OciLayout { dir, tag } => layout::read_layout(dir, tag.as_deref()),
         Sink::OciArchive { path, tag } => oci_archive::read_oci_archive(path, tag.as_deref()),

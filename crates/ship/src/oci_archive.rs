@@ -11,6 +11,7 @@ use distroless_pack_image::Artifact;
 use crate::layout::{all_blobs, index_entry, index_json, naming, OCI_LAYOUT};
 use crate::store::{blob_path, read_layout_store, TarStore};
 use crate::tarw::{write_tar_file, Content};
+use crate::ReadBack;
 use crate::{ShipError, WriteOptions};
 
 /// The files of a one-image layout, as tar entries.
@@ -66,7 +67,7 @@ pub fn write_oci_archive_tagged(
 
 /// Reads the image (or index) in the OCI archive at `path`; `tag` picks one
 /// when it holds several.
-pub fn read_oci_archive(path: &Path, tag: Option<&str>) -> Result<Artifact, ShipError> {
+pub fn read_oci_archive(path: &Path, tag: Option<&str>) -> Result<ReadBack, ShipError> {
     let store = TarStore::open(path)?;
     read_layout_store(&store, tag)
 }

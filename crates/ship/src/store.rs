@@ -13,6 +13,7 @@ use distroless_pack_image::{
 };
 use serde_json::Value;
 
+use crate::ReadBack;
 use crate::ShipError;
 
 /// Manifests and configs larger than this are refused (they are JSON).
@@ -311,11 +312,12 @@ fn entry_matches(v: &Value, tag: &str) -> bool {
         || v.get("digest").and_then(Value::as_str) == Some(tag)
 }
 
-/// Reads the image named `tag` (or the only one) from a layout.
+/// Reads the image named `tag` (or the only one) from a layout, with the
+/// full name its entry records.
 pub(crate) fn read_layout_store(
     store: &dyn Store,
     tag: Option<&str>,
-) -> Result<Artifact, ShipError> {
+) -> Result<ReadBack, ShipError> {
     let marker = store.read_small("oci-layout")?.ok_or_else(|| {
         ShipError::invalid(store.path(), "not an OCI image layout (no oci-layout file)")
     })?;
@@ -374,7 +376,12 @@ pub(crate) fn read_layout_store(
     let desc = parse_desc(store, entry, "index.json")?;
     let mut artifact = read_artifact(store, &desc)?;
     find_referrers(store, &mut artifact)?;
-    Ok(artifact)
+    let name = entry
+        .get("annotations")
+        .and_then(|a| a.get(ANNOTATION_IMAGE_NAME))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Ok(ReadBack { artifact, name })
 }
 
 /// The largest manifest a referrer scan reads (distribution-spec's limit
