@@ -763,7 +763,7 @@ fn a_referrers_answer_that_is_not_an_image_index_falls_back_to_the_tag_schema() 
 }
 
 #[test]
-fn attach_and_inspect_reach_a_registry_that_wants_a_token() {
+fn attach_inspect_and_sbom_reach_a_registry_that_wants_a_token() {
     let t = tmp();
     let reg = Registry::start(Auth::Token {
         user: "ci".into(),
@@ -805,6 +805,16 @@ fn attach_and_inspect_reach_a_registry_that_wants_a_token() {
         serde_json::from_str(&run_ok(i.args(["inspect", "--json", &reference]))).unwrap();
     assert_eq!(doc["digest"], digest.as_str());
     assert_eq!(doc["images"][0]["referrers"][0]["digest"], r.as_str());
+    // `sbom` of the registry image pulls its layers with a token too, and
+    // without credentials is refused the same way
+    let mut s = dpc(t.path());
+    with_creds(&mut s);
+    let spdx: Value = serde_json::from_str(&run_ok(s.args(["sbom", &reference]))).unwrap();
+    assert_eq!(spdx["spdxVersion"], "SPDX-2.3");
+    assert!(spdx["name"].as_str().unwrap().ends_with(&digest), "{spdx}");
+    let out = run(dpc(t.path()).args(["sbom", &reference]));
+    assert_eq!(out.status.code(), Some(5), "{}", both(&out));
+    assert!(out.stdout.is_empty() && !both(&out).contains("s3cret"));
 }
 
 /// `pack --push` attaches the image's SBOM and provenance by default: the
