@@ -1179,3 +1179,56 @@ fn a_layer_the_registry_sends_wrong_gives_no_sbom_and_names_both_digests() {
     assert!(line.contains(&layer) && line.contains(&other), "{line}");
     assert!(line.contains("the registry sent"), "{line}");
 }
+
+/// Registries hand blob downloads to their storage with a redirect (S3,
+/// a CDN): `sbom` of a registry image follows it to the other host.
+#[test]
+fn sbom_of_a_registry_image_follows_a_layer_handed_to_another_host() {
+    use crate::support::registry::{Auth, Fault, FaultProxy, Registry};
+    let t = tmp();
+    let layout = t.path().join("layout");
+    run_ok(
+        dp().args(["pack", "--tag", "app:1", "--output"])
+            .arg(format!("oci:{}:1", layout.display()))
+            .arg(crate::support::corpus::musl_static_hello()),
+    );
+    let reg = Registry::start(Auth::None);
+    run_ok(
+        dp_isolated(t.path())
+            .arg("push")
+            .arg(format!("oci:{}:1", layout.display()))
+            .arg(reg.reference("moved/app:1")),
+    );
+    let storage = reg.host.clone();
+    let proxy = FaultProxy::start(&reg.host, move |req| {
+        if req.method == "GET" && req.path().contains("/blobs/sha256:") {
+            Fault::Redirect {
+                status: 307,
+                location: format!("http://{storage}{}", req.target),
+            }
+        } else {
+            Fault::Forward
+        }
+    });
+    let via_proxy = sbom_of(
+        t.path(),
+        &proxy.reference("moved/app:1"),
+        &[],
+        &t.path().join("proxy.json"),
+    );
+    let direct = sbom_of(
+        t.path(),
+        &reg.reference("moved/app:1"),
+        &[],
+        &t.path().join("direct.json"),
+    );
+    assert_eq!(via_proxy["files"], direct["files"]);
+    assert!(
+        proxy
+            .exchanges()
+            .iter()
+            .any(|x| x.method == "GET" && x.target.contains("/blobs/sha256:")),
+        "the proxy redirected the blobs: {}",
+        proxy.log_text()
+    );
+}
