@@ -1115,13 +1115,11 @@ fn sbom_of_a_registry_index_describes_the_platform_image_asked_for() {
     );
 }
 
-/// A registry that sends other bytes for a layer (the same size, another
-/// digest) gives an error naming both digests, exit 4, and no SBOM.
-#[test]
-fn a_layer_the_registry_sends_wrong_gives_no_sbom_and_names_both_digests() {
-    use crate::support::registry::{Auth, Fault, FaultProxy, Registry};
-    let t = tmp();
-    let layout = t.path().join("layout");
+/// The corpus's static hello packed as `app:1` into `DIR/layout` and
+/// pushed to a fresh registry as `repo`: the registry and the layout.
+fn pushed_hello(dir: &Path, repo: &str) -> (crate::support::registry::Registry, PathBuf) {
+    use crate::support::registry::{Auth, Registry};
+    let layout = dir.join("layout");
     run_ok(
         dp().args(["pack", "--tag", "app:1", "--output"])
             .arg(format!("oci:{}:1", layout.display()))
@@ -1129,11 +1127,21 @@ fn a_layer_the_registry_sends_wrong_gives_no_sbom_and_names_both_digests() {
     );
     let reg = Registry::start(Auth::None);
     run_ok(
-        dp_isolated(t.path())
+        dp_isolated(dir)
             .arg("push")
             .arg(format!("oci:{}:1", layout.display()))
-            .arg(reg.reference("bad/app:1")),
+            .arg(reg.reference(repo)),
     );
+    (reg, layout)
+}
+
+/// A registry that sends other bytes for a layer (the same size, another
+/// digest) gives an error naming both digests, exit 4, and no SBOM.
+#[test]
+fn a_layer_the_registry_sends_wrong_gives_no_sbom_and_names_both_digests() {
+    use crate::support::registry::{Fault, FaultProxy};
+    let t = tmp();
+    let (reg, layout) = pushed_hello(t.path(), "bad/app:1");
     let index: Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
     let manifest: Value = serde_json::from_slice(
@@ -1184,21 +1192,9 @@ fn a_layer_the_registry_sends_wrong_gives_no_sbom_and_names_both_digests() {
 /// a CDN): `sbom` of a registry image follows it to the other host.
 #[test]
 fn sbom_of_a_registry_image_follows_a_layer_handed_to_another_host() {
-    use crate::support::registry::{Auth, Fault, FaultProxy, Registry};
+    use crate::support::registry::{Fault, FaultProxy};
     let t = tmp();
-    let layout = t.path().join("layout");
-    run_ok(
-        dp().args(["pack", "--tag", "app:1", "--output"])
-            .arg(format!("oci:{}:1", layout.display()))
-            .arg(crate::support::corpus::musl_static_hello()),
-    );
-    let reg = Registry::start(Auth::None);
-    run_ok(
-        dp_isolated(t.path())
-            .arg("push")
-            .arg(format!("oci:{}:1", layout.display()))
-            .arg(reg.reference("moved/app:1")),
-    );
+    let (reg, _layout) = pushed_hello(t.path(), "moved/app:1");
     let storage = reg.host.clone();
     let proxy = FaultProxy::start(&reg.host, move |req| {
         if req.method == "GET" && req.path().contains("/blobs/sha256:") {
