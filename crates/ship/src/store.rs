@@ -256,28 +256,37 @@ pub(crate) struct Desc {
     pub size: u64,
 }
 
+impl Desc {
+    /// The `mediaType` (empty if missing), `digest` and `size` of the
+    /// descriptor `v`; an error says which is wrong, after `what`.
+    pub(crate) fn parse(v: &Value, what: &str) -> Result<Desc, String> {
+        let bad = |m: &str| format!("{what}: {m}");
+        let media_type = v
+            .get("mediaType")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let digest = v
+            .get("digest")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("descriptor without digest"))?
+            .parse::<Digest>()
+            .map_err(|e| bad(&e.to_string()))?;
+        let size = v
+            .get("size")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| bad("descriptor without size"))?;
+        Ok(Desc {
+            media_type,
+            digest,
+            size,
+        })
+    }
+}
+
+/// [`Desc::parse`] of a descriptor in `store`, whose path errors name.
 pub(crate) fn parse_desc(store: &dyn Store, v: &Value, what: &str) -> Result<Desc, ShipError> {
-    let bad = |m: &str| ShipError::invalid(store.path(), format!("{what}: {m}"));
-    let media_type = v
-        .get("mediaType")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let digest = v
-        .get("digest")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("descriptor without digest"))?
-        .parse::<Digest>()
-        .map_err(|e| bad(&e.to_string()))?;
-    let size = v
-        .get("size")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| bad("descriptor without size"))?;
-    Ok(Desc {
-        media_type,
-        digest,
-        size,
-    })
+    Desc::parse(v, what).map_err(|m| ShipError::invalid(store.path(), m))
 }
 
 fn parse_json(store: &dyn Store, bytes: &[u8], what: &str) -> Result<Value, ShipError> {

@@ -19,6 +19,7 @@ use super::reference::Reference;
 use super::transport::{self, Session};
 use super::{referrers, PushOptions, RegistryError};
 use crate::dest::TempGuard;
+use crate::store::Desc;
 
 /// The folder the layers of one pull are downloaded to: removed when the
 /// image's last layer blob is dropped; on SIGINT or SIGTERM the live temp
@@ -60,21 +61,15 @@ pub fn pull_image(
         .into_iter()
         .flatten()
     {
-        let digest: Digest = l
-            .get("digest")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .parse()
-            .map_err(|e| RegistryError::Invalid(format!("{what}: a layer's digest: {e}")))?;
-        let size = l
-            .get("size")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| RegistryError::Invalid(format!("{what}: layer {digest} has no size")))?;
-        let media_type = l.get("mediaType").and_then(Value::as_str).unwrap_or("");
+        let Desc {
+            media_type,
+            digest,
+            size,
+        } = Desc::parse(l, &what).map_err(RegistryError::Invalid)?;
         let path = dir.path().join(digest.hex());
         files.push(TempGuard::new(path.clone()));
         download(&session, &reference.repository, &digest, size, &path, opts)?;
-        found.push((media_type.to_string(), digest, size, path));
+        found.push((media_type, digest, size, path));
     }
     let keep: KeepAlive = Arc::new(Downloads {
         _files: files,
