@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 
-use super::engines::free_port;
+use super::engines::{free_port, get_once};
 use crate::util;
 
 /// Which auth the registry asks for.
@@ -313,7 +313,7 @@ impl ReferrersRegistry {
             if let Ok(Some(status)) = reg.child.try_wait() {
                 panic!("ferro-oci-server exited with {status}:\n{}", reg.log_text());
             }
-            if matches!(reg.try_get("/v2/", ""), Ok((200, _))) {
+            if matches!(get_once(&reg.host, "/v2/", None), Ok((200, _))) {
                 return reg;
             }
             if Instant::now() > deadline {
@@ -339,9 +339,10 @@ impl ReferrersRegistry {
     /// `GET path` on the registry's API (not through distroless-pack),
     /// accepting OCI manifests and indexes: the status and the body.
     pub fn get(&self, path: &str) -> (u16, Vec<u8>) {
-        self.try_get(
+        get_once(
+            &self.host,
             path,
-            "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
+            Some("application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"),
         )
         .unwrap_or_else(|e| panic!("GET {path} on {}: {e}\n{}", self.host, self.log_text()))
     }
@@ -362,44 +363,6 @@ impl ReferrersRegistry {
     /// The tags of `repo`, as the registry lists them.
     pub fn tags(&self, repo: &str) -> serde_json::Value {
         self.get_json(&format!("/v2/{repo}/tags/list"))["tags"].clone()
-    }
-
-    fn try_get(&self, path: &str, accept: &str) -> Result<(u16, Vec<u8>), String> {
-        let mut c = TcpStream::connect(&self.host).map_err(|e| e.to_string())?;
-        c.set_read_timeout(Some(Duration::from_secs(10)))
-            .map_err(|e| e.to_string())?;
-        let accept = if accept.is_empty() {
-            String::new()
-        } else {
-            format!("Accept: {accept}\r\n")
-        };
-        write!(
-            c,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\n{accept}Connection: close\r\n\r\n",
-            self.host
-        )
-        .map_err(|e| e.to_string())?;
-        let mut raw = Vec::new();
-        c.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or_else(|| format!("no HTTP answer: {:?}", String::from_utf8_lossy(&raw)))?;
-        let head = String::from_utf8_lossy(&raw[..split]).to_string();
-        if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            return Err(format!(
-                "a chunked answer, which this reader does not decode: {head}"
-            ));
-        }
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("bad status line: {head:?}"))?;
-        Ok((status, raw[split + 4..].to_vec()))
     }
 }
 
