@@ -401,21 +401,29 @@ impl Artifact {
     /// the only one, else the host's. The error lists what there is. (The
     /// one rule `run`, `inspect`, `--load` and the docker archive share.)
     pub fn image_for(&self, platform: Option<&Platform>) -> Result<&Image, NoSuchPlatform> {
-        let found = match platform {
-            Some(p) => self.select(Some(p)),
-            None => self
-                .select(None)
-                .or_else(|| self.select(Some(&Platform::host()))),
-        };
-        found.ok_or_else(|| NoSuchPlatform {
-            wanted: platform.cloned(),
-            available: self
-                .images()
-                .iter()
-                .map(|i| i.platform.to_string())
-                .collect(),
-        })
+        let images = self.images();
+        let platforms: Vec<&Platform> = images.iter().map(|i| &i.platform).collect();
+        choose_platform(&platforms, platform).map(|i| &images[i])
     }
+}
+
+/// Which of `platforms` (an artifact's images, in order) to use: the one
+/// `wanted` names, else the only one, else the host's. The rule of
+/// [`Artifact::image_for`], for readers that choose before they have the
+/// images (a registry pull fetches only the chosen image's layers).
+pub fn choose_platform(
+    platforms: &[&Platform],
+    wanted: Option<&Platform>,
+) -> Result<usize, NoSuchPlatform> {
+    let found = match (wanted, platforms.len()) {
+        (Some(w), _) => platforms.iter().position(|p| p.matches(w)),
+        (None, 1) => Some(0),
+        (None, _) => platforms.iter().position(|p| p.matches(&Platform::host())),
+    };
+    found.ok_or_else(|| NoSuchPlatform {
+        wanted: wanted.cloned(),
+        available: platforms.iter().map(|p| p.to_string()).collect(),
+    })
 }
 
 fn parse_manifest(blob: &Blob) -> Result<ImageManifest, ImageError> {

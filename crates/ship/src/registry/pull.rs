@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use distroless_pack_image::{
-    Blob, BlobMismatch, Digest, Image, KeepAlive, Platform, VerifyingReader,
+    choose_platform, Blob, BlobMismatch, Digest, Image, KeepAlive, Platform, VerifyingReader,
 };
 use serde_json::Value;
 
@@ -86,33 +86,29 @@ pub fn pull_image(
 }
 
 /// The manifest and config of the image `platform` picks, by the rule
-/// `Artifact::image_for` keeps for files.
+/// files use (`choose_platform`, as `Artifact::image_for`).
 fn pick(
-    images: Vec<(Blob, Blob, Platform)>,
+    mut images: Vec<(Blob, Blob, Platform)>,
     platform: Option<&Platform>,
     reference: &Reference,
 ) -> Result<(Blob, Blob), RegistryError> {
-    let have: Vec<String> = images.iter().map(|(_, _, p)| p.to_string()).collect();
-    let wanted = match platform {
-        Some(p) => Some(p.clone()),
-        None if images.len() == 1 => None,
-        None => Some(Platform::host()),
-    };
-    let found = match &wanted {
-        None => images.into_iter().next(),
-        Some(w) => images.into_iter().find(|(_, _, p)| p.matches(w)),
-    };
-    match (found, wanted) {
-        (Some((m, c, _)), _) => Ok((m, c)),
-        (None, Some(w)) if platform.is_none() => Err(RegistryError::Invalid(format!(
-            "{reference} is an index of {}: give --platform (this machine is {w})",
-            have.join(", ")
-        ))),
-        (None, w) => Err(RegistryError::Invalid(format!(
-            "{reference}: no {} image; it has {}",
-            w.map(|w| w.to_string()).unwrap_or_default(),
-            have.join(", ")
-        ))),
+    let platforms: Vec<&Platform> = images.iter().map(|(_, _, p)| p).collect();
+    match choose_platform(&platforms, platform) {
+        Ok(i) => {
+            let (m, c, _) = images.swap_remove(i);
+            Ok((m, c))
+        }
+        Err(none) => Err(RegistryError::Invalid(match none.wanted {
+            Some(w) => format!(
+                "{reference}: no {w} image; it has {}",
+                none.available.join(", ")
+            ),
+            None => format!(
+                "{reference} is an index of {}: give --platform (this machine is {})",
+                none.available.join(", "),
+                Platform::host()
+            ),
+        })),
     }
 }
 
