@@ -30,7 +30,7 @@ fn read_json(p: &Path) -> Value {
 
 /// pyspdxtools and the NTIA minimum elements check, both real.
 #[track_caller]
-fn validate_spdx(file: &Path) {
+pub(crate) fn validate_spdx(file: &Path) {
     let spdx = require_tool("pyspdxtools", PIP_HINT);
     run_ok(Command::new(spdx).arg("-i").arg(file));
     let ntia = require_tool("ntia-checker", PIP_HINT);
@@ -45,7 +45,7 @@ fn validate_spdx(file: &Path) {
 
 /// cyclonedx-python-lib's strict JSON schema validation for 1.6.
 #[track_caller]
-fn validate_cyclonedx(file: &Path) {
+pub(crate) fn validate_cyclonedx(file: &Path) {
     require_tool("python3", "apt-get install -y python3");
     let script = "import sys\nfrom cyclonedx.validation.json import JsonStrictValidator\nfrom cyclonedx.schema import SchemaVersion\nerr = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())\nif err:\n    print(err)\n    sys.exit(1)\n";
     let out = run(Command::new("python3").args(["-c", script]).arg(file));
@@ -1113,6 +1113,27 @@ fn sbom_of_a_registry_index_describes_the_platform_image_asked_for() {
         described_image(&from_registry),
         arm["digest"].as_str().unwrap()
     );
+    // Only the chosen image's config is fetched: the index names the
+    // platforms.
+    let config_of = |arch: &str| {
+        let m = index_json["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["platform"]["architecture"] == arch)
+            .unwrap();
+        let d = m["digest"].as_str().unwrap();
+        let manifest = read_json(&layout.join("blobs/sha256").join(&d["sha256:".len()..]));
+        manifest["config"]["digest"].as_str().unwrap().to_string()
+    };
+    let gets = |digest: &str| {
+        reg.log_text()
+            .lines()
+            .filter(|l| l.contains(&format!("\"GET /v2/sbom/multi/blobs/{digest} ")))
+            .count()
+    };
+    assert_eq!(gets(&config_of("arm64")), 1, "{}", reg.log_text());
+    assert_eq!(gets(&config_of("amd64")), 0, "{}", reg.log_text());
 }
 
 /// The corpus's static hello packed as `app:1` into `DIR/layout` and

@@ -49,8 +49,14 @@ pub fn pull_image(
         &referrers::manifest_at(reference),
         opts,
     )?;
-    let images = referrers::images_of(&session, reference, &top, opts)?;
+    // Only the chosen image's config is fetched (an index entry names its
+    // platform; a lone manifest's config was read to learn it).
+    let images = referrers::listed_images(&session, reference, &top, opts)?;
     let (manifest, config) = pick(images, platform, reference)?;
+    let config = match config {
+        Some(c) => c,
+        None => referrers::config_of(&session, reference, &manifest, opts)?,
+    };
     let what = format!("manifest {}", manifest.digest);
     let v: Value = serde_json::from_slice(&manifest.read_all().unwrap_or_default())
         .map_err(|e| RegistryError::Invalid(format!("{what}: {e}")))?;
@@ -87,11 +93,11 @@ pub fn pull_image(
 
 /// The manifest and config of the image `platform` picks, by the rule
 /// files use (`choose_platform`, as `Artifact::image_for`).
-fn pick(
-    mut images: Vec<(Blob, Blob, Platform)>,
+fn pick<C>(
+    mut images: Vec<(Blob, C, Platform)>,
     platform: Option<&Platform>,
     reference: &Reference,
-) -> Result<(Blob, Blob), RegistryError> {
+) -> Result<(Blob, C), RegistryError> {
     let platforms: Vec<&Platform> = images.iter().map(|(_, _, p)| p).collect();
     match choose_platform(&platforms, platform) {
         Ok(i) => {

@@ -595,39 +595,80 @@ pub fn fetch(reference: &Reference, opts: &PushOptions) -> Result<RemoteArtifact
     })
 }
 
-/// Each platform image of `top` (itself for an image): its manifest, its
-/// config and its platform (from the index, else from the config).
+/// The config blob of an image manifest, fetched from the registry.
+pub(super) fn config_of(
+    session: &Session,
+    reference: &Reference,
+    manifest: &Blob,
+    opts: &PushOptions,
+) -> Result<Blob, RegistryError> {
+    let what = || format!("manifest {}", manifest.digest);
+    let v: Value = serde_json::from_slice(&manifest.read_all().unwrap_or_default())
+        .map_err(|e| RegistryError::Invalid(format!("{}: {e}", what())))?;
+    let c = v.get("config").cloned().unwrap_or(Value::Null);
+    let cd: Digest = c
+        .get("digest")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .parse()
+        .map_err(|e| RegistryError::Invalid(format!("{}: {e}", what())))?;
+    let cmt = c.get("mediaType").and_then(Value::as_str).unwrap_or("");
+    Ok(Blob::from_bytes(
+        cmt,
+        get_small_blob(session, &reference.repository, &cd, opts)?,
+    ))
+}
+
+/// The platform an image config records (for a manifest no index entry
+/// describes).
+pub(super) fn platform_in_config(config: &Blob) -> Result<Platform, RegistryError> {
+    serde_json::from_slice::<distroless_pack_image::spec::ImageConfiguration>(
+        &config.read_all().unwrap_or_default(),
+    )
+    .map(|c| Platform::from_config(&c))
+    .map_err(|e| RegistryError::Invalid(format!("config {}: {e}", config.digest)))
+}
+
+/// The image manifests under `top` with their platforms: the index entry's,
+/// else the config's. A config is fetched only where no index entry says
+/// the platform; the second value holds it then.
+pub(super) fn listed_images(
+    session: &Session,
+    reference: &Reference,
+    top: &Blob,
+    opts: &PushOptions,
+) -> Result<Vec<(Blob, Option<Blob>, Platform)>, RegistryError> {
+    let mut out = Vec::new();
+    for (manifest, platform) in platform_manifests(session, reference, top, opts)? {
+        out.push(match platform {
+            Some(p) => (manifest, None, p),
+            None => {
+                let config = config_of(session, reference, &manifest, opts)?;
+                let p = platform_in_config(&config)?;
+                (manifest, Some(config), p)
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// Every image manifest under `top` with its config and platform.
 pub(super) fn images_of(
     session: &Session,
     reference: &Reference,
     top: &Blob,
     opts: &PushOptions,
 ) -> Result<Vec<(Blob, Blob, Platform)>, RegistryError> {
-    let repo = &reference.repository;
-    let mut out = Vec::new();
-    for (manifest, platform) in platform_manifests(session, reference, top, opts)? {
-        let v: Value = serde_json::from_slice(&manifest.read_all().unwrap_or_default())
-            .map_err(|e| RegistryError::Invalid(format!("manifest {}: {e}", manifest.digest)))?;
-        let c = v.get("config").cloned().unwrap_or(Value::Null);
-        let cd: Digest = c
-            .get("digest")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .parse()
-            .map_err(|e| RegistryError::Invalid(format!("manifest {}: {e}", manifest.digest)))?;
-        let cmt = c.get("mediaType").and_then(Value::as_str).unwrap_or("");
-        let config = Blob::from_bytes(cmt, get_small_blob(session, repo, &cd, opts)?);
-        let platform = match platform {
-            Some(p) => p,
-            None => serde_json::from_slice::<distroless_pack_image::spec::ImageConfiguration>(
-                &config.read_all().unwrap_or_default(),
-            )
-            .map(|c| Platform::from_config(&c))
-            .map_err(|e| RegistryError::Invalid(format!("config {cd}: {e}")))?,
-        };
-        out.push((manifest, config, platform));
-    }
-    Ok(out)
+    listed_images(session, reference, top, opts)?
+        .into_iter()
+        .map(|(manifest, config, p)| {
+            let config = match config {
+                Some(c) => c,
+                None => config_of(session, reference, &manifest, opts)?,
+            };
+            Ok((manifest, config, p))
+        })
+        .collect()
 }
 
 /// The image manifests `reference` names that `platform` picks (every
@@ -641,28 +682,7 @@ pub fn subjects(
     let top = required_manifest(&session, reference, &manifest_at(reference), opts)?;
     let mut out = Vec::new();
     let mut have = Vec::new();
-    for (manifest, p) in platform_manifests(&session, reference, &top, opts)? {
-        let p = match p {
-            Some(p) => p,
-            None => {
-                let v: Value = serde_json::from_slice(&manifest.read_all().unwrap_or_default())
-                    .map_err(|e| {
-                        RegistryError::Invalid(format!("manifest {}: {e}", manifest.digest))
-                    })?;
-                let cd: Digest = v
-                    .pointer("/config/digest")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .parse()
-                    .map_err(|e| {
-                        RegistryError::Invalid(format!("manifest {}: {e}", manifest.digest))
-                    })?;
-                let bytes = get_small_blob(&session, &reference.repository, &cd, opts)?;
-                serde_json::from_slice::<distroless_pack_image::spec::ImageConfiguration>(&bytes)
-                    .map(|c| Platform::from_config(&c))
-                    .map_err(|e| RegistryError::Invalid(format!("config {cd}: {e}")))?
-            }
-        };
+    for (manifest, _, p) in listed_images(&session, reference, &top, opts)? {
         have.push(p.to_string());
         if platform.is_none_or(|want| p.matches(want)) {
             out.push((Subject::of_manifest(&manifest), p));
