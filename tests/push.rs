@@ -416,6 +416,68 @@ fn bearer_token_auth() {
     );
 }
 
+/// A token the registry stops taking in the middle of a push (one that
+/// expired during the upload): the streamed upload's 401 gets a new token
+/// and the whole body is sent again, to the same upload.
+#[test]
+fn a_token_refused_during_a_blob_upload_is_renewed_and_the_whole_body_sent_again() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let t = tmp();
+    let reg = Registry::start(Auth::Token {
+        user: "bob".into(),
+        pass: "tok-pass".into(),
+    });
+    let Packed { src, digest, .. } = packed_layout(t.path(), "v1");
+    let refused = Arc::new(AtomicBool::new(false));
+    let once = refused.clone();
+    let proxy = FaultProxy::start(&reg.host, move |r: &ProxyRequest| {
+        let upload = r.method == "PUT" && r.path().contains("/blobs/uploads/");
+        if upload && r.body.len() > 1024 && !once.swap(true, Ordering::SeqCst) {
+            Fault::ForwardWithoutAuth
+        } else {
+            Fault::Forward
+        }
+    });
+    let out = run_stdin(
+        dpc(t.path())
+            .args(["push", "-u", "bob", "--password-stdin"])
+            .arg(&src)
+            .arg(proxy.reference("team/app:v1")),
+        "tok-pass",
+    );
+    assert!(
+        out.status.success(),
+        "{}\nproxy:\n{}",
+        both(&out),
+        proxy.log_text()
+    );
+    assert!(!both(&out).contains("tok-pass"));
+    let log = proxy.exchanges();
+    let first = log
+        .iter()
+        .find(|x| matches!(x.fault, Fault::ForwardWithoutAuth))
+        .unwrap_or_else(|| panic!("no upload was refused:\n{}", proxy.log_text()));
+    assert_eq!(first.status, 401, "{}", proxy.log_text());
+    let again: Vec<&ProxyExchange> = log
+        .iter()
+        .filter(|x| x.method == "PUT" && x.target == first.target && x.status == 201)
+        .collect();
+    assert_eq!(again.len(), 1, "{}", proxy.log_text());
+    assert!(again[0].authorized, "{}", proxy.log_text());
+    assert_eq!(
+        again[0].body_len,
+        first.body_len,
+        "the whole body again:\n{}",
+        proxy.log_text()
+    );
+    assert!(reg.tokens_issued() >= 2, "a new token was asked for");
+    assert_eq!(
+        reg.inspect(&reg.reference("team/app:v1"))["Digest"],
+        digest.as_str()
+    );
+}
+
 #[test]
 fn tls_with_a_private_ca() {
     let t = tmp();

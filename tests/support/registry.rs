@@ -435,6 +435,10 @@ pub enum Fault {
     /// Forward it and add the header `name: value` to the answer (what a
     /// registry with the referrers API adds: `OCI-Subject`).
     ForwardWithHeader { name: String, value: String },
+    /// Forward it without its `Authorization` header and without its body
+    /// (read in full here): the registry refuses it as it refuses a token
+    /// that expired during the upload, and no half body reaches it.
+    ForwardWithoutAuth,
     /// Read the request, then answer nothing and keep the connection open
     /// until the client gives up (or a minute passes): a stalled request.
     Stall,
@@ -686,7 +690,8 @@ fn proxy_one(
         Fault::Forward
         | Fault::ForwardAs { .. }
         | Fault::Restatus { .. }
-        | Fault::ForwardWithHeader { .. } => {
+        | Fault::ForwardWithHeader { .. }
+        | Fault::ForwardWithoutAuth => {
             let (target, restatus) = match &fault {
                 Fault::ForwardAs { target } => (target.as_str(), None),
                 Fault::Restatus { target, from, to } => {
@@ -694,7 +699,27 @@ fn proxy_one(
                 }
                 _ => (req.target.as_str(), None),
             };
-            match forward(&req, target, upstream) {
+            let stripped;
+            let sent = if let Fault::ForwardWithoutAuth = &fault {
+                stripped = ProxyRequest {
+                    headers: req
+                        .headers
+                        .iter()
+                        .filter(|(k, _)| {
+                            !["authorization", "content-length", "transfer-encoding"]
+                                .iter()
+                                .any(|h| k.eq_ignore_ascii_case(h))
+                        })
+                        .cloned()
+                        .collect(),
+                    body: Vec::new(),
+                    ..req.clone()
+                };
+                &stripped
+            } else {
+                &req
+            };
+            match forward(sent, target, upstream) {
                 Some((mut status, head, body)) => {
                     if let Some((from, to)) = restatus {
                         if status == from {
