@@ -5,10 +5,15 @@
 # NuGet (the restore). The project's own test machines have no .NET SDK and
 # no NuGet, so this is the part of `build` they cannot check: see docs/dotnet.md.
 #
-#   scripts/e2e-dotnet.sh
+#   scripts/e2e-dotnet.sh                  # in the Alpine builder (musl)
+#   RUNNER=host scripts/e2e-dotnet.sh      # with this machine's SDK (glibc on Debian)
 #
 # Environment:
-#   ENGINE=docker|podman   the engine (default docker)
+#   RUNNER=container|host  where the publish runs (default container). host
+#                          uses this machine's dotnet and C library: on a
+#                          Debian machine that is the glibc recipe (linux-x64),
+#                          the one NuGet has packages for (docs/dotnet.md)
+#   ENGINE=docker|podman   the engine (default docker), to load and run the images
 #   DP=PATH                a distroless-pack binary (default: cargo build --release)
 #   BUILDER_IMAGE=IMAGE    use this builder instead of building Dockerfile.alpine-builder
 #   KEEP=1                 keep the work directory (archives, JSON, .dbg files)
@@ -21,7 +26,12 @@
 #   2. static-icu: the culture check prints "1.234,50" (ICU and its data embedded).
 #   3. icu-file: the same, with the .dat shipped in the image and ICU_DATA set.
 #   4. --no-pie: PositionIndependentExecutable=false still runs.
-#   5. images/dotnet-webapiaot: the server answers GET /todos and /healthz.
+#   5. images/dotnet-webapiaot: the server answers GET /todos and /healthz, and
+#      GET /openapi/v1.json in Development (the Microsoft.AspNetCore.OpenApi package).
+#   6. its SBOM: every NuGet package and runtime pack of the real
+#      obj/project.assets.json is there with its pkg:nuget purl, and the SPDX
+#      and CycloneDX files pass pyspdxtools, ntia-checker and
+#      cyclonedx-python-lib (python3 -m pip install -r scripts/python-requirements.txt).
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,8 +51,15 @@ if [ -z "${DP:-}" ]; then
   DP="$root/target/release/distroless-pack"
 fi
 
-builder=()
-[ -n "${BUILDER_IMAGE:-}" ] && builder=(--builder-image "$BUILDER_IMAGE")
+runner="${RUNNER:-container}"
+case "$runner" in
+  container) where=(--runner container --engine "$engine") ;;
+  host)
+    command -v dotnet >/dev/null || { echo "e2e-dotnet: RUNNER=host needs dotnet on PATH (the .NET 10 SDK)" >&2; exit 2; }
+    where=(--runner host) ;;
+  *) echo "e2e-dotnet: RUNNER must be container or host, not $runner" >&2; exit 2 ;;
+esac
+[ -n "${BUILDER_IMAGE:-}" ] && where+=(--builder-image "$BUILDER_IMAGE")
 
 failures=0
 pass() { echo "PASS  $1"; }
@@ -57,7 +74,7 @@ build() {
   local name="$1" dir="$2"
   shift 2
   echo "---- building $name"
-  if "$DP" build "$root/images/$dir" --runner container --engine "$engine" "${builder[@]}" \
+  if "$DP" build "$root/images/$dir" "${where[@]}" \
       --tag "dp-e2e/$name:1" --output "docker-archive:$work/$name.tar" --load=$engine \
       --save-debug "$work/dbg-$name" --json "$@" >"$work/$name.json" 2>"$work/$name.log"; then
     pass "$name: built, verified, packed, loaded"
@@ -75,6 +92,47 @@ files() {
 }
 
 run_img() { "$engine" run --rm --network=none "dp-e2e/$1:1" "${@:2}" 2>&1; }
+
+# get_when_up URL : the body of the first answer within 10 s.
+get_when_up() {
+  local body=""
+  for _ in $(seq 1 50); do
+    body=$(curl -fsS "$1" 2>/dev/null) && break
+    sleep 0.2
+  done
+  printf '%s' "$body"
+}
+
+# icu_dat : an ICU .dat for icu-file on a glibc host, cut out of this
+# machine's libicudata.so (Debian and Ubuntu ship no .dat): the icudtNN_dat
+# symbol's bytes (docs/dotnet.md, "glibc host builds").
+icu_dat() {
+  python3 - "$work" <<'PY'
+import glob, struct, sys
+so = sorted(glob.glob("/usr/lib/*/libicudata.so.*[0-9]"))
+if not so:
+    sys.exit("no libicudata.so (apt-get install libicu-dev)")
+data = open(so[-1], "rb").read()
+shoff, = struct.unpack_from("<Q", data, 0x28)
+shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+secs = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+for sec in secs:
+    if sec[1] != 11:  # SHT_DYNSYM
+        continue
+    strtab = secs[sec[6]]
+    for off in range(sec[4], sec[4] + sec[5], 24):
+        name, info, other, shndx, value, size = struct.unpack_from("<IBBHQQ", data, off)
+        n = data[strtab[4] + name:data.index(b"\0", strtab[4] + name)].decode()
+        if n.startswith("icudt") and n.endswith("_dat"):
+            target = secs[shndx]
+            start = value - target[3] + target[4]
+            out = f"{sys.argv[1]}/{n[:-4]}l.dat"
+            open(out, "wb").write(data[start:start + size])
+            print(out)
+            sys.exit(0)
+sys.exit("no icudt*_dat symbol in " + so[-1])
+PY
+}
 
 # 1. invariant (the default of the example's distroless-pack.toml)
 build console dotnet-console
@@ -98,8 +156,17 @@ if build console-static-icu dotnet-console --globalization static-icu; then
     "$(printf 'add(2,3) = 5\n1.234,50')" "$(run_img console-static-icu culture)"
 fi
 
-# 3. icu-file
-if build console-icu-file dotnet-console --globalization icu-file; then
+# 3. icu-file (on a glibc host, with a .dat cut out of libicudata.so)
+icu_args=()
+if [ "$runner" = host ] && ! ls /usr/share/icu/*/icudt*l.dat >/dev/null 2>&1; then
+  if dat=$(icu_dat); then
+    icu_args=(--config "$work/icu.toml")
+    { cat "$root/images/dotnet-console/distroless-pack.toml"; echo "icu_data = \"$dat\""; } > "$work/icu.toml"
+  else
+    fail "icu-file: no ICU data to ship"
+  fi
+fi
+if build console-icu-file dotnet-console --globalization icu-file "${icu_args[@]}"; then
   case "$(files console-icu-file)" in
     *"/usr/share/icu/icudt"*"l.dat"*) pass "icu-file: the .dat is in the image" ;;
     *) fail "icu-file: no ICU .dat in the image: $(files console-icu-file | tr '\n' ' ')" ;;
@@ -113,21 +180,61 @@ if build console-no-pie dotnet-console --no-pie; then
   expect "no-pie: runs" "add(2,3) = 5" "$(run_img console-no-pie)"
 fi
 
-# 5. the minimal API
-if build webapi dotnet-webapiaot; then
+# 5. the minimal API, and 6. its SBOM
+if build webapi dotnet-webapiaot --sbom-format both --sbom-output "$work/webapi-sbom.json"; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   cid=$("$engine" run -d --rm --network=host -e "ASPNETCORE_URLS=http://127.0.0.1:$port" dp-e2e/webapi:1)
-  body=""
-  for _ in $(seq 1 50); do
-    body=$(curl -fsS "http://127.0.0.1:$port/todos" 2>/dev/null) && break
-    sleep 0.2
-  done
+  body=$(get_when_up "http://127.0.0.1:$port/todos")
   case "$body" in
     *'"title":"Walk the dog"'*) pass "webapi: GET /todos answers" ;;
     *) fail "webapi: GET /todos: '$body'"; "$engine" logs "$cid" 2>&1 | tail -20 ;;
   esac
   expect "webapi: GET /healthz" "ok" "$(curl -fsS "http://127.0.0.1:$port/healthz" 2>/dev/null)"
   "$engine" rm -f "$cid" >/dev/null 2>&1
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  cid=$("$engine" run -d --rm --network=host -e ASPNETCORE_ENVIRONMENT=Development \
+    -e "ASPNETCORE_URLS=http://127.0.0.1:$port" dp-e2e/webapi:1)
+  case "$(get_when_up "http://127.0.0.1:$port/openapi/v1.json")" in
+    *'"openapi"'*'/todos'*) pass "webapi: GET /openapi/v1.json (Development)" ;;
+    *) fail "webapi: no OpenAPI document"; "$engine" logs "$cid" 2>&1 | tail -20 ;;
+  esac
+  "$engine" rm -f "$cid" >/dev/null 2>&1
+
+  assets="$root/images/dotnet-webapiaot/obj/project.assets.json"
+  if python3 - "$assets" "$work/webapi-sbom.spdx.json" <<'PY'; then
+import json, sys
+assets = json.load(open(sys.argv[1]))
+spdx = json.load(open(sys.argv[2]))
+want = {k for k, v in assets["libraries"].items() if v.get("type") == "package"}
+for fw in assets["project"]["frameworks"].values():
+    for d in fw.get("downloadDependencies", []):
+        want.add(d["name"] + "/" + d["version"].strip("[]").split(",")[0].strip())
+have = {r["referenceLocator"] for p in spdx["packages"] for r in p.get("externalRefs", [])}
+missing = sorted(w for w in want if "pkg:nuget/" + w.replace("/", "@") not in have)
+if missing or not want:
+    sys.exit("missing from the SBOM: " + ", ".join(missing or ["(no packages in the assets file)"]))
+print(f"{len(want)} NuGet packages, all in the SBOM")
+PY
+    pass "sbom: every package of obj/project.assets.json has its pkg:nuget purl"
+  else
+    fail "sbom: NuGet packages missing"
+  fi
+  if pyspdxtools -i "$work/webapi-sbom.spdx.json" >/dev/null 2>&1 &&
+     ntia-checker -c ntia "$work/webapi-sbom.spdx.json" 2>/dev/null | grep -q "Conformant: True"; then
+    pass "sbom: SPDX passes pyspdxtools and the NTIA minimum elements"
+  else
+    fail "sbom: SPDX validation (pip install -r scripts/python-requirements.txt)"
+  fi
+  if python3 - "$work/webapi-sbom.cdx.json" <<'PY'; then
+import sys
+from cyclonedx.validation.json import JsonStrictValidator
+from cyclonedx.schema import SchemaVersion
+sys.exit(1 if JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read()) else 0)
+PY
+    pass "sbom: CycloneDX passes the 1.6 schema"
+  else
+    fail "sbom: CycloneDX validation"
+  fi
 fi
 
 echo

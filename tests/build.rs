@@ -464,12 +464,19 @@ fn dotnet_host_without_sdk_fails_clearly() {
     );
 }
 
-/// The plan `build --dry-run --json` prints for the dotnet-console example.
+/// The plan `build --dry-run --json` prints for the dotnet-console example
+/// (musl unless the flags name a C library).
 fn dotnet_plan(example_name: &str, flags: &[&str]) -> serde_json::Value {
     let (_t, dir) = example(example_name);
+    let libc: &[&str] = if flags.contains(&"--libc") {
+        &[]
+    } else {
+        &["--libc", "musl"]
+    };
     let out = run(dp_build(&[])
         .arg(&dir)
         .args(["--runner", "host", "--dry-run", "--json"])
+        .args(libc)
         .args(flags));
     assert!(out.status.success(), "{}", both(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -721,62 +728,101 @@ fn dotnet_container_plan_uses_the_mounts() {
 
 /// A stand-in `dotnet` (no .NET SDK exists on these machines): records its
 /// arguments, environment and the generated props file, and "publishes" a
-/// musl hello as NAME plus NAME.dbg into the `-o` directory, as
-/// `dotnet publish` with StripSymbols does.
+/// static hello (`$DP_FAKE_DOTNET_CC -static`, musl-gcc by default) as
+/// NAME plus NAME.dbg into the `-o` directory, as `dotnet publish` with
+/// StripSymbols does. `DP_FAKE_DOTNET_ASSETS` is copied to the project's
+/// `obj/project.assets.json`, as a restore writes it;
+/// `DP_FAKE_DOTNET_FAIL` is a log printed before failing, as a failed
+/// link would.
 const FAKE_DOTNET: &str = r#"#!/bin/sh
 set -e
+if [ "$1" = "--version" ]; then echo 10.0.401; exit 0; fi
 log="$DP_FAKE_DOTNET_LOG"
 printf '%s\n' "$@" > "$log/args"
 env > "$log/env"
-out=""; prev=""
+out=""; prev=""; project=""
 for a in "$@"; do
   [ "$prev" = "-o" ] && out="$a"
+  [ "$prev" = "publish" ] && project="$a"
   case "$a" in -p:CustomBeforeDirectoryBuildProps=*) cp "${a#*=}" "$log/props" ;; esac
   prev="$a"
 done
+name=$(basename "$project" .csproj)
+if [ -n "${DP_FAKE_DOTNET_ASSETS:-}" ]; then
+  mkdir -p "$(dirname "$project")/obj"
+  cp "$DP_FAKE_DOTNET_ASSETS" "$(dirname "$project")/obj/project.assets.json"
+fi
+if [ -n "${DP_FAKE_DOTNET_FAIL:-}" ]; then cat "$DP_FAKE_DOTNET_FAIL"; exit 1; fi
 mkdir -p "$out"
-musl-gcc -static -o "$out/dotnet-console" "$DP_FAKE_DOTNET_SRC"
-cp "$out/dotnet-console" "$out/dotnet-console.dbg"
-echo "dotnet-console -> $out/"
+${DP_FAKE_DOTNET_CC:-musl-gcc} -static -o "$out/$name" "$DP_FAKE_DOTNET_SRC"
+cp "$out/$name" "$out/$name.dbg"
+echo "$name -> $out/"
 "#;
+
+/// The stand-in SDK on PATH, in `t`: its log folder and a hello source.
+struct StandInSdk {
+    path: String,
+    log: PathBuf,
+    hello: PathBuf,
+}
+
+fn stand_in_sdk(t: &Path) -> StandInSdk {
+    let fake_bin = t.join("fake-bin");
+    let log = t.join("fake-log");
+    std::fs::create_dir_all(&log).unwrap();
+    let dotnet = write_file(&fake_bin, "dotnet", FAKE_DOTNET.as_bytes());
+    std::fs::set_permissions(&dotnet, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let hello = write_file(
+        t,
+        "hello.c",
+        b"#include <stdio.h>\nint main(void){puts(\"add(2,3) = 5\");return 0;}\n",
+    );
+    StandInSdk {
+        path: format!("{}:{}", fake_bin.display(), path_without_dotnet()),
+        log,
+        hello,
+    }
+}
+
+/// `build DIR --runner host ARGS` with the stand-in SDK.
+fn stand_in_build(sdk: &StandInSdk, dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = dp_build(&[]);
+    cmd.arg(dir)
+        .args(["--runner", "host"])
+        .args(args)
+        .env("PATH", &sdk.path)
+        .env("DP_FAKE_DOTNET_LOG", &sdk.log)
+        .env("DP_FAKE_DOTNET_SRC", &sdk.hello);
+    cmd
+}
 
 #[test]
 fn dotnet_pipeline_with_a_stand_in_sdk_ships_icu_data_and_keeps_dbg_out() {
     require_musl_and_make();
     let (t, dir) = example("dotnet-console");
-    let fake_bin = t.path().join("fake-bin");
-    let log = t.path().join("fake-log");
-    std::fs::create_dir_all(&log).unwrap();
-    let dotnet = write_file(&fake_bin, "dotnet", FAKE_DOTNET.as_bytes());
-    std::fs::set_permissions(&dotnet, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let hello = write_file(
-        t.path(),
-        "hello.c",
-        b"#include <stdio.h>\nint main(void){puts(\"add(2,3) = 5\");return 0;}\n",
-    );
+    let sdk = stand_in_sdk(t.path());
+    let log = sdk.log.clone();
     write_file(&dir, "icudt74l.dat", &[7u8; 4096]);
     let mut cfg = std::fs::read_to_string(dir.join("distroless-pack.toml")).unwrap();
     cfg.push_str("\nicu_data = \"icudt74l.dat\"\n"); // [dotnet] is the file's last table
     std::fs::write(dir.join("distroless-pack.toml"), cfg).unwrap();
-    let path = format!("{}:{}", fake_bin.display(), path_without_dotnet());
     let layout = t.path().join("layout");
     let dbg_dir = t.path().join("debug");
-    let out = run(dp_build(&[])
-        .arg(&dir)
-        .args([
-            "--runner",
-            "host",
+    let out = run(stand_in_build(
+        &sdk,
+        &dir,
+        &[
+            "--libc",
+            "musl",
             "--globalization",
             "icu-file",
             "--json",
             "--save-debug",
-        ])
-        .arg(&dbg_dir)
-        .arg("--output")
-        .arg(format!("oci:{}:icu", layout.display()))
-        .env("PATH", path)
-        .env("DP_FAKE_DOTNET_LOG", &log)
-        .env("DP_FAKE_DOTNET_SRC", &hello));
+        ],
+    )
+    .arg(&dbg_dir)
+    .arg("--output")
+    .arg(format!("oci:{}:icu", layout.display())));
     assert!(out.status.success(), "{}", both(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["kind"], "dotnet");
@@ -860,6 +906,273 @@ fn dotnet_pipeline_with_a_stand_in_sdk_ships_icu_data_and_keeps_dbg_out() {
         dbg_dir.join("dotnet-console.dbg").is_file(),
         "--save-debug keeps the symbols outside the image"
     );
+}
+
+/// The glibc recipe (`--libc glibc`, and the host default on this Debian
+/// machine): RID linux-x64, `-static` (not -static-pie), `-lm` after ICU,
+/// no ICU data embedded unless one is named, gcc for pre_build, and the
+/// cross objcopy for arm64.
+#[test]
+fn dotnet_glibc_plan_is_the_recipe_for_a_debian_host() {
+    assert!(
+        Path::new("/etc/debian_version").is_file(),
+        "this test expects a Debian (glibc) machine, as the README's set-up makes"
+    );
+    let (_t, dir) = example("dotnet-console");
+    let out = run(dp_build(&[])
+        .arg(&dir)
+        .args(["--runner", "host", "--dry-run", "--json"]));
+    assert!(out.status.success(), "{}", both(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plan = &doc["builds"][0];
+    let w = words(plan);
+    assert_eq!(&w[5..7], ["-r", "linux-x64"], "the host's libc: {w:?}");
+    assert!(
+        w.contains(&"-p:PositionIndependentExecutable=false".to_string()),
+        "{w:?}"
+    );
+    assert!(
+        plan["notes"]
+            .to_string()
+            .contains("libc: glibc (RID linux-x64), this machine's"),
+        "{}",
+        plan["notes"]
+    );
+    let script = plan["script"].as_str().unwrap();
+    assert!(
+        script.contains("export CC=gcc\n"),
+        "pre_build gets gcc: {script}"
+    );
+    assert!(!script.contains("musl-gcc"), "{script}");
+
+    let icu = dotnet_plan(
+        "dotnet-console",
+        &["--libc", "glibc", "--globalization", "static-icu"],
+    );
+    let w = words(&icu);
+    assert!(w.contains(&"-p:StaticICULinking=true".to_string()), "{w:?}");
+    assert!(
+        !w.iter().any(|x| x.starts_with("-p:EmbedIcuDataPath")),
+        "libicudata.a holds the data: {w:?}"
+    );
+    assert!(
+        props(&icu).contains("<ExtraLinkerArg Include=\"-lm\" />"),
+        "{}",
+        props(&icu)
+    );
+    assert!(!icu["script"].as_str().unwrap().contains("DP_ICU_DAT="));
+
+    // A named .dat is embedded all the same.
+    let (_t2, named) = example("dotnet-console");
+    let mut cfg = std::fs::read_to_string(named.join("distroless-pack.toml")).unwrap();
+    cfg.push_str("\nicu_data = \"icudt72l.dat\"\n"); // [dotnet] is the file's last table
+    std::fs::write(named.join("distroless-pack.toml"), cfg).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&run_ok(dp_build(&[]).arg(&named).args([
+        "--runner",
+        "host",
+        "--dry-run",
+        "--json",
+        "--libc",
+        "glibc",
+        "--globalization",
+        "static-icu",
+    ])))
+    .unwrap();
+    assert!(
+        words(&doc["builds"][0]).contains(&"-p:EmbedIcuDataPath=$DP_ICU_DAT".to_string()),
+        "{doc}"
+    );
+
+    let arm = dotnet_plan(
+        "dotnet-console",
+        &["--libc", "glibc", "--platform", "linux/arm64"],
+    );
+    let w = words(&arm);
+    assert_eq!(&w[5..7], ["-r", "linux-arm64"], "{w:?}");
+    assert!(
+        w.contains(&"-p:ObjCopyName=aarch64-linux-gnu-objcopy".to_string()),
+        "{w:?}"
+    );
+    let script = arm["script"].as_str().unwrap();
+    assert!(
+        script.contains("command -v aarch64-linux-gnu-objcopy"),
+        "{script}"
+    );
+    assert!(
+        script.contains("export CC=aarch64-linux-gnu-gcc\n"),
+        "{script}"
+    );
+}
+
+/// glibc in the default (Alpine, musl) builder is refused before anything
+/// runs; `--runner auto` builds it on the host instead.
+#[test]
+fn dotnet_glibc_is_refused_in_the_alpine_builder_and_auto_picks_the_host() {
+    let (_t, dir) = example("dotnet-console");
+    let out = run(dp_build(&docker_env()).arg(&dir).args([
+        "--runner",
+        "container",
+        "--engine",
+        "docker",
+        "--libc",
+        "glibc",
+        "--dry-run",
+    ]));
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot build in the default builder image (Alpine, musl)")
+            && err.contains("--runner host"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&run_ok(dp_build(&docker_env()).arg(&dir).args([
+            "--libc",
+            "glibc",
+            "--dry-run",
+            "--json",
+        ])))
+        .unwrap();
+    assert_eq!(doc["builds"][0]["runner"], "host", "{doc}");
+}
+
+/// A glibc build end to end with the stand-in SDK: a static glibc binary
+/// in the image, and the SBOM lists the NuGet packages of the restore
+/// (`obj/project.assets.json`) with the licenses of their nuspecs, the
+/// runtime packs, the SDK and ILCompiler versions; both formats pass the
+/// validators.
+#[test]
+fn dotnet_glibc_build_sbom_lists_the_nuget_packages_of_the_restore() {
+    require_tool("gcc", "apt-get install -y gcc libc6-dev");
+    let (t, dir) = example("dotnet-webapiaot");
+    let sdk = stand_in_sdk(t.path());
+    let nuget = t.path().join("nuget");
+    let expected = [
+        (
+            "Microsoft.AspNetCore.App.Runtime.linux-x64",
+            "10.0.12",
+            "MIT",
+        ),
+        ("Microsoft.AspNetCore.OpenApi", "10.0.12", "MIT"),
+        ("Microsoft.DotNet.ILCompiler", "10.0.12", "MIT"),
+        ("Microsoft.NET.ILLink.Tasks", "10.0.12", "MIT"),
+        (
+            "Microsoft.NETCore.App.Runtime.NativeAOT.linux-x64",
+            "10.0.12",
+            "MIT",
+        ),
+        ("Microsoft.NETCore.App.Runtime.linux-x64", "10.0.12", "MIT"),
+        ("Microsoft.OpenApi", "2.12.1", "MIT"),
+        (
+            "runtime.linux-x64.Microsoft.DotNet.ILCompiler",
+            "10.0.12",
+            "MIT",
+        ),
+    ];
+    for (id, version, license) in expected {
+        let id = id.to_lowercase();
+        write_file(
+            &nuget.join(&id).join(version),
+            &format!("{id}.nuspec"),
+            format!("<?xml version=\"1.0\"?>\n<package><metadata>\n    <id>{id}</id>\n    <license type=\"expression\">{license}</license>\n</metadata></package>\n").as_bytes(),
+        );
+    }
+    let layout = t.path().join("layout");
+    let sbom = t.path().join("sbom.json");
+    let out = run(stand_in_build(
+        &sdk,
+        &dir,
+        &["--libc", "glibc", "--json", "--sbom-format", "both"],
+    )
+    .arg("--sbom-output")
+    .arg(&sbom)
+    .arg("--output")
+    .arg(format!("oci:{}:web", layout.display()))
+    .env("DP_FAKE_DOTNET_CC", "gcc")
+    .env(
+        "DP_FAKE_DOTNET_ASSETS",
+        repo_root().join("tests/fixtures/dotnet/restore/project.assets.json"),
+    )
+    .env("NUGET_PACKAGES", &nuget));
+    assert!(out.status.success(), "{}", both(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let args = std::fs::read_to_string(sdk.log.join("args")).unwrap();
+    assert!(args.contains("\n-r\nlinux-x64\n"), "{args}");
+    assert!(
+        args.contains("-p:PositionIndependentExecutable=false"),
+        "{args}"
+    );
+    let toolchain = &doc["images"][0]["build"]["inputs"]["toolchain"];
+    assert_eq!(toolchain["dotnet-sdk"], "10.0.401", "{toolchain}");
+    assert_eq!(toolchain["ilcompiler"], "10.0.12", "{toolchain}");
+    assert_eq!(toolchain["dotnet"], "10.0.401", "{toolchain}");
+
+    let spdx_file = t.path().join("sbom.spdx.json");
+    let spdx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&spdx_file).unwrap()).unwrap();
+    let nuget_packages: Vec<&serde_json::Value> = spdx["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            p["externalRefs"][0]["referenceLocator"]
+                .as_str()
+                .is_some_and(|l| l.starts_with("pkg:nuget/"))
+        })
+        .collect();
+    assert_eq!(nuget_packages.len(), expected.len(), "{nuget_packages:#?}");
+    for (id, version, license) in expected {
+        let purl = format!("pkg:nuget/{id}@{version}");
+        let p = nuget_packages
+            .iter()
+            .find(|p| p["externalRefs"][0]["referenceLocator"] == purl.as_str())
+            .unwrap_or_else(|| panic!("SPDX lacks {purl}: {nuget_packages:#?}"));
+        assert_eq!(p["versionInfo"], version, "{p}");
+        assert_eq!(p["licenseDeclared"], license, "{p}");
+    }
+    crate::sbom::validate_spdx(&spdx_file);
+    crate::sbom::validate_cyclonedx(&t.path().join("sbom.cdx.json"));
+    // The restore's packages are in the binary's dependency graph.
+    let cdx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.path().join("sbom.cdx.json")).unwrap()).unwrap();
+    let purls = cdx["components"].to_string();
+    assert!(
+        purls.contains("pkg:nuget/Microsoft.OpenApi@2.12.1"),
+        "{purls}"
+    );
+
+    let bin = packed_binary(t.path(), "dotnet-webapiaot");
+    assert_static(&bin);
+    assert_eq!(run_ok(&mut Command::new(&bin)).trim(), "add(2,3) = 5");
+}
+
+/// A failed publish is one line that says what to change, not the last
+/// line of MSBuild's output.
+#[test]
+fn dotnet_link_failure_is_explained_in_one_line() {
+    let (t, dir) = example("dotnet-webapiaot");
+    let sdk = stand_in_sdk(t.path());
+    let log = write_file(
+        t.path(),
+        "link.log",
+        b"  Generating native code\n/usr/bin/ld.bfd: BFD (GNU Binutils for Debian) 2.40 assertion fail ../../bfd/elflink.c:15293\ncollect2 : error : ld returned 1 exit status\n/root/.nuget/packages/microsoft.dotnet.ilcompiler/10.0.12/build/Microsoft.NETCore.Native.targets(397,5): error MSB3073: The command \"\"gcc\" \"obj/x.o\" -static-pie\" exited with code 1. [/src/dotnet-webapiaot.csproj]\n",
+    );
+    let out = run(stand_in_build(&sdk, &dir, &["--libc", "musl"])
+        .arg("--output")
+        .arg(format!("oci:{}", t.path().join("layout").display()))
+        .env("DP_FAKE_DOTNET_FAIL", &log));
+    assert_eq!(out.status.code(), Some(3), "{}", both(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.contains("build failed"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        line.contains("-static-pie") && line.contains("pie = false"),
+        "{line}"
+    );
+    assert!(!t.path().join("layout").exists(), "nothing written");
 }
 
 // ---------------------------------------------------------------------------
@@ -1256,7 +1569,7 @@ fn build_json(dir: &Path, t: &Path, extra: &[&str], env: &[(&str, &Path)]) -> se
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// Extracts `/app/NAME` from the single layer of the image in `t/layout`.
+/// Extracts `/app/NAME` from the last layer of the image in `t/layout`.
 fn packed_binary(t: &Path, name: &str) -> PathBuf {
     let layout = t.join("layout");
     let blob = |digest: &str| {
@@ -1270,7 +1583,9 @@ fn packed_binary(t: &Path, name: &str) -> PathBuf {
         &std::fs::read(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap(),
     )
     .unwrap();
-    let layer = blob(manifest["layers"][0]["digest"].as_str().unwrap());
+    // The binary's layer is the last (opt-in files come first).
+    let layers = manifest["layers"].as_array().unwrap();
+    let layer = blob(layers.last().unwrap()["digest"].as_str().unwrap());
     let dest = t.join("extracted");
     std::fs::create_dir_all(&dest).unwrap();
     run_ok(

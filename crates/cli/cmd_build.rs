@@ -12,7 +12,7 @@
 
 use std::path::PathBuf;
 
-use distroless_pack_compile::config::{Globalization, OpenSsl};
+use distroless_pack_compile::config::{Globalization, Libc, OpenSsl};
 use distroless_pack_compile::{Kind, RunnerChoice};
 use distroless_pack_image::Platform;
 use distroless_pack_pipeline::settings::{self, BuildFlags};
@@ -87,6 +87,12 @@ pub struct Args {
     #[arg(long, help_heading = ".NET")]
     pub no_pie: bool,
 
+    /// .NET: the C library, musl (RID linux-musl-*) or glibc (linux-*).
+    /// Default: musl in the builder container, the host's own with
+    /// `--runner host`.
+    #[arg(long, value_name = "LIBC", help_heading = ".NET")]
+    pub libc: Option<Libc>,
+
     /// Go: the main package (default `.`, or the one `cmd/*`).
     #[arg(long, value_name = "PKG", help_heading = "Build")]
     pub go_package: Option<String>,
@@ -141,6 +147,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         globalization: args.globalization,
         openssl: args.openssl,
         no_pie: args.no_pie,
+        libc: args.libc,
         go_package: args.go_package.clone(),
         offline: args.offline,
         save_debug: args.save_debug.clone(),

@@ -5,8 +5,15 @@ using System.Text.Json.Serialization;
 var builder = WebApplication.CreateSlimBuilder(args);
 builder.Services.ConfigureHttpJsonOptions(options =>
     options.SerializerOptions.TypeInfoResolverChain.Insert(0, AppJsonContext.Default));
+builder.Services.AddOpenApi();
 
 var app = builder.Build();
+
+if (app.Environment.IsDevelopment())
+{
+    // GET /openapi/v1.json (ASPNETCORE_ENVIRONMENT=Development).
+    app.MapOpenApi();
+}
 
 Todo[] todos =
 [

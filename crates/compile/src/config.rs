@@ -252,6 +252,40 @@ pub struct DotnetConfig {
     /// A local NuGet feed (a folder of `.nupkg` files), relative to the
     /// project: restore uses it as its only source (`--source`).
     pub source: Option<String>,
+    /// The C library linked in: `musl` (RID linux-musl-*) or `glibc`
+    /// (linux-*). Default: musl in the builder container, the host's own
+    /// with `--runner host`.
+    pub libc: Option<Libc>,
+}
+
+/// The C library a .NET binary is linked against (it picks the RID).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Libc {
+    /// musl: `linux-musl-x64`, `linux-musl-arm64` (the seed's Alpine recipe).
+    Musl,
+    /// glibc: `linux-x64`, `linux-arm64` (a Debian or Ubuntu host).
+    Glibc,
+}
+
+impl Libc {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Libc::Musl => "musl",
+            Libc::Glibc => "glibc",
+        }
+    }
+}
+
+impl std::str::FromStr for Libc {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "musl" => Ok(Libc::Musl),
+            "glibc" | "gnu" => Ok(Libc::Glibc),
+            _ => Err(format!("unknown C library {s:?}: expected musl or glibc")),
+        }
+    }
 }
 
 /// How a .NET app gets its globalization data.
@@ -428,6 +462,7 @@ openssl = "static"
 native_libraries = ["libfoo.a"]
 direct_pinvoke = ["foo!add"]
 pie = false
+libc = "glibc"
 "#,
         )
         .unwrap();
@@ -437,6 +472,9 @@ pie = false
         assert_eq!(d.globalization, Some(Globalization::IcuFile));
         assert_eq!(d.openssl, Some(OpenSsl::Static));
         assert_eq!(d.pie, Some(false));
+        assert_eq!(d.libc, Some(Libc::Glibc));
+        assert_eq!("musl".parse::<Libc>(), Ok(Libc::Musl));
+        assert!("bionic".parse::<Libc>().is_err());
         assert_eq!(c.extras.unwrap().ca_certs, Some(PathOrBool::Bool(true)));
     }
 

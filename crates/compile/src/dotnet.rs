@@ -11,11 +11,18 @@
 //! `dotnet publish -c Release -r linux-musl-x64|linux-musl-arm64
 //! -p:PublishAot=true ... -o OUT/publish` then writes `OUT/publish/NAME` and
 //! `NAME.dbg`; the binary goes into the image, the `.dbg` never does.
+//!
+//! The C library ([`Libc`]) picks the RID. musl is the seed's Alpine recipe
+//! and the builder image's. glibc (`linux-x64`) is for hosts where NuGet
+//! serves no musl NativeAOT packs: the recipe then links `-static` (GNU ld
+//! 2.40 asserts on `-static-pie` with the exports script), adds `-lm` after
+//! ICU's archives, and embeds no ICU data unless asked (the distributions'
+//! `libicudata.a` already holds all of it).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::config::{Globalization, OpenSsl};
+use crate::config::{Globalization, Libc, OpenSsl};
 use crate::error::BuildError;
 use crate::shell::{Cmd, Word};
 use crate::{detect, Ctx, Locate, Plan, Tool};
@@ -42,6 +49,11 @@ pub struct Options {
     pub pie: bool,
     /// Extra MSBuild properties.
     pub properties: BTreeMap<String, String>,
+    /// The C library linked in (it picks the RID).
+    pub libc: Libc,
+    /// `EmbedIcuDataPath` in the static-ICU mode (always on musl; on glibc
+    /// only with `dotnet.icu_data`, as `libicudata.a` holds the data).
+    pub embed_icu_data: bool,
 }
 
 impl Default for Options {
@@ -54,18 +66,78 @@ impl Default for Options {
             linker_args: Vec::new(),
             pie: true,
             properties: BTreeMap::new(),
+            libc: Libc::Musl,
+            embed_icu_data: true,
         }
     }
 }
 
-/// The runtime identifier for a platform architecture.
-pub fn rid(arch: &str) -> Result<&'static str, BuildError> {
-    match arch {
-        "amd64" => Ok("linux-musl-x64"),
-        "arm64" => Ok("linux-musl-arm64"),
-        other => Err(BuildError::Invalid(format!(
+/// The runtime identifier for a platform architecture and C library.
+pub fn rid(arch: &str, libc: Libc) -> Result<&'static str, BuildError> {
+    match (arch, libc) {
+        ("amd64", Libc::Musl) => Ok("linux-musl-x64"),
+        ("arm64", Libc::Musl) => Ok("linux-musl-arm64"),
+        ("amd64", Libc::Glibc) => Ok("linux-x64"),
+        ("arm64", Libc::Glibc) => Ok("linux-arm64"),
+        (other, _) => Err(BuildError::Invalid(format!(
             "no .NET runtime identifier for architecture {other:?}"
         ))),
+    }
+}
+
+/// The GNU triple of a platform architecture (cross binutils' prefix).
+pub fn gnu_triple(arch: &str) -> Option<&'static str> {
+    match arch {
+        "amd64" => Some("x86_64-linux-gnu"),
+        "arm64" => Some("aarch64-linux-gnu"),
+        _ => None,
+    }
+}
+
+/// The C library a program is linked against, from the ELF interpreter
+/// it names (`/lib/ld-musl-*` or `ld-linux-*`) in its first 4 KiB, where
+/// `PT_INTERP` sits. `None` for a static program or an unreadable file.
+pub fn libc_of_program(path: &Path) -> Option<Libc> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(4096);
+    std::fs::File::open(path)
+        .ok()?
+        .take(4096)
+        .read_to_end(&mut head)
+        .ok()?;
+    let has = |needle: &[u8]| head.windows(needle.len()).any(|w| w == needle);
+    if has(b"/ld-musl-") {
+        Some(Libc::Musl)
+    } else if has(b"/ld-linux") {
+        Some(Libc::Glibc)
+    } else {
+        None
+    }
+}
+
+/// This machine's C library: the one `/bin/sh` runs on (a Debian machine
+/// may have musl installed beside glibc, so the loader's presence says
+/// nothing). Read once.
+pub fn host_libc() -> Libc {
+    static HOST: std::sync::OnceLock<Libc> = std::sync::OnceLock::new();
+    *HOST.get_or_init(|| {
+        libc_of_program(Path::new("/bin/sh")).unwrap_or(
+            if Path::new("/etc/alpine-release").exists() {
+                Libc::Musl
+            } else {
+                Libc::Glibc
+            },
+        )
+    })
+}
+
+/// The C library of this build: `dotnet.libc`, else musl in the builder
+/// container and the host's own on the host. The second value says why.
+pub fn libc(ctx: &Ctx) -> (Libc, &'static str) {
+    match ctx.config.dotnet.as_ref().and_then(|d| d.libc) {
+        Some(l) => (l, "dotnet.libc / --libc"),
+        None if ctx.container => (Libc::Musl, "the builder image's"),
+        None => (host_libc(), "this machine's"),
     }
 }
 
@@ -89,7 +161,9 @@ pub fn properties(o: &Options) -> Vec<(String, Value)> {
         Globalization::StaticIcu => {
             p.push(lit("InvariantGlobalization", "false"));
             p.push(lit("StaticICULinking", "true"));
-            p.push(("EmbedIcuDataPath".to_string(), Value::IcuDataFile));
+            if o.embed_icu_data {
+                p.push(("EmbedIcuDataPath".to_string(), Value::IcuDataFile));
+            }
         }
         Globalization::IcuFile => {
             p.push(lit("InvariantGlobalization", "false"));
@@ -175,6 +249,11 @@ pub fn props_file(o: &Options) -> String {
             xml_escape(&msbuild_escape(a))
         ));
     }
+    if o.libc == Libc::Glibc && o.globalization != Globalization::Invariant {
+        // glibc's static link puts -lm before ICU's archives, which need it
+        // (fmod, round, ...); ExtraLinkerArg lands at the very end.
+        s.push_str("    <ExtraLinkerArg Include=\"-lm\" />\n");
+    }
     s.push_str("  </ItemGroup>\n");
     s.push_str("</Project>\n");
     s
@@ -205,6 +284,38 @@ pub fn publish_command(
     c.push("-o");
     c.push(publish_dir);
     c
+}
+
+/// The glibc C toolchain a `pre_build` command gets in a glibc .NET build
+/// (its static libraries are linked by the same gcc the SDK uses): `gcc`,
+/// or `<triple>-gcc` for another architecture.
+pub fn glibc_c_toolchain(ctx: &Ctx) -> crate::c::Toolchain {
+    let prefix = if ctx.native() {
+        String::new()
+    } else {
+        gnu_triple(ctx.arch())
+            .map(|t| format!("{t}-"))
+            .unwrap_or_default()
+    };
+    let cc = format!("{prefix}gcc");
+    crate::c::Toolchain {
+        env: vec![
+            ("CC".into(), cc.clone()),
+            ("CXX".into(), format!("{prefix}g++")),
+            ("AR".into(), format!("{prefix}ar")),
+        ],
+        prelude: Vec::new(),
+        tools: vec![Tool::new(
+            &cc,
+            &if prefix.is_empty() {
+                "apt-get install gcc (the glibc C toolchain)".to_string()
+            } else {
+                format!("apt-get install {cc}")
+            },
+        )],
+        notes: Vec::new(),
+        cc: Some(cc),
+    }
 }
 
 /// Source words that mean the app uses TLS or crypto (OpenSSL on Linux).
@@ -318,21 +429,36 @@ pub fn options(ctx: &Ctx) -> (Options, Option<String>) {
             None => (false, None),
         },
     };
+    let (libc, _) = libc(ctx);
+    let mut properties = d.properties.unwrap_or_default();
+    if libc == Libc::Glibc && !ctx.native() {
+        // LLVM's objcopy (the SDK's default strip tool) cannot read the
+        // cross binutils' output ("Link field value ... is not a symbol
+        // table"); the cross objcopy can.
+        if let Some(t) = gnu_triple(ctx.arch()) {
+            properties
+                .entry("ObjCopyName".into())
+                .or_insert_with(|| format!("{t}-objcopy"));
+        }
+    }
     let o = Options {
         globalization: d.globalization.unwrap_or_default(),
         openssl_static,
         direct_pinvoke: d.direct_pinvoke.unwrap_or_default(),
         native_libraries: d.native_libraries.unwrap_or_default(),
         linker_args: d.linker_args.unwrap_or_default(),
-        pie: d.pie.unwrap_or(true),
-        properties: d.properties.unwrap_or_default(),
+        // GNU ld 2.40 asserts on glibc's -static-pie with the exports script.
+        pie: d.pie.unwrap_or(libc == Libc::Musl),
+        properties,
+        libc,
+        embed_icu_data: libc == Libc::Musl || d.icu_data.is_some(),
     };
     (o, reason)
 }
 
 /// Shell lines that set `DP_ICU_DAT` (configured file, or the newest
 /// `icudt*l.dat` under /usr/share/icu) and fail clearly when there is none.
-pub fn icu_prelude(configured: Option<&str>) -> Vec<String> {
+pub fn icu_prelude(configured: Option<&str>, libc: Libc) -> Vec<String> {
     let mut v = Vec::new();
     match configured {
         Some(p) => {
@@ -345,8 +471,12 @@ pub fn icu_prelude(configured: Option<&str>) -> Vec<String> {
             "{ICU_VAR}=$(ls /usr/share/icu/*/icudt*l.dat 2>/dev/null | sort | tail -n 1)"
         )),
     }
+    let fix = match libc {
+        Libc::Musl => "install icu-data-full (Alpine) or set dotnet.icu_data",
+        Libc::Glibc => "Debian and Ubuntu ship no .dat file: set dotnet.icu_data (docs/dotnet.md shows how to cut one out of libicudata.so)",
+    };
     v.push(format!(
-        "[ -f \"${ICU_VAR}\" ] || {{ echo \"distroless-pack: no ICU data file (icudt*l.dat) found{}: install icu-data-full (Alpine) or set dotnet.icu_data\" >&2; exit 2; }}",
+        "[ -f \"${ICU_VAR}\" ] || {{ echo \"distroless-pack: no ICU data file (icudt*l.dat) found{}: {fix}\" >&2; exit 2; }}",
         configured.map(|p| format!(" at {p}")).unwrap_or_else(|| " under /usr/share/icu".into())
     ));
     v.push(format!("export {ICU_VAR}"));
@@ -363,7 +493,14 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
         .display()
         .to_string();
     let (opts, openssl_reason) = options(ctx);
-    let rid = rid(ctx.arch())?;
+    let (_, libc_from) = libc(ctx);
+    if opts.libc == Libc::Glibc && ctx.container && ctx.config.builder_image.is_none() {
+        return Err(BuildError::Invalid(format!(
+            "{}: dotnet.libc = \"glibc\" cannot build in the default builder image (Alpine, musl): use --runner host on a glibc machine with the .NET SDK, or --builder-image IMAGE with the SDK on glibc",
+            ctx.dir.display()
+        )));
+    }
+    let rid = rid(ctx.arch(), opts.libc)?;
     let publish_dir = ctx.out_path("publish");
     let props_path = ctx.out_path(PROPS_FILE);
     let name = assembly_name(&project);
@@ -381,8 +518,22 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
         ("DOTNET_NOLOGO".into(), "1".into()),
         ("DOTNET_SKIP_FIRST_TIME_EXPERIENCE".into(), "1".into()),
     ];
-    if opts.globalization != Globalization::Invariant {
-        plan.prelude.extend(icu_prelude(d.icu_data.as_deref()));
+    if opts.libc == Libc::Glibc && !ctx.native() {
+        if let Some(t) = gnu_triple(ctx.arch()) {
+            plan.tools.push(Tool::new(
+                &format!("{t}-objcopy"),
+                &format!(
+                    "apt-get install gcc-{t} (the cross C toolchain and binutils for {})",
+                    ctx.platform
+                ),
+            ));
+        }
+    }
+    let needs_dat = opts.globalization == Globalization::IcuFile
+        || (opts.globalization == Globalization::StaticIcu && opts.embed_icu_data);
+    if needs_dat {
+        plan.prelude
+            .extend(icu_prelude(d.icu_data.as_deref(), opts.libc));
     }
     if opts.globalization == Globalization::IcuFile {
         let icu_dir = ctx.out_path(ICU_OUT_DIR);
@@ -438,11 +589,17 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
     ));
     plan.files.push((PROPS_FILE.to_string(), props_file(&opts)));
     plan.notes.push(format!(
+        "libc: {} (RID {rid}), {libc_from}",
+        opts.libc.as_str()
+    ));
+    plan.notes.push(format!(
         "globalization: {}",
         match opts.globalization {
             Globalization::Invariant => "invariant (InvariantGlobalization=true)",
-            Globalization::StaticIcu =>
+            Globalization::StaticIcu if opts.embed_icu_data =>
                 "static ICU with embedded data (needs .NET 10+ for EmbedIcuDataPath)",
+            Globalization::StaticIcu =>
+                "static ICU, its data from the system's libicudata.a (linked in whole)",
             Globalization::IcuFile => "static ICU, data file shipped in the image with ICU_DATA",
         }
     ));
@@ -470,6 +627,83 @@ pub fn missing_dependency(log: &str) -> Option<(String, String)> {
         format!("the NuGet package {pkg}"),
         "add its .nupkg to the feed folder (dotnet.source), e.g. copied from ~/.nuget/packages after one online restore, then build again".to_string(),
     ))
+}
+
+/// What a failed `dotnet publish` means, in one line with its fix, from the
+/// known failures of the static recipe (seen for real on Debian 12 with
+/// SDK 10.0.401, see docs/dotnet.md "When the publish fails"); else the
+/// first MSBuild `error` message, without its `[project]` suffix.
+pub fn explain_failure(log: &str) -> Option<String> {
+    let has = |s: &str| log.contains(s);
+    let line_with = |s: &str| log.lines().find(|l| l.contains(s)).map(str::trim);
+    if has("assertion fail") && has("elflink.c") {
+        return Some("GNU ld cannot link glibc's -static-pie here (BFD assertion in elflink.c): set pie = false under [dotnet] (or --no-pie) to link -static".into());
+    }
+    if has("attempted static link of dynamic object") {
+        let what = line_with("attempted static link of dynamic object").unwrap_or("");
+        return Some(format!(
+            "a shared library cannot go into a static executable ({}): list a static archive (.a) in dotnet.native_libraries",
+            what.rsplit("object").next().unwrap_or("").trim().trim_matches(|c| c == '\'' || c == '`')
+        ));
+    }
+    if has("unrecognized command-line option '--target=") {
+        return Some("the cross link fell back to gcc, which takes no --target=: put clang on PATH or set properties = { CppCompilerAndLinker = \"clang-14\" } under [dotnet]".into());
+    }
+    if has("Link field value") && has("is not a symbol table") {
+        return Some("LLVM's objcopy cannot strip this cross-linked binary: set properties = { ObjCopyName = \"aarch64-linux-gnu-objcopy\" } under [dotnet] (apt-get install gcc-aarch64-linux-gnu)".into());
+    }
+    if let Some(l) = line_with("cannot find -l") {
+        let lib = l
+            .split("cannot find -l")
+            .nth(1)
+            .and_then(|r| r.split(|c: char| c.is_whitespace() || c == ':').next())
+            .unwrap_or("");
+        return Some(format!(
+            "the linker has no static lib{lib}.a: install its -dev package (libssl-dev for ssl/crypto, libicu-dev for icu*, libstdc++-dev for stdc++; on Alpine openssl-libs-static, icu-static)"
+        ));
+    }
+    if let Some(l) = line_with("undefined reference to") {
+        let sym = l
+            .split("undefined reference to")
+            .nth(1)
+            .unwrap_or("")
+            .trim()
+            .trim_matches(|c| c == '\'' || c == '`' || c == '\u{2018}' || c == '\u{2019}');
+        let math = [
+            "fmod", "round", "sincos", "atan", "acos", "asin", "expf", "atan2", "tanhf", "pow",
+            "log", "exp", "floor", "ceil",
+        ];
+        if math.contains(&sym) {
+            return Some(format!(
+                "the link misses libm after ICU ({sym}): add linker_args = [\"-lm\"] under [dotnet] (distroless-pack adds it itself for libc = \"glibc\")"
+            ));
+        }
+        return Some(format!(
+            "the link cannot find the native function {sym}: give its static library in dotnet.native_libraries (a DirectPInvoke module needs one)"
+        ));
+    }
+    if (has("NU1101") || has("NU1102")) && has("linux-musl-") {
+        return Some("NuGet serves no musl NativeAOT packages here (runtime.linux-musl-*.Microsoft.DotNet.ILCompiler): build for glibc with --libc glibc --runner host, or give a feed that has them (dotnet.source)".into());
+    }
+    // MSBuild's own message: `file(line,col): error CODE: text [project]`.
+    let l = log.lines().find(|l| {
+        [
+            "error NETSDK",
+            "error CS",
+            "error IL",
+            "error NU",
+            "error MSB",
+        ]
+        .iter()
+        .any(|m| l.contains(m))
+    })?;
+    let at = l.find("error ")?;
+    let msg = l[at..].trim();
+    let msg = match msg.rfind(" [") {
+        Some(i) if msg.ends_with(']') => &msg[..i],
+        _ => msg,
+    };
+    Some(msg.chars().take(240).collect())
 }
 
 /// The restore's `obj/project.assets.json` beside the project file.
@@ -508,9 +742,78 @@ mod tests {
 
     #[test]
     fn rids() {
-        assert_eq!(rid("amd64").unwrap(), "linux-musl-x64");
-        assert_eq!(rid("arm64").unwrap(), "linux-musl-arm64");
-        assert!(rid("s390x").is_err());
+        assert_eq!(rid("amd64", Libc::Musl).unwrap(), "linux-musl-x64");
+        assert_eq!(rid("arm64", Libc::Musl).unwrap(), "linux-musl-arm64");
+        assert_eq!(rid("amd64", Libc::Glibc).unwrap(), "linux-x64");
+        assert_eq!(rid("arm64", Libc::Glibc).unwrap(), "linux-arm64");
+        assert!(rid("s390x", Libc::Glibc).is_err());
+    }
+
+    #[test]
+    fn the_c_library_is_read_from_the_interpreter() {
+        let d = tempfile::tempdir().unwrap();
+        let write = |name: &str, interp: &[u8]| {
+            let mut b = vec![0x7f, b'E', b'L', b'F'];
+            b.resize(0x318, 0);
+            b.extend_from_slice(interp);
+            b.resize(8192, 0);
+            let p = d.path().join(name);
+            std::fs::write(&p, b).unwrap();
+            p
+        };
+        let musl = write("musl", b"/lib/ld-musl-x86_64.so.1\0");
+        let glibc = write("glibc", b"/lib64/ld-linux-x86-64.so.2\0");
+        let none = write("static", b"");
+        assert_eq!(libc_of_program(&musl), Some(Libc::Musl));
+        assert_eq!(libc_of_program(&glibc), Some(Libc::Glibc));
+        assert_eq!(libc_of_program(&none), None);
+        assert_eq!(libc_of_program(&d.path().join("missing")), None);
+    }
+
+    #[test]
+    fn glibc_props_add_libm_after_icu_and_embed_no_data() {
+        let o = Options {
+            globalization: Globalization::StaticIcu,
+            libc: Libc::Glibc,
+            embed_icu_data: false,
+            pie: false,
+            ..Options::default()
+        };
+        let p = props_file(&o);
+        assert!(p.contains("<ExtraLinkerArg Include=\"-lm\" />"), "{p}");
+        assert!(!p.contains("EmbedIcuDataPath"), "{p}");
+        assert!(p.contains("<PositionIndependentExecutable>false"), "{p}");
+        let invariant = Options {
+            libc: Libc::Glibc,
+            ..Options::default()
+        };
+        assert!(!props_file(&invariant).contains("ExtraLinkerArg"));
+        let musl = Options {
+            globalization: Globalization::StaticIcu,
+            ..Options::default()
+        };
+        assert!(!props_file(&musl).contains("ExtraLinkerArg"));
+    }
+
+    #[test]
+    fn publish_failures_are_explained() {
+        let cases = [
+            ("/usr/bin/ld.bfd: BFD (GNU Binutils for Debian) 2.40 assertion fail ../../bfd/elflink.c:15293\ncollect2 : error : ld returned 1 exit status", "pie = false"),
+            ("libicui18n.a(plurrule.ao): in function `x': undefined reference to `fmod'", "-lm"),
+            ("Program.cs:12: undefined reference to `bar_mul'", "bar_mul: give its static library"),
+            ("/usr/bin/ld.bfd: attempted static link of dynamic object `../libbar.so'", "../libbar.so): list a static archive"),
+            ("/usr/bin/ld: cannot find -lssl: No such file or directory", "libssl.a"),
+            ("gcc : error : unrecognized command-line option '--target=aarch64-linux-gnu'", "CppCompilerAndLinker"),
+            ("llvm-objcopy : error : Link field value 44 in section .rela.plt is not a symbol table", "ObjCopyName"),
+            ("error NU1101: Unable to find package runtime.linux-musl-x64.Microsoft.DotNet.ILCompiler. No packages exist", "--libc glibc"),
+            ("/src/Program.cs(3,1): error CS1002: ; expected [/src/App.csproj]", "error CS1002: ; expected"),
+        ];
+        for (log, want) in cases {
+            let got = explain_failure(log).unwrap_or_else(|| panic!("no explanation for {log}"));
+            assert!(got.contains(want), "{log}\n-> {got}");
+            assert!(!got.contains('\n') && !got.contains("[/src"), "{got}");
+        }
+        assert_eq!(explain_failure("  Restored /src/App.csproj\nKilled"), None);
     }
 
     #[test]

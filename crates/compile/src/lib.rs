@@ -456,7 +456,10 @@ pub fn build(req: &Request) -> Result<Built, BuildError> {
                 });
             }
         }
-        let mut summary = error::last_line(&log);
+        let mut summary = match kind {
+            Kind::Dotnet => dotnet::explain_failure(&log).unwrap_or_else(|| error::last_line(&log)),
+            _ => error::last_line(&log),
+        };
         if runner.is_container() {
             // Paths in the project, as the host sees them.
             summary = summary.replace(
@@ -677,7 +680,8 @@ pub fn plan_for(req: &Request, container: bool) -> Result<(Kind, Plan), BuildErr
     Ok((kind, make_plan(kind, &ctx)?))
 }
 
-/// The kind's plan; a `pre_build` command also gets the musl C toolchain.
+/// The kind's plan; a `pre_build` command also gets the C toolchain of the
+/// binary's C library (musl, or glibc for a glibc .NET build).
 pub fn make_plan(kind: Kind, ctx: &Ctx) -> Result<Plan, BuildError> {
     let mut plan = match kind {
         Kind::Dotnet => dotnet::plan(ctx)?,
@@ -686,7 +690,13 @@ pub fn make_plan(kind: Kind, ctx: &Ctx) -> Result<Plan, BuildError> {
         Kind::C => c::plan(ctx)?,
     };
     if ctx.config.pre_build.is_some() && kind != Kind::C {
-        let tc = c::toolchain(ctx)?;
+        let tc = match kind {
+            // A glibc .NET build links its static libraries with glibc's gcc.
+            Kind::Dotnet if dotnet::libc(ctx).0 == config::Libc::Glibc => {
+                dotnet::glibc_c_toolchain(ctx)
+            }
+            _ => c::toolchain(ctx)?,
+        };
         plan.env.extend(tc.env);
         plan.prelude.extend(tc.prelude);
         plan.tools.extend(tc.tools);

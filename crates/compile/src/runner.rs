@@ -99,6 +99,12 @@ pub struct Status {
     pub description: String,
 }
 
+/// Whether the settings ask for a glibc .NET build (`dotnet.libc`).
+fn glibc_dotnet(cfg: &BuildConfig) -> bool {
+    cfg.dotnet.as_ref().and_then(|d| d.libc) == Some(crate::config::Libc::Glibc)
+        && cfg.kind.is_none_or(|k| k == crate::Kind::Dotnet)
+}
+
 impl Runner {
     /// Picks the runner from the configuration (flags already merged).
     pub fn resolve(cfg: &BuildConfig) -> Result<Runner, BuildError> {
@@ -130,6 +136,10 @@ impl Runner {
                     preferred.map_or("neither docker nor podman", Engine::program)
                 ))),
             },
+            // A glibc .NET build cannot run in the (musl) default builder.
+            RunnerChoice::Auto if glibc_dotnet(cfg) && cfg.builder_image.is_none() => {
+                Ok(Runner::Host)
+            }
             RunnerChoice::Auto => Ok(match find_engine(preferred) {
                 Some(e) => container(e),
                 None => Runner::Host,

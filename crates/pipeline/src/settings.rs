@@ -16,7 +16,9 @@ use distroless_pack_assemble::Cache;
 /// The layer compression (`--compression`), for the CLI's flag.
 pub use distroless_pack_assemble::Compression;
 use distroless_pack_assemble::{self as assemble, Extras, ImageSpec};
-use distroless_pack_compile::config::{Config, Globalization, OpenSsl, PathOrBool, SizeValue};
+use distroless_pack_compile::config::{
+    Config, Globalization, Libc, OpenSsl, PathOrBool, SizeValue,
+};
 use distroless_pack_compile::{BuildError, Kind, RunnerChoice};
 use distroless_pack_image::Platform;
 
@@ -66,6 +68,8 @@ pub struct BuildFlags {
     pub globalization: Option<Globalization>,
     pub openssl: Option<OpenSsl>,
     pub no_pie: bool,
+    /// `--libc musl|glibc` (.NET: picks the RID).
+    pub libc: Option<Libc>,
     pub go_package: Option<String>,
     /// `--offline`: local inputs only.
     pub offline: bool,
@@ -579,6 +583,9 @@ fn lay_build_flags(cfg: &mut Config, flags: &BuildFlags) {
     if flags.no_pie {
         d.pie = Some(false);
     }
+    if flags.libc.is_some() {
+        d.libc = flags.libc;
+    }
 }
 
 /// The platforms: the flags', else the file's, else this machine's; sorted
@@ -903,13 +910,16 @@ mod tests {
             bin: Some("b".into()),
             go_package: Some("./cmd/b".into()),
             no_pie: true,
+            libc: Some(Libc::Glibc),
             ..Default::default()
         };
         let (cfg, _) = build_config(d.path(), None, &flags).unwrap();
         assert_eq!(cfg.kind, Some(Kind::Cargo));
         assert_eq!(cfg.binary.as_deref(), Some("b"));
         assert_eq!(cfg.go.unwrap().package.as_deref(), Some("./cmd/b"));
-        assert_eq!(cfg.dotnet.unwrap().pie, Some(false));
+        let dotnet = cfg.dotnet.unwrap();
+        assert_eq!(dotnet.pie, Some(false));
+        assert_eq!(dotnet.libc, Some(Libc::Glibc));
     }
 
     #[test]
