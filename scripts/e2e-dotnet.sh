@@ -15,6 +15,8 @@
 #                          the one NuGet has packages for (docs/dotnet.md)
 #   ENGINE=docker|podman   the engine (default docker), to load and run the images
 #   DP=PATH                a distroless-pack binary (default: cargo build --release)
+#   DP_MIRROR=DIR          build it from the crate mirror (scripts/mirror.sh), for
+#                          a machine without crates.io (docs/hermetic.md)
 #   BUILDER_IMAGE=IMAGE    use this builder instead of building Dockerfile.alpine-builder
 #   KEEP=1                 keep the work directory (archives, JSON, .dbg files)
 #
@@ -47,6 +49,9 @@ command -v "$engine" >/dev/null || { echo "e2e-dotnet: $engine not found" >&2; e
 "$engine" info >/dev/null 2>&1 || { echo "e2e-dotnet: $engine does not answer (start the daemon)" >&2; exit 2; }
 
 if [ -z "${DP:-}" ]; then
+  # shellcheck source=scripts/lib/mirror-env.sh
+  . "$root/scripts/lib/mirror-env.sh"
+  dp_mirror_setup
   (cd "$root" && cargo build --release --quiet) || { echo "e2e-dotnet: cargo build failed" >&2; exit 2; }
   DP="$root/target/release/distroless-pack"
 fi
