@@ -573,6 +573,10 @@ fn dotnet_console_plan_invariant() {
         .iter()
         .any(|x| x.contains("StaticOpenSslLinking")));
     assert!(!props(&off).contains("StaticOpenSslLinking"));
+    assert!(
+        !off["script"].as_str().unwrap().contains("command -v cmake"),
+        "no native shim to build, no cmake needed"
+    );
 }
 
 #[test]
@@ -944,6 +948,11 @@ fn dotnet_glibc_plan_is_the_recipe_for_a_debian_host() {
         "pre_build gets gcc: {script}"
     );
     assert!(!script.contains("musl-gcc"), "{script}");
+    // StaticOpenSslLinking (Program.cs uses crypto) needs cmake and make.
+    assert!(
+        script.contains("command -v cmake >/dev/null") && script.contains("command -v make "),
+        "{script}"
+    );
 
     let icu = dotnet_plan(
         "dotnet-console",
