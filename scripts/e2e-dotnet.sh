@@ -109,34 +109,10 @@ get_when_up() {
 }
 
 # icu_dat : an ICU .dat for icu-file on a glibc host, cut out of this
-# machine's libicudata.so (Debian and Ubuntu ship no .dat): the icudtNN_dat
-# symbol's bytes (docs/dotnet.md, "glibc host builds").
+# machine's libicudata.so (Debian and Ubuntu ship no .dat; docs/dotnet.md,
+# "glibc host builds").
 icu_dat() {
-  python3 - "$work" <<'PY'
-import glob, struct, sys
-so = sorted(glob.glob("/usr/lib/*/libicudata.so.*[0-9]"))
-if not so:
-    sys.exit("no libicudata.so (apt-get install libicu-dev)")
-data = open(so[-1], "rb").read()
-shoff, = struct.unpack_from("<Q", data, 0x28)
-shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
-secs = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
-for sec in secs:
-    if sec[1] != 11:  # SHT_DYNSYM
-        continue
-    strtab = secs[sec[6]]
-    for off in range(sec[4], sec[4] + sec[5], 24):
-        name, info, other, shndx, value, size = struct.unpack_from("<IBBHQQ", data, off)
-        n = data[strtab[4] + name:data.index(b"\0", strtab[4] + name)].decode()
-        if n.startswith("icudt") and n.endswith("_dat"):
-            target = secs[shndx]
-            start = value - target[3] + target[4]
-            out = f"{sys.argv[1]}/{n[:-4]}l.dat"
-            open(out, "wb").write(data[start:start + size])
-            print(out)
-            sys.exit(0)
-sys.exit("no icudt*_dat symbol in " + so[-1])
-PY
+  python3 "$root/scripts/lib/icu-dat.py" "$work"
 }
 
 # 1. invariant (the default of the example's distroless-pack.toml)
@@ -206,20 +182,7 @@ if build webapi dotnet-webapiaot --sbom-format both --sbom-output "$work/webapi-
   "$engine" rm -f "$cid" >/dev/null 2>&1
 
   assets="$root/images/dotnet-webapiaot/obj/project.assets.json"
-  if python3 - "$assets" "$work/webapi-sbom.spdx.json" <<'PY'; then
-import json, sys
-assets = json.load(open(sys.argv[1]))
-spdx = json.load(open(sys.argv[2]))
-want = {k for k, v in assets["libraries"].items() if v.get("type") == "package"}
-for fw in assets["project"]["frameworks"].values():
-    for d in fw.get("downloadDependencies", []):
-        want.add(d["name"] + "/" + d["version"].strip("[]").split(",")[0].strip())
-have = {r["referenceLocator"] for p in spdx["packages"] for r in p.get("externalRefs", [])}
-missing = sorted(w for w in want if "pkg:nuget/" + w.replace("/", "@") not in have)
-if missing or not want:
-    sys.exit("missing from the SBOM: " + ", ".join(missing or ["(no packages in the assets file)"]))
-print(f"{len(want)} NuGet packages, all in the SBOM")
-PY
+  if python3 "$root/scripts/lib/nuget-sbom-check.py" "$assets" "$work/webapi-sbom.spdx.json"; then
     pass "sbom: every package of obj/project.assets.json has its pkg:nuget purl"
   else
     fail "sbom: NuGet packages missing"

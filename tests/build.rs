@@ -1142,6 +1142,38 @@ fn dotnet_glibc_build_sbom_lists_the_nuget_packages_of_the_restore() {
     }
     crate::sbom::validate_spdx(&spdx_file);
     crate::sbom::validate_cyclonedx(&t.path().join("sbom.cdx.json"));
+    // The .NET round's e2e check (scripts/e2e-dotnet.sh) on the same
+    // files: it passes, and fails once a package is taken out.
+    let assets = repo_root().join("tests/fixtures/dotnet/restore/project.assets.json");
+    let check = |spdx: &Path| {
+        run(Command::new("python3")
+            .arg(repo_root().join("scripts/lib/nuget-sbom-check.py"))
+            .arg(&assets)
+            .arg(spdx))
+    };
+    let out = check(&spdx_file);
+    assert!(out.status.success(), "{}", both(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "8 NuGet packages, all in the SBOM"
+    );
+    let mut fewer = spdx.clone();
+    fewer["packages"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|p| p["name"] != "Microsoft.OpenApi");
+    let fewer_file = write_file(
+        t.path(),
+        "fewer.spdx.json",
+        serde_json::to_string(&fewer).unwrap().as_bytes(),
+    );
+    let out = check(&fewer_file);
+    assert!(!out.status.success(), "{}", both(&out));
+    assert!(
+        both(&out).contains("missing Microsoft.OpenApi/2.12.1"),
+        "{}",
+        both(&out)
+    );
     // The restore's packages are in the binary's dependency graph.
     let cdx: serde_json::Value =
         serde_json::from_slice(&std::fs::read(t.path().join("sbom.cdx.json")).unwrap()).unwrap();
@@ -1182,6 +1214,47 @@ fn dotnet_link_failure_is_explained_in_one_line() {
         "{line}"
     );
     assert!(!t.path().join("layout").exists(), "nothing written");
+}
+
+/// The `.dat` that `icu-file` ships on a glibc host, cut out of this
+/// machine's libicudata.so by the e2e script's helper
+/// (scripts/lib/icu-dat.py): a package ICU's own `icupkg` reads, with the
+/// collation and locale data the culture check needs.
+#[test]
+fn icu_data_cut_out_of_libicudata_is_a_package_icupkg_reads() {
+    let icupkg = crate::util::which("icupkg")
+        .or_else(|| Some(PathBuf::from("/usr/sbin/icupkg")).filter(|p| p.is_file()))
+        .unwrap_or_else(|| {
+            panic!("required tool `icupkg` is not installed: run `apt-get install -y icu-devtools` (scripts/install-deps.sh installs it)")
+        });
+    let t = tmp();
+    let out = run(Command::new("python3")
+        .arg(repo_root().join("scripts/lib/icu-dat.py"))
+        .arg(t.path()));
+    assert!(out.status.success(), "{}", both(&out));
+    let dat = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let name = dat.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with("icudt") && name.ends_with("l.dat"),
+        "{name}"
+    );
+    let list = run_ok(Command::new(&icupkg).arg("-l").arg(&dat));
+    let items: Vec<&str> = list.lines().collect();
+    assert!(items.len() > 1000, "{} items", items.len());
+    for item in ["de.res", "root.res"] {
+        assert!(items.iter().any(|i| i.ends_with(item)), "{item} in {name}");
+    }
+    // Not an ICU library: refused in one line, nothing written.
+    let bad = run(Command::new("python3")
+        .arg(repo_root().join("scripts/lib/icu-dat.py"))
+        .arg(t.path())
+        .arg("/bin/sh"));
+    assert_eq!(bad.status.code(), Some(1), "{}", both(&bad));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("no icudt*_dat symbol"),
+        "{}",
+        both(&bad)
+    );
 }
 
 // ---------------------------------------------------------------------------
