@@ -719,6 +719,92 @@ fn an_index_pushed_with_referrers_gets_one_tag_schema_index_per_platform_image()
     assert_eq!(one["images"][0]["platform"], "linux/arm64");
 }
 
+/// A registry that refuses a referrer whose subject it does not have yet
+/// (gitlab.com does, buildkit#7007; OCI 1.1 allows the other order), in
+/// front of which every image manifest is slowed down: each referrer
+/// still goes up only after its subject, for an index's platform images
+/// and for a single image, and nothing is refused.
+#[test]
+fn a_referrer_is_put_only_after_its_subject_for_registries_that_refuse_it_first() {
+    use crate::support::engines;
+    use crate::support::registry::{Fault, FaultProxy, ProxyRequest};
+    let t = tmp();
+    let reg = Registry::start(Auth::None);
+    let upstream = reg.host.clone();
+    let proxy = FaultProxy::start(&reg.host, move |r: &ProxyRequest| {
+        if r.method != "PUT" || !r.path().contains("/manifests/") {
+            return Fault::Forward;
+        }
+        let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        let Some(subject) = body["subject"]["digest"].as_str() else {
+            // an image manifest (or a tag schema index): late, on purpose
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            return Fault::Forward;
+        };
+        let repo = r.path().split("/manifests/").next().unwrap_or_default();
+        let path = format!("{repo}/manifests/{subject}");
+        match engines::get_once(&upstream, &path, Some("application/vnd.oci.image.manifest.v1+json")) {
+            Ok((200, _)) => Fault::Forward,
+            _ => Fault::Answer {
+                status: 404,
+                body: r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"subject manifest not found"}]}"#.into(),
+            },
+        }
+    });
+
+    let multi = t.path().join("multi");
+    let index = index_layout(t.path(), &multi, "v1");
+    let src = format!("oci:{}:v1", multi.display());
+    let refs = attach(
+        t.path(),
+        &src,
+        &sbom(t.path(), "multi"),
+        "application/spdx+json",
+        &[],
+    );
+    let report = push_json(t.path(), &src, &proxy.reference("gate/multi:v1"));
+    assert_eq!(report["digest"], index.digest().as_str());
+    assert_eq!(report["referrers"].as_array().unwrap().len(), 2, "{report}");
+
+    let single = t.path().join("single");
+    let digest = pack_layout(&single, "v1");
+    let src = format!("oci:{}:v1", single.display());
+    let one = attach(
+        t.path(),
+        &src,
+        &sbom(t.path(), "single"),
+        "application/spdx+json",
+        &[],
+    );
+    let report = push_json(t.path(), &src, &proxy.reference("gate/single:v1"));
+    assert_eq!(report["digest"], digest.as_str());
+
+    let log = proxy.exchanges();
+    assert!(
+        log.iter().all(|x| !(x.method == "PUT" && x.status == 404)),
+        "a referrer went up before its subject:\n{}",
+        proxy.log_text()
+    );
+    // each referrer's PUT finished after its subject's
+    let done_at = |digest: &str| {
+        log.iter()
+            .position(|x| x.method == "PUT" && x.target.ends_with(&format!("/manifests/{digest}")))
+            .unwrap_or_else(|| panic!("no PUT of {digest}:\n{}", proxy.log_text()))
+    };
+    for (img, r) in index.images.iter().zip(&refs) {
+        assert!(
+            done_at(img.digest().as_str()) < done_at(r),
+            "{}",
+            proxy.log_text()
+        );
+    }
+    let single_done = log
+        .iter()
+        .position(|x| x.method == "PUT" && x.target.ends_with("/gate/single/manifests/v1"))
+        .unwrap();
+    assert!(single_done < done_at(&one[0]), "{}", proxy.log_text());
+}
+
 /// Some registries and gateways answer an unknown `/referrers/` path with
 /// 200 and something that is not an image index (a JSON error, a web
 /// page): that is no referrers API, and the tag schema is read instead,

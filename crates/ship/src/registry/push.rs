@@ -5,7 +5,8 @@
 //! streamed upload. Only when all of them are in do the manifests go up:
 //! each platform's manifest by digest, then the top-level manifest (or
 //! index) for every tag, and, on a second thread at the same time, the
-//! attached artifacts' manifests and referrers tag indexes; then the
+//! attached artifacts' manifests (each once its subject is in) and
+//! referrers tag indexes; then the
 //! caller's after-top step. A blob that fails stops the batch and no
 //! manifest is put.
 //!
@@ -243,10 +244,10 @@ pub fn push_with(
             }
             // The image's manifests, and beside them the manifests of the
             // artifacts attached to it (whose blobs went up in the same
-            // batch): a referrer may be put before its subject (OCI 1.1),
-            // and neither waits for the other's round trips. A blob that
-            // failed above stopped everything before any manifest.
+            // batch), each once its subject is in (SubjectGate). A blob
+            // that failed above stopped everything before any manifest.
             let mut referrer_reports = blob_reports.clone();
+            let gate = super::referrers::SubjectGate::default();
             let (images_put, referrers_put) = std::thread::scope(|s| {
                 let attached = s.spawn(|| {
                     super::referrers::push_referrers(
@@ -255,11 +256,13 @@ pub fn push_with(
                         repo,
                         artifact,
                         &mut referrer_reports,
+                        &gate,
                         opts,
                         progress,
                     )
                 });
                 let images_put = (|| -> Result<(), RegistryError> {
+                    let _close = super::referrers::CloseOnDrop(&gate);
                     if let Artifact::Index(x) = artifact {
                         for img in &x.images {
                             let at = img.digest().as_str();
@@ -270,6 +273,7 @@ pub fn push_with(
                                 progress,
                             };
                             put_manifest_healing(&session, repo, at, &img.manifest, opts, heal)?;
+                            gate.put(img.digest());
                             progress(&PushEvent::ManifestPushed {
                                 reference: &format!("{name}@{}", img.digest()),
                                 digest: img.digest(),
@@ -293,6 +297,7 @@ pub fn push_with(
                             progress,
                         };
                         put_manifest_healing(&session, repo, &at, top, opts, heal)?;
+                        gate.put(&top.digest);
                         progress(&PushEvent::ManifestPushed {
                             reference: &shown,
                             digest: &top.digest,

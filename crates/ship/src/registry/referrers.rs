@@ -62,15 +62,18 @@ pub fn referrers_tag(subject: &Digest) -> String {
 }
 
 /// Pushes the manifests of every referrer of every image of `artifact`
-/// into `repo` (called by [`super::push`] once the image's manifests are
-/// in; their blobs went up in the image's batch, whose `blob_reports`
-/// heal a manifest the registry refuses for a missing blob).
+/// into `repo` (called by [`super::push`] beside the image's manifests,
+/// each referrer once `subjects` says its subject is in; their blobs went
+/// up in the image's batch, whose `blob_reports` heal a manifest the
+/// registry refuses for a missing blob).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn push_referrers(
     session: &Session,
     name: &str,
     repo: &str,
     artifact: &Artifact,
     blob_reports: &mut Vec<BlobReport>,
+    subjects: &SubjectGate,
     opts: &PushOptions,
     progress: ProgressFn,
 ) -> Result<Vec<ReferrerReport>, RegistryError> {
@@ -81,9 +84,64 @@ pub(super) fn push_referrers(
         repo,
         &referrers,
         blob_reports,
+        Some(subjects),
         opts,
         progress,
     )
+}
+
+/// The manifests a push has put so far, for the attached artifacts' thread
+/// to put each referrer only after its subject. OCI 1.1 allows a referrer
+/// first, but some registries refuse one whose subject they do not have
+/// yet (gitlab.com: buildkit#7007), so the subject goes first; the
+/// referrers of an index's first platform still go up while the others'
+/// manifests do.
+#[derive(Default)]
+pub(super) struct SubjectGate {
+    /// (digests put, whether the image manifests are over)
+    state: std::sync::Mutex<(std::collections::HashSet<Digest>, bool)>,
+    changed: std::sync::Condvar,
+}
+
+impl SubjectGate {
+    /// `digest` is in the registry now.
+    pub(super) fn put(&self, digest: &Digest) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.0.insert(digest.clone());
+        self.changed.notify_all();
+    }
+
+    /// No more manifests will be put (done, or stopped by an error).
+    pub(super) fn close(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.1 = true;
+        self.changed.notify_all();
+    }
+
+    /// Waits until `digest` is put (true) or the gate closes without it
+    /// (false: the image's push stopped).
+    fn wait_for(&self, digest: &Digest) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if s.0.contains(digest) {
+                return true;
+            }
+            if s.1 {
+                return false;
+            }
+            s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// Closes the gate when dropped, so that an error or a panic on the image
+/// side never leaves the referrers' thread waiting.
+pub(super) struct CloseOnDrop<'a>(pub(super) &'a SubjectGate);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// Uploads the blobs of `referrers` (skipping those `repo` has), then
@@ -113,20 +171,25 @@ fn push_referrer_list(
         repo,
         referrers,
         &mut blob_reports,
+        None,
         opts,
         progress,
     )
 }
 
-/// Puts each referrer's manifest (its blobs are in `repo`), then, for the
-/// subjects whose registry did not answer `OCI-Subject`, the referrers tag
-/// schema's index.
+/// Puts each referrer's manifest (its blobs are in `repo`; with `subjects`,
+/// once its subject is), then, for the subjects whose registry did not
+/// answer `OCI-Subject`, the referrers tag schema's index. When the image's
+/// push stops before a subject is put, so does this (the image's error is
+/// the push's).
+#[allow(clippy::too_many_arguments)]
 fn put_referrer_manifests(
     session: &Session,
     name: &str,
     repo: &str,
     referrers: &[&Referrer],
     blob_reports: &mut Vec<BlobReport>,
+    subjects: Option<&SubjectGate>,
     opts: &PushOptions,
     progress: ProgressFn,
 ) -> Result<Vec<ReferrerReport>, RegistryError> {
@@ -137,6 +200,9 @@ fn put_referrer_manifests(
     // per subject, the referrers the registry did not index itself
     let mut by_tag: BTreeMap<Digest, Vec<&Referrer>> = BTreeMap::new();
     for r in referrers {
+        if subjects.is_some_and(|g| !g.wait_for(&r.subject.digest)) {
+            return Ok(reports);
+        }
         // healed as the image's manifests are: a registry whose HEAD said
         // it had a blob it lacks gets the blob, then the manifest again
         let rblobs: Vec<&Blob> = r.blobs().collect();
@@ -728,6 +794,27 @@ mod tests {
     fn the_tag_schema_names_the_subject_digest_with_a_dash() {
         let d: Digest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
         assert_eq!(referrers_tag(&d), format!("sha256-{}", "ab".repeat(32)));
+    }
+
+    #[test]
+    fn the_gate_lets_a_referrer_go_once_its_subject_is_put_and_never_hangs() {
+        let d = |c: &str| -> Digest { format!("sha256:{}", c.repeat(64)).parse().unwrap() };
+        let gate = SubjectGate::default();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| gate.wait_for(&d("a")));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            gate.put(&d("b"));
+            gate.put(&d("a"));
+            assert!(waiter.join().unwrap(), "put: the referrer goes");
+        });
+        assert!(gate.wait_for(&d("b")), "already put: no wait");
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| gate.wait_for(&d("c")));
+            {
+                let _close = CloseOnDrop(&gate); // the image side stops
+            }
+            assert!(!waiter.join().unwrap(), "closed without it: stop");
+        });
     }
 
     #[test]
