@@ -282,7 +282,7 @@ impl std::str::FromStr for Libc {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "musl" => Ok(Libc::Musl),
-            "glibc" | "gnu" => Ok(Libc::Glibc),
+            "glibc" => Ok(Libc::Glibc),
             _ => Err(format!("unknown C library {s:?}: expected musl or glibc")),
         }
     }

@@ -336,6 +336,7 @@ pub fn push_with(
                             blobs: blobs_here,
                         });
                     }
+                    gate.finish(true);
                     Ok(())
                 })();
                 let referrers_put = attached

@@ -98,8 +98,8 @@ pub(super) fn push_referrers(
 /// manifests do.
 #[derive(Default)]
 pub(super) struct SubjectGate {
-    /// (digests put, whether the image manifests are over)
-    state: std::sync::Mutex<(std::collections::HashSet<Digest>, bool)>,
+    /// (digests put, `Some(ok)` once the image manifests are over)
+    state: std::sync::Mutex<(std::collections::HashSet<Digest>, Option<bool>)>,
     changed: std::sync::Condvar,
 }
 
@@ -111,36 +111,40 @@ impl SubjectGate {
         self.changed.notify_all();
     }
 
-    /// No more manifests will be put (done, or stopped by an error).
-    pub(super) fn close(&self) {
+    /// No more manifests will be put: all went up (`ok`), or an error
+    /// stopped them. The first call counts.
+    pub(super) fn finish(&self, ok: bool) {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.1 = true;
+        s.1.get_or_insert(ok);
         self.changed.notify_all();
     }
 
-    /// Waits until `digest` is put (true) or the gate closes without it
-    /// (false: the image's push stopped).
+    /// Waits until `digest` is put or the image manifests are over: true
+    /// to go on (the subject is in, or everything went up, so a subject
+    /// from outside this push is the registry's business), false when the
+    /// image's push stopped.
     fn wait_for(&self, digest: &Digest) -> bool {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if s.0.contains(digest) {
                 return true;
             }
-            if s.1 {
-                return false;
+            if let Some(ok) = s.1 {
+                return ok;
             }
             s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
         }
     }
 }
 
-/// Closes the gate when dropped, so that an error or a panic on the image
-/// side never leaves the referrers' thread waiting.
+/// Finishes the gate as failed when dropped before it finished well, so
+/// that an error or a panic on the image side never leaves the referrers'
+/// thread waiting.
 pub(super) struct CloseOnDrop<'a>(pub(super) &'a SubjectGate);
 
 impl Drop for CloseOnDrop<'_> {
     fn drop(&mut self) {
-        self.0.close();
+        self.0.finish(false);
     }
 }
 
@@ -813,8 +817,15 @@ mod tests {
             {
                 let _close = CloseOnDrop(&gate); // the image side stops
             }
-            assert!(!waiter.join().unwrap(), "closed without it: stop");
+            assert!(!waiter.join().unwrap(), "stopped without it: stop");
         });
+        let done = SubjectGate::default();
+        done.finish(true);
+        drop(CloseOnDrop(&done));
+        assert!(
+            done.wait_for(&d("e")),
+            "all went up: a subject from elsewhere goes"
+        );
     }
 
     #[test]
