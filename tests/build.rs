@@ -1011,6 +1011,62 @@ fn dotnet_glibc_plan_is_the_recipe_for_a_debian_host() {
         script.contains("export CC=aarch64-linux-gnu-gcc\n"),
         "{script}"
     );
+    // The cross link's clang, found when the build runs (Debian's is
+    // clang-NN), unless the project names one.
+    assert!(
+        w.contains(&"-p:CppCompilerAndLinker=$DP_CLANG".to_string()),
+        "{w:?}"
+    );
+    let find = script
+        .lines()
+        .find(|l| l.starts_with("DP_CLANG="))
+        .unwrap_or_else(|| panic!("{script}"));
+    // Run against a folder with clang-9 and clang-14 (and no `clang` on
+    // PATH): the newest is taken.
+    let fake = tmp();
+    for name in ["clang-9", "clang-14", "clang-cpp-15"] {
+        write_file(&fake.path().join("usr-bin"), name, b"");
+    }
+    let tools = fake.path().join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    for t in ["ls", "sed", "sort", "tail"] {
+        let real = require_tool(t, "apt-get install -y coreutils sed");
+        std::os::unix::fs::symlink(real, tools.join(t)).unwrap();
+    }
+    let probe = find.replace(
+        "/usr/bin/clang-",
+        &format!("{}/clang-", fake.path().join("usr-bin").display()),
+    );
+    let found = run_ok(
+        Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("{probe}; printf %s \"$DP_CLANG\""))
+            .env("PATH", &tools),
+    );
+    assert_eq!(found, "clang-14", "{probe}");
+
+    // A project that names its compiler keeps it.
+    let (_t3, own) = example("dotnet-console");
+    let mut cfg = std::fs::read_to_string(own.join("distroless-pack.toml")).unwrap();
+    cfg.push_str("\nproperties = { CppCompilerAndLinker = \"clang-18\" }\n");
+    std::fs::write(own.join("distroless-pack.toml"), cfg).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&run_ok(dp_build(&[]).arg(&own).args([
+        "--runner",
+        "host",
+        "--dry-run",
+        "--json",
+        "--libc",
+        "glibc",
+        "--platform",
+        "linux/arm64",
+    ])))
+    .unwrap();
+    let w = words(&doc["builds"][0]);
+    assert!(
+        w.contains(&"-p:CppCompilerAndLinker=clang-18".to_string())
+            && !w.iter().any(|x| x.contains("DP_CLANG")),
+        "{w:?}"
+    );
 }
 
 /// glibc in the default (Alpine, musl) builder is refused before anything

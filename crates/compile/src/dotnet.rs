@@ -33,6 +33,8 @@ pub const PROPS_FILE: &str = "distroless-pack.props";
 pub const ICU_OUT_DIR: &str = "icu";
 /// The shell (and environment) variable holding the ICU data file's path.
 pub const ICU_VAR: &str = "DP_ICU_DAT";
+/// The shell variable holding the clang a glibc cross link uses.
+pub const CLANG_VAR: &str = "DP_CLANG";
 
 /// The resolved knobs of one .NET build.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -558,6 +560,7 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
         ("DOTNET_NOLOGO".into(), "1".into()),
         ("DOTNET_SKIP_FIRST_TIME_EXPERIENCE".into(), "1".into()),
     ];
+    let mut cross_clang = false;
     if opts.libc == Libc::Glibc && !ctx.native() {
         if let Some(t) = gnu_triple(ctx.arch()) {
             plan.tools.push(Tool::new(
@@ -567,6 +570,19 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
                     ctx.platform
                 ),
             ));
+        }
+        if !opts.properties.contains_key("CppCompilerAndLinker") {
+            // A cross link gets --target=, which gcc refuses, and without a
+            // `clang` on PATH the targets fall back to gcc; Debian and
+            // Ubuntu name it clang-NN. Found when the build runs.
+            plan.prelude.push(format!(
+                "{CLANG_VAR}=$(if command -v clang >/dev/null 2>&1; then echo clang; else ls /usr/bin/clang-[0-9]* 2>/dev/null | sed 's|.*/||' | sort -V | tail -n 1; fi)"
+            ));
+            plan.prelude.push(format!(
+                "[ -n \"${CLANG_VAR}\" ] || {{ echo \"distroless-pack: a .NET cross link for {} needs clang (apt-get install clang): the SDK passes --target=, which gcc does not take\" >&2; exit 2; }}",
+                ctx.platform
+            ));
+            cross_clang = true;
         }
     }
     let needs_dat = opts.globalization == Globalization::IcuFile
@@ -583,6 +599,22 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
         ));
     }
     let mut publish = publish_command(&rel, rid, &publish_dir, &props_path, &opts);
+    if cross_clang {
+        let at = publish
+            .0
+            .iter()
+            .position(|w| matches!(w, Word::Lit(l) if l.starts_with("-p:CustomBeforeDirectoryBuildProps=")))
+            .unwrap_or(publish.0.len());
+        publish.0.insert(
+            at,
+            Word::Var {
+                prefix: "-p:CppCompilerAndLinker=".into(),
+                var: CLANG_VAR,
+            },
+        );
+        plan.notes
+            .push("cross link: CppCompilerAndLinker = the clang on PATH (clang, else the newest clang-NN)".into());
+    }
     let mut extra = Vec::new();
     if let Some(feed) = &d.source {
         if !ctx.dir.join(feed).is_dir() {
