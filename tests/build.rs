@@ -949,8 +949,12 @@ fn dotnet_glibc_plan_is_the_recipe_for_a_debian_host() {
     );
     assert!(!script.contains("musl-gcc"), "{script}");
     // StaticOpenSslLinking (Program.cs uses crypto) needs cmake and make.
-    assert!(
-        script.contains("command -v cmake >/dev/null") && script.contains("command -v make "),
+    assert_eq!(
+        (
+            script.matches("command -v cmake ").count(),
+            script.matches("command -v make ").count()
+        ),
+        (1, 1),
         "{script}"
     );
 

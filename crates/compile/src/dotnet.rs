@@ -535,26 +535,6 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
             ));
         }
     }
-    // The SDK compiles its OpenSSL and ICU shims with cmake and make
-    // (build-local.sh in the ILCompiler package) before the link: checked
-    // first, not found out after the managed compile.
-    if opts.openssl_static || opts.globalization != Globalization::Invariant {
-        let why = match (opts.openssl_static, opts.globalization) {
-            (true, Globalization::Invariant) => "StaticOpenSslLinking",
-            (false, _) => "StaticICULinking",
-            (true, _) => "StaticOpenSslLinking and StaticICULinking",
-        };
-        let dev = match opts.libc {
-            Libc::Glibc => "apt-get install cmake make libssl-dev libicu-dev",
-            Libc::Musl => "apk add cmake make openssl-dev openssl-libs-static icu-dev icu-static",
-        };
-        for t in ["cmake", "make"] {
-            plan.tools.push(Tool::new(
-                t,
-                &format!("{why} builds the SDK's native shims with cmake and make: {dev}"),
-            ));
-        }
-    }
     plan.env = vec![
         ("DOTNET_CLI_TELEMETRY_OPTOUT".into(), "1".into()),
         ("DOTNET_NOLOGO".into(), "1".into()),
