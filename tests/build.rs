@@ -467,7 +467,18 @@ fn dotnet_host_without_sdk_fails_clearly() {
 /// The plan `build --dry-run --json` prints for the dotnet-console example
 /// (musl unless the flags name a C library).
 fn dotnet_plan(example_name: &str, flags: &[&str]) -> serde_json::Value {
+    dotnet_plan_with(example_name, "", flags)
+}
+
+/// As [`dotnet_plan`], with `extra` appended to the example's
+/// distroless-pack.toml (whose last table is `[dotnet]`).
+fn dotnet_plan_with(example_name: &str, extra: &str, flags: &[&str]) -> serde_json::Value {
     let (_t, dir) = example(example_name);
+    if !extra.is_empty() {
+        let mut cfg = std::fs::read_to_string(dir.join("distroless-pack.toml")).unwrap();
+        cfg.push_str(&format!("\n{extra}\n"));
+        std::fs::write(dir.join("distroless-pack.toml"), cfg).unwrap();
+    }
     let libc: &[&str] = if flags.contains(&"--libc") {
         &[]
     } else {
@@ -976,24 +987,14 @@ fn dotnet_glibc_plan_is_the_recipe_for_a_debian_host() {
     assert!(!icu["script"].as_str().unwrap().contains("DP_ICU_DAT="));
 
     // A named .dat is embedded all the same.
-    let (_t2, named) = example("dotnet-console");
-    let mut cfg = std::fs::read_to_string(named.join("distroless-pack.toml")).unwrap();
-    cfg.push_str("\nicu_data = \"icudt72l.dat\"\n"); // [dotnet] is the file's last table
-    std::fs::write(named.join("distroless-pack.toml"), cfg).unwrap();
-    let doc: serde_json::Value = serde_json::from_str(&run_ok(dp_build(&[]).arg(&named).args([
-        "--runner",
-        "host",
-        "--dry-run",
-        "--json",
-        "--libc",
-        "glibc",
-        "--globalization",
-        "static-icu",
-    ])))
-    .unwrap();
+    let named = dotnet_plan_with(
+        "dotnet-console",
+        "icu_data = \"icudt72l.dat\"",
+        &["--libc", "glibc", "--globalization", "static-icu"],
+    );
     assert!(
-        words(&doc["builds"][0]).contains(&"-p:EmbedIcuDataPath=$DP_ICU_DAT".to_string()),
-        "{doc}"
+        words(&named).contains(&"-p:EmbedIcuDataPath=$DP_ICU_DAT".to_string()),
+        "{named}"
     );
 
     let arm = dotnet_plan(
@@ -1050,22 +1051,12 @@ fn dotnet_glibc_plan_is_the_recipe_for_a_debian_host() {
     assert_eq!(found, "clang-14", "{probe}");
 
     // A project that names its compiler keeps it.
-    let (_t3, own) = example("dotnet-console");
-    let mut cfg = std::fs::read_to_string(own.join("distroless-pack.toml")).unwrap();
-    cfg.push_str("\nproperties = { CppCompilerAndLinker = \"clang-18\" }\n");
-    std::fs::write(own.join("distroless-pack.toml"), cfg).unwrap();
-    let doc: serde_json::Value = serde_json::from_str(&run_ok(dp_build(&[]).arg(&own).args([
-        "--runner",
-        "host",
-        "--dry-run",
-        "--json",
-        "--libc",
-        "glibc",
-        "--platform",
-        "linux/arm64",
-    ])))
-    .unwrap();
-    let w = words(&doc["builds"][0]);
+    let own = dotnet_plan_with(
+        "dotnet-console",
+        "properties = { CppCompilerAndLinker = \"clang-18\" }",
+        &["--libc", "glibc", "--platform", "linux/arm64"],
+    );
+    let w = words(&own);
     assert!(
         w.contains(&"-p:CppCompilerAndLinker=clang-18".to_string())
             && !w.iter().any(|x| x.contains("DP_CLANG")),

@@ -65,6 +65,16 @@ fn index_layout(dir: &Path, layout: &Path, tag: &str) -> Index {
     index
 }
 
+/// [`index_layout`] as `oci:LAYOUT:v1` with an SPDX document attached to
+/// each platform image: the index, the source and the two artifact digests.
+fn index_with_sboms(dir: &Path, layout: &Path) -> (Index, String, Vec<String>) {
+    let index = index_layout(dir, layout, "v1");
+    let src = format!("oci:{}:v1", layout.display());
+    let refs = attach(dir, &src, &sbom(dir, "multi"), "application/spdx+json", &[]);
+    assert_eq!(refs.len(), 2, "one per platform image");
+    (index, src, refs)
+}
+
 /// `attach SOURCE FILE --artifact-type TYPE [extra]`: the digests printed.
 fn attach(home: &Path, source: &str, file: &Path, ty: &str, extra: &[&str]) -> Vec<String> {
     let out = run_ok(
@@ -677,11 +687,7 @@ fn an_index_pushed_with_referrers_gets_one_tag_schema_index_per_platform_image()
     let t = tmp();
     let reg = Registry::start(Auth::None);
     let layout = t.path().join("multi");
-    let index = index_layout(t.path(), &layout, "v1");
-    let src = format!("oci:{}:v1", layout.display());
-    let file = sbom(t.path(), "multi");
-    let refs = attach(t.path(), &src, &file, "application/spdx+json", &[]);
-    assert_eq!(refs.len(), 2);
+    let (index, src, refs) = index_with_sboms(t.path(), &layout);
     let reference = reg.reference("multi/app:v1");
     let report = push_json(t.path(), &src, &reference);
     assert_eq!(report["digest"], index.digest().as_str());
@@ -753,15 +759,7 @@ fn a_referrer_is_put_only_after_its_subject_for_registries_that_refuse_it_first(
     });
 
     let multi = t.path().join("multi");
-    let index = index_layout(t.path(), &multi, "v1");
-    let src = format!("oci:{}:v1", multi.display());
-    let refs = attach(
-        t.path(),
-        &src,
-        &sbom(t.path(), "multi"),
-        "application/spdx+json",
-        &[],
-    );
+    let (index, src, refs) = index_with_sboms(t.path(), &multi);
     let report = push_json(t.path(), &src, &proxy.reference("gate/multi:v1"));
     assert_eq!(report["digest"], index.digest().as_str());
     assert_eq!(report["referrers"].as_array().unwrap().len(), 2, "{report}");
@@ -1146,16 +1144,7 @@ fn an_index_pushed_to_a_registry_with_the_referrers_api_lists_each_platform_imag
     let t = tmp();
     let reg = ReferrersRegistry::start();
     let layout = t.path().join("multi");
-    let index = index_layout(t.path(), &layout, "v1");
-    let src = format!("oci:{}:v1", layout.display());
-    let refs = attach(
-        t.path(),
-        &src,
-        &sbom(t.path(), "multi"),
-        "application/spdx+json",
-        &[],
-    );
-    assert_eq!(refs.len(), 2);
+    let (index, src, refs) = index_with_sboms(t.path(), &layout);
     let reference = reg.reference("multi/app:v1");
     let report = push_json(t.path(), &src, &reference);
     assert_eq!(report["digest"], index.digest().as_str());
