@@ -1003,6 +1003,19 @@ fn dotnet_glibc_plan_is_the_recipe_for_a_debian_host() {
     );
     let w = words(&arm);
     assert_eq!(&w[5..7], ["-r", "linux-arm64"], "{w:?}");
+    // openssl = "auto": the SDK cannot build its OpenSSL shim cross, so no
+    // StaticOpenSslLinking, and a note says why.
+    assert!(
+        !w.iter().any(|x| x.contains("StaticOpenSslLinking")),
+        "{w:?}"
+    );
+    assert!(
+        arm["notes"]
+            .to_string()
+            .contains("does not support StaticOpenSslLinking when cross-compiling"),
+        "{}",
+        arm["notes"]
+    );
     assert!(
         w.contains(&"-p:ObjCopyName=aarch64-linux-gnu-objcopy".to_string()),
         "{w:?}"

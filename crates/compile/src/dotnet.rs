@@ -419,15 +419,31 @@ pub fn assembly_name(project: &Path) -> String {
 }
 
 /// Resolves the options from the configuration (and the project, for
-/// `openssl = "auto"`). Returns the reason OpenSSL was chosen, if it was.
+/// `openssl = "auto"`). Returns the note that says what was decided about
+/// OpenSSL, if anything was.
 pub fn options(ctx: &Ctx) -> (Options, Option<String>) {
     let d = ctx.config.dotnet.clone().unwrap_or_default();
     let openssl = d.openssl.unwrap_or_default();
-    let (openssl_static, reason) = match openssl {
-        OpenSsl::Static => (true, Some("dotnet.openssl = \"static\"".to_string())),
+    // The SDK does not build its OpenSSL shim for another architecture
+    // ("not supported when crosscompiling", dotnet/runtime's NativeAOT
+    // compiling.md).
+    let cross = !ctx.native();
+    let (openssl_static, note) = match openssl {
+        OpenSsl::Static if cross => (true, Some(format!(
+            "OpenSSL linked statically (dotnet.openssl = \"static\"), although the SDK does not support StaticOpenSslLinking when cross-compiling to {}: it needs that architecture's static OpenSSL",
+            ctx.platform
+        ))),
+        OpenSsl::Static => (
+            true,
+            Some("OpenSSL linked statically (dotnet.openssl = \"static\")".to_string()),
+        ),
         OpenSsl::Off => (false, None),
         OpenSsl::Auto => match openssl_reason(ctx.dir) {
-            Some(r) => (true, Some(r)),
+            Some(r) if cross => (false, Some(format!(
+                "OpenSSL not linked statically although {r}: the SDK does not support StaticOpenSslLinking when cross-compiling; build on a {} machine for TLS or crypto in a scratch image (verify says what would fail)",
+                ctx.platform
+            ))),
+            Some(r) => (true, Some(format!("OpenSSL linked statically ({r})"))),
             None => (false, None),
         },
     };
@@ -455,7 +471,7 @@ pub fn options(ctx: &Ctx) -> (Options, Option<String>) {
         libc,
         embed_icu_data: libc == Libc::Musl || d.icu_data.is_some(),
     };
-    (o, reason)
+    (o, note)
 }
 
 /// Shell lines that set `DP_ICU_DAT` (configured file, or the newest
@@ -494,7 +510,7 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
         .unwrap_or(&project)
         .display()
         .to_string();
-    let (opts, openssl_reason) = options(ctx);
+    let (opts, openssl_note) = options(ctx);
     let (_, libc_from) = libc(ctx);
     if opts.libc == Libc::Glibc && ctx.container && ctx.config.builder_image.is_none() {
         return Err(BuildError::Invalid(format!(
@@ -655,9 +671,7 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, BuildError> {
             Globalization::IcuFile => "static ICU, data file shipped in the image with ICU_DATA",
         }
     ));
-    if let Some(r) = openssl_reason {
-        plan.notes.push(format!("OpenSSL linked statically ({r})"));
-    }
+    plan.notes.extend(openssl_note);
     if !opts.pie {
         plan.notes
             .push("PositionIndependentExecutable=false: linked -static, not -static-pie".into());
