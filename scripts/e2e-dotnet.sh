@@ -96,6 +96,9 @@ files() {
     python3 -c 'import json,sys; d=json.load(sys.stdin); print("\n".join(sorted(f["path"] for i in d["images"] for l in i["layers"] for f in l["files"] if f["type"]=="file")))'
 }
 
+# free_port : a TCP port nobody listens on (as bench-push.sh and bench-dotnet-startup.sh have it).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
 run_img() { "$engine" run --rm --network=none "dp-e2e/$1:1" "${@:2}" 2>&1; }
 
 # get_when_up URL : the body of the first answer within 10 s.
@@ -163,7 +166,7 @@ fi
 
 # 5. the minimal API, and 6. its SBOM
 if build webapi dotnet-webapiaot --sbom-format both --sbom-output "$work/webapi-sbom.json"; then
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port=$(free_port)
   cid=$("$engine" run -d --rm --network=host -e "ASPNETCORE_URLS=http://127.0.0.1:$port" dp-e2e/webapi:1)
   body=$(get_when_up "http://127.0.0.1:$port/todos")
   case "$body" in
@@ -172,7 +175,7 @@ if build webapi dotnet-webapiaot --sbom-format both --sbom-output "$work/webapi-
   esac
   expect "webapi: GET /healthz" "ok" "$(curl -fsS "http://127.0.0.1:$port/healthz" 2>/dev/null)"
   "$engine" rm -f "$cid" >/dev/null 2>&1
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port=$(free_port)
   cid=$("$engine" run -d --rm --network=host -e ASPNETCORE_ENVIRONMENT=Development \
     -e "ASPNETCORE_URLS=http://127.0.0.1:$port" dp-e2e/webapi:1)
   case "$(get_when_up "http://127.0.0.1:$port/openapi/v1.json")" in
