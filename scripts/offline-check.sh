@@ -124,7 +124,8 @@ dp_mirror_setup
 echo "CARGO_HOME=$CARGO_HOME: $(ls -A "$CARGO_HOME" | tr '\n' ' ')"
 cat "$CARGO_HOME/config.toml"
 
-# The crate-built tools (DP_CARGO_TOOLS: cargo-auditable, ferro-oci-server)
+# The crate-built tools (DP_CARGO_TOOLS: cargo-auditable, ferro-oci-server;
+# DP_LOCAL_TOOLS: oci-client-discover)
 # into a root of our own, first on PATH, so they are built here from the
 # mirror even when the machine has them already.
 export DP_CARGO_INSTALL_ROOT="$DISTROLESS_PACK_TEST_DIR/cargo-tools"
@@ -132,9 +133,9 @@ export PATH="$DP_CARGO_INSTALL_ROOT/bin:$PATH"
 
 step "scripts/install-deps.sh (wheels and crate-built tools from the mirror; Debian packages already there)"
 bash scripts/install-deps.sh
-for tool in "${DP_CARGO_TOOLS[@]}"; do
-  [ -x "$DP_CARGO_INSTALL_ROOT/bin/${tool%@*}" ] || {
-    echo "offline-check.sh: ${tool%@*} was not built into $DP_CARGO_INSTALL_ROOT from the mirror" >&2
+for tool in "${DP_CARGO_TOOLS[@]%@*}" "${DP_LOCAL_TOOLS[@]##*/}"; do
+  [ -x "$DP_CARGO_INSTALL_ROOT/bin/$tool" ] || {
+    echo "offline-check.sh: $tool was not built into $DP_CARGO_INSTALL_ROOT from the mirror" >&2
     exit 1
   }
 done

@@ -440,6 +440,39 @@ print(json.dumps({"index": index, "files": {os.path.basename(f): open(f).read() 
         .unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
+/// `oci-client-discover` (tools/oci-client-discover): the referrers of
+/// `reference` (`HOST/REPO@DIGEST`) as the ORAS project's Rust client
+/// (oci-client) finds them, by the referrers API or, where the registry
+/// answers it 404, the tag schema. Gives `(artifactType, digest)` sorted by
+/// type, and each referrer manifest's `subject.digest` as the client read it.
+fn oci_client_discover(reference: &str) -> (Vec<(String, String)>, Vec<String>) {
+    let tool = require_tool(
+        "oci-client-discover",
+        "cargo install --locked --path tools/oci-client-discover",
+    );
+    let text = run_ok(Command::new(tool).args(["--plain-http", reference]));
+    let found: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let mut listed: Vec<(String, String)> = found["manifests"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no manifests: {found}"))
+        .iter()
+        .map(|m| {
+            (
+                m["artifactType"].as_str().unwrap_or("").to_string(),
+                m["digest"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    listed.sort();
+    let subjects = found["subjects"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no subjects: {found}"))
+        .iter()
+        .map(|d| d.as_str().unwrap_or("").to_string())
+        .collect();
+    (listed, subjects)
+}
+
 #[test]
 fn pushed_referrers_are_found_by_the_tag_schema_inspect_and_oras_and_a_second_attach_merges() {
     let t = tmp();
@@ -958,7 +991,29 @@ fn pack_push_attaches_the_sbom_and_provenance_found_by_the_tag_schema_and_oras()
         }
     }
 
+    // oci-client finds both: docker-registry answers 404 to the referrers
+    // API, so it reads the tag schema
     let host = reference.split('/').next().unwrap();
+    let (listed, subjects) = oci_client_discover(&format!("{host}/attest/app@{digest}"));
+    let mut expected: Vec<(String, String)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["artifactType"].as_str().unwrap().to_string(),
+                m["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(listed, expected, "oci-client lists the tag schema's index");
+    assert_eq!(
+        subjects,
+        vec![digest.clone(); 2],
+        "each subject is the image"
+    );
+
     let pulled = oras_py(
         host,
         "attest/app",
@@ -1067,6 +1122,22 @@ fn a_registry_with_the_referrers_api_lists_what_pack_push_attached_and_no_tag_is
         serde_json::json!(["1"]),
         "no sha256-* tag"
     );
+    // oci-client finds both through the API (there is no tag to fall back on)
+    let (listed, subjects) = oci_client_discover(&reg.reference(&format!("api/app@{digest}")));
+    let types: Vec<&str> = listed.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        ["application/spdx+json", "application/vnd.in-toto+json"],
+        "{listed:?}"
+    );
+    for (_, d) in &listed {
+        assert!(list.to_string().contains(d.as_str()), "{d} not in {list}");
+    }
+    assert_eq!(
+        subjects,
+        vec![digest.clone(); 2],
+        "each subject is the image"
+    );
 
     // skopeo reads the image from this registry as the layout has it
     let out = run(
@@ -1167,6 +1238,15 @@ fn an_index_pushed_to_a_registry_with_the_referrers_api_lists_each_platform_imag
             .map(|m| m["digest"].as_str().unwrap())
             .collect();
         assert_eq!(digests, vec![r.as_str()], "{}: {list}", img.platform);
+        let (listed, subjects) =
+            oci_client_discover(&reg.reference(&format!("multi/app@{}", img.digest())));
+        assert_eq!(
+            listed.iter().map(|(_, d)| d.as_str()).collect::<Vec<_>>(),
+            vec![r.as_str()],
+            "oci-client, {}",
+            img.platform
+        );
+        assert_eq!(subjects, vec![img.digest().to_string()]);
     }
     assert_eq!(
         reg.tags("multi/app"),

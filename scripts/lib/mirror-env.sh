@@ -6,6 +6,13 @@
 #   ferro-oci-server  a registry that serves the OCI 1.1 referrers API
 #                     (tests/referrers.rs; docker-registry 2.8 has none)
 DP_CARGO_TOOLS=(cargo-auditable@0.7.7 ferro-oci-server@1.0.0)
+# The tools of this repository the tests run, each a cargo project with its
+# own Cargo.lock (so the mirror holds its crates, as it does every tracked
+# lock's): scripts/install-deps.sh builds them with `cargo install --locked
+# --path`.
+#   tools/oci-client-discover  lists referrers with the ORAS project's Rust
+#                              client (tests/referrers.rs)
+DP_LOCAL_TOOLS=(tools/oci-client-discover)
 # Sourced by scripts/install-deps.sh, example.sh, test.sh, mirror.sh and
 # offline-check.sh (not run on its own). Needs $root (the repository).
 #
