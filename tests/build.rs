@@ -745,7 +745,10 @@ fn dotnet_container_plan_uses_the_mounts() {
 /// arguments, environment and the generated props file, and "publishes" a
 /// static hello (`$DP_FAKE_DOTNET_CC -static`, musl-gcc by default) as
 /// NAME plus NAME.dbg into the `-o` directory, as `dotnet publish` with
-/// StripSymbols does. `DP_FAKE_DOTNET_ASSETS` is copied to the project's
+/// StripSymbols does. The source (`DP_FAKE_DOTNET_SRC`) is compiled with
+/// `-DINVARIANT` under `-p:InvariantGlobalization=true`, `-DWEBAPI` for the
+/// dotnet-webapiaot project, and `$DP_FAKE_DOTNET_CFLAGS`, which
+/// tests/fixtures/dotnet/stand-in-app.c reads. `DP_FAKE_DOTNET_ASSETS` is copied to the project's
 /// `obj/project.assets.json`, as a restore writes it;
 /// `DP_FAKE_DOTNET_FAIL` is a log printed before failing, as a failed
 /// link would.
@@ -768,8 +771,11 @@ if [ -n "${DP_FAKE_DOTNET_ASSETS:-}" ]; then
   cp "$DP_FAKE_DOTNET_ASSETS" "$(dirname "$project")/obj/project.assets.json"
 fi
 if [ -n "${DP_FAKE_DOTNET_FAIL:-}" ]; then cat "$DP_FAKE_DOTNET_FAIL"; exit 1; fi
+defs=""
+case " $* " in *" -p:InvariantGlobalization=true "*) defs="-DINVARIANT" ;; esac
+[ "$name" = dotnet-webapiaot ] && defs="$defs -DWEBAPI"
 mkdir -p "$out"
-${DP_FAKE_DOTNET_CC:-musl-gcc} -static -o "$out/$name" "$DP_FAKE_DOTNET_SRC"
+${DP_FAKE_DOTNET_CC:-musl-gcc} -static $defs ${DP_FAKE_DOTNET_CFLAGS:-} -o "$out/$name" "$DP_FAKE_DOTNET_SRC"
 cp "$out/$name" "$out/$name.dbg"
 echo "$name -> $out/"
 "#;
@@ -1254,6 +1260,105 @@ fn dotnet_glibc_build_sbom_lists_the_nuget_packages_of_the_restore() {
 
 /// A failed publish is one line that says what to change, not the last
 /// line of MSBuild's output.
+/// `RUNNER=host scripts/e2e-dotnet.sh`, the .NET round's check, run here
+/// with the stand-in SDK "publishing" tests/fixtures/dotnet/stand-in-app.c,
+/// which answers what the script asks of the two example apps: a copy of
+/// the repository's scripts and examples, this build of distroless-pack,
+/// the private dockerd, the real validators. Every one of its 21 checks
+/// passes; with the web app built without its OpenAPI route, the one check
+/// of that route fails and the script exits 1.
+#[test]
+fn e2e_dotnet_script_passes_with_apps_that_behave_and_fails_the_check_they_break() {
+    require_tool("gcc", "apt-get install -y gcc libc6-dev");
+    require_tool("curl", "apt-get install -y curl");
+    require_tool("make", "apt-get install -y make");
+    for tool in ["pyspdxtools", "ntia-checker"] {
+        require_tool(
+            tool,
+            "python3 -m pip install -r scripts/python-requirements.txt",
+        );
+    }
+    let docker = engines::docker();
+    let t = tmp();
+    let root = t.path().join("repo");
+    copy_tree(&repo_root().join("scripts"), &root.join("scripts"));
+    for app in ["dotnet-console", "dotnet-webapiaot"] {
+        copy_tree(
+            &repo_root().join("images").join(app),
+            &root.join("images").join(app),
+        );
+    }
+    let sdk = stand_in_sdk(t.path());
+    let work = t.path().join("tmp");
+    std::fs::create_dir_all(&work).unwrap();
+    let e2e = |cflags: &str| {
+        let mut script = Command::new("bash");
+        docker
+            .apply(&mut script)
+            .arg(root.join("scripts/e2e-dotnet.sh"))
+            .env("RUNNER", "host")
+            .env("ENGINE", "docker")
+            .env("DP", crate::util::bin())
+            .env("XDG_CACHE_HOME", crate::util::test_cache_home())
+            .env("TMPDIR", &work)
+            .env("PATH", &sdk.path)
+            .env("DP_FAKE_DOTNET_LOG", &sdk.log)
+            .env(
+                "DP_FAKE_DOTNET_SRC",
+                repo_root().join("tests/fixtures/dotnet/stand-in-app.c"),
+            )
+            .env("DP_FAKE_DOTNET_CC", "gcc")
+            .env("DP_FAKE_DOTNET_CFLAGS", cflags)
+            .env(
+                "DP_FAKE_DOTNET_ASSETS",
+                repo_root().join("tests/fixtures/dotnet/restore/project.assets.json"),
+            );
+        run(&mut script)
+    };
+    let remove_images = || {
+        for image in [
+            "console",
+            "console-static-icu",
+            "console-icu-file",
+            "console-no-pie",
+            "webapi",
+        ] {
+            docker.remove_image(&format!("dp-e2e/{image}:1"));
+        }
+    };
+    let out = e2e("");
+    let text = both(&out);
+    remove_images();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("e2e-dotnet: all checks passed"), "{text}");
+    let passed: Vec<&str> = text.lines().filter(|l| l.starts_with("PASS  ")).collect();
+    assert_eq!(passed.len(), 21, "{text}");
+    assert!(!text.contains("FAIL  "), "{text}");
+    for check in [
+        "PASS  console: Direct P/Invoke into libfoo.a",
+        "PASS  icu-file: the .dat is in the image",
+        "PASS  webapi: GET /openapi/v1.json (Development)",
+        "PASS  sbom: every package of obj/project.assets.json has its pkg:nuget purl",
+        "PASS  sbom: SPDX passes pyspdxtools and the NTIA minimum elements",
+        "PASS  sbom: CycloneDX passes the 1.6 schema",
+    ] {
+        assert!(text.contains(check), "{check}: {text}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&work).unwrap().count(),
+        0,
+        "the script removes its work directory"
+    );
+
+    let out = e2e("-DNO_OPENAPI");
+    let text = both(&out);
+    remove_images();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let failed: Vec<&str> = text.lines().filter(|l| l.starts_with("FAIL  ")).collect();
+    assert_eq!(failed, ["FAIL  webapi: no OpenAPI document"], "{text}");
+    assert!(text.contains("e2e-dotnet: 1 check(s) failed"), "{text}");
+}
+
 #[test]
 fn dotnet_link_failure_is_explained_in_one_line() {
     let (t, dir) = example("dotnet-webapiaot");
