@@ -28,7 +28,11 @@ fuzz_target!(|data: &[u8]| {
         let _ = std::fs::remove_file(&path);
         std::fs::write(&path, data).expect("scratch file");
         let (sparse, work) = measure(|| verify_file(&path, &platform));
-        assert!(work <= bound, "sparse: {work} units for {} bytes", data.len());
+        assert!(
+            work <= bound,
+            "sparse: {work} units for {} bytes",
+            data.len()
+        );
         let name = path.display().to_string();
         let sparse = sparse
             .map(|mut r| {
