@@ -28,6 +28,7 @@ unit *ARGS:
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
+    for p in fuzz tools/oci-client-discover; do cargo fmt --manifest-path $p/Cargo.toml -- --check && cargo clippy --locked --manifest-path $p/Cargo.toml --target-dir target/side/$(echo $p | tr / -) -- -D warnings; done
 
 # Format the code.
 fmt:

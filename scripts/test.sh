@@ -55,13 +55,23 @@ step "lint: cargo fmt --check, cargo clippy -D warnings (as \`just lint\`)"
 # Lint findings fail the run. A toolchain without the rustfmt or clippy
 # component (both are in rustup's default profile) cannot lint: that is said
 # loudly, and the tests still run.
+# The cargo projects outside the workspace, each with its own lock file:
+# the fuzz targets and the test tools (checked on stable; their own target
+# folders under target/).
+side_projects=(fuzz tools/oci-client-discover)
 if cargo fmt --version >/dev/null 2>&1; then
   cargo fmt --all -- --check
+  for p in "${side_projects[@]}"; do
+    cargo fmt --manifest-path "$p/Cargo.toml" -- --check
+  done
 else
   echo "WARNING: rustfmt is not installed (rustup component add rustfmt): formatting not checked" >&2
 fi
 if cargo clippy --version >/dev/null 2>&1; then
   cargo clippy --workspace --all-targets -- -D warnings
+  for p in "${side_projects[@]}"; do
+    cargo clippy --locked --manifest-path "$p/Cargo.toml" --target-dir "target/side/${p//\//-}" -- -D warnings
+  done
 else
   echo "WARNING: clippy is not installed (rustup component add clippy): lints not checked" >&2
 fi
