@@ -188,16 +188,14 @@ done
 
 # --- tools of this repository (DP_LOCAL_TOOLS, scripts/lib/mirror-env.sh) ---
 # oci-client-discover: the ORAS project's Rust client, for the referrers
-# tests. Built from its own Cargo.lock (crates.io or the mirror); skipped
-# when the same version is installed, so bump its version when it changes.
+# tests. Built from its own Cargo.lock (crates.io or the mirror) in
+# target/tools, and installed again on every run: cargo rebuilds only what
+# changed, so an edited tool is never left stale (under a second when
+# nothing did).
 for dir in "${DP_LOCAL_TOOLS[@]}"; do
   name="${dir##*/}"
-  version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/$dir/Cargo.toml" | head -n 1)"
-  if command -v "$name" >/dev/null 2>&1 &&
-    cargo install --list --root "$cargo_root" 2>/dev/null | grep -q "^$name v$version (.*$dir)"; then
-    note "$name: $version already installed"
-  elif logged cargo install --locked --root "$cargo_root" --target-dir "$root/target/tools" --path "$root/$dir"; then
-    note "$name: installed $version from $dir"
+  if logged cargo install --locked --force --root "$cargo_root" --target-dir "$root/target/tools" --path "$root/$dir"; then
+    note "$name: installed from $dir"
   else
     fail "cargo install --locked --path $dir failed"
   fi
