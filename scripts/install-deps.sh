@@ -45,7 +45,7 @@ full_pkgs=(
   pigz zstd hyperfine time openssl jq curl
   uidmap slirp4netns fuse-overlayfs iptables
   ca-certificates tzdata file binutils icu-devtools cmake make
-  gcc libc6-dev
+  gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 )
 RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 # shellcheck source=scripts/lib/mirror-env.sh

@@ -566,7 +566,7 @@ fn dotnet_console_plan_invariant() {
 "
     );
     let script = plan["script"].as_str().unwrap();
-    let make = script.find("( make libfoo.a )").expect("pre_build runs");
+    let make = script.find("( make -B libfoo.a )").expect("pre_build runs");
     assert!(
         make < script.rfind("dotnet publish").unwrap(),
         "libfoo.a is built before publishing"
@@ -748,7 +748,9 @@ fn dotnet_container_plan_uses_the_mounts() {
 /// StripSymbols does. The source (`DP_FAKE_DOTNET_SRC`) is compiled with
 /// `-DINVARIANT` under `-p:InvariantGlobalization=true`, `-DWEBAPI` for the
 /// dotnet-webapiaot project, and `$DP_FAKE_DOTNET_CFLAGS`, which
-/// tests/fixtures/dotnet/stand-in-app.c reads. `DP_FAKE_DOTNET_ASSETS` is copied to the project's
+/// tests/fixtures/dotnet/stand-in-app.c reads, and linked with the props
+/// file's `NativeLibrary` archives; `-r linux-arm64` compiles with
+/// aarch64-linux-gnu-gcc. `DP_FAKE_DOTNET_ASSETS` is copied to the project's
 /// `obj/project.assets.json`, as a restore writes it;
 /// `DP_FAKE_DOTNET_FAIL` is a log printed before failing, as a failed
 /// link would.
@@ -758,6 +760,7 @@ if [ "$1" = "--version" ]; then echo 10.0.401; exit 0; fi
 log="$DP_FAKE_DOTNET_LOG"
 printf '%s\n' "$@" > "$log/args"
 env > "$log/env"
+rm -f "$log/props"
 out=""; prev=""; project=""
 for a in "$@"; do
   [ "$prev" = "-o" ] && out="$a"
@@ -774,8 +777,18 @@ if [ -n "${DP_FAKE_DOTNET_FAIL:-}" ]; then cat "$DP_FAKE_DOTNET_FAIL"; exit 1; f
 defs=""
 case " $* " in *" -p:InvariantGlobalization=true "*) defs="-DINVARIANT" ;; esac
 [ "$name" = dotnet-webapiaot ] && defs="$defs -DWEBAPI"
+cc="${DP_FAKE_DOTNET_CC:-musl-gcc}"
+case " $* " in *" linux-arm64 "*) cc=aarch64-linux-gnu-gcc ;; esac
+# The props file's NativeLibrary items are linked, as ILC's link does.
+libs=""
+if [ -f "$log/props" ]; then
+  dir=$(cd "$(dirname "$project")" && pwd)
+  for lib in $(sed -n 's|.*<NativeLibrary Include="\([^"]*\)".*|\1|p' "$log/props"); do
+    libs="$libs $(printf '%s' "$lib" | sed "s|\$(MSBuildProjectDirectory)|$dir|")"
+  done
+fi
 mkdir -p "$out"
-${DP_FAKE_DOTNET_CC:-musl-gcc} -static $defs ${DP_FAKE_DOTNET_CFLAGS:-} -o "$out/$name" "$DP_FAKE_DOTNET_SRC"
+$cc -static $defs ${DP_FAKE_DOTNET_CFLAGS:-} -o "$out/$name" "$DP_FAKE_DOTNET_SRC" $libs
 cp "$out/$name" "$out/$name.dbg"
 echo "$name -> $out/"
 "#;
@@ -1264,12 +1277,18 @@ fn dotnet_glibc_build_sbom_lists_the_nuget_packages_of_the_restore() {
 /// with the stand-in SDK "publishing" tests/fixtures/dotnet/stand-in-app.c,
 /// which answers what the script asks of the two example apps: a copy of
 /// the repository's scripts and examples, this build of distroless-pack,
-/// the private dockerd, the real validators. Every one of its 21 checks
-/// passes; with the web app built without its OpenAPI route, the one check
-/// of that route fails and the script exits 1.
+/// the private dockerd, the real validators, and for step 7 the arm64 cross
+/// compiler (libfoo.a and the stand-in app) and qemu-user. Every one of its
+/// 25 checks passes; with the web app built without its OpenAPI route, the
+/// one check of that route fails and the script exits 1.
 #[test]
 fn e2e_dotnet_script_passes_with_apps_that_behave_and_fails_the_check_they_break() {
     require_tool("gcc", "apt-get install -y gcc libc6-dev");
+    require_tool(
+        "aarch64-linux-gnu-gcc",
+        "apt-get install -y gcc-aarch64-linux-gnu libc6-dev-arm64-cross",
+    );
+    engines::ensure_binfmt_arm64();
     require_tool("curl", "apt-get install -y curl");
     require_tool("make", "apt-get install -y make");
     for tool in ["pyspdxtools", "ntia-checker"] {
@@ -1289,6 +1308,18 @@ fn e2e_dotnet_script_passes_with_apps_that_behave_and_fails_the_check_they_break
         );
     }
     let sdk = stand_in_sdk(t.path());
+    // The cross recipe finds the linker it passes to the SDK
+    // (CppCompilerAndLinker) when the build runs; the stand-in SDK never
+    // calls it, so a placeholder beside it will do where no clang is.
+    if crate::util::which("clang").is_none() {
+        let clang = write_file(
+            &t.path().join("fake-bin"),
+            "clang",
+            b"#!/bin/sh\necho 'stand-in clang: not called by the stand-in SDK' >&2\nexit 1\n",
+        );
+        std::fs::set_permissions(&clang, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
     let work = t.path().join("tmp");
     std::fs::create_dir_all(&work).unwrap();
     let e2e = |cflags: &str| {
@@ -1322,6 +1353,7 @@ fn e2e_dotnet_script_passes_with_apps_that_behave_and_fails_the_check_they_break
             "console-icu-file",
             "console-no-pie",
             "webapi",
+            "console-arm64",
         ] {
             docker.remove_image(&format!("dp-e2e/{image}:1"));
         }
@@ -1332,7 +1364,7 @@ fn e2e_dotnet_script_passes_with_apps_that_behave_and_fails_the_check_they_break
     assert!(out.status.success(), "{text}");
     assert!(text.contains("e2e-dotnet: all checks passed"), "{text}");
     let passed: Vec<&str> = text.lines().filter(|l| l.starts_with("PASS  ")).collect();
-    assert_eq!(passed.len(), 21, "{text}");
+    assert_eq!(passed.len(), 25, "{text}");
     assert!(!text.contains("FAIL  "), "{text}");
     for check in [
         "PASS  console: Direct P/Invoke into libfoo.a",
@@ -1341,6 +1373,8 @@ fn e2e_dotnet_script_passes_with_apps_that_behave_and_fails_the_check_they_break
         "PASS  sbom: every package of obj/project.assets.json has its pkg:nuget purl",
         "PASS  sbom: SPDX passes pyspdxtools and the NTIA minimum elements",
         "PASS  sbom: CycloneDX passes the 1.6 schema",
+        "PASS  arm64: an arm64 image",
+        "PASS  arm64: Direct P/Invoke into libfoo.a, under qemu-user",
     ] {
         assert!(text.contains(check), "{check}: {text}");
     }

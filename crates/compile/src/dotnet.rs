@@ -718,6 +718,18 @@ pub fn explain_failure(log: &str) -> Option<String> {
     if has("Link field value") && has("is not a symbol table") {
         return Some("LLVM's objcopy cannot strip this cross-linked binary: set properties = { ObjCopyName = \"aarch64-linux-gnu-objcopy\" } under [dotnet] (apt-get install gcc-aarch64-linux-gnu)".into());
     }
+    if has("error adding symbols: file in wrong format") || has("Relocations in generic ELF") {
+        // GNU ld on an archive of another architecture: `ld: X(foo.o):
+        // Relocations in generic ELF (EM: 62)`, then `X: error adding
+        // symbols: file in wrong format`.
+        let what = line_with("error adding symbols: file in wrong format")
+            .and_then(|l| l.split(": error adding symbols").next())
+            .map(|l| l.rsplit(": ").next().unwrap_or(l).trim())
+            .unwrap_or("a native library");
+        return Some(format!(
+            "{what} was built for another architecture: rebuild it for this platform's C compiler before the publish (pre_build runs with CC set; with make, `make -B` rebuilds what a build for another platform left)"
+        ));
+    }
     if let Some(l) = line_with("cannot find -l") {
         let lib = l
             .split("cannot find -l")
@@ -873,6 +885,7 @@ mod tests {
             ("llvm-objcopy : error : Link field value 44 in section .rela.plt is not a symbol table", "ObjCopyName"),
             ("error NU1101: Unable to find package runtime.linux-musl-x64.Microsoft.DotNet.ILCompiler. No packages exist", "--libc glibc"),
             ("/src/Program.cs(3,1): error CS1002: ; expected [/src/App.csproj]", "error CS1002: ; expected"),
+            ("/usr/lib/gcc-cross/aarch64-linux-gnu/12/../../../../aarch64-linux-gnu/bin/ld: /src/libfoo.a(foo.o): Relocations in generic ELF (EM: 62)\n/usr/lib/gcc-cross/aarch64-linux-gnu/12/../../../../aarch64-linux-gnu/bin/ld: /src/libfoo.a: error adding symbols: file in wrong format\ncollect2: error: ld returned 1 exit status", "/src/libfoo.a was built for another architecture"),
         ];
         for (log, want) in cases {
             let got = explain_failure(log).unwrap_or_else(|| panic!("no explanation for {log}"));
