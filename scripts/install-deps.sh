@@ -213,7 +213,8 @@ fi
 # --- sanity: the tools the tests call ----------------------------------------
 for tool in musl-gcc go skopeo umoci podman runc docker-registry oci-image-tool \
   dockerd docker htpasswd qemu-aarch64-static update-binfmts debootstrap bwrap \
-  pigz zstd hyperfine jq curl openssl icupkg pyspdxtools ntia-checker cargo-auditable ferro-oci-server; do
+  pigz zstd hyperfine jq curl openssl icupkg pyspdxtools ntia-checker cargo-auditable ferro-oci-server \
+  oci-client-discover gcc cmake aarch64-linux-gnu-gcc aarch64-linux-gnu-objcopy; do
   command -v "$tool" >/dev/null 2>&1 || fail "tool $tool is still missing after installing packages"
 done
 
