@@ -8,6 +8,12 @@
 #   scripts/e2e-dotnet.sh                  # in the Alpine builder (musl)
 #   RUNNER=host scripts/e2e-dotnet.sh      # with this machine's SDK (glibc on Debian)
 #
+# First: bash scripts/install-deps.sh (validators, icu-devtools, the arm64
+# cross gcc, qemu-user-static), and an engine that answers, e.g. the test
+# suite's own: bash scripts/services.sh start docker && bash scripts/services.sh binfmt
+# && eval "$(bash scripts/services.sh env)". Step 7 also needs clang
+# (apt-get install clang: Debian's clang-NN is found too).
+#
 # Environment:
 #   RUNNER=container|host  where the publish runs (default container). host
 #                          uses this machine's dotnet and C library: on a
@@ -52,7 +58,10 @@ else
 fi
 
 command -v "$engine" >/dev/null || { echo "e2e-dotnet: $engine not found" >&2; exit 2; }
-"$engine" info >/dev/null 2>&1 || { echo "e2e-dotnet: $engine does not answer (start the daemon)" >&2; exit 2; }
+"$engine" info >/dev/null 2>&1 || {
+  echo "e2e-dotnet: $engine does not answer: start it (bash scripts/services.sh start docker, then eval \"\$(bash scripts/services.sh env)\")" >&2
+  exit 2
+}
 
 if [ -z "${DP:-}" ]; then
   # shellcheck source=scripts/lib/mirror-env.sh

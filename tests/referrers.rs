@@ -443,14 +443,24 @@ print(json.dumps({"index": index, "files": {os.path.basename(f): open(f).read() 
 /// `oci-client-discover` (tools/oci-client-discover): the referrers of
 /// `reference` (`HOST/REPO@DIGEST`) as the ORAS project's Rust client
 /// (oci-client) finds them, by the referrers API or, where the registry
-/// answers it 404, the tag schema. Gives `(artifactType, digest)` sorted by
-/// type, and each referrer manifest's `subject.digest` as the client read it.
-fn oci_client_discover(reference: &str) -> (Vec<(String, String)>, Vec<String>) {
+/// answers it 404, the tag schema; only those of `artifact_type` when one
+/// is given (the registry's filter, or the client's on the tag schema).
+/// Gives `(artifactType, digest)` sorted by type, and each referrer
+/// manifest's `subject.digest` as the client read it.
+fn oci_client_discover(
+    reference: &str,
+    artifact_type: Option<&str>,
+) -> (Vec<(String, String)>, Vec<String>) {
     let tool = require_tool(
         "oci-client-discover",
         "cargo install --locked --path tools/oci-client-discover",
     );
-    let text = run_ok(Command::new(tool).args(["--plain-http", reference]));
+    let mut cmd = Command::new(tool);
+    cmd.args(["--plain-http", reference]);
+    if let Some(t) = artifact_type {
+        cmd.args(["--artifact-type", t]);
+    }
+    let text = run_ok(&mut cmd);
     let found: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
     let mut listed: Vec<(String, String)> = found["manifests"]
         .as_array()
@@ -994,7 +1004,7 @@ fn pack_push_attaches_the_sbom_and_provenance_found_by_the_tag_schema_and_oras()
     // oci-client finds both: docker-registry answers 404 to the referrers
     // API, so it reads the tag schema
     let host = reference.split('/').next().unwrap();
-    let (listed, subjects) = oci_client_discover(&format!("{host}/attest/app@{digest}"));
+    let (listed, subjects) = oci_client_discover(&format!("{host}/attest/app@{digest}"), None);
     let mut expected: Vec<(String, String)> = index["manifests"]
         .as_array()
         .unwrap()
@@ -1013,6 +1023,11 @@ fn pack_push_attaches_the_sbom_and_provenance_found_by_the_tag_schema_and_oras()
         vec![digest.clone(); 2],
         "each subject is the image"
     );
+    let (spdx_only, _) = oci_client_discover(
+        &format!("{host}/attest/app@{digest}"),
+        Some("application/spdx+json"),
+    );
+    assert_eq!(spdx_only, expected[..1], "filtered by the client");
 
     let pulled = oras_py(
         host,
@@ -1123,7 +1138,8 @@ fn a_registry_with_the_referrers_api_lists_what_pack_push_attached_and_no_tag_is
         "no sha256-* tag"
     );
     // oci-client finds both through the API (there is no tag to fall back on)
-    let (listed, subjects) = oci_client_discover(&reg.reference(&format!("api/app@{digest}")));
+    let (listed, subjects) =
+        oci_client_discover(&reg.reference(&format!("api/app@{digest}")), None);
     let types: Vec<&str> = listed.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(
         types,
@@ -1138,6 +1154,11 @@ fn a_registry_with_the_referrers_api_lists_what_pack_push_attached_and_no_tag_is
         vec![digest.clone(); 2],
         "each subject is the image"
     );
+    let (provenance, _) = oci_client_discover(
+        &reg.reference(&format!("api/app@{digest}")),
+        Some("application/vnd.in-toto+json"),
+    );
+    assert_eq!(provenance, listed[1..], "filtered by the registry");
 
     // skopeo reads the image from this registry as the layout has it
     let out = run(
@@ -1239,7 +1260,7 @@ fn an_index_pushed_to_a_registry_with_the_referrers_api_lists_each_platform_imag
             .collect();
         assert_eq!(digests, vec![r.as_str()], "{}: {list}", img.platform);
         let (listed, subjects) =
-            oci_client_discover(&reg.reference(&format!("multi/app@{}", img.digest())));
+            oci_client_discover(&reg.reference(&format!("multi/app@{}", img.digest())), None);
         assert_eq!(
             listed.iter().map(|(_, d)| d.as_str()).collect::<Vec<_>>(),
             vec![r.as_str()],
