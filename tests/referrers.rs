@@ -1159,6 +1159,11 @@ fn a_registry_with_the_referrers_api_lists_what_pack_push_attached_and_no_tag_is
         Some("application/vnd.in-toto+json"),
     );
     assert_eq!(provenance, listed[1..], "filtered by the registry");
+    // `sbom --attached` gets the SPDX document through the API
+    let spdx: Value = serde_json::from_slice(&blob(&layout, &listed[0].1)).unwrap();
+    let payload = blob(&layout, spdx["layers"][0]["digest"].as_str().unwrap());
+    let got = run_ok(dpc(t.path()).args(["sbom", "--attached", &reference]));
+    assert_eq!(got.as_bytes(), [payload, b"\n".to_vec()].concat());
 
     // skopeo reads the image from this registry as the layout has it
     let out = run(

@@ -1066,6 +1066,106 @@ fn sbom_of_a_registry_image_says_what_the_sbom_of_its_layout_says() {
     assert!(out.stdout.is_empty());
 }
 
+/// `sbom --attached` prints the document `pack` attached, byte for byte:
+/// from the layout (the `--sbom-output` file's bytes, in both formats) and
+/// from the registry it was pushed to (by the tag schema there). A format
+/// not attached, a docker archive and a bare executable are bad input
+/// (exit 2) that say what there is, with nothing on stdout.
+#[test]
+fn attached_sbom_is_the_document_pack_attached_from_a_layout_and_a_registry() {
+    use crate::support::registry::{Auth, Registry};
+    let t = tmp();
+    let hello = crate::support::corpus::musl_static_hello();
+    let layout = t.path().join("layout");
+    let written = t.path().join("written.json");
+    run_ok(
+        dp().args([
+            "pack",
+            "--tag",
+            "app:1",
+            "--sbom-format",
+            "both",
+            "--output",
+        ])
+        .arg(format!("oci:{}:1", layout.display()))
+        .arg("--output")
+        .arg(format!(
+            "docker-archive:{}",
+            t.path().join("app.tar").display()
+        ))
+        .arg("--sbom-output")
+        .arg(&written)
+        .arg(&hello),
+    );
+    let src = format!("oci:{}:1", layout.display());
+    let attached = |source: &str, format: &str| {
+        let out = t.path().join(format!("attached-{format}.json"));
+        run_ok(
+            dp_isolated(t.path())
+                .args(["sbom", "--attached", source, "--format", format, "--output"])
+                .arg(&out),
+        );
+        std::fs::read(&out).unwrap()
+    };
+    let spdx = std::fs::read(t.path().join("written.spdx.json")).unwrap();
+    let cdx = std::fs::read(t.path().join("written.cdx.json")).unwrap();
+    assert_eq!(attached(&src, "spdx"), spdx);
+    assert_eq!(attached(&src, "cyclonedx"), cdx);
+    // on stdout: the document and a newline, as `sbom` prints one
+    let out = run_ok(dp_isolated(t.path()).args(["sbom", "--attached", &src]));
+    assert_eq!(out.as_bytes(), [spdx.as_slice(), b"\n"].concat());
+
+    let reg = Registry::start(Auth::None);
+    let reference = reg.reference("attached/app:1");
+    run_ok(dp_isolated(t.path()).args(["push", &src, &reference]));
+    assert_eq!(attached(&reference, "spdx"), spdx);
+    assert_eq!(attached(&format!("docker://{reference}"), "cyclonedx"), cdx);
+
+    // only SPDX attached: CycloneDX is bad input naming what is there
+    let spdx_only = t.path().join("spdx-only");
+    run_ok(
+        dp().args(["pack", "--tag", "app:1", "--output"])
+            .arg(format!("oci:{}:1", spdx_only.display()))
+            .arg(&hello),
+    );
+    let refused = |source: &str, want: &str| {
+        let out = run(dp_isolated(t.path()).args([
+            "sbom",
+            "--attached",
+            source,
+            "--format",
+            "cyclonedx",
+        ]));
+        assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+        assert!(out.stdout.is_empty(), "{}", both(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    };
+    refused(
+        &format!("oci:{}:1", spdx_only.display()),
+        "no application/vnd.cyclonedx+json document is attached (it has application/spdx+json, application/vnd.in-toto+json)",
+    );
+    let reference = reg.reference("attached/spdx-only:1");
+    run_ok(dp_isolated(t.path()).args([
+        "push",
+        &format!("oci:{}:1", spdx_only.display()),
+        &reference,
+    ]));
+    refused(
+        &reference,
+        "no application/vnd.cyclonedx+json document is attached (it has application/spdx+json, application/vnd.in-toto+json)",
+    );
+    refused(
+        &format!("docker-archive:{}", t.path().join("app.tar").display()),
+        "(no documents are attached)",
+    );
+    refused(
+        hello.to_str().unwrap(),
+        "an executable has no attached documents",
+    );
+}
+
 /// For an index in a registry, `--platform` picks the image, as for a
 /// layout.
 #[test]

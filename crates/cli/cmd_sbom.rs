@@ -35,6 +35,13 @@ pub struct Args {
     #[arg(long, value_name = "PLATFORM")]
     pub platform: Option<Platform>,
 
+    /// Print the SBOM attached to the image (the OCI 1.1 referrer of the
+    /// format's artifact type that `pack`, `build` or `attach` put there)
+    /// as it is stored, checked against its digest, instead of making one
+    /// from the image's binary. Exit 2 when none of that format is attached.
+    #[arg(long)]
+    pub attached: bool,
+
     /// Write the document to FILE instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -61,6 +68,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let created =
         distroless_pack_pipeline::settings::source_date_epoch().map_err(crate::report::pipeline)?;
     let path = Path::new(&args.source);
+    if args.attached {
+        let bytes = attached(&args, format, path)?;
+        return write_out(&args, bytes);
+    }
     let sbom = if is_elf(path) {
         attest::binary_sbom(path, created).map_err(crate::report::pipeline)?
     } else {
@@ -93,7 +104,88 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     for w in &sbom.warnings {
         eprintln!("distroless-pack: warning: {w}");
     }
-    let mut bytes = format.write(&sbom);
+    write_out(&args, format.write(&sbom))
+}
+
+/// The document of `format` attached to the image SOURCE names.
+fn attached(args: &Args, format: Format, path: &Path) -> anyhow::Result<Vec<u8>> {
+    let wanted = format.media_type();
+    let none = |types: Vec<String>| {
+        let has = if types.is_empty() {
+            "no documents are attached".to_string()
+        } else {
+            format!("it has {}", types.join(", "))
+        };
+        exit::fail(
+            format!(
+                "{}: no {wanted} document is attached ({has}); without --attached, sbom makes one from the image",
+                args.source
+            ),
+            distroless_pack_image::ErrorKind::Usage,
+        )
+    };
+    if is_elf(path) {
+        return Err(exit::fail(
+            format!(
+                "{}: an executable has no attached documents; --attached reads them from an image",
+                args.source
+            ),
+            distroless_pack_image::ErrorKind::Usage,
+        ));
+    }
+    match distroless_pack_ship::parse_location(&args.source)
+        .map_err(|e| exit::fail(&e, e.kind()))?
+    {
+        Location::File(source) => {
+            let read =
+                distroless_pack_ship::read_back(&source).map_err(|e| exit::reading(&source, e))?;
+            let image = read
+                .artifact
+                .image_for(args.platform.as_ref())
+                .map_err(|e| anyhow::anyhow!("{source}: {e}"))
+                .code(exit::USAGE)?;
+            let Some(r) = image.referrers.iter().find(|r| r.artifact_type == wanted) else {
+                let mut types: Vec<String> = image
+                    .referrers
+                    .iter()
+                    .map(|r| r.artifact_type.clone())
+                    .collect();
+                types.sort();
+                types.dedup();
+                return Err(none(types));
+            };
+            let layer = r.layers.first().ok_or_else(|| {
+                exit::fail(
+                    format!("{source}: referrer {} has no payload", r.manifest.digest),
+                    distroless_pack_image::ErrorKind::Usage,
+                )
+            })?;
+            let bytes = layer.read_all().map_err(|e| exit::reading(&source, e))?;
+            let got = distroless_pack_image::Digest::sha256_of(&bytes);
+            if got != layer.digest || bytes.len() as u64 != layer.size {
+                return Err(exit::reading(
+                    &source,
+                    format!(
+                        "blob {} holds other bytes ({got}, {} bytes)",
+                        layer.digest,
+                        bytes.len()
+                    ),
+                ));
+            }
+            Ok(bytes)
+        }
+        Location::Registry(reference) => {
+            let opts = args.registry.push_options()?;
+            let (found, types) =
+                pull::attached_document(&reference, args.platform.as_ref(), wanted, &opts)
+                    .map_err(|e| exit::fail(format!("reading {reference}: {e}"), e.kind()))?;
+            found.ok_or_else(|| none(types))
+        }
+    }
+}
+
+/// The document to `--output FILE` (through a temp file) or standard output.
+fn write_out(args: &Args, mut bytes: Vec<u8>) -> anyhow::Result<u8> {
     match &args.output {
         Some(f) => {
             distroless_pack_pipeline::attest::write_file(f, &bytes)

@@ -91,6 +91,60 @@ pub fn pull_image(
         .map_err(|e| RegistryError::Invalid(format!("{reference}: {e}")))
 }
 
+/// The largest attached document [`attached_document`] downloads (it is
+/// held in memory).
+const DOCUMENT_LIMIT: u64 = 64 << 20;
+
+/// The document of `artifact_type` attached to the image `reference` names
+/// for `platform` (picked as [`pull_image`] picks): the payload of the
+/// first referrer of that type, by the referrers API or the tag schema,
+/// checked against its digest (`None` when none of that type is attached),
+/// and the artifact types that are attached, sorted.
+pub fn attached_document(
+    reference: &Reference,
+    platform: Option<&Platform>,
+    artifact_type: &str,
+    opts: &PushOptions,
+) -> Result<(Option<Vec<u8>>, Vec<String>), RegistryError> {
+    let session = referrers::session_for(reference, opts, false)?;
+    let top = referrers::required_manifest(
+        &session,
+        reference,
+        &referrers::manifest_at(reference),
+        opts,
+    )?;
+    let images = referrers::listed_images(&session, reference, &top, opts)?;
+    let (manifest, _) = pick(images, platform, reference)?;
+    let list = referrers::list_on(&session, &reference.repository, &manifest.digest, opts)?;
+    let mut types: Vec<String> = list
+        .referrers
+        .iter()
+        .map(|r| r.artifact_type.clone())
+        .collect();
+    types.sort();
+    types.dedup();
+    let Some(found) = list
+        .referrers
+        .iter()
+        .find(|r| r.artifact_type == artifact_type)
+    else {
+        return Ok((None, types));
+    };
+    let what = format!("referrer {}", found.digest);
+    let layer = found
+        .layers
+        .first()
+        .ok_or_else(|| RegistryError::Invalid(format!("{what} has no payload")))?;
+    let Desc { digest, size, .. } = Desc::parse(layer, &what).map_err(RegistryError::Invalid)?;
+    if size > DOCUMENT_LIMIT {
+        return Err(RegistryError::Invalid(format!(
+            "{what}: its payload is {size} bytes, more than the {DOCUMENT_LIMIT} read"
+        )));
+    }
+    let bytes = referrers::get_small_blob(&session, &reference.repository, &digest, opts)?;
+    Ok((Some(bytes), types))
+}
+
 /// The manifest and config of the image `platform` picks, by the rule
 /// files use (`choose_platform`, as `Artifact::image_for`).
 fn pick<C>(

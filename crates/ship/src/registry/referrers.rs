@@ -343,7 +343,7 @@ fn get_manifest(
 }
 
 /// `GET /v2/REPO/blobs/DIGEST` of a small (JSON) blob, checked.
-fn get_small_blob(
+pub(super) fn get_small_blob(
     session: &Session,
     repo: &str,
     digest: &Digest,
@@ -413,7 +413,7 @@ pub(super) fn session_for(
     )
 }
 
-fn list_on(
+pub(super) fn list_on(
     session: &Session,
     repo: &str,
     subject: &Digest,
