@@ -1166,6 +1166,46 @@ fn attached_sbom_is_the_document_pack_attached_from_a_layout_and_a_registry() {
     );
 }
 
+/// `sbom --attached` of a registry that sends other bytes for the SBOM
+/// blob: exit 4 naming both digests, and nothing on stdout.
+#[test]
+fn an_attached_sbom_the_registry_sends_wrong_is_refused_naming_both_digests() {
+    use crate::support::registry::{Fault, FaultProxy};
+    use sha2::Digest as _;
+    let t = tmp();
+    let (reg, layout) = pushed_hello(t.path(), "bad/attached:1");
+    let spdx = run_ok(dp_isolated(t.path()).args([
+        "sbom",
+        "--attached",
+        &format!("oci:{}:1", layout.display()),
+    ]));
+    let spdx = spdx.strip_suffix('\n').unwrap().as_bytes().to_vec();
+    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&spdx)));
+    let wanted = format!("/blobs/{digest}");
+    let size = spdx.len();
+    let proxy = FaultProxy::start(&reg.host, move |req| {
+        if req.method == "GET" && req.path().ends_with(&wanted) {
+            Fault::Answer {
+                status: 200,
+                body: "y".repeat(size),
+            }
+        } else {
+            Fault::Forward
+        }
+    });
+    let out =
+        run(dp_isolated(t.path()).args(["sbom", "--attached", &proxy.reference("bad/attached:1")]));
+    assert_eq!(out.status.code(), Some(4), "{}", both(&out));
+    assert!(out.stdout.is_empty(), "{}", both(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let other = format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest("y".repeat(size).as_bytes()))
+    );
+    assert!(err.contains(&digest) && err.contains(&other), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
 /// For an index in a registry, `--platform` picks the image, as for a
 /// layout.
 #[test]
