@@ -42,17 +42,7 @@ pub fn pull_image(
         .prefix("distroless-pack-pull-")
         .tempdir()
         .map_err(|e| RegistryError::Invalid(format!("cannot make a temp folder: {e}")))?;
-    let session = referrers::session_for(reference, opts, false)?;
-    let top = referrers::required_manifest(
-        &session,
-        reference,
-        &referrers::manifest_at(reference),
-        opts,
-    )?;
-    // Only the chosen image's config is fetched (an index entry names its
-    // platform; a lone manifest's config was read to learn it).
-    let images = referrers::listed_images(&session, reference, &top, opts)?;
-    let (manifest, config) = pick(images, platform, reference)?;
+    let (session, manifest, config) = chosen_image(reference, platform, opts)?;
     let config = match config {
         Some(c) => c,
         None => referrers::config_of(&session, reference, &manifest, opts)?,
@@ -106,15 +96,7 @@ pub fn attached_document(
     artifact_type: &str,
     opts: &PushOptions,
 ) -> Result<(Option<Vec<u8>>, Vec<String>), RegistryError> {
-    let session = referrers::session_for(reference, opts, false)?;
-    let top = referrers::required_manifest(
-        &session,
-        reference,
-        &referrers::manifest_at(reference),
-        opts,
-    )?;
-    let images = referrers::listed_images(&session, reference, &top, opts)?;
-    let (manifest, _) = pick(images, platform, reference)?;
+    let (session, manifest, _) = chosen_image(reference, platform, opts)?;
     let list = referrers::list_on(&session, &reference.repository, &manifest.digest, opts)?;
     let mut types: Vec<String> = list
         .referrers
@@ -143,6 +125,27 @@ pub fn attached_document(
     }
     let bytes = referrers::get_small_blob(&session, &reference.repository, &digest, opts)?;
     Ok((Some(bytes), types))
+}
+
+/// A pull session, and the manifest of the image `reference` names for
+/// `platform` ([`pick`]) with its config when the listing already read it.
+/// Only the chosen image's config is fetched: an index entry names its
+/// platform, and a lone manifest's config was read to learn it.
+fn chosen_image(
+    reference: &Reference,
+    platform: Option<&Platform>,
+    opts: &PushOptions,
+) -> Result<(Session, Blob, Option<Blob>), RegistryError> {
+    let session = referrers::session_for(reference, opts, false)?;
+    let top = referrers::required_manifest(
+        &session,
+        reference,
+        &referrers::manifest_at(reference),
+        opts,
+    )?;
+    let images = referrers::listed_images(&session, reference, &top, opts)?;
+    let (manifest, config) = pick(images, platform, reference)?;
+    Ok((session, manifest, config))
 }
 
 /// The manifest and config of the image `platform` picks, by the rule
