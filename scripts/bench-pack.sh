@@ -73,13 +73,13 @@ echo "== building distroless-pack (release)" >&2
 (cd "$ROOT" && cargo build --release --quiet --bin distroless-pack)
 DP="$ROOT/target/release/distroless-pack"
 HAS_ZSTD=0
-"$DP" pack --help | grep -q -- '--compression' && HAS_ZSTD=1
+"$DP" pack --help | grep -- '--compression' >/dev/null && HAS_ZSTD=1
 # The SBOM and the provenance (issue 10, both on by default) scan the
 # binary once more: the rows without them show what packing alone costs,
 # the "SBOM + provenance" row what the default pack costs.
 NOSBOM=
-"$DP" pack --help | grep -q -- '--sbom' && NOSBOM=--sbom=false
-"$DP" pack --help | grep -q -- '--provenance' && NOSBOM="$NOSBOM --provenance=false"
+"$DP" pack --help | grep -- '--sbom' >/dev/null && NOSBOM=--sbom=false
+"$DP" pack --help | grep -- '--provenance' >/dev/null && NOSBOM="$NOSBOM --provenance=false"
 
 # shellcheck source=lib/big-binary.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/big-binary.sh"

@@ -177,7 +177,7 @@ for tool in "${DP_CARGO_TOOLS[@]}"; do
   name="${tool%@*}"
   version="${tool#*@}"
   if command -v "$name" >/dev/null 2>&1 &&
-    cargo install --list --root "$cargo_root" 2>/dev/null | grep -q "^$name v$version:"; then
+    cargo install --list --root "$cargo_root" 2>/dev/null | grep "^$name v$version:" >/dev/null; then
     note "$name: $version already installed"
   elif logged cargo install --locked --root "$cargo_root" --version "$version" "$name"; then
     note "$name: installed $version"

@@ -116,7 +116,7 @@ for tool in "${DP_CARGO_TOOLS[@]}"; do
     echo "mirror.sh: cargo fetch failed for $name-$version" >&2
     exit 1
   }
-  crate_file="$(find "$fetch_home/registry/cache" -name "$name-$version.crate" | head -n 1)"
+  crate_file="$(find "$fetch_home/registry/cache" -name "$name-$version.crate" -print -quit)"
   [ -n "$crate_file" ] || {
     echo "mirror.sh: $name-$version.crate not in $fetch_home/registry/cache" >&2
     exit 1
