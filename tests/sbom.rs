@@ -1164,6 +1164,20 @@ fn attached_sbom_is_the_document_pack_attached_from_a_layout_and_a_registry() {
         hello.to_str().unwrap(),
         "an executable has no attached documents",
     );
+
+    // a layout whose SBOM blob was changed: bad input naming the blob
+    let blob = layout.join("blobs/sha256").join(hex::encode({
+        use sha2::Digest as _;
+        sha2::Sha256::digest(&spdx)
+    }));
+    let mut changed = spdx.clone();
+    changed[10] ^= 1;
+    std::fs::write(&blob, &changed).unwrap();
+    let out = run(dp_isolated(t.path()).args(["sbom", "--attached", &src]));
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(out.stdout.is_empty(), "{}", both(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not match its digest"), "{err}");
 }
 
 /// `sbom --attached` of a registry that sends other bytes for the SBOM

@@ -144,35 +144,9 @@ fn attached(args: &Args, format: Format, path: &Path) -> anyhow::Result<Vec<u8>>
                 .image_for(args.platform.as_ref())
                 .map_err(|e| anyhow::anyhow!("{source}: {e}"))
                 .code(exit::USAGE)?;
-            let Some(r) = image.referrers.iter().find(|r| r.artifact_type == wanted) else {
-                let mut types: Vec<String> = image
-                    .referrers
-                    .iter()
-                    .map(|r| r.artifact_type.clone())
-                    .collect();
-                types.sort();
-                types.dedup();
-                return Err(none(types));
-            };
-            let layer = r.layers.first().ok_or_else(|| {
-                exit::fail(
-                    format!("{source}: referrer {} has no payload", r.manifest.digest),
-                    distroless_pack_image::ErrorKind::Usage,
-                )
-            })?;
-            let bytes = layer.read_all().map_err(|e| exit::reading(&source, e))?;
-            let got = distroless_pack_image::Digest::sha256_of(&bytes);
-            if got != layer.digest || bytes.len() as u64 != layer.size {
-                return Err(exit::reading(
-                    &source,
-                    format!(
-                        "blob {} holds other bytes ({got}, {} bytes)",
-                        layer.digest,
-                        bytes.len()
-                    ),
-                ));
-            }
-            Ok(bytes)
+            let (found, types) = distroless_pack_ship::attached_document(image, wanted)
+                .map_err(|e| exit::reading(&source, e))?;
+            found.ok_or_else(|| none(types))
         }
         Location::Registry(reference) => {
             let opts = args.registry.push_options()?;

@@ -35,9 +35,9 @@ pub use layer_reader::uncompressed;
 pub use oci_spec::image as spec;
 pub use platform::{Platform, PlatformError};
 pub use referrer::{
-    empty_blob, is_artifact_manifest, parse_artifact_manifest, refers_to, valid_media_type,
-    ArtifactManifest, Referrer, Subject, ANNOTATION_CREATED, ANNOTATION_TITLE, EMPTY_JSON,
-    MEDIA_TYPE_EMPTY,
+    artifact_types, empty_blob, is_artifact_manifest, parse_artifact_manifest, refers_to,
+    valid_media_type, ArtifactManifest, Referrer, Subject, ANNOTATION_CREATED, ANNOTATION_TITLE,
+    EMPTY_JSON, MEDIA_TYPE_EMPTY,
 };
 pub use severity::Severity;
 pub use tools::{clean_path, human_size, which};

@@ -77,6 +77,15 @@ pub struct Referrer {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// The artifact types of a list of referrers, sorted, each once (for
+/// messages that say what is attached).
+pub fn artifact_types<'a>(types: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut v: Vec<String> = types.into_iter().map(str::to_string).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
 /// Whether `s` looks like a media type (`type/subtype[+suffix][;params]`).
 pub fn valid_media_type(s: &str) -> bool {
     let base = s.split(';').next().unwrap_or("");

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use distroless_pack_image::{Blob, Digest, Referrer};
+use distroless_pack_image::{artifact_types, Blob, Digest, Image, Referrer};
 
 use crate::layout::write_blob;
 use crate::registry::Reference;
@@ -29,6 +29,37 @@ impl std::fmt::Display for Location {
             Location::Registry(r) => write!(f, "{r}"),
         }
     }
+}
+
+/// The payload of `image`'s first referrer of `artifact_type`, read
+/// through [`Blob::open_verified`] (a blob that is not its digest is an
+/// error), or `None` when none of that type is attached; and the artifact
+/// types that are attached, sorted (`sbom --attached`; for a registry,
+/// [`crate::registry::pull::attached_document`]).
+pub fn attached_document(
+    image: &Image,
+    artifact_type: &str,
+) -> Result<(Option<Vec<u8>>, Vec<String>), ShipError> {
+    let types = artifact_types(image.referrers.iter().map(|r| r.artifact_type.as_str()));
+    let Some(r) = image
+        .referrers
+        .iter()
+        .find(|r| r.artifact_type == artifact_type)
+    else {
+        return Ok((None, types));
+    };
+    let layer = r.layers.first().ok_or_else(|| {
+        ShipError::invalid(
+            Path::new(&r.manifest.location()),
+            format!("referrer {} has no payload", r.manifest.digest),
+        )
+    })?;
+    let mut bytes = Vec::new();
+    layer
+        .open_verified()
+        .and_then(|mut rd| std::io::Read::read_to_end(&mut rd, &mut bytes))
+        .map_err(ShipError::io("reading", Path::new(&layer.location())))?;
+    Ok((Some(bytes), types))
 }
 
 /// Parses an image location: `oci:`, `oci-archive:`, `docker-archive:` (or

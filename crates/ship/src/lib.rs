@@ -35,7 +35,7 @@ pub mod sink;
 // The registry push lives in `registry` (another module's owner adds it here).
 pub mod registry;
 
-pub use attach::{attach_to_file, parse_location, Location};
+pub use attach::{attach_to_file, attached_document, parse_location, Location};
 pub use dest::write_digest_file;
 pub use distroless_pack_image::Engine;
 pub use engine::{load, Loaded};

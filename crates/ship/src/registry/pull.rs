@@ -11,7 +11,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use distroless_pack_image::{
-    choose_platform, Blob, BlobMismatch, Digest, Image, KeepAlive, Platform, VerifyingReader,
+    artifact_types, choose_platform, Blob, BlobMismatch, Digest, Image, KeepAlive, Platform,
+    VerifyingReader,
 };
 use serde_json::Value;
 
@@ -98,13 +99,7 @@ pub fn attached_document(
 ) -> Result<(Option<Vec<u8>>, Vec<String>), RegistryError> {
     let (session, manifest, _) = chosen_image(reference, platform, opts)?;
     let list = referrers::list_on(&session, &reference.repository, &manifest.digest, opts)?;
-    let mut types: Vec<String> = list
-        .referrers
-        .iter()
-        .map(|r| r.artifact_type.clone())
-        .collect();
-    types.sort();
-    types.dedup();
+    let types = artifact_types(list.referrers.iter().map(|r| r.artifact_type.as_str()));
     let Some(found) = list
         .referrers
         .iter()
