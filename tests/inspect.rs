@@ -327,6 +327,70 @@ fn unreadable_sources_are_one_line_usage_errors() {
 }
 
 #[test]
+fn a_bare_path_that_is_no_image_is_named_with_what_it_is_in_every_command() {
+    let t = tmp();
+    let elf = corpus::musl_static_hello();
+    let junk = write_junk(t.path());
+    let fifo = t.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    let missing = t.path().join("missing");
+    let cases = [
+        (
+            s(&elf).to_string(),
+            "an ELF executable, not an image; `distroless-pack pack",
+        ),
+        (
+            s(&junk).to_string(),
+            "not an image: neither an OCI layout directory nor a tar archive",
+        ),
+        (s(&fifo).to_string(), "not a regular file or a directory"),
+        (s(&missing).to_string(), "no such file or directory"),
+    ];
+    for (path, want) in &cases {
+        let commands: [Vec<&str>; 4] = [
+            vec!["inspect", path],
+            vec!["run", path],
+            vec!["push", path, "localhost:1/never:1"],
+            vec!["sbom", "--attached", path],
+        ];
+        for args in commands {
+            if args[0] == "sbom" && *want == cases[0].1 {
+                // tests/sbom.rs: "an executable has no attached documents"
+                continue;
+            }
+            let out = run(dp().args(&args).stdin(std::process::Stdio::null()));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {}", both(&out));
+            assert!(out.stdout.is_empty(), "{args:?}: {}", both(&out));
+            assert!(
+                err.contains(want) && err.contains(path.as_str()),
+                "{args:?}: wanted {want:?} naming {path}: {err}"
+            );
+            assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        }
+    }
+    // `sbom` of a bare executable describes it; of the others, it refuses
+    // them as `inspect` does
+    run_ok(dp().arg("sbom").arg(&elf));
+    for (path, want) in &cases[1..] {
+        let out = run(dp().args(["sbom", path]));
+        assert_eq!(out.status.code(), Some(2), "sbom {path}: {}", both(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(want),
+            "sbom {path}: {}",
+            both(&out)
+        );
+    }
+}
+
+fn write_junk(dir: &Path) -> std::path::PathBuf {
+    let junk = dir.join("notes.txt");
+    std::fs::write(&junk, "a text file, not an image\n").unwrap();
+    junk
+}
+
+#[test]
 fn a_layer_with_one_flipped_byte_is_reported_as_corrupt_not_as_a_deflate_error() {
     let t = tmp();
     let (_, sources) = packed(t.path());

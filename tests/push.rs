@@ -14,7 +14,9 @@ use std::process::{Command, Output, Stdio};
 use distroless_pack_image::{Artifact, Blob, Image, Index, MEDIA_TYPE_LAYER_GZIP};
 
 use crate::support::corpus;
-use crate::support::registry::{Auth, Fault, FaultProxy, ProxyExchange, ProxyRequest, Registry};
+use crate::support::registry::{
+    refresh_token_for, Auth, Fault, FaultProxy, ProxyExchange, ProxyRequest, Registry,
+};
 use crate::util::{both, dp, require_tool, run, run_ok, tmp};
 
 /// `distroless-pack` with an empty docker config and no podman auth file,
@@ -102,7 +104,11 @@ fn count(report: &serde_json::Value, target: usize, key: &str) -> u64 {
 fn push_mount_repush_and_multi_tag_on_a_plain_registry() {
     let t = tmp();
     let reg = Registry::start(Auth::None);
-    let Packed { src, digest, .. } = packed_layout(t.path(), "v1");
+    let Packed {
+        src,
+        digest,
+        layout,
+    } = packed_layout(t.path(), "v1");
 
     // first push: everything uploaded; plain output is NAME@sha256:...
     let out = push(t.path(), &[&src, &reg.reference("app:v1")]);
@@ -178,6 +184,17 @@ fn push_mount_repush_and_multi_tag_on_a_plain_registry() {
         2 * uploads_after_first,
         "{}",
         reg.log_text()
+    );
+
+    // a bare path to the layout is the same source (as for `inspect`)
+    let out = push(
+        t.path(),
+        &[layout.to_str().unwrap(), &reg.reference("bare:v1")],
+    );
+    assert!(out.status.success(), "{}", both(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("{}@{digest}", reg.reference("bare"))
     );
 }
 
@@ -419,6 +436,88 @@ fn bearer_token_auth() {
 /// A token the registry stops taking in the middle of a push (one that
 /// expired during the upload): the streamed upload's 401 gets a new token
 /// and the whole body is sent again, to the same upload.
+/// A docker config `identitytoken` (what `az acr login` and docker's own
+/// OAuth logins store) or a credential helper's `<token>` user is an OAuth2
+/// refresh token: it is exchanged at the token realm by a POST with
+/// grant_type=refresh_token, never sent as a password, and never shown.
+#[test]
+fn an_identity_token_is_exchanged_by_the_oauth2_refresh_grant_and_never_shown() {
+    let t = tmp();
+    let reg = Registry::start(Auth::Token {
+        user: "bob".into(),
+        pass: "tok-pass".into(),
+    });
+    let refresh = refresh_token_for("tok-pass");
+    let Packed { src, digest, .. } = packed_layout(t.path(), "v1");
+    let config = t.path().join("docker/config.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let write_config = |json: serde_json::Value| {
+        std::fs::write(&config, json.to_string()).unwrap();
+    };
+
+    // from the config file's auths
+    write_config(serde_json::json!({"auths": {reg.host.as_str(): {"identitytoken": refresh}}}));
+    let out = push(t.path(), &[&src, &reg.reference("acr/app:v1")]);
+    assert!(
+        out.status.success(),
+        "{}\nregistry log:\n{}",
+        both(&out),
+        reg.log_text()
+    );
+    assert!(reg.tokens_refreshed() >= 1, "no refresh-token exchange");
+    assert_eq!(reg.tokens_refreshed(), reg.tokens_issued());
+    assert_eq!(
+        reg.inspect(&reg.reference("acr/app:v1"))["Digest"],
+        digest.as_str()
+    );
+    assert!(!both(&out).contains(&refresh), "{}", both(&out));
+
+    // from a credential helper that answers the `<token>` user
+    let helpers = t.path().join("bin");
+    std::fs::create_dir_all(&helpers).unwrap();
+    let helper = helpers.join("docker-credential-oauth");
+    std::fs::write(
+        &helper,
+        format!("#!/bin/sh\nread host\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"<token>\",\"Secret\":\"{refresh}\"}}' \"$host\"\n"),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_config(serde_json::json!({"credHelpers": {reg.host.as_str(): "oauth"}}));
+    let path = format!("{}:{}", helpers.display(), std::env::var("PATH").unwrap());
+    let before = reg.tokens_refreshed();
+    let out = run(dpc(t.path())
+        .env("PATH", &path)
+        .arg("push")
+        .arg(&src)
+        .arg(reg.reference("acr/app:v2")));
+    assert!(out.status.success(), "{}", both(&out));
+    assert!(
+        reg.tokens_refreshed() > before,
+        "the helper's token was not exchanged"
+    );
+    assert!(!both(&out).contains(&refresh), "{}", both(&out));
+
+    // a refresh token the issuer refuses: exit 5, naming where it came from,
+    // not what it is
+    write_config(
+        serde_json::json!({"auths": {reg.host.as_str(): {"identitytoken": "revoked-refresh-token"}}}),
+    );
+    let out = push(t.path(), &[&src, &reg.reference("acr/app:v3")]);
+    assert_eq!(out.status.code(), Some(5), "{}", both(&out));
+    let shown = both(&out);
+    assert!(!shown.contains("revoked-refresh-token"), "{shown}");
+    assert!(
+        shown.contains("identitytoken") && shown.contains("may have expired or been revoked"),
+        "{shown}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim().lines().count(),
+        1,
+        "{shown}"
+    );
+}
+
 #[test]
 fn a_token_refused_during_a_blob_upload_is_renewed_and_the_whole_body_sent_again() {
     use std::sync::atomic::{AtomicBool, Ordering};

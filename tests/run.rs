@@ -333,9 +333,12 @@ fn run_reads_every_source_format() {
         &format!("docker-archive:{}", s(&da)),
     ]);
     let r = Runner::new();
+    // and bare paths to them, as `inspect` reads them
     for src in [
         format!("oci-archive:{}", s(&oa)),
         format!("docker-archive:{}", s(&da)),
+        s(&oa).to_string(),
+        s(&da).to_string(),
     ] {
         let out = run(&mut r.cmd(&[&src, "--", "x"]));
         assert!(

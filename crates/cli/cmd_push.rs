@@ -9,7 +9,7 @@ use std::time::Instant;
 use distroless_pack_image::human_size;
 use distroless_pack_pipeline::{Event, Observer};
 use distroless_pack_ship::registry::{self, PushReport};
-use distroless_pack_ship::{ShipError, Source};
+use distroless_pack_ship::ShipError;
 
 use crate::args::{parse_targets, RegistryArgs};
 use crate::exit::{self, WithCode};
@@ -17,10 +17,11 @@ use crate::progress::Progress;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The image to push: `oci:DIR[:TAG]`, `oci-archive:FILE` or
-    /// `docker-archive:FILE`. It is pushed unchanged (same digests).
+    /// The image to push: `oci:DIR[:TAG]`, `oci-archive:FILE`,
+    /// `docker-archive:FILE`, or a bare path to one. It is pushed unchanged
+    /// (same digests).
     #[arg(value_name = "SOURCE")]
-    pub source: Source,
+    pub source: String,
 
     /// Where to push: `REGISTRY/REPO[:TAG]` (several: blobs go up once per
     /// registry and are mounted across repositories).
@@ -55,8 +56,9 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let targets = parse_targets(&args.refs)?;
     let mut opts = args.registry.push_options()?;
     opts.jobs = args.jobs.unwrap_or(opts.jobs);
-    let artifact =
-        distroless_pack_ship::read(&args.source).map_err(|e| exit::reading(&args.source, e))?;
+    let source =
+        distroless_pack_ship::parse_source(&args.source).map_err(|e| exit::fail(&e, e.kind()))?;
+    let artifact = distroless_pack_ship::read(&source).map_err(|e| exit::reading(&source, e))?;
     let progress = Progress::new(args.json);
     let started = Instant::now();
     let report = registry::push(&artifact, &targets, &opts, &|ev| {

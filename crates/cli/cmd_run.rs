@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use distroless_pack_image::{ErrorKind, Platform};
 use distroless_pack_run::{Network, RunOptions};
-use distroless_pack_ship::{EngineRun, Source};
+use distroless_pack_ship::EngineRun;
 
 use crate::args::{self, EngineName, IsolationArg, NetworkArg};
 use crate::exit::{self, WithCode};
@@ -21,10 +21,10 @@ use crate::report;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The image to run: `oci:DIR[:TAG]`, `oci-archive:FILE` or
-    /// `docker-archive:FILE`.
+    /// The image to run: `oci:DIR[:TAG]`, `oci-archive:FILE`,
+    /// `docker-archive:FILE`, or a bare path to one.
     #[arg(value_name = "SOURCE")]
-    pub source: Source,
+    pub source: String,
 
     /// The platform to run from an index (default: the host's, or the only
     /// one). arm64 on an amd64 host runs through qemu-user (binfmt_misc).
@@ -90,11 +90,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let artifact =
-        distroless_pack_ship::read(&args.source).map_err(|e| exit::reading(&args.source, e))?;
+    let source =
+        distroless_pack_ship::parse_source(&args.source).map_err(|e| exit::fail(&e, e.kind()))?;
+    let artifact = distroless_pack_ship::read(&source).map_err(|e| exit::reading(&source, e))?;
     let image = artifact
         .image_for(args.platform.as_ref())
-        .map_err(|e| exit::fail(format!("{}: {e}", args.source), ErrorKind::Usage))?
+        .map_err(|e| exit::fail(format!("{source}: {e}"), ErrorKind::Usage))?
         .clone();
     let env = args::parse_env(&args.env).code(exit::USAGE)?;
     // As in docker: arguments replace the cmd; a new entrypoint drops it.
@@ -181,10 +182,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         ..RunOptions::default()
     };
     if args.verbose {
-        progress::run_start(&image, &args.source);
+        progress::run_start(&image, &source);
     }
     let outcome = distroless_pack_run::run(&image, &opts)
-        .map_err(|e| exit::fail(format!("run {}: {e}", args.source), e.kind()))?;
+        .map_err(|e| exit::fail(format!("run {source}: {e}"), e.kind()))?;
     if args.verbose {
         progress::run_end(&outcome);
     }

@@ -2,7 +2,9 @@
 //! package) on 127.0.0.1 with a random free port, killed on drop:
 //! without auth, with htpasswd Basic auth, with Bearer token auth (a small
 //! token issuer in a thread here signs RS256 JWTs with an `x5c` header the
-//! registry trusts through `rootcertbundle`), and optionally behind TLS with
+//! registry trusts through `rootcertbundle`; it takes the password by
+//! Basic auth on GET, as docker's token spec has it, and a refresh token by
+//! the spec's OAuth2 POST), and optionally behind TLS with
 //! a self-signed CA. [`FaultProxy`] puts a small HTTP/1.1 proxy in front of
 //! one, answering or rewriting chosen requests the way other registries
 //! (ECR, Harbor, registries behind size-limited gateways) do.
@@ -183,6 +185,14 @@ impl Registry {
         self.token
             .as_ref()
             .map(|t| t.issued.load(Ordering::SeqCst))
+            .unwrap_or(0)
+    }
+
+    /// Of those, the ones that exchanged a refresh token (OAuth2 POST).
+    pub fn tokens_refreshed(&self) -> usize {
+        self.token
+            .as_ref()
+            .map(|t| t.refreshed.load(Ordering::SeqCst))
             .unwrap_or(0)
     }
 
@@ -892,6 +902,13 @@ struct TokenIssuer {
     cert: PathBuf,
     stop: Arc<AtomicBool>,
     issued: Arc<AtomicUsize>,
+    refreshed: Arc<AtomicUsize>,
+}
+
+/// The OAuth2 refresh token (a docker config `identitytoken`) the token
+/// issuer of `Auth::Token { pass, .. }` takes in place of the password.
+pub fn refresh_token_for(pass: &str) -> String {
+    format!("{pass}-refresh-token")
 }
 
 impl TokenIssuer {
@@ -932,7 +949,9 @@ impl TokenIssuer {
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
         );
         let key = d.join("key.pem");
-        let (stop2, issued2) = (stop.clone(), issued.clone());
+        let refreshed = Arc::new(AtomicUsize::new(0));
+        let refresh_token = refresh_token_for(pass);
+        let (stop2, issued2, refreshed2) = (stop.clone(), issued.clone(), refreshed.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop2.load(Ordering::SeqCst) {
@@ -940,11 +959,39 @@ impl TokenIssuer {
                 }
                 let Ok(mut conn) = conn else { continue };
                 let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-                let (target, authz) = match read_request(&mut conn) {
-                    Some(x) => x,
-                    None => continue,
+                let Some(request) = read_request(&mut conn) else {
+                    continue;
                 };
-                if authz.as_deref() != Some(expected.as_str()) {
+                // The OAuth2 form (distribution's token spec, "oauth"): POST
+                // grant_type=refresh_token with the refresh token, the scopes
+                // space-separated in one `scope`.
+                let target = if request.method == "POST" {
+                    let form: Vec<(String, String)> = request
+                        .body
+                        .split('&')
+                        .filter_map(|kv| kv.split_once('='))
+                        .map(|(k, v)| (k.to_string(), url_decode(v)))
+                        .collect();
+                    let field = |name: &str| {
+                        form.iter()
+                            .find(|(k, _)| k == name)
+                            .map(|(_, v)| v.as_str())
+                    };
+                    if field("grant_type") != Some("refresh_token")
+                        || field("refresh_token") != Some(refresh_token.as_str())
+                        || field("client_id").is_none()
+                    {
+                        let body = r#"{"error":"invalid_grant"}"#;
+                        let _ = write!(
+                            conn,
+                            "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        continue;
+                    }
+                    refreshed2.fetch_add(1, Ordering::SeqCst);
+                    format!("/token?{}", request.body)
+                } else if request.authorization.as_deref() != Some(expected.as_str()) {
                     let body =
                         r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}"#;
                     let _ = write!(
@@ -953,7 +1000,9 @@ impl TokenIssuer {
                         body.len()
                     );
                     continue;
-                }
+                } else {
+                    request.target
+                };
                 let jwt = sign_jwt(&key, &x5c, &target);
                 issued2.fetch_add(1, Ordering::SeqCst);
                 let body =
@@ -971,16 +1020,27 @@ impl TokenIssuer {
             cert: d.join("cert.pem"),
             stop,
             issued,
+            refreshed,
         }
     }
 }
 
-/// Reads one request's target and Authorization header.
-fn read_request(conn: &mut TcpStream) -> Option<(String, Option<String>)> {
+/// One request to the token issuer.
+struct TokenRequest {
+    method: String,
+    target: String,
+    authorization: Option<String>,
+    body: String,
+}
+
+/// Reads one request: its method, target, Authorization header and body.
+fn read_request(conn: &mut TcpStream) -> Option<TokenRequest> {
     let mut reader = BufReader::new(conn.try_clone().ok()?);
     let mut first = String::new();
     reader.read_line(&mut first).ok()?;
-    let target = first.split_whitespace().nth(1)?.to_string();
+    let mut words = first.split_whitespace();
+    let method = words.next()?.to_string();
+    let target = words.next()?.to_string();
     let mut authz = None;
     let mut len = 0usize;
     loop {
@@ -1003,7 +1063,12 @@ fn read_request(conn: &mut TcpStream) -> Option<(String, Option<String>)> {
     }
     let mut body = vec![0; len];
     let _ = reader.read_exact(&mut body);
-    Some((target, authz))
+    Some(TokenRequest {
+        method,
+        target,
+        authorization: authz,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
 }
 
 fn url_decode(s: &str) -> String {

@@ -31,6 +31,11 @@ pub enum ShipError {
     #[error("{} exists and is not an OCI image layout (it is not empty and has no oci-layout file); choose a new or empty directory", path.display())]
     NotALayout { path: PathBuf },
 
+    /// A bare source path that is no image: an executable, a file that is
+    /// not a tar archive, a device or FIFO. (Bad input.)
+    #[error("{}: {message}", path.display())]
+    NotAnImage { path: PathBuf, message: String },
+
     /// A layout, archive or image that is malformed.
     #[error("{}: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
@@ -166,6 +171,7 @@ impl ShipError {
             self,
             ShipError::BlobMismatch(_)
                 | ShipError::BadSink { .. }
+                | ShipError::NotAnImage { .. }
                 | ShipError::IndexNotSupported { .. }
                 | ShipError::PlatformNotFound { .. }
                 | ShipError::ZstdNotSupported { .. }

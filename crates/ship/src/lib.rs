@@ -115,13 +115,19 @@ pub fn read_back(source: &Source) -> Result<ReadBack, ShipError> {
 
 /// Parses a source, also taking a bare path: a directory is an OCI layout,
 /// a file a docker archive when it carries `manifest.json`, else an OCI
-/// archive.
+/// archive. A bare path that is no image (an executable, a file that is not
+/// a tar archive, a FIFO, a path that does not exist) is refused as bad
+/// input, saying what it is.
 pub fn parse_source(s: &str) -> Result<Source, ShipError> {
     let parsed = s.parse::<Sink>();
     if parsed.is_ok() {
         return parsed;
     }
     let p = std::path::Path::new(s);
+    let not_an_image = |message: String| ShipError::NotAnImage {
+        path: p.to_path_buf(),
+        message,
+    };
     if p.is_dir() {
         return Ok(Sink::OciLayout {
             dir: p.to_path_buf(),
@@ -129,7 +135,18 @@ pub fn parse_source(s: &str) -> Result<Source, ShipError> {
         });
     }
     if p.is_file() {
-        let store = store::TarStore::open(p)?;
+        if starts_with_elf_magic(p) {
+            return Err(not_an_image(format!(
+                "an ELF executable, not an image; `distroless-pack pack {s}` makes one"
+            )));
+        }
+        let store = store::TarStore::open(p).map_err(|e| {
+            not_an_image(format!(
+                "not an image: neither an OCI layout directory nor a tar archive ({})",
+                e.to_string()
+                    .trim_start_matches(&format!("{}: ", p.display()))
+            ))
+        })?;
         return Ok(if store.has("manifest.json") {
             Sink::DockerArchive {
                 path: p.to_path_buf(),
@@ -142,5 +159,26 @@ pub fn parse_source(s: &str) -> Result<Source, ShipError> {
             }
         });
     }
+    if p.exists() {
+        return Err(not_an_image(
+            "not a regular file or a directory (a source is an OCI layout directory or an archive)"
+                .to_string(),
+        ));
+    }
+    if !s.contains(':') {
+        return Err(not_an_image(format!(
+            "no such file or directory; {}",
+            sink::SOURCE_SYNTAX
+        )));
+    }
     parsed
+}
+
+fn starts_with_elf_magic(path: &std::path::Path) -> bool {
+    use std::io::Read as _;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && magic == *b"\x7fELF"
 }

@@ -41,6 +41,10 @@ pub type Source = Sink;
 const SYNTAX: &str =
     "expected oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]";
 
+/// What a source may be, for a bare path that names nothing.
+pub(crate) const SOURCE_SYNTAX: &str =
+    "expected an OCI layout directory, an OCI or docker archive file, or oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE";
+
 /// Whether a sink's path is standard output (`-`).
 pub fn is_stdout(path: &std::path::Path) -> bool {
     path.as_os_str() == "-"

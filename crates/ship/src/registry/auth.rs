@@ -240,6 +240,10 @@ impl Auth {
                 "access denied (HTTP 403 on {what}) with the credentials from {}: the account may not be allowed to push to {}; {login}",
                 f.source, self.reference.repository
             ),
+            (Some(f), _) if matches!(f.credential, Credential::IdentityToken(_)) => format!(
+                "authentication failed (HTTP {status} on {what}): the token server refused the identity token (an OAuth2 refresh token) from {}; it may have expired or been revoked: log in again (docker login, az acr login, ...); {login}",
+                f.source
+            ),
             (Some(f), _) => format!(
                 "authentication failed (HTTP {status} on {what}): the registry refused the credentials from {}; check the user name and password or token; {login}",
                 f.source
