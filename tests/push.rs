@@ -347,6 +347,63 @@ fn basic_auth_credentials_login_and_wrong_password() {
     .unwrap();
     assert_eq!(v["Digest"], digest.as_str());
 
+    // logout takes the entry out again (every spelling of the registry),
+    // keeps the others and the file's mode, and push is anonymous again
+    let mut stored = stored;
+    stored["auths"][format!("http://{}/v1/", reg.host)] = stored["auths"][&reg.host].clone();
+    std::fs::write(&config, stored.to_string()).unwrap();
+    let out = run(dpc(t.path()).args(["logout", &reg.host]));
+    assert!(out.status.success(), "{}", both(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Removed the credentials"),
+        "{}",
+        both(&out)
+    );
+    let after: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    assert_eq!(
+        after["auths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        vec!["ghcr.io"],
+        "{after:#}"
+    );
+    assert_eq!(after["credHelpers"]["gcr.io"], "gcloud");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let out = push(t.path(), &[&src, &reg.reference("via-config:v2")]);
+    assert_eq!(out.status.code(), Some(5), "{}", both(&out));
+    // not logged in: said, not an error, the file untouched
+    let before = std::fs::read(&config).unwrap();
+    let out = run(dpc(t.path()).args(["logout", &reg.host]));
+    assert!(out.status.success(), "{}", both(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Not logged in"),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(std::fs::read(&config).unwrap(), before);
+    // a helper that keeps its own copy is named
+    let out = run(dpc(t.path()).args(["logout", "gcr.io"]));
+    assert!(
+        out.status.success() && both(&out).contains("docker-credential-gcloud"),
+        "{}",
+        both(&out)
+    );
+    // a config that is not JSON is named and left as it was
+    std::fs::write(&config, "{not json").unwrap();
+    let out = run(dpc(t.path()).args(["logout", "ghcr.io"]));
+    assert_eq!(out.status.code(), Some(8), "{}", both(&out));
+    assert!(both(&out).contains("is not valid JSON"), "{}", both(&out));
+    assert_eq!(std::fs::read(&config).unwrap(), b"{not json");
+    let out = run(dpc(t.path()).args(["logout", "ghcr.io/acme"]));
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+
     // podman's auth.json is read too
     let t2 = tmp();
     let auth = base64_encode("alice:s3cret-pw");

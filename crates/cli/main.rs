@@ -51,6 +51,8 @@ enum Command {
     Push(cmd_push::Args),
     /// Store registry credentials in the docker config file.
     Login(cmd_login::Args),
+    /// Remove a registry's credentials from the docker config file.
+    Logout(cmd_login::LogoutArgs),
     /// Run an image's entrypoint without a container engine.
     Run(cmd_run::Args),
     /// Attach a document (SBOM, provenance, ...) to an image as an OCI artifact.
@@ -81,6 +83,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => cmd_inspect::run(a),
         Command::Push(a) => cmd_push::run(a),
         Command::Login(a) => cmd_login::run(a),
+        Command::Logout(a) => cmd_login::run_logout(a),
         Command::Run(a) => cmd_run::run(a),
         Command::Attach(a) => cmd_attach::run(a),
         Command::Sbom(a) => cmd_sbom::run(a),

@@ -401,26 +401,7 @@ pub fn store_in_docker_config(
     username: &str,
     password: &Secret,
 ) -> Result<(), RegistryError> {
-    let shown = path.display().to_string();
-    let io = |e: std::io::Error| RegistryError::Credentials {
-        message: format!("writing {shown}: {e}"),
-    };
-    let mut doc: serde_json::Value = match std::fs::read_to_string(path) {
-        Ok(t) => serde_json::from_str(&t).map_err(|e| RegistryError::Credentials {
-            message: format!(
-                "{shown} is not valid JSON: line {} column {}",
-                e.line(),
-                e.column()
-            ),
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
-        Err(e) => return Err(io(e)),
-    };
-    if !doc.is_object() {
-        return Err(RegistryError::Credentials {
-            message: format!("{shown} is not a JSON object"),
-        });
-    }
+    let mut doc = read_docker_config(path)?.unwrap_or_else(|| serde_json::json!({}));
     let key = helper_server(&normalise_key(registry));
     let auth = base64::engine::general_purpose::STANDARD
         .encode(format!("{username}:{}", password.expose()));
@@ -437,13 +418,93 @@ pub fn store_in_docker_config(
     let norm = normalise_key(registry);
     auths.retain(|k, _| normalise_key(k) != norm);
     auths.insert(key, serde_json::json!({ "auth": auth }));
+    write_docker_config(path, &doc)
+}
+
+/// What [`remove_from_docker_config`] found for a registry.
+#[derive(Debug, Default)]
+pub struct Removed {
+    /// The `auths` keys removed (every spelling of the registry).
+    pub keys: Vec<String>,
+    /// The credential helper `credHelpers` (or `credsStore`) names for it,
+    /// which keeps its own copy: `docker logout` erases that one.
+    pub helper: Option<String>,
+}
+
+/// Removes every `auths` entry for `registry` (all its spellings) from the
+/// docker config at `path`, keeping every other key, as `docker logout`
+/// does; the file is rewritten atomically only when something was removed.
+/// A missing file removes nothing.
+pub fn remove_from_docker_config(path: &Path, registry: &str) -> Result<Removed, RegistryError> {
+    let Some(mut doc) = read_docker_config(path)? else {
+        return Ok(Removed::default());
+    };
+    let norm = normalise_key(registry);
+    let object = doc.as_object_mut().expect("checked");
+    let helper = object
+        .get("credHelpers")
+        .and_then(|h| h.as_object())
+        .and_then(|h| h.iter().find(|(k, _)| normalise_key(k) == norm))
+        .or_else(|| object.get_key_value("credsStore"))
+        .and_then(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+        .map(str::to_string);
+    let mut keys = Vec::new();
+    if let Some(auths) = object.get_mut("auths").and_then(|a| a.as_object_mut()) {
+        keys = auths
+            .keys()
+            .filter(|k| normalise_key(k) == norm)
+            .cloned()
+            .collect();
+        auths.retain(|k, _| normalise_key(k) != norm);
+    }
+    if !keys.is_empty() {
+        write_docker_config(path, &doc)?;
+    }
+    Ok(Removed { keys, helper })
+}
+
+/// The docker config at `path` as a JSON object, or `None` when there is
+/// no file.
+fn read_docker_config(path: &Path) -> Result<Option<serde_json::Value>, RegistryError> {
+    let shown = path.display();
+    let doc: serde_json::Value = match std::fs::read_to_string(path) {
+        Ok(t) => serde_json::from_str(&t).map_err(|e| RegistryError::Credentials {
+            message: format!(
+                "{shown} is not valid JSON: line {} column {}",
+                e.line(),
+                e.column()
+            ),
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(RegistryError::Credentials {
+                message: format!("reading {shown}: {e}"),
+            })
+        }
+    };
+    if !doc.is_object() {
+        return Err(RegistryError::Credentials {
+            message: format!("{shown} is not a JSON object"),
+        });
+    }
+    Ok(Some(doc))
+}
+
+/// Writes `doc` to `path` through a temp file beside it (mode 0600, synced,
+/// renamed over the old file).
+fn write_docker_config(path: &Path, doc: &serde_json::Value) -> Result<(), RegistryError> {
+    let shown = path.display().to_string();
+    let io = |e: std::io::Error| RegistryError::Credentials {
+        message: format!("writing {shown}: {e}"),
+    };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".config.json.")
         .tempfile_in(dir)
         .map_err(io)?;
-    let bytes = serde_json::to_vec_pretty(&doc).expect("JSON value serialises");
+    let bytes = serde_json::to_vec_pretty(doc).expect("JSON value serialises");
     tmp.write_all(&bytes).map_err(io)?;
     tmp.write_all(b"\n").map_err(io)?;
     #[cfg(unix)]
