@@ -370,6 +370,16 @@ fn a_bare_path_that_is_no_image_is_named_with_what_it_is_in_every_command() {
             assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
         }
     }
+    // a bare layout path with a tag: told how to write it
+    let (_, sources) = packed(t.path());
+    let layout = t.path().join("layout");
+    let out = run(dp().arg("run").arg(format!("{}:v1", s(&layout))));
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("write {}", sources[0])),
+        "{}",
+        both(&out)
+    );
     // `sbom` of a bare executable describes it; of the others, it refuses
     // them as `inspect` does
     run_ok(dp().arg("sbom").arg(&elf));

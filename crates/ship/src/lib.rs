@@ -171,6 +171,25 @@ pub fn parse_source(s: &str) -> Result<Source, ShipError> {
             sink::SOURCE_SYNTAX
         )));
     }
+    // `DIR:TAG` for a layout that exists: say how to name the tag in it
+    if let Some((head, tag)) = s.rsplit_once(':') {
+        let head_path = std::path::Path::new(head);
+        let prefix = if head_path.is_dir() {
+            Some("oci")
+        } else if head_path.is_file() {
+            Some("oci-archive")
+        } else {
+            None
+        };
+        if let Some(prefix) = prefix {
+            return Err(ShipError::BadSink {
+                spec: s.to_string(),
+                message: format!(
+                    "{head} exists, but a bare path takes no tag; for the image tagged {tag:?} in it, write {prefix}:{s}"
+                ),
+            });
+        }
+    }
     parsed
 }
 
