@@ -501,6 +501,9 @@ pub struct FaultProxy {
     /// [`FaultProxy::stall_bodies_over`]).
     stall_over: Arc<AtomicUsize>,
     stalled_bodies: Arc<AtomicUsize>,
+    /// Connections accepted whose exchange is not logged yet: the client
+    /// has its answer a moment before the exchange is in `log`.
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl FaultProxy {
@@ -530,6 +533,8 @@ impl FaultProxy {
         let stalled_bodies = Arc::new(AtomicUsize::new(0));
         let (log2, stop2, upstream) = (log.clone(), stop.clone(), upstream.to_string());
         let (over2, stalled2) = (stall_over.clone(), stalled_bodies.clone());
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let in_flight2 = in_flight.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop2.load(Ordering::SeqCst) {
@@ -538,10 +543,13 @@ impl FaultProxy {
                 let Ok(conn) = conn else { continue };
                 let (rule, log, upstream) = (rule.clone(), log2.clone(), upstream.clone());
                 let (over, stalled) = (over2.clone(), stalled2.clone());
+                let in_flight = in_flight2.clone();
+                in_flight.fetch_add(1, Ordering::SeqCst);
                 std::thread::spawn(move || {
                     if let Some(x) = proxy_one(conn, &upstream, &*rule, &over, &stalled) {
                         log.lock().unwrap().push(x);
                     }
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
@@ -551,6 +559,7 @@ impl FaultProxy {
             stop,
             stall_over,
             stalled_bodies,
+            in_flight,
         }
     }
 
@@ -559,8 +568,14 @@ impl FaultProxy {
         format!("{}/{repo}", self.host)
     }
 
-    /// Every exchange so far, in the order they finished.
+    /// Every exchange so far, in the order they finished: once the
+    /// connections in flight are logged (waiting at most 5 s, for a
+    /// connection that is held open on purpose).
     pub fn exchanges(&self) -> Vec<ProxyExchange> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self.in_flight.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         self.log.lock().unwrap().clone()
     }
 
