@@ -12,8 +12,9 @@
 # The full log goes to $DP_DEPS_LOG (default target/install-deps.log).
 # PyPI packages: the exact pins of scripts/python-requirements.txt. With
 # DP_MIRROR=DIR (scripts/mirror.sh) they come from DIR and only Debian
-# packages from the network; rustup targets are then not added (no mirror
-# can hold them): see docs/hermetic.md.
+# packages from the network. Rust targets are never downloaded (rustup's
+# server is no registry; a prebuilt toolchain is not fetched): the ones
+# installed are used, else Rust builds static glibc. See docs/hermetic.md.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -147,23 +148,19 @@ zig_version="$(python3 -m ziglang version 2>/dev/null)" || fail "python3 -m zigl
 note "zig: ziglang $zig_version (python3 -m ziglang cc)"
 
 # --- Rust musl targets ------------------------------------------------------
-# rustup downloads targets from its own server, which no mirror replaces:
-# with DP_MIRROR they are not added, and Rust examples build static glibc.
+# Not downloaded: `rustup target add` fetches a prebuilt standard library
+# from rustup's own server, which is no package registry and no mirror can
+# hold. A target already installed is used; without it, cargo projects build
+# the gnu target with crt-static (static glibc), on every machine alike.
 if command -v rustup >/dev/null 2>&1; then
   installed_targets="$(rustup target list --installed 2>/dev/null || true)"
   for t in "${RUST_TARGETS[@]}"; do
     if grep -qx "$t" <<<"$installed_targets"; then
-      note "rust: target $t already installed"
-    elif [ -n "${DP_MIRROR:-}" ]; then
-      warn "DP_MIRROR: rustup target $t is not installed and cannot come from the mirror: Rust examples fall back to a crt-static glibc build"
-    elif logged rustup target add "$t"; then
-      note "rust: added target $t"
+      note "rust: target $t installed (used by musl builds)"
     else
-      warn "rustup target add $t failed: Rust examples fall back to a crt-static glibc build"
+      note "rust: target $t not installed (not downloaded): Rust examples build static glibc"
     fi
   done
-else
-  warn "rustup not found: Rust examples fall back to a crt-static glibc build"
 fi
 
 # --- tools built from crates.io (DP_CARGO_TOOLS, scripts/lib/mirror-env.sh) --

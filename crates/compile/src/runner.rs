@@ -31,7 +31,7 @@ pub fn default_builder_image() -> String {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x100000001b3);
     }
-    format!("distroless-pack-compileer:{:012x}", h >> 16)
+    format!("distroless-pack-builder:{:012x}", h >> 16)
 }
 
 /// Whether `engine` answers well enough to build in: docker's daemon
@@ -543,7 +543,7 @@ mod tests {
     #[test]
     fn default_image_name_is_stable() {
         let a = default_builder_image();
-        assert!(a.starts_with("distroless-pack-compileer:"));
+        assert!(a.starts_with("distroless-pack-builder:"));
         assert_eq!(a, default_builder_image());
     }
 }
