@@ -1590,6 +1590,115 @@ fn container_runner_builds_c_examples() {
     assert_eq!(docker_run(&image).trim(), "add(2,3) = 5");
 }
 
+/// The caches of a container build belong to the user who builds: a build
+/// as root, then one as another user (a CI runner in the docker group)
+/// each write their own folder of the cache volume, and neither finds the
+/// other's files, which it could not write (root's are root's only).
+#[test]
+fn container_builds_as_root_and_as_another_user_each_write_their_own_cache() {
+    use std::os::unix::fs::PermissionsExt;
+    let setpriv = require_tool("setpriv", "apt-get install -y util-linux");
+    let image = builder_image();
+    let engine = engines::docker();
+    let sock = engine
+        .envs()
+        .iter()
+        .find(|(k, _)| k == "DOCKER_HOST")
+        .and_then(|(_, v)| v.strip_prefix("unix://"))
+        .map(PathBuf::from)
+        .expect("the test docker's DOCKER_HOST is a unix socket");
+    let docker_gid = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&sock).unwrap().gid()
+    };
+    const USER: u32 = 4242;
+    let in_volume = |script: &str| {
+        run_ok(docker().args([
+            "run",
+            "--rm",
+            "--network=none",
+            "--user",
+            "0:0",
+            "-v",
+            "distroless-pack-cache:/cache",
+            image,
+            "sh",
+            "-c",
+            script,
+        ]))
+    };
+    // what an earlier run of this test left
+    in_volume(&format!("rm -rf /cache/uid-{USER}"));
+    let (t, dir) = example("go-http");
+    let build = |as_user: bool, out: &Path| {
+        let mut c = if as_user {
+            let mut c = Command::new(&setpriv);
+            c.args([
+                format!("--reuid={USER}"),
+                format!("--regid={USER}"),
+                format!("--groups={docker_gid}"),
+            ])
+            .arg(crate::util::bin());
+            c.env("HOME", t.path().join("home"))
+                .env("XDG_CACHE_HOME", t.path().join("home/.cache"));
+            c
+        } else {
+            let mut c = dp();
+            c.env("HOME", t.path().join("root-home"));
+            c
+        };
+        for (k, v) in engine.envs() {
+            c.env(k, v);
+        }
+        c.arg("build")
+            .arg(&dir)
+            .args(["--runner", "container", "--engine", "docker"])
+            .args(["--builder-image", image, "--output"])
+            .arg(format!("oci:{}", out.display()));
+        let got = run(&mut c);
+        assert!(
+            got.status.success(),
+            "build (as user: {as_user}): {}",
+            both(&got)
+        );
+        String::from_utf8_lossy(&got.stdout).trim().to_string()
+    };
+    let as_root = build(false, &t.path().join("root-out"));
+    // the user can read the project and write the output and its home
+    for p in [t.path().to_path_buf(), t.path().join("home")] {
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    run_ok(Command::new("chmod").args(["-R", "a+rwX"]).arg(&dir));
+    let as_user = build(true, &t.path().join("user-out"));
+    assert_eq!(as_user, as_root, "the same image, whoever built it");
+    // each wrote its own folder: Go's build cache is in both, and every
+    // file in the user's belongs to the user
+    let listing = in_volume(&format!(
+        "stat -c '%u %n' /cache/uid-0 /cache/uid-{USER}; \
+         echo root: $(find /cache/uid-0/go-build -type f | wc -l); \
+         echo user: $(find /cache/uid-{USER}/go-build -type f | wc -l); \
+         echo foreign: $(find /cache/uid-{USER} ! -user {USER} | wc -l)"
+    ));
+    let line = |prefix: &str| -> usize {
+        listing
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in {listing}"))
+    };
+    assert!(
+        listing.contains(&format!("{USER} /cache/uid-{USER}")),
+        "{listing}"
+    );
+    assert!(line("root:") > 0, "root's build cache is empty: {listing}");
+    assert!(
+        line("user:") > 0,
+        "the user's build wrote no cache: {listing}"
+    );
+    assert_eq!(line("foreign:"), 0, "{listing}");
+}
+
 #[test]
 fn container_runner_builds_go_example() {
     let (_t, dir) = example("go-http");

@@ -286,16 +286,30 @@ impl Container {
         Ok(())
     }
 
-    /// Makes the cache volume writable by the calling user.
+    /// Makes the calling user's folder of the cache volume
+    /// ([`user_cache_dir`]) and gives it to them. Each user has their own:
+    /// one user's caches are never written by another, so a build as root
+    /// (whose files only root can write) does not break a later build as a
+    /// CI user, nor the other way round. Root and rootless podman (whose
+    /// volume belongs to the user) make it themselves in the build script.
     fn prepare_cache(&self) -> Result<(), BuildError> {
         if uid() == 0 || rootless_podman(self.engine) {
             return Ok(());
         }
+        let dir = user_cache_dir();
         let status = engine_cmd(self.engine)
             .args(["run", "--rm", "--network=none", "--user", "0:0", "-v"])
             .arg(format!("{CACHE_VOLUME}:{CONTAINER_CACHE}"))
             .arg(&self.image)
-            .args(["chown", &format!("{}:{}", uid(), gid()), CONTAINER_CACHE])
+            .args([
+                "sh",
+                "-c",
+                &format!(
+                    "mkdir -p {dir} && chown {}:{} {dir} && chmod 0700 {dir}",
+                    uid(),
+                    gid()
+                ),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .output()
@@ -342,17 +356,27 @@ impl Container {
     }
 }
 
-/// Environment of every container build: caches in the volume, a writable HOME.
-pub fn container_env() -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("HOME", "/cache/home"),
-        ("NUGET_PACKAGES", "/cache/nuget"),
-        ("DOTNET_CLI_HOME", "/cache/dotnet-home"),
-        ("CARGO_HOME", "/cache/cargo"),
-        ("GOCACHE", "/cache/go-build"),
-        ("GOMODCACHE", "/cache/go-mod"),
-        ("GOPATH", "/cache/go"),
+/// The calling user's folder in the cache volume: `/cache/uid-UID`.
+pub fn user_cache_dir() -> String {
+    format!("{CONTAINER_CACHE}/uid-{}", uid())
+}
+
+/// Environment of every container build: caches in the user's folder of
+/// the volume, a writable HOME.
+pub fn container_env() -> Vec<(&'static str, String)> {
+    let dir = user_cache_dir();
+    [
+        ("HOME", "home"),
+        ("NUGET_PACKAGES", "nuget"),
+        ("DOTNET_CLI_HOME", "dotnet-home"),
+        ("CARGO_HOME", "cargo"),
+        ("GOCACHE", "go-build"),
+        ("GOMODCACHE", "go-mod"),
+        ("GOPATH", "go"),
     ]
+    .into_iter()
+    .map(|(k, sub)| (k, format!("{dir}/{sub}")))
+    .collect()
 }
 
 /// Runs a command, its stdout and stderr appended to `log` line by line
@@ -530,9 +554,9 @@ mod tests {
             "-v /tmp/o:/out",
             "-v distroless-pack-cache:/cache",
             "-w /src",
-            "-e HOME=/cache/home",
-            "-e NUGET_PACKAGES=/cache/nuget",
-            "-e GOCACHE=/cache/go-build",
+            &format!("-e HOME=/cache/uid-{}/home", uid()),
+            &format!("-e NUGET_PACKAGES=/cache/uid-{}/nuget", uid()),
+            &format!("-e GOCACHE=/cache/uid-{}/go-build", uid()),
             "builder:1 sh -c",
         ] {
             assert!(joined.contains(want), "{want} in {joined}");
