@@ -6,6 +6,10 @@
 #   scripts/services.sh stop docker    stop that dockerd
 #   scripts/services.sh status docker  exit 0 when it answers
 #   scripts/services.sh start podman   write the private podman config (no daemon)
+#   scripts/services.sh start rootless-podman
+#                                      the user dp-rootless (with subordinate ids),
+#                                      its runtime dir and private podman config;
+#                                      prints the environment to run podman as it
 #   scripts/services.sh binfmt         register qemu-aarch64 so arm64 binaries run
 #   scripts/services.sh env            print the exports to use them by hand:
 #                                      eval "$(scripts/services.sh env)"
@@ -159,6 +163,61 @@ EOF
   mv -f "$storage.tmp.$$" "$storage"
 }
 
+# Rootless podman as the user dp-rootless: a passwd entry and subordinate
+# uid/gid ranges (useradd gives them on Debian), an XDG_RUNTIME_DIR of its
+# own, and storage (vfs: no fuse needed) under $base, all owned by it.
+R="$base/rootless"
+rootless_user=dp-rootless
+start_rootless_podman() {
+  need podman podman
+  need runc runc
+  need newuidmap uidmap
+  if ! id -u "$rootless_user" >/dev/null 2>&1; then
+    useradd --create-home --shell /usr/sbin/nologin "$rootless_user" >&2 ||
+      die "useradd $rootless_user failed (needs root)"
+  fi
+  if ! grep -q "^$rootless_user:" /etc/subuid || ! grep -q "^$rootless_user:" /etc/subgid; then
+    usermod --add-subuids 300000-365535 --add-subgids 300000-365535 "$rootless_user" >&2 ||
+      die "usermod --add-subuids for $rootless_user failed"
+  fi
+  local uid gid
+  uid="$(id -u "$rootless_user")"
+  gid="$(id -g "$rootless_user")"
+  mkdir -p "$R/run" "$R/storage" "$R/config"
+  chmod 0711 "$base" "$R"
+  chown "$uid:$gid" "$R/run" "$R/storage" "$R/config"
+  chmod 0700 "$R/run"
+  cat >"$R/config/containers.conf.tmp.$$" <<EOF
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+EOF
+  mv -f "$R/config/containers.conf.tmp.$$" "$R/config/containers.conf"
+  cat >"$R/config/storage.conf.tmp.$$" <<EOF
+[storage]
+driver = "vfs"
+graphroot = "$R/storage"
+runroot = "$R/run/containers"
+EOF
+  mv -f "$R/config/storage.conf.tmp.$$" "$R/config/storage.conf"
+  chown "$uid:$gid" "$R/config/containers.conf" "$R/config/storage.conf"
+}
+
+# The environment of a command run as that user, one NAME=VALUE a line.
+rootless_env() {
+  local home
+  home="$(getent passwd "$rootless_user" | cut -d: -f6)"
+  echo "DP_ROOTLESS_USER=$rootless_user"
+  echo "HOME=$home"
+  echo "XDG_RUNTIME_DIR=$R/run"
+  echo "CONTAINERS_CONF=$R/config/containers.conf"
+  echo "CONTAINERS_STORAGE_CONF=$R/config/storage.conf"
+}
+
 binfmt_arm64() {
   need update-binfmts binfmt-support
   need qemu-aarch64-static qemu-user-static
@@ -187,10 +246,11 @@ case "${1:-} ${2:-}" in
   "status docker") docker_answers ;;
   "start podman") start_podman ;;
   "stop podman") ;;
+  "start rootless-podman") start_rootless_podman && rootless_env ;;
   "binfmt "*) binfmt_arm64 ;;
   "env "*) print_env ;;
   *)
-    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

@@ -1520,9 +1520,20 @@ mv "{v}.partial" "{v}"
 
 /// Imports the builder rootfs into `engine` as `name` unless it is there.
 fn import_rootfs(engine: &engines::Engine, name: &str) {
+    import_rootfs_with(&|| engine.cmd(), engine.name(), name);
+}
+
+/// [`import_rootfs`] with the engine command `engine` makes (`label` names it).
+fn import_rootfs_with(engine: &dyn Fn() -> Command, label: &str, name: &str) {
     require_tool("tar", "apt-get install -y tar");
     let rootfs = builder_rootfs();
-    if engine.output(&["image", "inspect", name]).status.success() {
+    let there = engine()
+        .args(["image", "inspect", name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if there {
         return;
     }
     let mut tar = Command::new("tar")
@@ -1532,16 +1543,14 @@ fn import_rootfs(engine: &engines::Engine, name: &str) {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("tar");
-    let status = engine
-        .cmd()
+    let status = engine()
         .args(["import", "-", name])
         .stdin(tar.stdout.take().unwrap())
         .status()
         .expect("import");
     assert!(
         tar.wait().unwrap().success() && status.success(),
-        "importing the builder rootfs into {} failed",
-        engine.name()
+        "importing the builder rootfs into {label} failed"
     );
 }
 
@@ -1697,6 +1706,91 @@ fn container_builds_as_root_and_as_another_user_each_write_their_own_cache() {
         "the user's build wrote no cache: {listing}"
     );
     assert_eq!(line("foreign:"), 0, "{listing}");
+}
+
+/// Rootless podman (`--userns=keep-id`): the build runs as the calling
+/// user, whose files in the project stay theirs, and `--load=podman` puts
+/// the image in that user's own storage, where it runs.
+#[test]
+fn container_build_with_rootless_podman_runs_as_the_user_and_loads_into_their_storage() {
+    use std::os::unix::fs::MetadataExt;
+    let rootless = engines::rootless_podman();
+    static IMPORTED: Mutex<bool> = Mutex::new(false);
+    {
+        let mut done = IMPORTED.lock().unwrap_or_else(|e| e.into_inner());
+        if !*done {
+            import_rootfs_with(&|| rootless.podman(), "rootless podman", BUILDER_IMAGE);
+            *done = true;
+        }
+    }
+    let (t, dir) = example("c-hello");
+    run_ok(
+        Command::new("chown")
+            .arg("-R")
+            .arg(format!("{}:{}", rootless.uid, rootless.gid))
+            .arg(t.path()),
+    );
+    let tag = "dp-rootless/c-hello:1";
+    let out = run(rootless
+        .command(crate::util::bin())
+        .arg("build")
+        .arg(&dir)
+        .args(["--runner", "container", "--engine", "podman"])
+        .args(["--builder-image", BUILDER_IMAGE, "--tag", tag])
+        .args(["--load=podman", "--json"])
+        .env("XDG_CACHE_HOME", t.path().join(".cache")));
+    assert!(out.status.success(), "rootless build: {}", both(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", both(&out)));
+    assert_eq!(
+        doc["images"][0]["build"]["runner"],
+        format!("podman:{BUILDER_IMAGE}"),
+        "{doc:#}"
+    );
+    // everything the build wrote in the project is the user's
+    for entry in walk(&dir) {
+        let owner = std::fs::symlink_metadata(&entry).unwrap().uid();
+        assert_eq!(
+            owner,
+            rootless.uid,
+            "{} belongs to uid {owner}",
+            entry.display()
+        );
+    }
+    // the image is in the user's storage and runs there
+    let ran = run_ok(
+        rootless
+            .podman()
+            .args(["run", "--rm", "--network=none", tag]),
+    );
+    assert_eq!(ran.trim(), "hello from distroless-pack");
+    // and the user's caches are in their folder of their own volume
+    let owner = run_ok(rootless.podman().args([
+        "run",
+        "--rm",
+        "--network=none",
+        "--userns=keep-id",
+        "-v",
+        "distroless-pack-cache:/cache",
+        BUILDER_IMAGE,
+        "stat",
+        "-c",
+        "%u",
+        &format!("/cache/uid-{}/home", rootless.uid),
+    ]));
+    assert_eq!(owner.trim(), rootless.uid.to_string());
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() && !p.is_symlink() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
 }
 
 #[test]

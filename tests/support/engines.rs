@@ -164,6 +164,11 @@ impl Drop for Container {
 
 /// Runs `scripts/services.sh ARGS...`, returning its stderr on failure.
 fn services(args: &[&str]) -> Result<(), String> {
+    services_output(args).map(|_| ())
+}
+
+/// [`services`], giving what the script printed.
+fn services_output(args: &[&str]) -> Result<String, String> {
     let script = util::repo_root().join("scripts/services.sh");
     let out = Command::new("bash")
         .arg(&script)
@@ -173,7 +178,7 @@ fn services(args: &[&str]) -> Result<(), String> {
         .output()
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(format!(
             "`scripts/services.sh {}` failed ({}):\n{}",
@@ -222,6 +227,75 @@ pub fn podman() -> Podman {
                 dir.join("storage.conf").display().to_string(),
             ),
         ],
+    }
+}
+
+/// Rootless podman, as the user `scripts/services.sh start rootless-podman`
+/// makes (`dp-rootless`, with subordinate ids, its own runtime dir and vfs
+/// storage under the test dir).
+pub struct RootlessPodman {
+    pub user: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// HOME, XDG_RUNTIME_DIR, CONTAINERS_CONF, CONTAINERS_STORAGE_CONF.
+    pub envs: Vec<(String, String)>,
+}
+
+impl RootlessPodman {
+    /// `program` run as the user (setpriv, its groups), in its environment.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let setpriv = util::require_tool("setpriv", "apt-get install -y util-linux");
+        let mut c = Command::new(setpriv);
+        c.arg(format!("--reuid={}", self.uid))
+            .arg(format!("--regid={}", self.gid))
+            .arg("--init-groups")
+            .arg(program)
+            .stdin(Stdio::null());
+        for (k, v) in &self.envs {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// `podman ARGS` as the user.
+    pub fn podman(&self) -> Command {
+        self.command("podman")
+    }
+}
+
+/// The rootless podman user, set up on first use, or a panic saying why not.
+pub fn rootless_podman() -> RootlessPodman {
+    util::require_tool("podman", "apt-get install -y podman");
+    util::require_tool("newuidmap", "apt-get install -y uidmap");
+    static SET_UP: OnceLock<Result<String, String>> = OnceLock::new();
+    let printed = match SET_UP.get_or_init(|| services_output(&["start", "rootless-podman"])) {
+        Ok(p) => p,
+        Err(e) => panic!("cannot set up rootless podman: {e}"),
+    };
+    let envs: Vec<(String, String)> = printed
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let user = envs
+        .iter()
+        .find(|(k, _)| k == "DP_ROOTLESS_USER")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| panic!("services.sh printed no user: {printed}"));
+    let id = |flag: &str| -> u32 {
+        let out = util::run_ok(Command::new("id").arg(flag).arg(&user));
+        out.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("id {flag} {user}: {out}"))
+    };
+    RootlessPodman {
+        uid: id("-u"),
+        gid: id("-g"),
+        user,
+        envs: envs
+            .into_iter()
+            .filter(|(k, _)| k != "DP_ROOTLESS_USER")
+            .collect(),
     }
 }
 
