@@ -1604,7 +1604,7 @@ fn container_runner_builds_c_examples() {
 /// each write their own folder of the cache volume, and neither finds the
 /// other's files, which it could not write (root's are root's only).
 #[test]
-fn container_builds_as_root_and_as_another_user_each_write_their_own_cache() {
+fn container_runner_as_root_and_as_another_user_each_write_their_own_cache() {
     use std::os::unix::fs::PermissionsExt;
     let setpriv = require_tool("setpriv", "apt-get install -y util-linux");
     let image = builder_image();
@@ -1712,7 +1712,7 @@ fn container_builds_as_root_and_as_another_user_each_write_their_own_cache() {
 /// user, whose files in the project stay theirs, and `--load=podman` puts
 /// the image in that user's own storage, where it runs.
 #[test]
-fn container_build_with_rootless_podman_runs_as_the_user_and_loads_into_their_storage() {
+fn container_runner_with_rootless_podman_runs_as_the_user_and_loads_into_their_storage() {
     use std::os::unix::fs::MetadataExt;
     let rootless = engines::rootless_podman();
     static IMPORTED: Mutex<bool> = Mutex::new(false);
