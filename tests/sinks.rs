@@ -421,6 +421,103 @@ fn outputs_refuse_what_is_in_the_way() {
     );
 }
 
+/// An archive, `--digest-file` or `--sbom-output` that cannot be written is
+/// refused before anything runs: no layout beside it is written, no build
+/// runs, and the one error line names the file.
+#[test]
+fn a_file_output_that_cannot_be_written_stops_the_command_before_it_starts() {
+    let bin = corpus::musl_static_hello();
+    let t = tmp();
+    let missing = t.path().join("missing");
+    let a_dir = t.path().join("a-dir");
+    std::fs::create_dir(&a_dir).unwrap();
+    let layout = t.path().join("layout");
+    let cases: Vec<(Vec<String>, String, &str)> = vec![
+        (
+            vec!["--sbom-output".into(), format!("{}/sbom.json", s(&missing))],
+            format!("writing the SBOM to {}/sbom.json", s(&missing)),
+            "no such directory (create it first)",
+        ),
+        (
+            vec!["--sbom-output".into(), s(&a_dir).into()],
+            format!("writing the SBOM to {}", s(&a_dir)),
+            "is a directory",
+        ),
+        (
+            vec!["--digest-file".into(), format!("{}/digest", s(&missing))],
+            format!("writing the digest to {}/digest", s(&missing)),
+            "no such directory (create it first)",
+        ),
+        (
+            vec![
+                "--output".into(),
+                format!("oci-archive:{}/x.tar", s(&missing)),
+            ],
+            format!("writing oci-archive:{}/x.tar", s(&missing)),
+            "no such directory (create it first)",
+        ),
+    ];
+    for (args, names, why) in &cases {
+        let out = run(dp()
+            .arg("pack")
+            .arg(&bin)
+            .args(["--tag", "hello:v1", "--output"])
+            .arg(format!("oci:{}", s(&layout)))
+            .args(args));
+        assert_eq!(out.status.code(), Some(8), "{args:?}: {}", both(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(errors.len(), 1, "{args:?}: {err}");
+        assert!(
+            errors[0].contains(names.as_str()) && errors[0].contains(why),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !errors[0].contains(".distroless-pack"),
+            "a temp name: {err}"
+        );
+        assert!(!err.contains("[verify]"), "{args:?}: verify ran: {err}");
+        assert!(!layout.exists(), "{args:?}: the layout was written");
+    }
+    // `build` stops before the compiler runs
+    require_tool("musl-gcc", "apt-get install -y musl-tools");
+    let project = t.path().join("c-hello");
+    std::fs::create_dir(&project).unwrap();
+    for f in ["Makefile", "hello.c", "distroless-pack.toml"] {
+        std::fs::copy(
+            crate::util::repo_root().join("images/c-hello").join(f),
+            project.join(f),
+        )
+        .unwrap();
+    }
+    let out = run(dp()
+        .arg("build")
+        .arg(&project)
+        .args(["--runner", "host", "--sbom-output"])
+        .arg(missing.join("sbom.json")));
+    assert_eq!(out.status.code(), Some(8), "{}", both(&out));
+    assert!(
+        !project.join("c-hello").exists(),
+        "make ran: {}",
+        both(&out)
+    );
+    // a FIFO-like destination is written in place
+    let out = run(dp()
+        .arg("pack")
+        .arg(&bin)
+        .args([
+            "--tag",
+            "hello:v1",
+            "--sbom-output",
+            "/dev/stdout",
+            "--output",
+        ])
+        .arg(format!("oci:{}", s(&layout))));
+    assert!(out.status.success(), "{}", both(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("\"spdxVersion\":\"SPDX-2.3\""), "{stdout}");
+}
+
 // ------------------------------------------------------------ docker and podman
 
 /// The engines the test harness runs (tests/support/engines.rs): a command

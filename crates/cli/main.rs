@@ -95,9 +95,28 @@ fn main() -> ExitCode {
 /// clap's error as our one line, plus one hint line: its tips and where
 /// the help is (clap's own text spreads over several lines with the usage).
 fn usage_error(rendered: &str) -> String {
-    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut lines = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .peekable();
     let first = lines.next().unwrap_or("invalid arguments");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let mut first = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    // "the following required arguments were not provided:" lists them on
+    // the lines after it: they go on the one line
+    if first.ends_with(':') {
+        let mut listed = Vec::new();
+        while let Some(l) = lines.next_if(|l| {
+            !["Usage: ", "tip: ", "For more information"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        }) {
+            listed.push(l);
+        }
+        if !listed.is_empty() {
+            first = format!("{first} {}", listed.join(", "));
+        }
+    }
     let mut hints: Vec<String> = Vec::new();
     let mut usage = None;
     for l in lines {
@@ -125,6 +144,20 @@ fn usage_error(rendered: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_argument_is_named_on_the_one_line() {
+        let e = Cli::try_parse_from(["distroless-pack", "push", "oci:x"]).unwrap_err();
+        let text = usage_error(&e.render().to_string());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].starts_with(
+                "distroless-pack: error: the following required arguments were not provided: <REF>"
+            ),
+            "{text}"
+        );
+    }
 
     #[test]
     fn argument_errors_are_one_line_plus_a_hint() {

@@ -287,24 +287,36 @@ pub fn write_sbom_output(
     Ok(written)
 }
 
-/// Writes `bytes` to `path` through a temp file in the same directory,
-/// renamed at the end (nothing half-written on failure).
+/// Writes `bytes` to `path` as every file output is written (ship's
+/// `Destination`: a temp file in the same directory renamed at the end, so
+/// nothing is half-written; a FIFO or `/dev/stdout` in place).
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), PipelineError> {
-    let io = |source| PipelineError::SbomOutput {
-        path: path.to_path_buf(),
-        source,
+    distroless_pack_ship::write_bytes(path, bytes).map_err(|e| sbom_output_error(path, e))
+}
+
+/// Refuses, before anything is built or written, a `--sbom-output` that
+/// cannot be written: the files it would get for `platforms` (a directory
+/// that does not exist, a directory in the file's place).
+pub fn check_sbom_output(attest: &Attest, platforms: &[Platform]) -> Result<(), PipelineError> {
+    let Some(file) = &attest.sbom_output else {
+        return Ok(());
     };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".distroless-pack-sbom-")
-        .tempfile_in(&dir)
-        .map_err(io)?;
-    std::io::Write::write_all(&mut tmp, bytes).map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
+    let both = attest.formats.len() > 1;
+    for p in platforms {
+        for f in &attest.formats {
+            let path = sbom_output_path(file, p, platforms.len() > 1, f.name(), both);
+            distroless_pack_ship::check_destination(&path)
+                .map_err(|e| sbom_output_error(&path, e))?;
+        }
+    }
     Ok(())
+}
+
+fn sbom_output_error(path: &Path, e: distroless_pack_ship::ShipError) -> PipelineError {
+    PipelineError::SbomOutput {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    }
 }
 
 /// The SBOM of one image read back from a source (`distroless-pack sbom

@@ -54,6 +54,7 @@ pub struct Result {
 
 /// Compiles, verifies, assembles, smoke-runs and ships.
 pub fn build(req: &Request, obs: &dyn Observer) -> std::result::Result<Result, PipelineError> {
+    pack::check_files(&req.outputs, &req.attest, &req.platforms)?;
     let mut builds = Vec::new();
     for p in &req.platforms {
         builds.push((p.clone(), compile_one(&req.compile_request(p), obs)?));

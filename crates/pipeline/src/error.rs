@@ -88,12 +88,12 @@ pub enum PipelineError {
         source: Box<distroless_pack_sbom::SbomError>,
     },
 
-    /// Writing `--sbom-output`.
-    #[error("{}: writing the SBOM: {source}", path.display())]
+    /// Writing `--sbom-output` (or `sbom --output`): the file and why.
+    #[error("writing the SBOM to {}: {source}", path.display())]
     SbomOutput {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: Box<distroless_pack_ship::ShipError>,
     },
 
     /// Copying a debug-symbols file (`--save-debug`).
@@ -159,7 +159,7 @@ impl PipelineError {
             PipelineError::Ship { source, .. } => source.kind(),
             PipelineError::SaveDebug { .. } => ErrorKind::Output,
             PipelineError::Sbom { source } => source.kind(),
-            PipelineError::SbomOutput { .. } => ErrorKind::Output,
+            PipelineError::SbomOutput { source, .. } => source.kind(),
         }
     }
 

@@ -191,6 +191,8 @@ pub fn targets(
 
 /// Packs every target, then ships: `pack`'s whole chain.
 pub fn pack(req: &Request, obs: &dyn Observer) -> std::result::Result<Result, PipelineError> {
+    let platforms: Vec<Platform> = req.targets.iter().map(|t| t.platform.clone()).collect();
+    check_files(&req.outputs, &req.attest, &platforms)?;
     let names = req.image.names(&req.targets[0].binary);
     let mut image = req.image.clone();
     // One entrypoint for every platform: the path the first binary gets.
@@ -301,6 +303,37 @@ pub fn finish(
         attested,
         sbom_files,
     })
+}
+
+/// Refuses, before anything is built, verified or written, a file output
+/// that cannot be written: an archive, `--digest-file` or `--sbom-output`
+/// in a directory that does not exist, or with a directory (socket, block
+/// device) in its place. Without it, a build and a push would run only for
+/// the last file to fail.
+pub fn check_files(
+    outputs: &Outputs,
+    attest: &Attest,
+    platforms: &[Platform],
+) -> std::result::Result<(), PipelineError> {
+    let refused = |context: Option<String>| {
+        move |source| PipelineError::Ship {
+            context,
+            source: Box::new(source),
+        }
+    };
+    for o in &outputs.list {
+        if let Output::File(sink @ (Sink::OciArchive { .. } | Sink::DockerArchive { .. })) = o {
+            distroless_pack_ship::check_destination(sink.path())
+                .map_err(refused(Some(format!("writing {sink}"))))?;
+        }
+    }
+    if let Some(f) = &outputs.digest_file {
+        distroless_pack_ship::check_destination(f).map_err(refused(Some(format!(
+            "writing the digest to {}",
+            f.display()
+        ))))?;
+    }
+    attest::check_sbom_output(attest, platforms)
 }
 
 /// Runs every image of `artifact`; fails unless each program starts.
@@ -424,7 +457,7 @@ pub fn ship(
     if let Some(f) = &outputs.digest_file {
         distroless_pack_ship::write_digest_file(f, &digest).map_err(|source| {
             PipelineError::Ship {
-                context: None,
+                context: Some(format!("writing the digest to {}", f.display())),
                 source: Box::new(source),
             }
         })?;

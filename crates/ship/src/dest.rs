@@ -66,35 +66,25 @@ impl Destination {
     /// Opens `path` as a destination (see the module docs for what each
     /// kind of file at `path` gets).
     pub fn open(path: &Path) -> Result<Destination, ShipError> {
-        if crate::sink::is_stdout(path) {
-            return Ok(Destination::stdout());
-        }
-        // An already open descriptor (`/dev/stdout`, `/dev/fd/N`,
-        // `/proc/self/fd/N`) is written through, whatever it is open on: its
-        // link does not name a path to rename onto (`pipe:[1234]`), and a
-        // shell's `> file` or `>> file` should get the bytes in place.
-        if let Some(fd) = descriptor_of(path) {
-            // Written through a duplicate of the descriptor, so it shares
-            // the file offset: reopening `/proc/self/fd/1` on a regular file
-            // would start at byte 0 and be overwritten by later output.
-            // SAFETY: the descriptor is only borrowed to be duplicated; a
-            // closed one makes dup fail with EBADF.
-            let owned = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
-                .try_clone_to_owned()
-                .map_err(ShipError::io("opening", path))?;
-            return Ok(Destination::Stream {
-                path: path.to_path_buf(),
-                out: Box::new(File::from(owned)),
-            });
-        }
-        let target = resolve_links(path)?;
-        match fs::metadata(&target) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                AtomicFile::create(&target).map(Destination::File)
+        match classify(path)? {
+            Place::Stdout => Ok(Destination::stdout()),
+            Place::Descriptor(fd) => {
+                // Written through a duplicate of the descriptor, so it
+                // shares the file offset: reopening `/proc/self/fd/1` on a
+                // regular file would start at byte 0 and be overwritten by
+                // later output.
+                // SAFETY: the descriptor is only borrowed to be duplicated;
+                // a closed one makes dup fail with EBADF.
+                let owned = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+                    .try_clone_to_owned()
+                    .map_err(ShipError::io("opening", path))?;
+                Ok(Destination::Stream {
+                    path: path.to_path_buf(),
+                    out: Box::new(File::from(owned)),
+                })
             }
-            Err(e) => Err(ShipError::io("reading", &target)(e)),
-            Ok(m) if m.is_file() => AtomicFile::create(&target).map(Destination::File),
-            Ok(m) if m.file_type().is_fifo() || m.file_type().is_char_device() => {
+            Place::File(target) => AtomicFile::create(&target).map(Destination::File),
+            Place::Stream(target) => {
                 let f = OpenOptions::new()
                     .write(true)
                     .open(&target)
@@ -103,24 +93,6 @@ impl Destination {
                     path: target,
                     out: Box::new(f),
                 })
-            }
-            Ok(m) if m.is_dir() => Err(ShipError::invalid(
-                path,
-                "is a directory; a file output needs a file path",
-            )),
-            Ok(m) => {
-                let ft = m.file_type();
-                let kind = if ft.is_socket() {
-                    "a socket"
-                } else if ft.is_block_device() {
-                    "a block device"
-                } else {
-                    "not a regular file"
-                };
-                Err(ShipError::invalid(
-                    path,
-                    format!("is {kind}; refusing to replace it (write to a regular file, a FIFO or a character device)"),
-                ))
             }
         }
     }
@@ -172,6 +144,87 @@ impl Write for Destination {
             Destination::Stream { out, .. } => out.flush(),
         }
     }
+}
+
+/// What is at a destination path, as [`Destination::open`] treats it.
+enum Place {
+    /// `-`.
+    Stdout,
+    /// An already open descriptor (`/dev/stdout`, `/dev/fd/N`,
+    /// `/proc/self/fd/N`), written through whatever it is open on: its link
+    /// does not name a path to rename onto (`pipe:[1234]`), and a shell's
+    /// `> file` or `>> file` should get the bytes in place.
+    Descriptor(i32),
+    /// Nothing or a regular file (links followed), in a directory that
+    /// exists: replaced through a temp file.
+    File(PathBuf),
+    /// A FIFO or character device: written in place.
+    Stream(PathBuf),
+}
+
+/// Looks at `path` without creating anything: refuses a directory, a
+/// socket, a block device, or a new file in a directory that does not
+/// exist.
+fn classify(path: &Path) -> Result<Place, ShipError> {
+    if crate::sink::is_stdout(path) {
+        return Ok(Place::Stdout);
+    }
+    if let Some(fd) = descriptor_of(path) {
+        return Ok(Place::Descriptor(fd));
+    }
+    let target = resolve_links(path)?;
+    match fs::metadata(&target) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let dir = match target.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            if !dir.is_dir() {
+                return Err(ShipError::invalid(
+                    &dir,
+                    "no such directory (create it first)",
+                ));
+            }
+            Ok(Place::File(target))
+        }
+        Err(e) => Err(ShipError::io("reading", &target)(e)),
+        Ok(m) if m.is_file() => Ok(Place::File(target)),
+        Ok(m) if m.file_type().is_fifo() || m.file_type().is_char_device() => {
+            Ok(Place::Stream(target))
+        }
+        Ok(m) if m.is_dir() => Err(ShipError::invalid(
+            path,
+            "is a directory; a file output needs a file path",
+        )),
+        Ok(m) => {
+            let ft = m.file_type();
+            let kind = if ft.is_socket() {
+                "a socket"
+            } else if ft.is_block_device() {
+                "a block device"
+            } else {
+                "not a regular file"
+            };
+            Err(ShipError::invalid(
+                path,
+                format!("is {kind}; refusing to replace it (write to a regular file, a FIFO or a character device)"),
+            ))
+        }
+    }
+}
+
+/// Whether [`Destination::open`] would take `path`, checked before any
+/// work, so a build is not run (nor an image pushed) only to fail on its
+/// last file. Creates nothing.
+pub fn check_destination(path: &Path) -> Result<(), ShipError> {
+    classify(path).map(|_| ())
+}
+
+/// Writes `bytes` to `path` through a [`Destination`].
+pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), ShipError> {
+    let mut d = Destination::open(path)?;
+    d.write_all(bytes).map_err(ShipError::io("writing", path))?;
+    d.commit()
 }
 
 /// The descriptor number when `path` names an open file descriptor of this
@@ -296,10 +349,7 @@ pub(crate) fn temp_file_in(
 /// `path` through a [`Destination`]: atomically for a regular file, as a
 /// stream for a FIFO or character device, refused for anything else.
 pub fn write_digest_file(path: &Path, digest: &str) -> Result<(), ShipError> {
-    let mut d = Destination::open(path)?;
-    d.write_all(digest.as_bytes())
-        .map_err(ShipError::io("writing", path))?;
-    d.commit()
+    write_bytes(path, digest.as_bytes())
 }
 
 // ---------------------------------------------------------------- live temp files

@@ -36,7 +36,7 @@ pub mod sink;
 pub mod registry;
 
 pub use attach::{attach_to_file, attached_document, parse_location, Location};
-pub use dest::write_digest_file;
+pub use dest::{check_destination, write_bytes, write_digest_file};
 pub use distroless_pack_image::Engine;
 pub use engine::{load, Loaded};
 pub use engine_run::{run_in_engine, EngineRun};
