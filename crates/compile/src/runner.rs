@@ -340,6 +340,12 @@ impl Container {
         } else {
             c.args(["--user", &format!("{}:{}", uid(), gid())]);
         }
+        // On an SELinux host (Fedora, RHEL) a container may not read a bind
+        // mount whose files keep their host label. Not labelling the build
+        // container is the alternative to `:z`, which would relabel the
+        // user's project (and whatever else is in it) for good; elsewhere
+        // docker and podman ignore it.
+        c.args(["--security-opt", "label=disable"]);
         c.arg("-v")
             .arg(format!("{}:{CONTAINER_SRC}", src.display()));
         c.arg("-v")
@@ -553,6 +559,7 @@ mod tests {
             "-v /home/u/app:/src",
             "-v /tmp/o:/out",
             "-v distroless-pack-cache:/cache",
+            "--security-opt label=disable",
             "-w /src",
             &format!("-e HOME=/cache/uid-{}/home", uid()),
             &format!("-e NUGET_PACKAGES=/cache/uid-{}/nuget", uid()),
