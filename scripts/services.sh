@@ -10,6 +10,7 @@
 #                                      the user dp-rootless (with subordinate ids),
 #                                      its runtime dir and private podman config;
 #                                      prints the environment to run podman as it
+#   scripts/services.sh stop rootless-podman   end that user's podman processes
 #   scripts/services.sh binfmt         register qemu-aarch64 so arm64 binaries run
 #   scripts/services.sh env            print the exports to use them by hand:
 #                                      eval "$(scripts/services.sh env)"
@@ -207,6 +208,13 @@ EOF
   chown "$uid:$gid" "$R/config/containers.conf" "$R/config/storage.conf"
 }
 
+# Ends what rootless podman left running as that user (its pause process).
+stop_rootless_podman() {
+  if id -u "$rootless_user" >/dev/null 2>&1; then
+    pkill -KILL -u "$rootless_user" 2>/dev/null || true
+  fi
+}
+
 # The environment of a command run as that user, one NAME=VALUE a line.
 rootless_env() {
   local home
@@ -247,10 +255,11 @@ case "${1:-} ${2:-}" in
   "start podman") start_podman ;;
   "stop podman") ;;
   "start rootless-podman") start_rootless_podman && rootless_env ;;
+  "stop rootless-podman") stop_rootless_podman ;;
   "binfmt "*) binfmt_arm64 ;;
   "env "*) print_env ;;
   *)
-    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

@@ -48,6 +48,7 @@ cleanup() {
   if [ "$started_docker" -eq 1 ]; then
     bash scripts/services.sh stop docker || true
   fi
+  bash scripts/services.sh stop rootless-podman || true
 }
 trap cleanup EXIT
 
