@@ -172,7 +172,7 @@ impl Registry {
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        settled(&self.log)
     }
 
     /// `127.0.0.1:PORT/REPO`
@@ -338,7 +338,7 @@ impl ReferrersRegistry {
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        settled(&self.log)
     }
 
     /// `127.0.0.1:PORT/REPO`
@@ -1046,6 +1046,25 @@ struct TokenRequest {
     target: String,
     authorization: Option<String>,
     body: String,
+}
+
+/// A registry's log once it stops growing: the registry writes a request's
+/// access-log line after the answer has gone out, so a client can be done
+/// a moment before its last line is there. Waits until the size holds for
+/// 30 ms (at most 2 s).
+fn settled(log: &Path) -> String {
+    let size = || std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let mut last = size();
+    loop {
+        std::thread::sleep(Duration::from_millis(30));
+        let now = size();
+        if now == last || std::time::Instant::now() > deadline {
+            break;
+        }
+        last = now;
+    }
+    std::fs::read_to_string(log).unwrap_or_default()
 }
 
 /// Reads one request: its method, target, Authorization header and body.
