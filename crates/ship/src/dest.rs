@@ -175,16 +175,7 @@ fn classify(path: &Path) -> Result<Place, ShipError> {
     let target = resolve_links(path)?;
     match fs::metadata(&target) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let dir = match target.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            if !dir.is_dir() {
-                return Err(ShipError::invalid(
-                    &dir,
-                    "no such directory (create it first)",
-                ));
-            }
+            existing_parent(&target)?;
             Ok(Place::File(target))
         }
         Err(e) => Err(ShipError::io("reading", &target)(e)),
@@ -211,6 +202,22 @@ fn classify(path: &Path) -> Result<Place, ShipError> {
             ))
         }
     }
+}
+
+/// The directory a new file at `dest` goes in (`.` for a bare name), which
+/// must exist: outputs never create it, as skopeo's do not.
+fn existing_parent(dest: &Path) -> Result<PathBuf, ShipError> {
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(ShipError::invalid(
+            &dir,
+            "no such directory (create it first)",
+        ));
+    }
+    Ok(dir)
 }
 
 /// Whether [`Destination::open`] would take `path`, checked before any
@@ -279,16 +286,7 @@ impl AtomicFile {
     /// A temp file for `dest` (created `0666 & ~umask`), after removing
     /// stale temp files of dead runs in the same directory.
     pub fn create(dest: &Path) -> Result<AtomicFile, ShipError> {
-        let dir = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        if !dir.is_dir() {
-            return Err(ShipError::invalid(
-                &dir,
-                "no such directory (create it first)",
-            ));
-        }
+        let dir = existing_parent(dest)?;
         clean_stale(&dir);
         let (tmp, live) = temp_file_in(&dir, dest)?;
         Ok(AtomicFile {
