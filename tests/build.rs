@@ -191,6 +191,23 @@ fn go_builds_both_platforms_into_one_index() {
         top["mediaType"], "application/vnd.oci.image.index.v1+json",
         "{index}"
     );
+    // `--platform all` plans the same two builds
+    let plan = run_ok(dp_build(&[]).arg(&dir).args([
+        "--runner",
+        "host",
+        "--platform",
+        "all",
+        "--dry-run",
+        "--json",
+    ]));
+    let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    let planned: Vec<&str> = plan["builds"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{plan}"))
+        .iter()
+        .filter_map(|b| b["platform"].as_str())
+        .collect();
+    assert_eq!(planned, ["linux/amd64", "linux/arm64"], "{plan}");
 }
 
 /// zig cc from PyPI (`python3 -m ziglang`), as the C cross toolchain.

@@ -588,6 +588,22 @@ fn multi_platform_index_runs_on_both_platforms() {
     // The same inputs give the same index digest.
     let again = tmp();
     assert_eq!(pack_multi(again.path(), &[]), digest);
+    // `--platform all` names the same two platforms (as ko's).
+    let all = tmp();
+    let arm64 = format!("linux/arm64={}", s(&zig_hello("arm64")));
+    let layout = format!("oci:{}:multi", s(&all.path().join("layout")));
+    let by_all = pack_ok(&[
+        s(&zig_hello("amd64")),
+        "--platform",
+        "all",
+        "--binary",
+        &arm64,
+        "--tag",
+        "hello:multi",
+        "--output",
+        &layout,
+    ]);
+    assert_eq!(by_all, digest);
 
     // distroless-pack run picks the host's image by default, arm64 on request
     // (qemu-user through binfmt_misc).

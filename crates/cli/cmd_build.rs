@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use distroless_pack_compile::config::{Globalization, Libc, OpenSsl};
 use distroless_pack_compile::{Kind, RunnerChoice};
-use distroless_pack_image::Platform;
+use distroless_pack_image::{expand_choices, PlatformChoice};
 use distroless_pack_pipeline::settings::{self, BuildFlags};
 use distroless_pack_pipeline::{build, PipelineError};
 
@@ -49,16 +49,16 @@ pub struct Args {
     #[arg(long, value_name = "ENGINE", help_heading = "Build")]
     pub engine: Option<EngineName>,
 
-    /// Platform to build for (linux/amd64 or linux/arm64). Repeatable: several
-    /// give one image per platform under an index. Default: `platforms` in
-    /// distroless-pack.toml, else this machine's.
+    /// Platform to build for (linux/amd64 or linux/arm64; `all` for both).
+    /// Repeatable: several give one image per platform under an index.
+    /// Default: `platforms` in distroless-pack.toml, else this machine's.
     #[arg(
         long = "platform",
         value_name = "OS/ARCH",
         value_delimiter = ',',
         help_heading = "Build"
     )]
-    pub platforms: Vec<Platform>,
+    pub platforms: Vec<PlatformChoice>,
 
     /// The executable to pack when the build makes several (cargo --bin,
     /// the Go output name, the file name for make/CMake).
@@ -155,8 +155,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     };
     let (cfg, cfg_file) = settings::build_config(&args.dir, args.config.as_deref(), &flags)
         .map_err(|e| exit::fail(&e, e.kind()))?;
-    let platforms = settings::platforms(&args.platforms, Some((&cfg, cfg_file.as_deref())))
-        .map_err(report::pipeline)?;
+    let platforms = settings::platforms(
+        &expand_choices(&args.platforms),
+        Some((&cfg, cfg_file.as_deref())),
+    )
+    .map_err(report::pipeline)?;
     if args.dry_run {
         return dry_run::print(&args.dir, &cfg.build_keys(), &platforms, args.mode.json);
     }

@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use distroless_pack_image::Platform;
+use distroless_pack_image::{expand_choices, PlatformChoice};
 use distroless_pack_pipeline::{pack, settings};
 
 use crate::args::{AttestArgs, ImageArgs, Mode, OutputArgs, SmokeArgs};
@@ -26,10 +26,11 @@ pub struct Args {
 
     /// Platform of the image (linux/amd64 or linux/arm64); the binary is
     /// verified against it. Default: this machine's. Several
-    /// (`linux/amd64,linux/arm64`, or repeated) make one image per platform
-    /// under an OCI index, each with its own binary (`--binary`).
+    /// (`linux/amd64,linux/arm64`, `all` for both, or repeated) make one
+    /// image per platform under an OCI index, each with its own binary
+    /// (`--binary`).
     #[arg(long = "platform", value_name = "OS/ARCH", value_delimiter = ',')]
-    pub platforms: Vec<Platform>,
+    pub platforms: Vec<PlatformChoice>,
 
     /// The binary for one platform, PLATFORM=PATH (e.g.
     /// `linux/arm64=build/arm64/app`). Repeatable. Platforms without one
@@ -55,7 +56,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let quiet = args.mode.json;
-    let targets = pack::targets(args.file.as_deref(), &args.platforms, &args.binaries)
+    let platforms = expand_choices(&args.platforms);
+    let targets = pack::targets(args.file.as_deref(), &platforms, &args.binaries)
         .map_err(report::pipeline)?;
     let req = pack::Request {
         targets,

@@ -141,6 +141,41 @@ impl FromStr for Platform {
     }
 }
 
+impl Platform {
+    /// Every platform distroless-pack builds and packs for, what `all`
+    /// names: linux/amd64 and linux/arm64.
+    pub fn all() -> Vec<Platform> {
+        vec![Platform::linux("amd64"), Platform::linux("arm64")]
+    }
+}
+
+/// One `--platform` (or `platforms` entry) of `build` and `pack`: a
+/// platform, or `all` for [`Platform::all`] (as ko's `--platform=all`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlatformChoice(pub Vec<Platform>);
+
+/// A `--platform` value that is neither a platform nor `all`.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid platform {0:?}: expected linux/amd64, linux/arm64 or all")]
+pub struct PlatformChoiceError(pub String);
+
+impl FromStr for PlatformChoice {
+    type Err = PlatformChoiceError;
+    fn from_str(s: &str) -> Result<PlatformChoice, PlatformChoiceError> {
+        if s == "all" {
+            return Ok(PlatformChoice(Platform::all()));
+        }
+        s.parse::<Platform>()
+            .map(|p| PlatformChoice(vec![p]))
+            .map_err(|_| PlatformChoiceError(s.to_string()))
+    }
+}
+
+/// The platforms `choices` name, in their order (`all` expanded).
+pub fn expand_choices(choices: &[PlatformChoice]) -> Vec<Platform> {
+    choices.iter().flat_map(|c| c.0.iter().cloned()).collect()
+}
+
 impl fmt::Display for Platform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.os, self.architecture)?;
@@ -154,6 +189,24 @@ impl fmt::Display for Platform {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_names_both_platforms() {
+        let all: PlatformChoice = "all".parse().unwrap();
+        assert_eq!(all.0, Platform::all());
+        let one: PlatformChoice = "linux/arm64".parse().unwrap();
+        assert_eq!(one.0, [Platform::linux("arm64")]);
+        let e = "linux/s390x".parse::<PlatformChoice>().unwrap_err();
+        assert!(e.to_string().contains("or all"), "{e}");
+        assert_eq!(
+            expand_choices(&[one, all]),
+            [
+                Platform::linux("arm64"),
+                Platform::linux("amd64"),
+                Platform::linux("arm64")
+            ]
+        );
+    }
 
     #[test]
     fn parses_and_normalises() {

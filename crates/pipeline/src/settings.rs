@@ -598,17 +598,21 @@ pub fn platforms(
         flags.to_vec()
     } else {
         match file.and_then(|(c, f)| c.platforms.as_ref().map(|p| (p, f))) {
-            Some((list, f)) if !list.is_empty() => list
-                .iter()
-                .map(|p| {
-                    p.parse::<Platform>().map_err(|e| {
-                        PipelineError::usage(format!(
-                            "{}: platforms: {e}",
-                            f.map(|f| f.display().to_string()).unwrap_or_default()
-                        ))
+            Some((list, f)) if !list.is_empty() => {
+                let choices = list
+                    .iter()
+                    .map(|p| {
+                        p.parse::<distroless_pack_image::PlatformChoice>()
+                            .map_err(|e| {
+                                PipelineError::usage(format!(
+                                    "{}: platforms: {e}",
+                                    f.map(|f| f.display().to_string()).unwrap_or_default()
+                                ))
+                            })
                     })
-                })
-                .collect::<Result<Vec<_>, _>>()?,
+                    .collect::<Result<Vec<_>, _>>()?;
+                distroless_pack_image::expand_choices(&choices)
+            }
             _ => vec![Platform::host()],
         }
     };
@@ -889,6 +893,8 @@ mod tests {
             [arm]
         );
         assert_eq!(platforms(&[], None).unwrap(), [Platform::host()]);
+        let all = file("platforms = [\"all\"]\n");
+        assert_eq!(platforms(&[], Some((&all, None))).unwrap(), Platform::all());
         let bad = file("platforms = [\"windows/amd64\"]\n");
         let e = platforms(&[], Some((&bad, Some(Path::new("x.toml"))))).unwrap_err();
         assert!(e.to_string().starts_with("x.toml: platforms:"), "{e}");
