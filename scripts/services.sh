@@ -201,6 +201,8 @@ EOF
   cat >"$R/config/storage.conf.tmp.$$" <<EOF
 [storage]
 driver = "vfs"
+# rootless podman reads rootless_storage_path, not graphroot
+rootless_storage_path = "$R/storage"
 graphroot = "$R/storage"
 runroot = "$R/run/containers"
 EOF
