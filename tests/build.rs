@@ -1754,7 +1754,8 @@ fn container_runner_with_rootless_podman_runs_as_the_user_and_loads_into_their_s
         .arg(&dir)
         .args(["--runner", "container", "--engine", "podman"])
         .args(["--builder-image", BUILDER_IMAGE, "--tag", tag])
-        .args(["--load=podman", "--json"])
+        .args(["--load=podman", "--json", "--output"])
+        .arg(format!("oci:{}", t.path().join("layout").display()))
         .env("XDG_CACHE_HOME", t.path().join(".cache")));
     assert!(out.status.success(), "rootless build: {}", both(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
@@ -1774,11 +1775,19 @@ fn container_runner_with_rootless_podman_runs_as_the_user_and_loads_into_their_s
             entry.display()
         );
     }
-    // the image is in the user's storage and runs there
+    // the image is in the user's storage and runs there, and `run --engine
+    // podman` of the layout runs it through the user's podman too
     let ran = run_ok(
         rootless
             .podman()
             .args(["run", "--rm", "--network=none", tag]),
+    );
+    assert_eq!(ran.trim(), "hello from distroless-pack");
+    let ran = run_ok(
+        rootless
+            .command(crate::util::bin())
+            .args(["run", "--engine", "podman"])
+            .arg(t.path().join("layout")),
     );
     assert_eq!(ran.trim(), "hello from distroless-pack");
     // and the user's caches are in their folder of their own volume (read
