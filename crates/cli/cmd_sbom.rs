@@ -50,16 +50,6 @@ pub struct Args {
     pub registry: RegistryArgs,
 }
 
-fn is_elf(path: &Path) -> bool {
-    use std::io::Read as _;
-    let mut magic = [0u8; 4];
-    path.is_file()
-        && std::fs::File::open(path)
-            .and_then(|mut f| f.read_exact(&mut magic))
-            .is_ok()
-        && magic == *b"\x7fELF"
-}
-
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let format: Format = args
         .format
@@ -72,7 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         let bytes = attached(&args, format, path)?;
         return write_out(&args, bytes);
     }
-    let sbom = if is_elf(path) {
+    let sbom = if distroless_pack_ship::is_elf_file(path) {
         attest::binary_sbom(path, created).map_err(crate::report::pipeline)?
     } else {
         match distroless_pack_ship::parse_location(&args.source)
@@ -124,7 +114,7 @@ fn attached(args: &Args, format: Format, path: &Path) -> anyhow::Result<Vec<u8>>
             distroless_pack_image::ErrorKind::Usage,
         )
     };
-    if is_elf(path) {
+    if distroless_pack_ship::is_elf_file(path) {
         return Err(exit::fail(
             format!(
                 "{}: an executable has no attached documents; --attached reads them from an image",

@@ -135,7 +135,7 @@ pub fn parse_source(s: &str) -> Result<Source, ShipError> {
         });
     }
     if p.is_file() {
-        if starts_with_elf_magic(p) {
+        if is_elf_file(p) {
             return Err(not_an_image(format!(
                 "an ELF executable, not an image; `distroless-pack pack {s}` makes one"
             )));
@@ -193,11 +193,14 @@ pub fn parse_source(s: &str) -> Result<Source, ShipError> {
     parsed
 }
 
-fn starts_with_elf_magic(path: &std::path::Path) -> bool {
+/// Whether `path` is a regular file that starts with the ELF magic (an
+/// executable, not an image).
+pub fn is_elf_file(path: &std::path::Path) -> bool {
     use std::io::Read as _;
     let mut magic = [0u8; 4];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok()
+    path.is_file()
+        && std::fs::File::open(path)
+            .and_then(|mut f| f.read_exact(&mut magic))
+            .is_ok()
         && magic == *b"\x7fELF"
 }
