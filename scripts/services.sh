@@ -67,6 +67,9 @@ start_docker() {
   need dockerd docker.io
   need docker docker.io
   mkdir -p "$D"
+  # traversable whatever the umask: a test runs docker as a user of the
+  # docker group (the socket itself is root:docker 0660)
+  chmod go+x "$base" "$D"
   exec 9>"$D/lock"
   flock -w $((ready_timeout + 30)) 9 || die "timed out waiting for the lock $D/lock held by another test process"
   if docker_answers; then
@@ -185,7 +188,7 @@ start_rootless_podman() {
   uid="$(id -u "$rootless_user")"
   gid="$(id -g "$rootless_user")"
   mkdir -p "$R/run" "$R/storage" "$R/config"
-  chmod 0711 "$base" "$R"
+  chmod go+x "$base" "$R"
   chown "$uid:$gid" "$R/run" "$R/storage" "$R/config"
   chmod 0700 "$R/run"
   cat >"$R/config/containers.conf.tmp.$$" <<EOF
