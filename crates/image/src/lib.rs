@@ -35,7 +35,7 @@ pub use layer_reader::uncompressed;
 pub use oci_spec::image as spec;
 pub use platform::{expand_choices, Platform, PlatformChoice, PlatformChoiceError, PlatformError};
 pub use referrer::{
-    artifact_types, empty_blob, is_artifact_manifest, parse_artifact_manifest, refers_to,
+    empty_blob, first_of_type, is_artifact_manifest, parse_artifact_manifest, refers_to,
     valid_media_type, ArtifactManifest, Referrer, Subject, ANNOTATION_CREATED, ANNOTATION_TITLE,
     EMPTY_JSON, MEDIA_TYPE_EMPTY,
 };

@@ -77,13 +77,19 @@ pub struct Referrer {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// The artifact types of a list of referrers, sorted, each once (for
-/// messages that say what is attached).
-pub fn artifact_types<'a>(types: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let mut v: Vec<String> = types.into_iter().map(str::to_string).collect();
-    v.sort();
-    v.dedup();
-    v
+/// The first of `referrers` whose artifact type (`type_of`) is `wanted`,
+/// and the artifact types among them, sorted, each once (for messages that
+/// say what is attached). Serves a layout's [`Referrer`]s and a registry's
+/// listed descriptors alike.
+pub fn first_of_type<'a, T>(
+    referrers: &'a [T],
+    wanted: &str,
+    type_of: impl Fn(&T) -> &str,
+) -> (Option<&'a T>, Vec<String>) {
+    let mut types: Vec<String> = referrers.iter().map(|r| type_of(r).to_string()).collect();
+    types.sort();
+    types.dedup();
+    (referrers.iter().find(|r| type_of(r) == wanted), types)
 }
 
 /// Whether `s` looks like a media type (`type/subtype[+suffix][;params]`).

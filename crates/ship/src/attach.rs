@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use distroless_pack_image::{artifact_types, Blob, Digest, Image, Referrer};
+use distroless_pack_image::{first_of_type, Blob, Digest, Image, Referrer};
 
 use crate::layout::write_blob;
 use crate::registry::Reference;
@@ -40,12 +40,8 @@ pub fn attached_document(
     image: &Image,
     artifact_type: &str,
 ) -> Result<(Option<Vec<u8>>, Vec<String>), ShipError> {
-    let types = artifact_types(image.referrers.iter().map(|r| r.artifact_type.as_str()));
-    let Some(r) = image
-        .referrers
-        .iter()
-        .find(|r| r.artifact_type == artifact_type)
-    else {
+    let (found, types) = first_of_type(&image.referrers, artifact_type, |r| &r.artifact_type);
+    let Some(r) = found else {
         return Ok((None, types));
     };
     let layer = r.layers.first().ok_or_else(|| {

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use distroless_pack_image::{
-    artifact_types, choose_platform, Blob, BlobMismatch, Digest, Image, KeepAlive, Platform,
+    choose_platform, first_of_type, Blob, BlobMismatch, Digest, Image, KeepAlive, Platform,
     VerifyingReader,
 };
 use serde_json::Value;
@@ -99,12 +99,8 @@ pub fn attached_document(
 ) -> Result<(Option<Vec<u8>>, Vec<String>), RegistryError> {
     let (session, manifest, _) = chosen_image(reference, platform, opts)?;
     let list = referrers::list_on(&session, &reference.repository, &manifest.digest, opts)?;
-    let types = artifact_types(list.referrers.iter().map(|r| r.artifact_type.as_str()));
-    let Some(found) = list
-        .referrers
-        .iter()
-        .find(|r| r.artifact_type == artifact_type)
-    else {
+    let (found, types) = first_of_type(&list.referrers, artifact_type, |r| &r.artifact_type);
+    let Some(found) = found else {
         return Ok((None, types));
     };
     let what = format!("referrer {}", found.digest);
